@@ -1,0 +1,5 @@
+"""The luser video-subscription service."""
+
+from .main import create_app
+
+__all__ = ["create_app"]

