@@ -50,9 +50,97 @@ class DatabaseConfig(DataSourceConfig):
     migration_statement_timeout: float = Field(0, ge=0, le=86400, description="0 = no limit")
 
 
+class JwtConfig(_Section):
+    secret: SecretStr = SecretStr("dev-insecure-jwt-secret-change-me")
+    algorithm: str = Field("HS256", pattern="^(HS256|HS384|HS512)$")
+    issuer: str = "luser"
+    access_ttl_seconds: int = Field(900, ge=30, le=86400)
+    refresh_ttl_seconds: int = Field(30 * 86400, ge=60, le=365 * 86400)
+    leeway_seconds: int = Field(10, ge=0, le=300)
+
+
+class RedisConfig(_Section):
+    url: SecretStr | None = None  # None -> in-memory fallbacks (rate limiting, caches)
+
+
+class TencentVodConfig(_Section):
+    secret_id: str = ""
+    secret_key: SecretStr = SecretStr("")
+    region: str = ""
+    endpoint: str = "vod.tencentcloudapi.com"
+    protocol: str = Field("https", pattern="^https?$")
+    sub_app_id: int | None = None
+    play_domain: str = ""                       # e.g. "1500000000.vod2.myqcloud.com"
+    play_key: SecretStr = SecretStr("")         # Key hotlink protection key
+    play_url_ttl_seconds: int = Field(3600, ge=60, le=86400)
+    play_rlimit: int = Field(3, ge=0, le=9)
+    upload_signature_ttl_seconds: int = Field(1800, ge=60, le=86400)
+    procedure: str = ""                         # task flow run after upload
+    callback_token: SecretStr = SecretStr("")   # shared secret in the callback URL query
+
+
+class AliyunVodConfig(_Section):
+    access_key_id: str = ""
+    access_key_secret: SecretStr = SecretStr("")
+    region_id: str = "cn-shanghai"
+    endpoint: str = "vod.cn-shanghai.aliyuncs.com"
+    protocol: str = Field("https", pattern="^https?$")
+    play_domain: str = ""
+    url_auth_key: SecretStr = SecretStr("")     # URL authentication type A primary key
+    play_url_ttl_seconds: int = Field(3600, ge=60, le=86400)
+    callback_private_key: SecretStr = SecretStr("")  # HTTP callback authentication key
+    callback_url: str = ""
+
+
+class VodConfig(_Section):
+    default_provider: str = Field("tencent", pattern="^(tencent|aliyun)$")
+    tencent: TencentVodConfig = Field(default_factory=TencentVodConfig)
+    aliyun: AliyunVodConfig = Field(default_factory=AliyunVodConfig)
+
+
+class AlipayConfig(_Section):
+    enabled: bool = False
+    app_id: str = ""
+    seller_id: str = ""
+    app_private_key: SecretStr = SecretStr("")  # PEM
+    alipay_public_key: str = ""                 # PEM
+    gateway_url: str = ""                       # "" -> the SDK's production/sandbox gateway
+    sandbox: bool = False
+    notify_url: str = ""
+    return_url: str = ""
+    timeout_seconds: float = Field(15, gt=0, le=120)
+
+
+class WechatPayConfig(_Section):
+    enabled: bool = False
+    mch_id: str = ""
+    app_id: str = ""
+    mch_private_key: SecretStr = SecretStr("")  # PEM
+    mch_cert_serial_no: str = ""
+    apiv3_key: SecretStr = SecretStr("")        # 32 ASCII chars
+    platform_public_key: str = ""               # PEM, public-key mode
+    platform_public_key_id: str = ""            # "PUB_KEY_ID_..."
+    base_url: str = "https://api.mch.weixin.qq.com"
+    notify_url: str = ""
+    timestamp_tolerance_seconds: int = Field(300, ge=30, le=3600)
+    timeout_seconds: float = Field(15, gt=0, le=120)
+
+
+class PaymentConfig(_Section):
+    order_expire_minutes: int = Field(30, ge=1, le=7 * 24 * 60)
+    reconcile_after_minutes: int = Field(5, ge=1, le=24 * 60)
+    reconcile_interval_seconds: int = Field(60, ge=5, le=86400)
+    alipay: AlipayConfig = Field(default_factory=AlipayConfig)
+    wechat: WechatPayConfig = Field(default_factory=WechatPayConfig)
+
+
 class AppConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
     env: str = "development"
     server: ServerConfig = Field(default_factory=ServerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    jwt: JwtConfig = Field(default_factory=JwtConfig)
+    vod: VodConfig = Field(default_factory=VodConfig)
+    payment: PaymentConfig = Field(default_factory=PaymentConfig)
