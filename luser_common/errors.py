@@ -6,9 +6,12 @@
     │   └── InvalidToken          401 INVALID_TOKEN
     ├── Forbidden                 403 FORBIDDEN
     ├── NotFound                  404 NOT_FOUND
+    ├── MethodNotAllowed          405 METHOD_NOT_ALLOWED
     ├── BadRequest                400 BAD_REQUEST
     │   ├── DeserializationError  400 DESERIALIZATION_ERROR
-    │   └── ValidationError       422 VALIDATION_ERROR
+    │   ├── ValidationError       422 VALIDATION_ERROR
+    │   ├── PayloadTooLarge       413 PAYLOAD_TOO_LARGE
+    │   └── UnsupportedMediaType  415 UNSUPPORTED_MEDIA_TYPE
     ├── BusinessError             422 BUSINESS_ERROR
     ├── Conflict                  409 CONFLICT
     │   └── DuplicateError        409 DUPLICATE
@@ -56,12 +59,15 @@ __all__ = [
     "InvalidToken",
     "IoError",
     "LimitExceeded",
+    "MethodNotAllowed",
     "NetworkError",
     "NotFound",
+    "PayloadTooLarge",
     "SerializationError",
     "TimeoutError",
     "TokenExpired",
     "Unauthorized",
+    "UnsupportedMediaType",
     "ValidationError",
 ]
 
@@ -205,6 +211,14 @@ class NotFound(AppError):
     default_message = "资源不存在"
 
 
+class MethodNotAllowed(AppError):
+    """The route exists but not for this HTTP method; ``headers`` carries ``Allow``."""
+
+    status_code = 405
+    code = "METHOD_NOT_ALLOWED"
+    default_message = "不支持该请求方法"
+
+
 class BadRequest(AppError):
     """The request is malformed."""
 
@@ -226,6 +240,22 @@ class ValidationError(BadRequest):
     status_code = 422
     code = "VALIDATION_ERROR"
     default_message = "参数校验失败"
+
+
+class PayloadTooLarge(BadRequest):
+    """The request body is larger than the endpoint accepts."""
+
+    status_code = 413
+    code = "PAYLOAD_TOO_LARGE"
+    default_message = "请求体过大"
+
+
+class UnsupportedMediaType(BadRequest):
+    """The request body has a content type the endpoint does not accept."""
+
+    status_code = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    default_message = "不支持的内容类型"
 
 
 class BusinessError(AppError):
@@ -336,7 +366,7 @@ class NetworkError(AppError):
     retryable = True
 
 
-class TimeoutError(AppError):  # noqa: A001 - the contract's name; shadows the builtin only here
+class TimeoutError(AppError):  # the contract's name; shadows the builtin only here
     """An operation took longer than allowed."""
 
     status_code = 504

@@ -43,7 +43,8 @@ class Page(Generic[T]):
 
     def map(self, fn: Callable[[T], U]) -> Page[U]:
         """The same page with every item passed through ``fn``."""
-        return Page([fn(item) for item in self.items], self.page_number, self.page_size, self.total_row)
+        items = [fn(item) for item in self.items]
+        return Page(items, self.page_number, self.page_size, self.total_row)
 
     def to_dict(self, item_to_dict: Callable[[T], Any] | None = None) -> dict[str, Any]:
         convert = item_to_dict or _default_item_dict

@@ -1,0 +1,40 @@
+"""Small helpers: time, passwords, tokens and HMAC, validators, masking, logging."""
+
+from .crypto import constant_time_equals, hmac_sha256, hmac_sha256_hex, random_token, sha256_hex
+from .logging import JsonFormatter, PlainFormatter, RequestIdFilter, configure_logging
+from .masking import mask_email, mask_phone
+from .passwords import hash_password, needs_rehash, verify_password
+from .time import SHANGHAI, ensure_utc, format_shanghai, iso_z, parse_datetime, utc_now
+from .validators import (
+    is_email,
+    is_mainland_mobile,
+    normalize_mobile,
+    validate_password_strength,
+)
+
+__all__ = [
+    "SHANGHAI",
+    "JsonFormatter",
+    "PlainFormatter",
+    "RequestIdFilter",
+    "configure_logging",
+    "constant_time_equals",
+    "ensure_utc",
+    "format_shanghai",
+    "hash_password",
+    "hmac_sha256",
+    "hmac_sha256_hex",
+    "is_email",
+    "is_mainland_mobile",
+    "iso_z",
+    "mask_email",
+    "mask_phone",
+    "needs_rehash",
+    "normalize_mobile",
+    "parse_datetime",
+    "random_token",
+    "sha256_hex",
+    "utc_now",
+    "validate_password_strength",
+    "verify_password",
+]
