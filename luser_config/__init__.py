@@ -1,26 +1,72 @@
 """luser_config: layered TOML + environment + database configuration with validation,
-encrypted values and hot reload.  (Being built; see issue 3.)"""
+encrypted values and hot reload.
 
-from .schema import AppConfig, DatabaseConfig, DataSourceConfig, ServerConfig
+Sources, lowest to highest precedence: ``config/default.toml``, ``config/{env}.toml``,
+the database table (``with_db``), ``LUSER__SECTION__KEY`` environment variables.
+See docs/config.md.
+"""
 
-_current: AppConfig | None = None
+from ._crypto import KeyRing, generate_key, is_encrypted
+from ._global import (
+    current_manager,
+    get,
+    get_config,
+    init_config,
+    is_initialized,
+    reload,
+    reset_config,
+    set,
+)
+from ._loader import KNOWN_ENVS, load_config
+from ._rotate import RotationReport, rotate_key
+from ._snapshot import Snapshot
+from .manager import ConfigBuilder, ConfigManager
+from .schema import (
+    AppConfig,
+    CacheConfig,
+    DatabaseConfig,
+    DataSourceConfig,
+    EncryptionConfig,
+    FeaturesConfig,
+    JwtConfig,
+    PaymentConfig,
+    RedisConfig,
+    ServerConfig,
+    VodConfig,
+)
+from .sources.base import Source
+from .sources.database import DatabaseSource
 
-
-def is_initialized() -> bool:
-    return _current is not None
-
-
-def get_config() -> AppConfig:
-    from luser_common import ConfigError
-
-    if _current is None:
-        raise ConfigError("配置尚未初始化: 请先调用 init_config() 或 ConfigBuilder().build()")
-    return _current
-
-
-def load_config() -> AppConfig:
-    """Load files + environment synchronously, without the database source."""
-    return AppConfig()
-
-
-__all__ = ["AppConfig", "DataSourceConfig", "DatabaseConfig", "ServerConfig", "get_config", "is_initialized", "load_config"]
+__all__ = [
+    "KNOWN_ENVS",
+    "AppConfig",
+    "CacheConfig",
+    "ConfigBuilder",
+    "ConfigManager",
+    "DataSourceConfig",
+    "DatabaseConfig",
+    "DatabaseSource",
+    "EncryptionConfig",
+    "FeaturesConfig",
+    "JwtConfig",
+    "KeyRing",
+    "PaymentConfig",
+    "RedisConfig",
+    "RotationReport",
+    "ServerConfig",
+    "Snapshot",
+    "Source",
+    "VodConfig",
+    "current_manager",
+    "generate_key",
+    "get",
+    "get_config",
+    "init_config",
+    "is_encrypted",
+    "is_initialized",
+    "load_config",
+    "reload",
+    "reset_config",
+    "rotate_key",
+    "set",
+]

@@ -1,10 +1,17 @@
 """The configuration schema (pydantic v2). Sections are immutable snapshots.
 
 NOTE for contributors: ``DatabaseConfig`` / ``DataSourceConfig`` field names are
-read by luser_db; keep them stable.
+read by luser_db; keep them stable. The ``database``, ``jwt``, ``redis``, ``vod``
+and ``payment`` sections are shared contracts: add fields, never rename.
+
+Every ``SecretStr`` field is *sensitive*: it may be stored as ``ENC(...)`` and is
+redacted wherever config is shown. ``docs/config.md`` is generated from the
+field descriptions and constraints here (``luser config docs``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -14,53 +21,124 @@ class _Section(BaseModel):
 
 
 class ServerConfig(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    workers: int = Field(1, ge=1, le=64)
+    host: str = Field(default="127.0.0.1", description="bind address")
+    port: int = Field(default=8000, ge=1, le=65535, description="TCP port")
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
+    log_level: str = Field(
+        default="info",
+        pattern="^(critical|error|warning|info|debug|trace)$",
+        description="log level",
+    )
+    debug: bool = Field(default=False, description="verbose errors; never in production")
 
 
 class DataSourceConfig(_Section):
     """One PostgreSQL data source (the primary, or a named extra such as a replica)."""
 
-    url: SecretStr | None = None  # None -> embedded PostgreSQL (primary only)
-    max_connections: int = Field(10, ge=1, le=100)
-    min_connections: int = Field(1, ge=0, le=50)
-    connect_timeout: float = Field(5.0, gt=0, le=300, description="seconds to open a connection")
-    command_timeout: float | None = Field(None, gt=0, le=3600, description="seconds per statement")
-    acquire_timeout: float = Field(5.0, gt=0, le=300, description="seconds to wait for a free pooled connection")
-    idle_timeout: float = Field(300.0, ge=0, le=86400, description="close idle pooled connections after (0 = never)")
-    max_lifetime: int = Field(50000, ge=0, description="queries per connection before it is replaced (0 = unlimited)")
-    health_check: bool = True
-    statement_cache_size: int = Field(100, ge=0, le=10000, description="0 for PgBouncer transaction pooling")
-    pgbouncer: bool = False
-    ssl_mode: str | None = Field(None, pattern="^(disable|allow|prefer|require|verify-ca|verify-full)$")
-    ssl_ca: str | None = None
-    ssl_cert: str | None = None
-    ssl_key: str | None = None
-    pool_name: str = "default"
+    url: SecretStr | None = Field(
+        default=None, description="None -> embedded PostgreSQL (primary only)",
+    )
+    max_connections: int = Field(default=10, ge=1, le=100, description="pool size upper bound")
+    min_connections: int = Field(
+        default=1, ge=0, le=50, description="connections opened eagerly and kept",
+    )
+    connect_timeout: float = Field(
+        default=5.0, gt=0, le=300, description="seconds to open a connection",
+    )
+    command_timeout: float | None = Field(
+        default=None, gt=0, le=3600, description="seconds per statement",
+    )
+    acquire_timeout: float = Field(
+        default=5.0, gt=0, le=300, description="seconds to wait for a free pooled connection",
+    )
+    idle_timeout: float = Field(
+        default=300.0,
+        ge=0,
+        le=86400,
+        description="close idle pooled connections after (0 = never)",
+    )
+    max_lifetime: int = Field(
+        default=50000,
+        ge=0,
+        description="queries per connection before it is replaced (0 = unlimited)",
+    )
+    health_check: bool = Field(
+        default=True, description="ping a pooled connection before handing it out",
+    )
+    statement_cache_size: int = Field(
+        default=100, ge=0, le=10000, description="0 for PgBouncer transaction pooling",
+    )
+    pgbouncer: bool = Field(
+        default=False, description="behind PgBouncer: no statement cache, no session state",
+    )
+    ssl_mode: str | None = Field(
+        default=None, pattern="^(disable|allow|prefer|require|verify-ca|verify-full)$",
+    )
+    ssl_ca: str | None = Field(default=None, description="CA bundle path")
+    ssl_cert: str | None = Field(default=None, description="client certificate path")
+    ssl_key: str | None = Field(default=None, description="client key path")
+    pool_name: str = Field(default="default", description="name in logs and metrics")
 
 
 class DatabaseConfig(DataSourceConfig):
     """The primary data source plus named extra ones (``Db.use("replica")``)."""
 
-    embedded_data_dir: str = ".luser/pgdata"
-    data_sources: dict[str, DataSourceConfig] = Field(default_factory=dict)
-    migrations_dir: str = "migrations"
-    migration_lock_timeout: float = Field(5.0, gt=0, le=3600)
-    migration_statement_timeout: float = Field(0, ge=0, le=86400, description="0 = no limit")
+    embedded_data_dir: str = Field(
+        default=".luser/pgdata", description="data folder of the embedded PostgreSQL",
+    )
+    data_sources: dict[str, DataSourceConfig] = Field(
+        default_factory=dict, description="named extra data sources (read replicas)",
+    )
+    migrations_dir: str = Field(default="migrations", description="SQL migrations folder")
+    migration_lock_timeout: float = Field(
+        default=5.0, gt=0, le=3600, description="seconds; lock_timeout while migrating",
+    )
+    migration_statement_timeout: float = Field(
+        default=0, ge=0, le=86400, description="0 = no limit",
+    )
 
 
 class JwtConfig(_Section):
-    secret: SecretStr = SecretStr("dev-insecure-jwt-secret-change-me")
-    algorithm: str = Field("HS256", pattern="^(HS256|HS384|HS512)$")
-    issuer: str = "luser"
-    access_ttl_seconds: int = Field(900, ge=30, le=86400)
-    refresh_ttl_seconds: int = Field(30 * 86400, ge=60, le=365 * 86400)
-    leeway_seconds: int = Field(10, ge=0, le=300)
+    secret: SecretStr = Field(
+        default=SecretStr("dev-insecure-jwt-secret-change-me"), description="HMAC signing secret",
+    )
+    algorithm: str = Field(
+        default="HS256", pattern="^(HS256|HS384|HS512)$", description="signing algorithm",
+    )
+    issuer: str = Field(default="luser", description="iss claim")
+    access_ttl_seconds: int = Field(
+        default=900, ge=30, le=86400, description="access token lifetime",
+    )
+    refresh_ttl_seconds: int = Field(
+        default=30 * 86400, ge=60, le=365 * 86400, description="refresh token lifetime",
+    )
+    leeway_seconds: int = Field(default=10, ge=0, le=300, description="clock skew tolerated")
 
 
 class RedisConfig(_Section):
-    url: SecretStr | None = None  # None -> in-memory fallbacks (rate limiting, caches)
+    url: SecretStr | None = Field(
+        default=None, description="redis:// or rediss:// URL; unset -> in-memory fallbacks"
+    )
+    password: SecretStr | None = Field(default=None, description="overrides the URL's password")
+    db: int = Field(default=0, ge=0, le=15, description="database number (standalone/sentinel)")
+    pool_size: int = Field(default=20, ge=1, le=1000, description="max connections in the pool")
+    default_ttl_seconds: int = Field(
+        default=3600, ge=1, le=30 * 86400, description="TTL when none given",
+    )
+    connect_timeout: float = Field(default=2.0, gt=0, le=60, description="seconds to connect")
+    command_timeout: float = Field(default=2.0, gt=0, le=300, description="seconds per command")
+    tls: bool = Field(default=False, description="use TLS (implied by rediss://)")
+    tls_ca: str | None = Field(default=None, description="CA bundle path for TLS")
+    tls_cert: str | None = Field(default=None, description="client certificate path")
+    tls_key: str | None = Field(default=None, description="client key path")
+    mode: str = Field(
+        default="standalone", pattern="^(standalone|cluster|sentinel)$", description="topology"
+    )
+    nodes: list[str] = Field(
+        default_factory=list, description='"host:port" seeds (cluster) or sentinels (sentinel)'
+    )
+    master_name: str = Field(default="mymaster", description="sentinel master name")
+    key_prefix: str = Field(default="luser:", description="prefix for every key this app writes")
 
 
 class TencentVodConfig(_Section):
@@ -68,15 +146,18 @@ class TencentVodConfig(_Section):
     secret_key: SecretStr = SecretStr("")
     region: str = ""
     endpoint: str = "vod.tencentcloudapi.com"
-    protocol: str = Field("https", pattern="^https?$")
+    protocol: str = Field(default="https", pattern="^https?$")
     sub_app_id: int | None = None
-    play_domain: str = ""                       # e.g. "1500000000.vod2.myqcloud.com"
-    play_key: SecretStr = SecretStr("")         # Key hotlink protection key
-    play_url_ttl_seconds: int = Field(3600, ge=60, le=86400)
-    play_rlimit: int = Field(3, ge=0, le=9)
-    upload_signature_ttl_seconds: int = Field(1800, ge=60, le=86400)
-    procedure: str = ""                         # task flow run after upload
-    callback_token: SecretStr = SecretStr("")   # shared secret in the callback URL query
+    play_domain: str = Field(default="", description="e.g. '1500000000.vod2.myqcloud.com'")
+    play_key: SecretStr = Field(default=SecretStr(""), description="Key hotlink protection key")
+    play_url_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+    play_rlimit: int = Field(default=3, ge=0, le=9)
+    upload_signature_ttl_seconds: int = Field(default=1800, ge=60, le=86400)
+    procedure: str = Field(default="", description="task flow run after upload")
+    callback_token: SecretStr = Field(
+        default=SecretStr(""), description="shared secret in the callback URL query",
+    )
+    timeout_seconds: float = Field(default=10, gt=0, le=120, description="seconds per VOD API call")
 
 
 class AliyunVodConfig(_Section):
@@ -84,16 +165,30 @@ class AliyunVodConfig(_Section):
     access_key_secret: SecretStr = SecretStr("")
     region_id: str = "cn-shanghai"
     endpoint: str = "vod.cn-shanghai.aliyuncs.com"
-    protocol: str = Field("https", pattern="^https?$")
+    protocol: str = Field(default="https", pattern="^https?$")
     play_domain: str = ""
-    url_auth_key: SecretStr = SecretStr("")     # URL authentication type A primary key
-    play_url_ttl_seconds: int = Field(3600, ge=60, le=86400)
-    callback_private_key: SecretStr = SecretStr("")  # HTTP callback authentication key
+    url_auth_key: SecretStr = Field(
+        default=SecretStr(""), description="URL authentication type A primary key",
+    )
+    play_url_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+    callback_private_key: SecretStr = Field(
+        default=SecretStr(""), description="HTTP callback authentication key",
+    )
     callback_url: str = ""
+    callback_max_age_seconds: int = Field(
+        default=300,
+        ge=30,
+        le=3600,
+        description="reject callbacks whose X-VOD-TIMESTAMP is older/newer",
+    )
+    template_group_id: str = Field(
+        default="", description="transcode template group run after upload",
+    )
+    timeout_seconds: float = Field(default=10, gt=0, le=120, description="seconds per VOD API call")
 
 
 class VodConfig(_Section):
-    default_provider: str = Field("tencent", pattern="^(tencent|aliyun)$")
+    default_provider: str = Field(default="tencent", pattern="^(tencent|aliyun)$")
     tencent: TencentVodConfig = Field(default_factory=TencentVodConfig)
     aliyun: AliyunVodConfig = Field(default_factory=AliyunVodConfig)
 
@@ -102,45 +197,120 @@ class AlipayConfig(_Section):
     enabled: bool = False
     app_id: str = ""
     seller_id: str = ""
-    app_private_key: SecretStr = SecretStr("")  # PEM
-    alipay_public_key: str = ""                 # PEM
-    gateway_url: str = ""                       # "" -> the SDK's production/sandbox gateway
+    app_private_key: SecretStr = Field(default=SecretStr(""), description="PEM")
+    alipay_public_key: str = Field(default="", description="PEM")
+    gateway_url: str = Field(default="", description="'' -> the SDK's production/sandbox gateway")
     sandbox: bool = False
     notify_url: str = ""
     return_url: str = ""
-    timeout_seconds: float = Field(15, gt=0, le=120)
+    timeout_seconds: float = Field(default=15, gt=0, le=120)
 
 
 class WechatPayConfig(_Section):
     enabled: bool = False
     mch_id: str = ""
     app_id: str = ""
-    mch_private_key: SecretStr = SecretStr("")  # PEM
+    mch_private_key: SecretStr = Field(default=SecretStr(""), description="PEM")
     mch_cert_serial_no: str = ""
-    apiv3_key: SecretStr = SecretStr("")        # 32 ASCII chars
-    platform_public_key: str = ""               # PEM, public-key mode
-    platform_public_key_id: str = ""            # "PUB_KEY_ID_..."
+    apiv3_key: SecretStr = Field(default=SecretStr(""), description="32 ASCII chars")
+    platform_public_key: str = Field(default="", description="PEM, public-key mode")
+    platform_public_key_id: str = Field(default="", description="'PUB_KEY_ID_...'")
     base_url: str = "https://api.mch.weixin.qq.com"
     notify_url: str = ""
-    timestamp_tolerance_seconds: int = Field(300, ge=30, le=3600)
-    timeout_seconds: float = Field(15, gt=0, le=120)
+    timestamp_tolerance_seconds: int = Field(default=300, ge=30, le=3600)
+    timeout_seconds: float = Field(default=15, gt=0, le=120)
 
 
 class PaymentConfig(_Section):
-    order_expire_minutes: int = Field(30, ge=1, le=7 * 24 * 60)
-    reconcile_after_minutes: int = Field(5, ge=1, le=24 * 60)
-    reconcile_interval_seconds: int = Field(60, ge=5, le=86400)
+    order_expire_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+    reconcile_after_minutes: int = Field(default=5, ge=1, le=24 * 60)
+    reconcile_interval_seconds: int = Field(default=60, ge=5, le=86400)
     alipay: AlipayConfig = Field(default_factory=AlipayConfig)
     wechat: WechatPayConfig = Field(default_factory=WechatPayConfig)
+
+
+class EncryptionConfig(_Section):
+    key_file: str | None = Field(
+        default=None,
+        description="key ring file (relative to the config folder); "
+        "LUSER_ENCRYPTION_KEY / LUSER_ENCRYPTION_KEY_FILE win over it",
+    )
+    sensitive_keys: list[str] = Field(
+        default_factory=list,
+        description="extra dotted keys (fnmatch patterns) treated as secrets, "
+        'e.g. "extensions.*.token"',
+    )
+    require_encrypted: bool = Field(
+        default=False, description="refuse plaintext values for sensitive keys in config files"
+    )
+
+
+class CacheConfig(_Section):
+    backend: str = Field(default="memory", pattern="^(memory|redis)$", description="cache store")
+    default_ttl_seconds: int = Field(default=300, ge=1, le=30 * 86400, description="entry lifetime")
+    max_entries: int = Field(default=10000, ge=1, le=10_000_000, description="memory backend size")
+    key_prefix: str = Field(default="cache:", description="prefix inside redis.key_prefix")
+
+
+class FeaturesConfig(BaseModel):
+    """Feature flags: the named ones below plus any other ``name = true/false``."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    __pydantic_extra__: dict[str, bool] = Field(init=False)
+
+    registration: bool = Field(default=True, description="allow new accounts to sign up")
+    open_api: bool = Field(default=True, description="serve the token-authenticated open API")
+    payments: bool = Field(default=True, description="accept orders and payments")
+
+    def enabled(self, name: str) -> bool:
+        """Whether flag ``name`` is on; unknown flags are off."""
+        return bool(getattr(self, name, False))
+
+
+class HotReloadConfig(_Section):
+    debounce_ms: int = Field(default=300, ge=10, le=60000, description="file change debounce")
+    db_poll_seconds: float = Field(
+        default=2.0, gt=0, le=3600, description="database version polling",
+    )
+
+
+class OpenApiConfig(_Section):
+    """The partner open API (tokens, quota, routing, request logs); see docs/open-api.md."""
+
+    token_pepper: SecretStr = SecretStr("dev-insecure-open-api-pepper-change-me")
+    channel_secret_key: SecretStr = Field(
+        default=SecretStr(""), description="base64 32 bytes; '' -> derived from the pepper",
+    )
+    token_cache_ttl_seconds: float = Field(default=60.0, ge=0, le=3600)
+    token_cache_size: int = Field(default=100_000, ge=1)
+    log_queue_size: int = Field(default=50_000, ge=1)
+    log_batch_size: int = Field(default=1_000, ge=1, le=100_000)
+    log_flush_interval_seconds: float = Field(default=0.5, gt=0, le=60)
+    log_retention_months: int = Field(default=6, ge=1, le=120)
+    partitions_ahead_months: int = Field(default=2, ge=1, le=24)
+    config_poll_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    accessed_time_flush_seconds: float = Field(default=30.0, gt=0, le=3600)
+    deduction_retries: int = Field(default=5, ge=0, le=50)
+    upstream_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
 
 
 class AppConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
-    env: str = "development"
+    env: str = Field(
+        default="development", description="set by the loader to the active environment",
+    )
     server: ServerConfig = Field(default_factory=ServerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
     jwt: JwtConfig = Field(default_factory=JwtConfig)
     vod: VodConfig = Field(default_factory=VodConfig)
     payment: PaymentConfig = Field(default_factory=PaymentConfig)
+    open_api: OpenApiConfig = Field(default_factory=OpenApiConfig)
+    encryption: EncryptionConfig = Field(default_factory=EncryptionConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    hot_reload: HotReloadConfig = Field(default_factory=HotReloadConfig)
+    extensions: dict[str, Any] = Field(
+        default_factory=dict, description="free-form data for your own code"
+    )
