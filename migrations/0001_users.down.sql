@@ -1,0 +1,2 @@
+-- lint:allow-destructive
+DROP TABLE users;
