@@ -6,6 +6,7 @@ JSON, 422 a value the model rejects (``field`` names it, nested paths dotted).
 
 from __future__ import annotations
 
+import functools
 import json
 import types
 from typing import Any, TypeVar, Union, get_args, get_origin, overload
@@ -109,13 +110,22 @@ def parse_query(request: Request, model: type[M]) -> M:
     """Validate the query string into ``model``; list-typed fields collect repeated keys."""
     params = request.query_params
     data: dict[str, Any] = {}
-    for name, field in model.model_fields.items():
-        key = field.alias or name
+    for key, is_sequence in _query_keys(model):
         if key in params:
-            data[key] = params.getlist(key) if _is_sequence(field.annotation) else params[key]
+            data[key] = params.getlist(key) if is_sequence else params[key]
     for key in params:
         data.setdefault(key, params[key])  # unknown keys: let the model's extra= policy decide
     return _validate(model, data)
+
+
+@functools.lru_cache(maxsize=1024)
+def _query_keys(model: type[pydantic.BaseModel]) -> tuple[tuple[str, bool], ...]:
+    """(query key, collects repeated keys?) per field; typing introspection is slow, and
+    this runs on every request, so it is done once per model."""
+    return tuple(
+        (field.alias or name, _is_sequence(field.annotation))
+        for name, field in model.model_fields.items()
+    )
 
 
 def _is_sequence(annotation: Any) -> bool:
