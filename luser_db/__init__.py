@@ -1,7 +1,54 @@
-"""luser_db: an async ActiveRecord ORM on asyncpg. (Being built; see issue 4.)"""
+"""luser_db: an async ActiveRecord ORM on asyncpg.
+
+``Model`` / ``Field`` declare tables, ``Model.query()`` builds immutable queries,
+``Db`` / ``Record`` run SQL without a model, ``transaction()`` spans calls
+through a context variable. The pool opens lazily from luser_config; see
+docs/orm.md.
+"""
 
 from luser_common import Page
 
+from ._pool import close, get_pool, init, reset
+from ._sql import quote_ident, to_dollar
+from ._transaction import (
+    SharedConnectionError,
+    current_connection,
+    in_transaction,
+    on_commit,
+    on_rollback,
+    retry_transaction,
+    transaction,
+    transactional,
+)
+from .db import Db, DbSource
 from .embedded import start_embedded, stop_embedded
+from .fields import Field
+from .model import Model
+from .query import QueryBuilder
+from .record import Record
 
-__all__ = ["Page", "start_embedded", "stop_embedded"]
+__all__ = [
+    "Db",
+    "DbSource",
+    "Field",
+    "Model",
+    "Page",
+    "QueryBuilder",
+    "Record",
+    "SharedConnectionError",
+    "close",
+    "current_connection",
+    "get_pool",
+    "in_transaction",
+    "init",
+    "on_commit",
+    "on_rollback",
+    "quote_ident",
+    "reset",
+    "retry_transaction",
+    "start_embedded",
+    "stop_embedded",
+    "to_dollar",
+    "transaction",
+    "transactional",
+]

@@ -24,7 +24,9 @@ def data_source_config(name: str | None = None) -> DataSourceConfig:
         return db.data_sources[name]
     except KeyError as exc:
         known = ", ".join(sorted(db.data_sources)) or "无"
-        raise ConfigError(f"未配置的数据源: {name} (已配置: {known})", field=f"database.data_sources.{name}") from exc
+        raise ConfigError(
+            f"未配置的数据源: {name} (已配置: {known})", field=f"database.data_sources.{name}"
+        ) from exc
 
 
 def resolve_url(name: str | None = None) -> str:

@@ -1,9 +1,18 @@
-"""Pytest plugin: a fresh PostgreSQL database per test session.
+"""Pytest plugin: a fresh PostgreSQL database per test session, plus ORM fixtures.
 
 The server comes from ``LUSER_TEST_DATABASE_URL`` when set, else from
 testcontainers when ``LUSER_TEST_TESTCONTAINERS=1`` (needs Docker), else from the
 embedded PostgreSQL wheel. Each session creates its own database and drops it at
 the end, so parallel sessions never see each other's rows.
+
+Fixtures:
+    database_url  (session) URL of the fresh, empty database
+    db_pool       (session) the global luser_db pool initialised on that database
+    db_tx         (test)    a transaction rolled back after the test; ORM calls made
+                            by the test and by app code it awaits join it
+
+``assert_queries(n)`` fails when a block sends a different number of queries
+(catches N+1 patterns).
 """
 
 from __future__ import annotations
@@ -11,13 +20,26 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from .embedded import start_embedded, with_database
 
-__all__ = ["create_test_database", "database_url", "drop_test_database", "server_url"]
+__all__ = [
+    "QueryLog",
+    "assert_queries",
+    "create_test_database",
+    "database_url",
+    "db_pool",
+    "db_tx",
+    "drop_test_database",
+    "rollback_transaction",
+    "server_url",
+]
 
 
 def server_url() -> str:
@@ -72,3 +94,95 @@ def database_url() -> Iterator[str]:
         yield url
     finally:
         drop_test_database(base, url)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def db_pool(database_url: str) -> AsyncIterator[str]:
+    """The global luser_db pool, pointed at the session database; closed and reset after."""
+    import luser_db
+
+    await luser_db.close()
+    luser_db.reset()
+    luser_db.init(database_url, min_size=1, max_size=10)
+    try:
+        yield database_url
+    finally:
+        await luser_db.close()
+        luser_db.reset()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def db_tx(db_pool: str) -> AsyncIterator[Any]:
+    """A transaction rolled back after the test; yields its connection."""
+    async with rollback_transaction() as conn:
+        yield conn
+
+
+class rollback_transaction:  # used like a function
+    """Open a transaction that every ORM call joins, and always roll it back.
+
+    Unlike ``transaction()`` it may be entered and left from different tasks (pytest
+    runs fixture setup, test and teardown as separate tasks), so it checks for
+    concurrent use of the connection rather than for the owning task.
+    """
+
+    def __init__(self, using: str = "default") -> None:
+        self.using = using
+        self._conn: Any = None
+        self._pool: Any = None
+        self._xact: Any = None
+        self._previous: Any = None
+        self._tx: Any = None
+
+    async def __aenter__(self) -> Any:
+        from ._pool import get_pool
+        from ._transaction import _current, _Tx
+
+        self._pool = await get_pool(self.using)
+        self._conn = await self._pool.acquire()
+        self._xact = self._conn.transaction()
+        await self._xact.start()
+        self._previous = _current.get()
+        txs = dict(self._previous or {})
+        txs[self.using] = self._tx = _Tx(self._conn, self.using, owner=None)
+        _current.set(txs)
+        return self._conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        from ._transaction import _current
+
+        self._tx.active = False
+        _current.set(self._previous)
+        try:
+            await self._xact.rollback()
+        finally:
+            await self._pool.release(self._conn)
+
+
+class QueryLog:
+    """The SQL statements sent while an ``assert_queries`` block ran."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.statements)
+
+    def __call__(self, sql: str) -> None:
+        self.statements.append(sql)
+
+
+@contextmanager
+def assert_queries(expected: int) -> Iterator[QueryLog]:
+    """Fail unless exactly ``expected`` queries are sent inside the block."""
+    from ._exec import listeners
+
+    log = QueryLog()
+    listeners.append(log)
+    try:
+        yield log
+    finally:
+        listeners.remove(log)
+    if len(log) != expected:
+        listing = "\n  ".join(log.statements)
+        raise AssertionError(f"expected {expected} queries, got {len(log)}:\n  {listing}")

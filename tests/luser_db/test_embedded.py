@@ -7,11 +7,9 @@ async def test_session_database_is_fresh_and_usable(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
         name = await conn.fetchval("select current_database()")
+        # Created for this session by the plugin (other tests may have added tables since).
         assert name.startswith("luser_test_")
-        tables = await conn.fetchval(
-            "select count(*) from information_schema.tables where table_schema = 'public'"
-        )
-        assert tables == 0
+        assert await conn.fetchval("select 1 + 1") == 2
     finally:
         await conn.close()
 

@@ -1,0 +1,592 @@
+"""luser_db vs raw asyncpg, side by side in one run, on the same table.
+
+    python benchmarks/bench_orm.py --dsn postgresql://postgres@127.0.0.1:5432/test
+    python benchmarks/bench_orm.py --quick          # small row counts, a sanity run
+
+The script creates a scratch database on the server named by ``--dsn`` (without
+``--dsn``: the embedded PostgreSQL), runs every workload for raw asyncpg and for
+luser_db alternately (best of ``--rounds``), prints per-workload throughput ratios
+(luser / raw, higher is better) and their geometric mean, then drops the database.
+
+Raw asyncpg is the fair fast baseline: hand-written SQL, a pool whose release does
+no reset round trip, rows turned into dicts. ``iterate`` reports peak traced
+memory (tracemalloc) while streaming N and N/10 rows: flat means bounded memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import math
+import os
+import random
+import secrets
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import luser_db
+from luser_db import Db, Field, Model, transaction
+from luser_db.embedded import start_embedded, with_database
+
+TABLE_SQL = """
+CREATE TABLE bench_users (
+    id bigserial PRIMARY KEY,
+    name text NOT NULL,
+    email text NOT NULL UNIQUE,
+    age int NOT NULL,
+    balance bigint NOT NULL DEFAULT 0,
+    status smallint NOT NULL DEFAULT 0,
+    created_at timestamptz,
+    profile jsonb
+);
+CREATE INDEX bench_users_status ON bench_users (status);
+"""
+
+COLUMNS = ("name", "email", "age", "balance", "status", "created_at", "profile")
+INSERT_SQL = (
+    "INSERT INTO bench_users (name, email, age, balance, status, created_at, profile)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id"
+)
+SELECT_COLS = "id, name, email, age, balance, status, created_at, profile"
+
+
+class User(Model, table="bench_users"):
+    id: int = Field(primary_key=True)
+    name: str
+    email: str
+    age: int
+    balance: int = 0
+    status: int = 0
+    created_at: datetime | None = None
+    profile: dict[str, Any] | None = None
+
+
+@dataclass
+class Sizes:
+    insert_single: int = 2_000
+    insert_bulk: int = 10_000
+    get_by_pk: int = 2_000
+    filter_fetch: int = 10_000
+    pages: int = 200
+    page_size: int = 50
+    update_single: int = 2_000
+    transaction: int = 1_000
+    concurrent_get: int = 8_000
+    concurrency: int = 32
+    iterate: int = 1_000_000
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(200, 2_000, 300, 2_000, 20, 50, 300, 100, 1_000, 32, 50_000)
+
+
+@dataclass
+class Result:
+    """Times of every round per side; the ratio pairs the two sides of each round."""
+
+    name: str
+    ops: int = 0
+    raw_times: list[float] = field(default_factory=list)
+    orm_times: list[float] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def raw(self) -> float:
+        return statistics.median(self.raw_times)
+
+    @property
+    def orm(self) -> float:
+        return statistics.median(self.orm_times)
+
+    @property
+    def ratio(self) -> float:
+        # Median of per-round ratios: both sides of a round saw the same machine load.
+        return statistics.median(r / o for r, o in zip(self.raw_times, self.orm_times, strict=True))
+
+
+def _row(i: int, tag: str) -> dict[str, Any]:
+    return {
+        "name": f"user{i}",
+        "email": f"{tag}{i}@example.com",
+        "age": 18 + i % 60,
+        "balance": 1000,
+        "status": i % 4,
+        "created_at": datetime.now(UTC),
+        "profile": {"city": "Shanghai", "level": i % 10, "tags": ["a", "b"]},
+    }
+
+
+class Bench:
+    def __init__(self, dsn: str, sizes: Sizes, rounds: int) -> None:
+        self.dsn = dsn
+        self.sizes = sizes
+        self.rounds = rounds
+        self.raw: asyncpg.Pool | None = None
+        self.ids: list[int] = []
+
+    # -- setup ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        async def no_reset(conn: asyncpg.Connection) -> None:
+            return None
+
+        self.raw = await asyncpg.create_pool(self.dsn, min_size=10, max_size=10, reset=no_reset)
+        luser_db.init(self.dsn, min_size=10, max_size=10)
+        await Db.query_int("select 1")  # open the luser pool outside the timings
+
+    async def close(self) -> None:
+        assert self.raw is not None
+        await self.raw.close()
+        await luser_db.close()
+
+    async def reset_table(self, seed: int) -> None:
+        assert self.raw is not None
+        async with self.raw.acquire() as conn:
+            await conn.execute("TRUNCATE bench_users RESTART IDENTITY")
+            if seed:
+                rows = [
+                    tuple(_raw_value(r[c]) for c in COLUMNS)
+                    for r in map(lambda i: _row(i, "s"), range(seed))
+                ]
+                await conn.copy_records_to_table("bench_users", records=rows, columns=list(COLUMNS))
+            await conn.execute("ANALYZE bench_users")
+            self.ids = [r[0] for r in await conn.fetch("SELECT id FROM bench_users ORDER BY id")]
+
+    # -- timing ---------------------------------------------------------------------
+
+    async def measure(
+        self,
+        name: str,
+        ops: int,
+        raw_fn: Callable[[], Awaitable[Any]],
+        orm_fn: Callable[[], Awaitable[Any]],
+        prepare: Callable[[], Awaitable[None]] | None = None,
+    ) -> Result:
+        result = Result(name, ops=ops)
+        for round_no in range(self.rounds):
+            sides = [("raw", raw_fn), ("orm", orm_fn)]
+            if round_no % 2:
+                sides.reverse()  # alternate who goes first
+            for side, fn in sides:
+                if prepare is not None:
+                    await prepare()
+                gc.collect()
+                start = time.perf_counter()
+                await fn()
+                getattr(result, f"{side}_times").append(time.perf_counter() - start)
+        return result
+
+    async def interleaved(
+        self,
+        name: str,
+        ops: int,
+        chunk: int,
+        raw_chunk: Callable[[int, int], Awaitable[Any]],
+        orm_chunk: Callable[[int, int], Awaitable[Any]],
+        prepare: Callable[[], Awaitable[None]] | None = None,
+    ) -> Result:
+        """Alternate raw and luser every ``chunk`` operations, summing each side's time.
+
+        Both sides then share the same stretches of machine load, which a shared or
+        busy machine otherwise turns into +-30% swings between whole runs.
+        """
+        result = Result(name, ops=ops)
+        for _ in range(self.rounds):
+            if prepare is not None:
+                await prepare()
+            gc.collect()
+            spent = {"raw": 0.0, "orm": 0.0}
+            for n, lo in enumerate(range(0, ops, chunk)):
+                hi = min(ops, lo + chunk)
+                sides = [("raw", raw_chunk), ("orm", orm_chunk)]
+                if n % 2:
+                    sides.reverse()
+                for side, fn in sides:
+                    start = time.perf_counter()
+                    await fn(lo, hi)
+                    spent[side] += time.perf_counter() - start
+            result.raw_times.append(spent["raw"])
+            result.orm_times.append(spent["orm"])
+        return result
+
+    # -- workloads ------------------------------------------------------------------
+
+    async def insert_single(self) -> Result:
+        n = self.sizes.insert_single
+        pool = self.raw
+        assert pool is not None
+
+        async def raw(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                r = _row(i, "r")
+                r["profile"] = json.dumps(r["profile"])
+                async with pool.acquire() as conn:
+                    await conn.fetchval(INSERT_SQL, *(r[c] for c in COLUMNS))
+
+        async def orm(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                await User(**_row(i, "o")).save()
+
+        return await self.interleaved("insert_single", n, 50, raw, orm, lambda: self.reset_table(0))
+
+    async def insert_bulk(self) -> Result:
+        n = self.sizes.insert_bulk
+        pool = self.raw
+        assert pool is not None
+
+        async def raw() -> None:
+            rows = []
+            for i in range(n):
+                r = _row(i, "r")
+                rows.append(tuple(_raw_value(r[c]) for c in COLUMNS))
+            async with pool.acquire() as conn:
+                await conn.executemany(INSERT_SQL.replace(" RETURNING id", ""), rows)
+
+        async def orm() -> None:
+            await User.batch_save([User(**_row(i, "o")) for i in range(n)])
+
+        return await self.measure("insert_bulk", n, raw, orm, lambda: self.reset_table(0))
+
+    async def get_by_pk(self) -> Result:
+        n = self.sizes.get_by_pk
+        pool = self.raw
+        assert pool is not None
+        ids = random.Random(1).choices(self.ids, k=n)
+        sql = f"SELECT {SELECT_COLS} FROM bench_users WHERE id = $1"
+
+        async def raw(lo: int, hi: int) -> None:
+            for i in ids[lo:hi]:
+                async with pool.acquire() as conn:
+                    row = await conn.fetchrow(sql, i)
+                dict(row or ())
+
+        async def orm(lo: int, hi: int) -> None:
+            for i in ids[lo:hi]:
+                await User.find_by_id(i)
+
+        return await self.interleaved("get_by_pk", n, 50, raw, orm)
+
+    async def filter_fetch(self) -> Result:
+        n = self.sizes.filter_fetch
+        pool = self.raw
+        assert pool is not None
+        sql = f"SELECT {SELECT_COLS} FROM bench_users WHERE status >= $1 ORDER BY id LIMIT $2"
+
+        async def raw() -> None:
+            async with pool.acquire() as conn:
+                rows = await conn.fetch(sql, 0, n)
+            out = [dict(r) for r in rows]
+            assert len(out) == n
+
+        async def orm() -> None:
+            out = await User.query().where("status >= ?", 0).order_by("id").limit(n).all()
+            assert len(out) == n
+
+        saved, self.rounds = self.rounds, self.rounds * 3  # one query per run: more runs
+        try:
+            return await self.measure("filter_fetch", n, raw, orm)
+        finally:
+            self.rounds = saved
+
+    async def paginate(self) -> Result:
+        pages, size = self.sizes.pages, self.sizes.page_size
+        pool = self.raw
+        assert pool is not None
+        count_sql = "SELECT count(*) FROM bench_users WHERE status >= $1"
+        page_sql = (
+            f"SELECT {SELECT_COLS} FROM bench_users WHERE status >= $1"
+            " ORDER BY id LIMIT $2 OFFSET $3"
+        )
+        base = User.query().where("status >= ?", 0).order_by("id")
+
+        async def raw(lo: int, hi: int) -> None:
+            for p in range(lo + 1, hi + 1):
+                async with pool.acquire() as conn:
+                    total = await conn.fetchval(count_sql, 0)
+                if (p - 1) * size < total:
+                    async with pool.acquire() as conn:
+                        rows = await conn.fetch(page_sql, 0, size, (p - 1) * size)
+                    [dict(r) for r in rows]
+
+        async def orm(lo: int, hi: int) -> None:
+            for p in range(lo + 1, hi + 1):
+                await base.paginate(p, size)
+
+        return await self.interleaved("paginate", pages, 10, raw, orm)
+
+    async def update_single(self) -> Result:
+        n = self.sizes.update_single
+        pool = self.raw
+        assert pool is not None
+        ids = self.ids[:n]
+        models = await User.find_by_ids(ids)
+        tick = {"n": 0}
+
+        async def raw(lo: int, hi: int) -> None:
+            for k in range(lo, hi):
+                async with pool.acquire() as conn:
+                    await conn.execute(
+                        "UPDATE bench_users SET age = $1 WHERE id = $2", 20 + k % 50, ids[k]
+                    )
+
+        async def orm(lo: int, hi: int) -> None:
+            tick["n"] += 1  # a new value each round, so update() has something to write
+            for k in range(lo, hi):
+                m = models[k]
+                m.age = 21 + (k + tick["n"]) % 50
+                await m.update()
+
+        return await self.interleaved("update_single", n, 50, raw, orm)
+
+    async def transaction(self) -> Result:
+        n = self.sizes.transaction
+        pool = self.raw
+        assert pool is not None
+        pairs = [(self.ids[k % len(self.ids)], self.ids[(k + 1) % len(self.ids)]) for k in range(n)]
+        lock_sql = f"SELECT {SELECT_COLS} FROM bench_users WHERE id = $1 FOR UPDATE"
+
+        async def raw(lo: int, hi: int) -> None:
+            for a, b in pairs[lo:hi]:
+                async with pool.acquire() as conn, conn.transaction():
+                    row = dict(await conn.fetchrow(lock_sql, a) or ())
+                    await conn.execute(
+                        "UPDATE bench_users SET balance = $1 WHERE id = $2", row["balance"] - 1, a
+                    )
+                    await conn.execute(
+                        "UPDATE bench_users SET balance = balance + 1 WHERE id = $1", b
+                    )
+
+        async def orm(lo: int, hi: int) -> None:
+            for a, b in pairs[lo:hi]:
+                async with transaction():
+                    user = await User.query().where(id=a).for_update().first()
+                    assert user is not None
+                    user.balance -= 1
+                    await user.update()
+                    await Db.execute("UPDATE bench_users SET balance = balance + 1 WHERE id = ?", b)
+
+        return await self.interleaved("transaction", n, 25, raw, orm)
+
+    async def concurrent_get(self) -> Result:
+        n, workers = self.sizes.concurrent_get, self.sizes.concurrency
+        pool = self.raw
+        assert pool is not None
+        ids = random.Random(2).choices(self.ids, k=n)
+        sql = f"SELECT {SELECT_COLS} FROM bench_users WHERE id = $1"
+
+        async def raw_worker(chunk: list[int]) -> None:
+            for i in chunk:
+                async with pool.acquire() as conn:
+                    row = await conn.fetchrow(sql, i)
+                dict(row or ())
+
+        async def orm_worker(chunk: list[int]) -> None:
+            for i in chunk:
+                await User.find_by_id(i)
+
+        async def raw(lo: int, hi: int) -> None:
+            part = ids[lo:hi]
+            await asyncio.gather(*(raw_worker(part[w::workers]) for w in range(workers)))
+
+        async def orm(lo: int, hi: int) -> None:
+            part = ids[lo:hi]
+            await asyncio.gather(*(orm_worker(part[w::workers]) for w in range(workers)))
+
+        return await self.interleaved("concurrent_get", n, workers * 10, raw, orm)
+
+    async def iterate(self) -> Result:
+        n = self.sizes.iterate
+        pool = self.raw
+        assert pool is not None
+        async with pool.acquire() as conn:
+            await conn.execute("DROP TABLE IF EXISTS bench_iter")
+            await conn.execute(
+                "CREATE TABLE bench_iter AS SELECT g AS id, 'user' || g AS name,"
+                " 'u' || g || '@example.com' AS email, 18 + g % 60 AS age, 1000::bigint AS balance,"
+                " (g % 4)::smallint AS status, now() AS created_at,"
+                " jsonb_build_object('city', 'Shanghai', 'level', g % 10) AS profile"
+                " FROM generate_series(1, $1::int) g",
+                n,
+            )
+
+        class Row(User, table="bench_iter"):
+            pass
+
+        async def stream(limit: int) -> tuple[float, int, int]:
+            gc.collect()
+            tracemalloc.start()
+            start = time.perf_counter()
+            count = 0
+            async for _ in Row.query().order_by("id").limit(limit).iterate(batch=1000):
+                count += 1
+            elapsed = time.perf_counter() - start
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            return elapsed, peak, count
+
+        async def raw_stream(limit: int) -> float:
+            start = time.perf_counter()
+            async with pool.acquire() as conn, conn.transaction():
+                async for r in conn.cursor(
+                    f"SELECT {SELECT_COLS} FROM bench_iter ORDER BY id LIMIT $1",
+                    limit,
+                    prefetch=1000,
+                ):
+                    dict(r)
+            return time.perf_counter() - start
+
+        small_t, small_peak, small_n = await stream(n // 10)
+        big_t, big_peak, big_n = await stream(n)
+        assert big_n == n and small_n == n // 10
+
+        async def raw() -> None:
+            await raw_stream(n)
+
+        async def orm() -> None:
+            await _consume(Row.query().order_by("id").limit(n).iterate(batch=1000))
+
+        saved, self.rounds = self.rounds, min(self.rounds, 3)  # a million rows per run
+        try:
+            result = await self.measure("iterate", n, raw, orm)
+        finally:
+            self.rounds = saved
+        async with pool.acquire() as conn:
+            await conn.execute("DROP TABLE bench_iter")
+        result.notes = {
+            "peak_small": small_peak,
+            "peak_big": big_peak,
+            "rows_small": small_n,
+            "rows_big": big_n,
+            "traced_seconds": small_t + big_t,
+        }
+        return result
+
+
+async def _consume(it: Any) -> None:
+    async for _ in it:
+        pass
+
+
+def _raw_value(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, dict) else value
+
+
+async def _admin(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+WORKLOADS = (
+    "insert_single",
+    "insert_bulk",
+    "get_by_pk",
+    "filter_fetch",
+    "paginate",
+    "update_single",
+    "transaction",
+    "concurrent_get",
+)
+
+
+async def run(args: argparse.Namespace) -> list[Result]:
+    server = args.dsn or start_embedded(os.environ.get("LUSER_BENCH_EMBEDDED_DIR", ".luser/pgdata"))
+    scratch = f"luser_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    await _admin(server, f'CREATE DATABASE "{scratch}"')
+    dsn = with_database(server, scratch)
+    sizes = Sizes.quick() if args.quick else Sizes()
+    bench = Bench(dsn, sizes, args.rounds)
+    results: list[Result] = []
+    try:
+        # Commits wait for no disk flush, so write workloads measure client overhead, not fsync.
+        await _admin(server, f'ALTER DATABASE "{scratch}" SET synchronous_commit = off')
+        await _admin(dsn, TABLE_SQL)
+        await bench.open()
+        selected = [w for w in WORKLOADS if not args.only or w in args.only]
+        for name in selected:
+            if name.startswith("insert"):
+                pass
+            else:
+                await bench.reset_table(max(sizes.filter_fetch, sizes.get_by_pk, 10_000))
+            result = await getattr(bench, name)()
+            results.append(result)
+            _print_row(result)
+        if not args.only or "iterate" in args.only:
+            result = await bench.iterate()
+            results.append(result)
+            _print_row(result)
+    finally:
+        await bench.close()
+        await _admin(server, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+    return results
+
+
+def _print_row(r: Result) -> None:
+    raw_rate, orm_rate = r.ops / r.raw, r.ops / r.orm
+    print(
+        f"{r.name:<15} {r.ops:>9,} ops  raw {raw_rate:>11,.0f}/s  luser {orm_rate:>11,.0f}/s"
+        f"  ratio {r.ratio:5.2f}",
+        flush=True,
+    )
+
+
+def _summary(results: list[Result]) -> str:
+    ratios = [r.ratio for r in results]
+    geo = math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if ratios else float("nan")
+    lines = [
+        "| workload | ops | raw asyncpg ops/s | luser_db ops/s | ratio |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        raw_rate, orm_rate = r.ops / r.raw, r.ops / r.orm
+        lines.append(
+            f"| {r.name} | {r.ops:,} | {raw_rate:,.0f} | {orm_rate:,.0f} | {r.ratio:.2f} |"
+        )
+    lines.append(f"| **geometric mean** | | | | **{geo:.2f}** |")
+    for r in results:
+        if r.name == "iterate":
+            small, big = r.notes["peak_small"] / 1e6, r.notes["peak_big"] / 1e6
+            lines.append("")
+            lines.append(
+                f"iterate peak traced memory: {small:.1f} MB for {r.notes['rows_small']:,} rows,"
+                f" {big:.1f} MB for {r.notes['rows_big']:,} rows"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--dsn", help="server URL (a scratch database is created on it); default: embedded"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small row counts for a fast sanity run"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="paired runs per workload; the median ratio counts"
+    )
+    parser.add_argument("--only", nargs="*", help="run only these workloads")
+    args = parser.parse_args()
+    results = asyncio.run(run(args))
+    print()
+    print(_summary(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""Connection pools per data source: created lazily, closed together, reset for tests.
+
+A pool is built on first use from ``luser_config``'s database section (or from
+``init(url=...)``), under a lock so that concurrent first uses create one pool.
+After ``close()`` every use fails with DatabaseUnavailable until ``init()`` or
+``reset()`` is called again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import asyncpg
+
+from luser_common import DatabaseUnavailable
+
+from ._datasource import PRIMARY, data_source_config, resolve_url
+from ._json import RawJson, dumps_json, dumps_jsonb
+from .errors import DB_ERRORS, unavailable
+
+__all__ = ["PoolSettings", "acquire", "close", "get_pool", "init", "reset", "settings_for"]
+
+
+class LuserConnection(asyncpg.Connection):
+    """asyncpg connection that remembers whether SQL may have changed session state.
+
+    ``_luser_managed`` is set when luser_db itself acquired the connection; code that
+    takes one straight from the pool (``get_pool().acquire()``) leaves it unset, and
+    its release then always gets asyncpg's full reset.
+    """
+
+    _luser_dirty: bool = False
+    _luser_managed: bool = False
+
+    def mark_session_dirty(self) -> None:
+        self._luser_dirty = True
+
+
+@dataclass(slots=True)
+class PoolSettings:
+    """Everything needed to open one pool; ``options`` go to ``asyncpg.create_pool``."""
+
+    url: str | None
+    min_size: int = 1
+    max_size: int = 10
+    acquire_timeout: float = 5.0
+    pgbouncer: bool = False
+    fast_release: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _State:
+    # name -> (pool, the event loop it belongs to): asyncpg pools are bound to one loop,
+    # and a process may run several in turn (e.g. one per TestClient).
+    pools: dict[str, tuple[asyncpg.Pool, asyncio.AbstractEventLoop]] = field(default_factory=dict)
+    settings: dict[str, PoolSettings] = field(default_factory=dict)
+    timeouts: dict[str, float] = field(default_factory=dict)
+    locks: dict[tuple[str, asyncio.AbstractEventLoop], asyncio.Lock] = field(default_factory=dict)
+    # Pools of other, still open loops, kept until their loop is used again or closes.
+    parked: dict[tuple[str, asyncio.AbstractEventLoop], asyncpg.Pool] = field(default_factory=dict)
+    closed: bool = False
+
+
+_state = _State()
+# Read on every query: kept as module globals so the hot path is one dict lookup.
+pools = _state.pools
+acquire_timeouts = _state.timeouts
+
+
+def settings_for(name: str) -> PoolSettings:
+    """PoolSettings for data source ``name`` from the live config (URL resolved lazily)."""
+    cfg = data_source_config(name)
+    options: dict[str, Any] = {
+        "timeout": cfg.connect_timeout,
+        "command_timeout": cfg.command_timeout,
+        "max_inactive_connection_lifetime": cfg.idle_timeout,
+        "max_queries": cfg.max_lifetime or 2**62,
+        "statement_cache_size": 0 if cfg.pgbouncer else cfg.statement_cache_size,
+    }
+    ssl = _ssl_option(cfg.ssl_mode, cfg.ssl_ca, cfg.ssl_cert, cfg.ssl_key)
+    if ssl is not None:
+        options["ssl"] = ssl
+    return PoolSettings(
+        url=None,
+        min_size=min(cfg.min_connections, cfg.max_connections),
+        max_size=cfg.max_connections,
+        acquire_timeout=cfg.acquire_timeout,
+        pgbouncer=cfg.pgbouncer,
+        options=options,
+    )
+
+
+def _ssl_option(mode: str | None, ca: str | None, cert: str | None, key: str | None) -> Any:
+    if not (ca or cert):
+        return mode
+    import ssl
+
+    context = ssl.create_default_context(cafile=ca)
+    if mode in ("require", "prefer", "allow"):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE if not ca else ssl.CERT_REQUIRED
+    if cert:
+        context.load_cert_chain(cert, key)
+    return context
+
+
+def init(url: str | None = None, *, name: str = PRIMARY, **pool_options: Any) -> None:
+    """Set data source ``name`` explicitly (URL and/or pool options); the pool opens on first use.
+
+    Accepted options: ``min_size``, ``max_size``, ``acquire_timeout``, ``pgbouncer``,
+    ``fast_release`` and any ``asyncpg.create_pool`` keyword. A pool already open for
+    ``name`` is closed in the background.
+    """
+    try:
+        base = settings_for(name)
+    except Exception:  # no such source in config: start from defaults
+        base = PoolSettings(url=None)
+    base.url = url
+    for key in ("min_size", "max_size", "acquire_timeout", "pgbouncer", "fast_release"):
+        if key in pool_options:
+            setattr(base, key, pool_options.pop(key))
+    base.options.update(pool_options)
+    if base.pgbouncer:
+        base.options["statement_cache_size"] = 0
+    _state.settings[name] = base
+    _state.closed = False
+    entry = pools.pop(name, None)
+    if entry is not None:
+        _discard(*entry)
+
+
+def _discard(pool: asyncpg.Pool, loop: asyncio.AbstractEventLoop) -> None:
+    """Let go of a pool we will not await: close it on its own loop, or cut it off."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    try:
+        if running is loop:
+            task = loop.create_task(pool.close())
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+        elif loop.is_running():
+            loop.call_soon_threadsafe(pool.terminate)  # its transports belong to that loop
+        elif not loop.is_closed():
+            pool.terminate()
+    except RuntimeError:  # the loop closed meanwhile: its sockets are gone with it
+        pass
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def reset() -> None:
+    """Forget every pool and explicit setting without closing them (tests: close() first)."""
+    pools.clear()
+    acquire_timeouts.clear()
+    _state.settings.clear()
+    _state.locks.clear()
+    _state.parked.clear()
+    _state.closed = False
+
+
+async def close() -> None:
+    """Close every pool; later use raises DatabaseUnavailable until init()/reset()."""
+    _state.closed = True
+    items = [*pools.values(), *((pool, loop) for (_, loop), pool in _state.parked.items())]
+    pools.clear()
+    _state.parked.clear()
+    acquire_timeouts.clear()
+    running = asyncio.get_running_loop()
+    for pool, loop in items:
+        if loop is not running:
+            _discard(pool, loop)
+            continue
+        try:
+            await asyncio.wait_for(pool.close(), timeout=10)
+        except DB_ERRORS:  # includes the wait_for TimeoutError
+            pool.terminate()
+
+
+async def get_pool(name: str = PRIMARY) -> asyncpg.Pool:
+    """The pool of data source ``name`` for the running event loop, opened on first use."""
+    loop = asyncio.get_running_loop()
+    entry = pools.get(name)
+    if entry is not None and entry[1] is loop:
+        return entry[0]
+    if _state.closed:
+        raise DatabaseUnavailable("数据库连接池已关闭")
+    lock = _state.locks.setdefault((name, loop), asyncio.Lock())
+    async with lock:
+        entry = pools.get(name)
+        if entry is not None and entry[1] is loop:
+            return entry[0]
+        if _state.closed:
+            raise DatabaseUnavailable("数据库连接池已关闭")
+        if entry is not None:  # the current pool belongs to another loop: park it
+            _park(name, *entry)
+        pool = _state.parked.pop((name, loop), None) or await _open(name)
+        pools[name] = (pool, loop)
+        return pool
+
+
+def _park(name: str, pool: asyncpg.Pool, loop: asyncio.AbstractEventLoop) -> None:
+    # Pools of loops still alive stay usable for them; those of closed loops are dropped.
+    for (parked_name, parked_loop), parked in list(_state.parked.items()):
+        if parked_loop.is_closed():
+            del _state.parked[(parked_name, parked_loop)]
+            _discard(parked, parked_loop)
+    if loop.is_closed():
+        _discard(pool, loop)
+    else:
+        _state.parked[(name, loop)] = pool
+
+
+async def acquire(pool: asyncpg.Pool, source: str) -> Any:
+    """A connection from ``pool``; DatabaseUnavailable after the acquire timeout."""
+    try:
+        if pool._queue.empty():  # type: ignore[attr-defined]
+            async with asyncio.timeout(acquire_timeouts.get(source)):
+                conn = await pool.acquire()
+        else:
+            # A free connection is waiting: skip arming a timer (asyncpg bounds connecting
+            # itself with connect_timeout); the timer would cost more than the acquire.
+            conn = await pool.acquire()
+    except DB_ERRORS as exc:
+        raise unavailable(exc) from exc
+    conn._con._luser_managed = True  # type: ignore[attr-defined]  # the proxied connection
+    return conn
+
+
+async def _open(name: str) -> asyncpg.Pool:
+    settings = _state.settings.get(name) or settings_for(name)
+    # resolve_url may start the embedded server (blocking): keep the loop free meanwhile.
+    url = settings.url or await asyncio.to_thread(resolve_url, name)
+    options = dict(settings.options)
+    if settings.fast_release and not settings.pgbouncer:
+        options["reset"] = _fast_reset
+    try:
+        pool = await asyncpg.create_pool(
+            url,
+            min_size=settings.min_size,
+            max_size=settings.max_size,
+            init=_init_connection,
+            connection_class=LuserConnection,
+            **options,
+        )
+    except DB_ERRORS as exc:
+        raise unavailable(exc) from exc
+    assert pool is not None
+    acquire_timeouts[name] = settings.acquire_timeout
+    return pool
+
+
+async def _fast_reset(conn: asyncpg.Connection) -> None:
+    # asyncpg's default reset costs a round trip (RESET ALL, UNLISTEN *, ...) on every
+    # release. Queries the ORM builds leave no session state, so that round trip runs
+    # only when the connection is mid-transaction, ran raw SQL that might have set
+    # some, or was used outside luser_db (we cannot know what that code did).
+    managed = getattr(conn, "_luser_managed", False)
+    if not managed or conn.is_in_transaction() or getattr(conn, "_luser_dirty", False):
+        await conn.reset()
+    if isinstance(conn, LuserConnection):
+        conn._luser_managed = conn._luser_dirty = False
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Binary codecs, so json/jsonb also work with COPY (copy_records_to_table is binary);
+    # jsonb is decoded lazily (see _json.py).
+    await conn.set_type_codec(
+        "jsonb", encoder=dumps_jsonb, decoder=RawJson, schema="pg_catalog", format="binary"
+    )
+    await conn.set_type_codec(
+        "json", encoder=dumps_json, decoder=json.loads, schema="pg_catalog", format="binary"
+    )
+
+
+_SAFE_STARTS = ("select", "insert", "update", "delete", "with", "values", "table")
+_SESSION_HINTS = ("set_config", "pg_advisory_lock", "pg_try_advisory_lock", " into temp")
+
+
+@lru_cache(maxsize=4096)
+def touches_session(sql: str) -> bool:
+    """Whether raw ``sql`` might leave session state behind (SET, LISTEN, advisory locks ...)."""
+    head = sql.lstrip(" \t\r\n(").lower()
+    if not head.startswith(_SAFE_STARTS):
+        return True
+    return any(hint in head for hint in _SESSION_HINTS)

@@ -1,0 +1,186 @@
+"""SQL text helpers: ``?`` → ``$n`` placeholders and identifier checking/quoting.
+
+Placeholders are found by a small PostgreSQL lexer, so a ``?`` inside a string
+literal (``'..'``, ``E'..'``, ``$tag$..$tag$``), a quoted identifier or a comment
+is left alone. ``??`` writes a literal ``?`` (the jsonb operator). SQL that
+already uses ``$n`` is passed through unchanged. Every identifier that comes
+from a caller goes through :func:`quote_ident` / :func:`check_ident` here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from luser_common import ValidationError
+
+__all__ = [
+    "Template",
+    "check_ident",
+    "compile_template",
+    "quote_ident",
+    "to_dollar",
+]
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_TAG = re.compile(r"\$([A-Za-z_\x80-\uffff][A-Za-z0-9_\x80-\uffff]*)?\$")
+_PARAM = re.compile(r"\$([0-9]+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """SQL split around its placeholders: ``pieces[i]`` precedes placeholder ``slots[i]``.
+
+    ``slots`` are 0-based argument indices; ``arity`` is how many arguments the
+    text expects. Rendering with an offset renumbers the placeholders, which is
+    how the query builder joins fragments that each start at ``$1``/``?``.
+    """
+
+    pieces: tuple[str, ...]
+    slots: tuple[int, ...]
+    arity: int
+
+    def render(self, offset: int = 0) -> str:
+        if not self.slots:
+            return self.pieces[0]
+        out = [self.pieces[0]]
+        for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
+            out.append(f"${slot + offset + 1}")
+            out.append(piece)
+        return "".join(out)
+
+
+def _ident_char(ch: str) -> bool:
+    # PostgreSQL identifiers may hold any letter (not just ASCII), digits, _ and $.
+    return ch.isalnum() or ch in "_$"
+
+
+def _skip_quoted(sql: str, i: int, quote: str, backslash: bool) -> int:
+    """Index just past the literal/identifier opened at ``sql[i]``."""
+    n = len(sql)
+    i += 1
+    while i < n:
+        c = sql[i]
+        if backslash and c == "\\":
+            i += 2
+            continue
+        if c == quote:
+            if i + 1 < n and sql[i + 1] == quote:
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    return n
+
+
+def _skip_block_comment(sql: str, i: int) -> int:
+    n, depth = len(sql), 0
+    while i < n:
+        if sql.startswith("/*", i):
+            depth += 1
+            i += 2
+        elif sql.startswith("*/", i):
+            depth -= 1
+            i += 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return n
+
+
+def _scan(sql: str, standard_strings: bool) -> list[tuple[int, int, int]]:
+    """Placeholder-like tokens outside literals: (start, end, n) with n = k-1 for ``$k``,
+    -1 for ``?`` and -2 for ``??``."""
+    marks: list[tuple[int, int, int]] = []
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c == "'":
+            escape = (not standard_strings) or (
+                i > 0 and sql[i - 1] in "eE" and not (i > 1 and _ident_char(sql[i - 2]))
+            )
+            i = _skip_quoted(sql, i, "'", escape)
+        elif c == '"':
+            i = _skip_quoted(sql, i, '"', False)
+        elif c == "-" and sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif c == "/" and sql.startswith("/*", i):
+            i = _skip_block_comment(sql, i)
+        elif c == "$" and not (i > 0 and _ident_char(sql[i - 1])):
+            param = _PARAM.match(sql, i)
+            tag = None if param else _TAG.match(sql, i)
+            if param:
+                marks.append((i, param.end(), int(param.group(1)) - 1))
+                i = param.end()
+            elif tag:
+                end = sql.find(tag.group(0), tag.end())
+                i = n if end < 0 else end + len(tag.group(0))
+            else:
+                i += 1
+        elif c == "?":
+            if sql.startswith("??", i):
+                marks.append((i, i + 2, -2))
+                i += 2
+            else:
+                marks.append((i, i + 1, -1))
+                i += 1
+        else:
+            i += 1
+    return marks
+
+
+@lru_cache(maxsize=4096)
+def compile_template(sql: str, standard_strings: bool = True) -> Template:
+    """Parse ``sql`` once (cached): where its placeholders are and how many args it takes.
+
+    With any ``$n`` in the text, ``?`` and ``??`` are PostgreSQL's own operators and
+    stay as written; otherwise each ``?`` is a parameter and ``??`` a literal ``?``.
+    """
+    marks = _scan(sql, standard_strings)
+    dollar = any(k >= 0 for _, _, k in marks)
+    pieces: list[str] = []
+    slots: list[int] = []
+    buf: list[str] = []
+    pos = 0
+    for start, end, k in marks:
+        if dollar and k < 0:
+            continue
+        if k == -2:
+            buf.append(sql[pos:start] + "?")
+        else:
+            buf.append(sql[pos:start])
+            pieces.append("".join(buf))
+            buf = []
+            slots.append(k if dollar else len(slots))
+        pos = end
+    buf.append(sql[pos:])
+    pieces.append("".join(buf))
+    return Template(tuple(pieces), tuple(slots), max(slots) + 1 if slots else 0)
+
+
+@lru_cache(maxsize=4096)
+def to_dollar(sql: str) -> str:
+    """``sql`` with ``?`` placeholders rewritten to ``$1..$n`` (``$n`` SQL unchanged)."""
+    template = compile_template(sql)
+    if any(k >= 0 for _, _, k in _scan(sql, True)):
+        return sql
+    return template.render()
+
+
+def check_ident(name: str, what: str = "identifier") -> str:
+    """``name`` if it is a plain SQL identifier, else ValidationError naming ``what``."""
+    if not isinstance(name, str) or not _IDENT.fullmatch(name):
+        raise ValidationError(f"非法的标识符: {what}", field=what)
+    return name
+
+
+@lru_cache(maxsize=2048)
+def quote_ident(name: str) -> str:
+    """``"name"`` after checking it; dotted names (``schema.table``) quote each part."""
+    parts = name.split(".")
+    if len(parts) > 2:
+        raise ValidationError("非法的标识符", field=name[:64])
+    return ".".join('"' + check_ident(part, part[:64] or "identifier") + '"' for part in parts)

@@ -1,0 +1,562 @@
+"""``QueryBuilder``: an immutable, chainable query over a model (or a bare table).
+
+Every builder method returns a modified copy (peewee's clone-don't-mutate);
+clause lists are tuples, so a shared base query never accumulates clauses.
+Builder methods do no I/O; only the terminal coroutines (``all``, ``first``,
+``count``, ``paginate``, ``update``, ``delete`` ...) talk to the database, and
+``to_sql()`` shows what would be sent.
+
+``where`` fragments are SQL written by the developer (with ``?`` or ``$n``
+placeholders for values); column names passed as arguments (``where_in``,
+``order_by``, ``select``, ``update(**values)``) are checked against the model's
+fields or a strict identifier pattern and quoted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from luser_common import Page, ValidationError
+
+from . import _exec
+from ._datasource import PRIMARY
+from ._gc import bulk
+from ._json import load
+from ._sql import Template, compile_template, quote_ident
+from ._transaction import _acquire, current_tx
+from .errors import DB_ERRORS, translate
+from .record import record_from
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from ._metadata import Metadata
+    from .model import Model
+
+__all__ = ["MAX_PAGE_SIZE", "QueryBuilder"]
+
+T = TypeVar("T")
+MAX_PAGE_SIZE = 1000
+
+_ORDER_ITEM = re.compile(
+    r"\s*(-)?([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)"
+    r"(?:\s+(asc|desc))?(?:\s+nulls\s+(first|last))?\s*",
+    re.IGNORECASE,
+)
+_SELECT_ITEM = re.compile(
+    r"\s*([A-Za-z_][A-Za-z0-9_]*(?:\.(?:[A-Za-z_][A-Za-z0-9_]*|\*))?|\*)"
+    r"(?:\s+as\s+([A-Za-z_][A-Za-z0-9_]*))?\s*",
+    re.IGNORECASE,
+)
+_TABLE_ITEM = re.compile(
+    r"\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)(?:\s+(?:as\s+)?([A-Za-z_][A-Za-z0-9_]*))?\s*",
+    re.IGNORECASE,
+)
+
+# A where entry: (connector, template-or-group, params); a group is a tuple of entries.
+Entry = tuple[str, Any, tuple[Any, ...]]
+
+
+@lru_cache(maxsize=1024)
+def _raw(sql: str) -> Template:
+    return Template((sql,), (), 0)
+
+
+@lru_cache(maxsize=1024)
+def _equals(quoted_column: str) -> Template:
+    return Template((f"{quoted_column} = ", ""), (0,), 1)
+
+
+class QueryBuilder(Generic[T]):
+    """An immutable SELECT/UPDATE/DELETE description; see the module docstring."""
+
+    def __init__(self, model: type[Model] | None = None, table: str | None = None) -> None:
+        meta = model._meta if model is not None else None
+        self._model = model
+        self._meta: Metadata | None = meta
+        self._table = meta.qtable if meta is not None else quote_ident(table or "")
+        self._source = meta.source if meta is not None else PRIMARY
+        self._select: tuple[str, ...] = ()
+        self._distinct = False
+        self._joins: tuple[tuple[str, Template, tuple[Any, ...]], ...] = ()
+        self._where: tuple[Entry, ...] = ()
+        self._group: tuple[str, ...] = ()
+        self._having: tuple[Entry, ...] = ()
+        self._order: tuple[str, ...] = ()
+        self._limit: int | None = None
+        self._offset: int | None = None
+        self._lock = ""
+        self._deleted = "exclude"
+
+    def _clone(self, **changes: Any) -> Self:
+        # peewee's Node.clone: a shallow __dict__ copy. Safe because every clause
+        # container is a tuple, rebound (never mutated) by the builder methods.
+        clone = object.__new__(type(self))
+        state = self.__dict__.copy()
+        for name, value in changes.items():
+            state["_" + name] = value
+        clone.__dict__ = state
+        return clone
+
+    # -- identifiers -----------------------------------------------------------------
+
+    def _col(self, name: str, what: str = "column") -> str:
+        """A quoted column: known field for unqualified names, strict pattern for ``t.col``."""
+        if not isinstance(name, str):
+            raise ValidationError("字段名必须是字符串", field=what)
+        if "." in name or self._meta is None:
+            return quote_ident(name)
+        return self._meta.column(name)
+
+    # -- where -----------------------------------------------------------------------
+
+    def _entry(
+        self, connector: str, condition: Any, params: tuple[Any, ...], eq: dict[str, Any]
+    ) -> tuple[Entry, ...]:
+        entries: list[Entry] = []
+        if callable(condition):
+            group = condition(QueryBuilder(self._model, None if self._meta else "_"))
+            if not isinstance(group, QueryBuilder):
+                raise ValidationError("where(fn) 的 fn 必须返回查询构造器", field="where")
+            if group._where:
+                entries.append((connector, group._where, ()))
+        elif condition is not None:
+            if not isinstance(condition, str):
+                raise ValidationError("where 条件必须是 SQL 字符串", field="where")
+            template = compile_template(condition)
+            if template.arity != len(params):
+                raise ValidationError(
+                    f"where 条件需要 {template.arity} 个参数, 实际 {len(params)} 个", field="where"
+                )
+            entries.append((connector, template, params))
+        elif params:
+            raise ValidationError("缺少 where 条件", field="where")
+        for name, value in eq.items():
+            col = self._col(name)
+            if value is None:
+                entries.append((connector, _raw(f"{col} IS NULL"), ()))
+            else:
+                entries.append((connector, _equals(col), (value,)))
+        return tuple(entries)
+
+    def where(
+        self,
+        condition: str | Callable[[QueryBuilder[T]], QueryBuilder[T]] | None = None,
+        *params: Any,
+        **eq: Any,
+    ) -> Self:
+        """AND a condition: ``where("age > ?", 18)``, ``where(email=x)``, ``where(lambda q: ..)``.
+
+        The lambda form groups the conditions it adds in parentheses.
+        """
+        return self._clone(where=self._where + self._entry("AND", condition, params, eq))
+
+    def or_where(
+        self,
+        condition: str | Callable[[QueryBuilder[T]], QueryBuilder[T]] | None = None,
+        *params: Any,
+        **eq: Any,
+    ) -> Self:
+        """OR a condition onto everything before it."""
+        return self._clone(where=self._where + self._entry("OR", condition, params, eq))
+
+    def _add(self, sql: str, *params: Any) -> Self:
+        arity = len(params)
+        pieces = sql.split("\0")
+        template = Template(tuple(pieces), tuple(range(arity)), arity)
+        return self._clone(where=(*self._where, ("AND", template, params)))
+
+    def where_in(self, column: str, values: Sequence[Any]) -> Self:
+        """``column = ANY($n)``; an empty list matches nothing."""
+        col = self._col(column)
+        values = list(values)
+        if not values:
+            return self._clone(where=(*self._where, ("AND", _raw("FALSE"), ())))
+        return self._add(f"{col} = ANY(\0)", values)
+
+    def where_not_in(self, column: str, values: Sequence[Any]) -> Self:
+        """``column <> ALL($n)``; an empty list matches everything."""
+        col = self._col(column)
+        values = list(values)
+        if not values:
+            return self._clone()
+        return self._add(f"{col} <> ALL(\0)", values)
+
+    def where_like(self, column: str, pattern: str, *, case_insensitive: bool = False) -> Self:
+        op = "ILIKE" if case_insensitive else "LIKE"
+        return self._add(f"{self._col(column)} {op} \0", pattern)
+
+    def where_between(self, column: str, low: Any, high: Any) -> Self:
+        return self._add(f"{self._col(column)} BETWEEN \0 AND \0", low, high)
+
+    def where_null(self, column: str) -> Self:
+        return self._clone(where=(*self._where, ("AND", _raw(f"{self._col(column)} IS NULL"), ())))
+
+    def where_not_null(self, column: str) -> Self:
+        return self._clone(
+            where=(*self._where, ("AND", _raw(f"{self._col(column)} IS NOT NULL"), ()))
+        )
+
+    # -- shape -----------------------------------------------------------------------
+
+    def select(self, *columns: str) -> Self:
+        """Columns (``name``, ``t.name``, ``name as alias``, ``t.*``) instead of the fields."""
+        items = []
+        for spec in columns:
+            for part in spec.split(","):
+                m = _SELECT_ITEM.fullmatch(part)
+                if not m:
+                    raise ValidationError("非法的查询列", field="select")
+                name, alias = m.group(1), m.group(2)
+                sql = "*" if name == "*" else self._select_col(name)
+                items.append(f"{sql} AS {quote_ident(alias)}" if alias else sql)
+        return self._clone(select=self._select + tuple(items))
+
+    def _select_col(self, name: str) -> str:
+        if name.endswith(".*"):
+            return quote_ident(name[:-2]) + ".*"
+        return self._col(name)
+
+    def select_raw(self, sql: str) -> Self:
+        """A select list written by the developer (expressions, aggregates); never user input."""
+        return self._clone(select=(*self._select, sql))
+
+    def distinct(self) -> Self:
+        return self._clone(distinct=True)
+
+    def join(self, table: str, on: str, *params: Any) -> Self:
+        return self._join("JOIN", table, on, params)
+
+    def left_join(self, table: str, on: str, *params: Any) -> Self:
+        return self._join("LEFT JOIN", table, on, params)
+
+    def _join(self, kind: str, table: str, on: str, params: tuple[Any, ...]) -> Self:
+        m = _TABLE_ITEM.fullmatch(table)
+        if not m:
+            raise ValidationError("非法的表名", field="join")
+        sql = quote_ident(m.group(1)) + (f" {quote_ident(m.group(2))}" if m.group(2) else "")
+        template = compile_template(on)
+        if template.arity != len(params):
+            raise ValidationError("join 条件的参数个数不匹配", field="join")
+        return self._clone(joins=(*self._joins, (f"{kind} {sql} ON ", template, params)))
+
+    def group_by(self, *columns: str) -> Self:
+        cols = tuple(self._col(c.strip()) for spec in columns for c in spec.split(","))
+        return self._clone(group=self._group + cols)
+
+    def having(self, condition: str, *params: Any) -> Self:
+        template = compile_template(condition)
+        if template.arity != len(params):
+            raise ValidationError("having 条件的参数个数不匹配", field="having")
+        return self._clone(having=(*self._having, ("AND", template, params)))
+
+    def order_by(self, *keys: str) -> Self:
+        """``order_by("id desc", "-age", "name asc nulls last")``; keys are checked."""
+        items = []
+        for spec in keys:
+            if not isinstance(spec, str):
+                raise ValidationError("非法的排序字段", field="order_by")
+            for name, suffix in _parse_order(spec):
+                items.append(self._order_col(name) + suffix)
+        return self._clone(order=self._order + tuple(items))
+
+    def _order_col(self, name: str) -> str:
+        try:
+            return self._col(name, "order_by")
+        except ValidationError:
+            aliases = {s.rsplit(" AS ", 1)[1] for s in self._select if " AS " in s}
+            if quote_ident(name) in aliases:
+                return quote_ident(name)
+            raise ValidationError(f"未知的排序字段: {name[:64]}", field="order_by") from None
+
+    def limit(self, n: int) -> Self:
+        return self._clone(limit=_non_negative(n, "limit"))
+
+    def offset(self, n: int) -> Self:
+        return self._clone(offset=_non_negative(n, "offset"))
+
+    def for_update(
+        self, *, nowait: bool = False, skip_locked: bool = False, of: str | None = None
+    ) -> Self:
+        """Lock the selected rows (use inside ``transaction()``)."""
+        lock = " FOR UPDATE"
+        if of:
+            lock += f" OF {quote_ident(of)}"
+        if nowait:
+            lock += " NOWAIT"
+        elif skip_locked:
+            lock += " SKIP LOCKED"
+        return self._clone(lock=lock)
+
+    def using(self, source: str) -> Self:
+        """Run against data source ``source`` (``[database.data_sources.<name>]``)."""
+        return self._clone(source=source)
+
+    def with_deleted(self) -> Self:
+        """Include soft-deleted rows."""
+        return self._clone(deleted="with")
+
+    def only_deleted(self) -> Self:
+        """Only soft-deleted rows."""
+        return self._clone(deleted="only")
+
+    # -- compiling -------------------------------------------------------------------
+
+    def _soft_filter(self) -> str:
+        meta = self._meta
+        if meta is None or not meta.soft_delete or self._deleted == "with":
+            return ""
+        if self._deleted == "only":
+            return meta.live_filter.replace("IS NULL", "IS NOT NULL")
+        return meta.live_filter
+
+    def _where_sql(self, params: list[Any]) -> str:
+        parts = []
+        body = _render(self._where, params)
+        if body:
+            parts.append(f"({body})" if len(self._where) > 1 and self._soft_filter() else body)
+        soft = self._soft_filter()
+        if soft:
+            if self._joins:
+                soft = f"{self._table}.{soft}"
+            parts.append(soft)
+        return " WHERE " + " AND ".join(parts) if parts else ""
+
+    def _from_sql(self, params: list[Any]) -> str:
+        sql = f" FROM {self._table}"
+        for head, template, args in self._joins:
+            sql += f" {head}{template.render(len(params))}"
+            params.extend(args)
+        return sql
+
+    def _select_list(self) -> str:
+        if self._select:
+            return ", ".join(self._select)
+        if self._meta is not None:
+            return self._meta.qualified_select if self._joins else self._meta.select_list
+        return "*"
+
+    def _body(self, params: list[Any], *, order: bool = True, window: bool = True) -> str:
+        sql = self._from_sql(params) + self._where_sql(params)
+        if self._group:
+            sql += " GROUP BY " + ", ".join(self._group)
+        if self._having:
+            sql += " HAVING " + _render(self._having, params)
+        if order and self._order:
+            sql += " ORDER BY " + ", ".join(self._order)
+        if window:
+            if self._limit is not None:
+                params.append(self._limit)
+                sql += f" LIMIT ${len(params)}"
+            if self._offset is not None:
+                params.append(self._offset)
+                sql += f" OFFSET ${len(params)}"
+        return sql
+
+    def to_sql(self) -> tuple[str, list[Any]]:
+        """The SELECT this builder runs, as ``(sql, params)``, without touching a database."""
+        params: list[Any] = []
+        head = "SELECT DISTINCT " if self._distinct else "SELECT "
+        sql = head + self._select_list() + self._body(params) + self._lock
+        return sql, params
+
+    def _count_sql(self) -> tuple[str, list[Any]]:
+        params: list[Any] = []
+        if self._distinct or self._group or self._limit is not None or self._offset is not None:
+            inner = ("SELECT DISTINCT " if self._distinct else "SELECT ") + self._select_list()
+            return f"SELECT count(*) FROM ({inner}{self._body(params, order=False)}) AS _q", params
+        return "SELECT count(*)" + self._body(params, order=False), params
+
+    # -- terminals -------------------------------------------------------------------
+
+    def _rows(self, rows: list[Any]) -> list[Any]:
+        if self._model is not None:
+            return self._model._from_rows(rows, exact=not (self._select or self._joins))
+        return bulk(rows, lambda: [record_from(r) for r in rows])
+
+    async def all(self) -> list[T]:
+        sql, params = self.to_sql()
+        return self._rows(await _exec.fetch(sql, params, self._source))
+
+    def __await__(self) -> Generator[Any, None, list[T]]:
+        return self.all().__await__()
+
+    async def first(self) -> T | None:
+        sql, params = self.limit(1).to_sql()
+        row = await _exec.fetchrow(sql, params, self._source)
+        return None if row is None else self._rows([row])[0]
+
+    async def count(self) -> int:
+        sql, params = self._count_sql()
+        return int(await _exec.fetchval(sql, params, self._source))
+
+    async def exists(self) -> bool:
+        params: list[Any] = []
+        sql = f"SELECT EXISTS(SELECT 1{self._body(params, order=False)})"
+        return bool(await _exec.fetchval(sql, params, self._source))
+
+    async def paginate(self, page: int, size: int) -> Page[T]:
+        """One page plus totals; the data query is skipped when the page is past the end."""
+        page = _positive(page, "page")
+        size = _positive(size, "size")
+        if size > MAX_PAGE_SIZE:
+            raise ValidationError(f"size 不能超过 {MAX_PAGE_SIZE}", field="size")
+        total = await self.count()
+        offset = (page - 1) * size
+        if offset >= total:
+            return Page([], page, size, total)
+        items = await self._clone(limit=size, offset=offset).all()
+        return Page(items, page, size, total)
+
+    async def pluck(self, column: str) -> list[Any]:
+        """Values of one column."""
+        sql, params = self._clone(select=(self._col(column),)).to_sql()
+        rows = await _exec.fetch(sql, params, self._source)
+        return [load(r[0]) for r in rows]
+
+    async def _aggregate(self, fn: str, column: str) -> Any:
+        params: list[Any] = []
+        sql = f"SELECT {fn}({self._col(column)}){self._body(params, order=False)}"
+        return load(await _exec.fetchval(sql, params, self._source))
+
+    async def sum(self, column: str) -> Any:
+        return await self._aggregate("sum", column)
+
+    async def avg(self, column: str) -> Any:
+        return await self._aggregate("avg", column)
+
+    async def min(self, column: str) -> Any:
+        return await self._aggregate("min", column)
+
+    async def max(self, column: str) -> Any:
+        return await self._aggregate("max", column)
+
+    def _writable(self, what: str) -> None:
+        if self._joins or self._limit is not None or self._offset is not None or self._group:
+            raise ValidationError(f"{what}() 不支持 join/limit/offset/group_by", field=what)
+
+    async def update(self, **values: Any) -> int:
+        """UPDATE the matching rows; values are checked against the fields. Returns the count."""
+        self._writable("update")
+        if not values:
+            raise ValidationError("update() 至少需要一个字段", field="update")
+        meta = self._meta
+        params: list[Any] = []
+        sets = []
+        if meta is not None and meta.has_updated_at and "updated_at" not in values:
+            values["updated_at"] = datetime.now(UTC)
+        for name, value in values.items():
+            col = self._col(name)
+            if meta is not None:
+                field = meta.field(name)
+                value = field.check(value)
+                if field.to_db is not None and value is not None:
+                    value = field.to_db(value)
+            params.append(value)
+            sets.append(f"{col} = ${len(params)}")
+        sql = f"UPDATE {self._table} SET {', '.join(sets)}{self._where_sql(params)}"
+        return await _exec.execute(sql, params, self._source)
+
+    async def delete(self) -> int:
+        """DELETE the matching rows (soft delete when the model opts in). Returns the count."""
+        self._writable("delete")
+        meta = self._meta
+        if meta is not None and meta.soft_delete:
+            return await self._clone(deleted="exclude").update(deleted_at=datetime.now(UTC))
+        params: list[Any] = []
+        sql = f"DELETE FROM {self._table}{self._where_sql(params)}"
+        return await _exec.execute(sql, params, self._source)
+
+    async def iterate(self, batch: int = 1000) -> AsyncGenerator[T, None]:
+        """Stream rows through a server-side cursor, ``batch`` at a time (bounded memory).
+
+        Inside ``transaction()`` the cursor uses that transaction; otherwise it holds
+        its own connection and read-only transaction until the loop ends. Break out
+        early with ``contextlib.aclosing`` to return the connection at once.
+        """
+        batch = _positive(batch, "batch")
+        sql, params = self.to_sql()
+        if _exec.listeners:
+            for listener in _exec.listeners:
+                listener(sql)
+        tx = current_tx(self._source)
+        if tx is not None:
+            async for chunk in self._chunks(tx.connection(), sql, params, batch):
+                for item in chunk:
+                    yield item
+            return
+        # Not via transaction(): an async generator may be finalised in another
+        # context, where resetting the transaction ContextVar would fail.
+        async with _acquire(self._source) as conn:
+            xact = conn.transaction(readonly=True)
+            await _guard(xact.start())
+            try:
+                async for chunk in self._chunks(conn, sql, params, batch):
+                    for item in chunk:  # one async yield per row, not two
+                        yield item
+            finally:
+                await _guard(xact.rollback())
+
+    async def _chunks(
+        self, conn: Any, sql: str, params: list[Any], batch: int
+    ) -> AsyncIterator[list[T]]:
+        cursor = await _guard(conn.cursor(sql, *params))
+        while rows := await _guard(cursor.fetch(batch)):
+            yield self._rows(rows)
+
+    def __repr__(self) -> str:
+        sql, params = self.to_sql()
+        return f"<QueryBuilder {sql!r} params={len(params)}>"
+
+
+async def _guard(awaitable: Any) -> Any:
+    try:
+        return await awaitable
+    except DB_ERRORS as exc:
+        raise translate(exc) from exc
+
+
+@lru_cache(maxsize=1024)
+def _parse_order(spec: str) -> tuple[tuple[str, str], ...]:
+    """``"id desc, -age"`` -> ((name, " DESC ..."), ...); cached per spelling."""
+    items = []
+    for part in spec.split(","):
+        m = _ORDER_ITEM.fullmatch(part)
+        if not m:
+            raise ValidationError("非法的排序字段", field="order_by")
+        minus, name, direction, nulls = m.groups()
+        desc = bool(minus) != (direction or "").lower().startswith("desc")
+        items.append(
+            (name, (" DESC" if desc else "") + (f" NULLS {nulls.upper()}" if nulls else ""))
+        )
+    return tuple(items)
+
+
+def _render(entries: tuple[Entry, ...], params: list[Any]) -> str:
+    out = []
+    for i, (connector, item, args) in enumerate(entries):
+        if isinstance(item, tuple):
+            text = "(" + _render(item, params) + ")"
+        else:
+            text = item.render(len(params))
+            params.extend(args)
+            if len(entries) > 1:
+                text = f"({text})"
+        out.append(text if i == 0 else f" {connector} {text}")
+    return "".join(out)
+
+
+def _non_negative(n: Any, what: str) -> int:
+    if type(n) is not int or n < 0:
+        raise ValidationError(f"{what} 必须是非负整数", field=what)
+    return n
+
+
+def _positive(n: Any, what: str) -> int:
+    if type(n) is not int or n < 1:
+        raise ValidationError(f"{what} 必须是正整数", field=what)
+    return n

@@ -1,0 +1,224 @@
+"""Pools: lazy init from config, one pool under concurrent first use, close/reset, cancellation,
+recovery after dropped connections, fail-fast outages, named data sources, fast release."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+import luser_db
+from luser_common import DatabaseUnavailable
+from luser_db import Db, transaction
+from luser_db import _pool as pool_module
+
+pytestmark = pytest.mark.usefixtures("orm_schema")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def own_pool(db_pool: str) -> AsyncIterator[str]:
+    """Tests here close and rebuild the global pool; leave it as db_pool set it."""
+    await luser_db.close()
+    luser_db.reset()
+    try:
+        yield db_pool
+    finally:
+        await luser_db.close()
+        luser_db.reset()
+        luser_db.init(db_pool, min_size=1, max_size=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_use_after_close_is_a_clear_503(own_pool: str) -> None:
+    luser_db.init(own_pool)
+    assert await Db.query_int("select 1") == 1
+    await luser_db.close()
+    with pytest.raises(DatabaseUnavailable) as info:
+        await Db.query_int("select 1")
+    assert "关闭" in info.value.message
+    with pytest.raises(DatabaseUnavailable):
+        async with transaction():
+            pass
+    luser_db.init(own_pool)  # init() reopens lazily
+    assert await Db.query_int("select 2") == 2
+
+
+async def test_concurrent_first_use_creates_one_pool(own_pool: str) -> None:
+    luser_db.init(own_pool, min_size=0, max_size=4)
+    created: list[object] = []
+    real_create = asyncpg.create_pool
+
+    async def counting_create(*args: object, **kwargs: object) -> asyncpg.Pool:
+        await asyncio.sleep(0.05)  # widen the race window
+        pool = await real_create(*args, **kwargs)  # type: ignore[arg-type]
+        created.append(pool)
+        return pool
+
+    pool_module.asyncpg.create_pool = counting_create  # type: ignore[assignment]
+    try:
+        results = await asyncio.gather(*(Db.query_int("select ?::int", i) for i in range(20)))
+    finally:
+        pool_module.asyncpg.create_pool = real_create
+    assert results == list(range(20))
+    assert len(created) == 1
+
+
+async def test_lazy_pool_from_config_and_named_source(own_pool: str, tmp_path: Path) -> None:
+    import luser_config
+
+    (tmp_path / "default.toml").write_text(
+        f'[database]\nurl = "{own_pool}"\nmax_connections = 3\nmin_connections = 0\n'
+        f'[database.data_sources.replica]\nurl = "{own_pool}"\nmax_connections = 2\n'
+        "min_connections = 0\npgbouncer = true\n"
+    )
+    await luser_config.init_config(env="test", config_dir=tmp_path)
+    try:
+        assert await Db.query_int("select 41 + 1") == 42
+        primary = await luser_db.get_pool()
+        assert primary.get_max_size() == 3
+        rec = await Db.use("replica").find_first("select current_database() as db")
+        assert rec is not None and f"/{rec.db}" in own_pool
+        replica = await luser_db.get_pool("replica")
+        assert replica is not primary and replica.get_max_size() == 2
+        # PgBouncer switch: no prepared-statement cache on that source.
+        async with replica.acquire() as conn:
+            assert conn._con._stmt_cache.get_max_size() == 0  # type: ignore[attr-defined]
+        with pytest.raises(Exception) as info:
+            await Db.use("nope").find("select 1")
+        assert info.value.__class__.__name__ == "ConfigError"
+    finally:
+        luser_config.reset_config()
+
+
+async def test_unreachable_database_fails_fast_with_503(own_pool: str) -> None:
+    luser_db.init(f"postgresql://postgres@127.0.0.1:{_free_port()}/x", min_size=0, timeout=2)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with pytest.raises(DatabaseUnavailable):
+        await Db.query_int("select 1")
+    with pytest.raises(DatabaseUnavailable):
+        await Db.query_int("select 1")
+    assert loop.time() - start < 5  # generous: failing fast means not hanging
+
+
+async def test_acquire_timeout_is_503(own_pool: str) -> None:
+    luser_db.init(own_pool, min_size=1, max_size=1, acquire_timeout=0.2)
+    pool = await luser_db.get_pool()
+    held = await pool.acquire()
+    try:
+        with pytest.raises(DatabaseUnavailable) as info:
+            await Db.query_int("select 1")
+        assert "超时" in info.value.message
+    finally:
+        await pool.release(held)
+    assert await Db.query_int("select 1") == 1
+
+
+async def test_cancellation_returns_connections(own_pool: str) -> None:
+    luser_db.init(own_pool, min_size=0, max_size=2)
+    pool = await luser_db.get_pool()
+
+    async def slow() -> None:
+        await Db.execute("select pg_sleep(5)")
+
+    async def slow_tx() -> None:
+        async with transaction():
+            await Db.execute("select pg_sleep(5)")
+
+    tasks = [asyncio.create_task(slow()), asyncio.create_task(slow_tx())]
+    await asyncio.sleep(0.3)
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with pytest.raises(asyncio.CancelledError):
+            await t
+    for _ in range(50):
+        if pool.get_idle_size() == pool.get_size():
+            break
+        await asyncio.sleep(0.05)
+    assert pool.get_idle_size() == pool.get_size()
+    results = await asyncio.gather(*(Db.query_int("select ?::int", i) for i in range(4)))
+    assert results == [0, 1, 2, 3]
+
+
+async def test_pool_recovers_after_connections_are_dropped(own_pool: str) -> None:
+    luser_db.init(own_pool, min_size=2, max_size=2)
+    await Db.query_int("select 1")
+    admin = await asyncpg.connect(own_pool)
+    try:
+        await admin.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity"
+            " where datname = current_database() and pid <> pg_backend_pid()"
+            " and application_name = ''"
+        )
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.1)
+    outcomes = []
+    for _ in range(4):
+        try:
+            outcomes.append(await Db.query_int("select 7"))
+        except DatabaseUnavailable:
+            outcomes.append("503")
+    assert outcomes[-1] == 7
+    assert all(o in (7, "503") for o in outcomes)
+
+
+async def test_fast_release_still_clears_session_state(own_pool: str) -> None:
+    luser_db.init(own_pool, min_size=1, max_size=1)
+    await Db.execute("set application_name = 'dirty'")
+    assert await Db.query_str("show application_name") == ""
+    await Db.find("select set_config('application_name', 'dirty2', false)")
+    assert await Db.query_str("show application_name") == ""
+    async with transaction():  # a plain SET outlives the transaction that ran it
+        await Db.execute("set application_name = 'dirty3'")
+    assert await Db.query_str("show application_name") == ""
+    # Connections used straight from the pool get the full reset: we cannot see their SQL.
+    pool = await luser_db.get_pool()
+    async with pool.acquire() as conn:
+        await conn.execute("set application_name = 'direct'")
+    assert await Db.query_str("show application_name") == ""
+    # A connection released mid-transaction (cancelled) is rolled back by the reset.
+    async with pool.acquire() as conn:
+        await conn.execute("begin")
+    async with pool.acquire() as conn:
+        assert not conn.is_in_transaction()
+
+
+async def test_each_event_loop_gets_its_own_pool(own_pool: str) -> None:
+    # e.g. Starlette's TestClient runs the app on a fresh loop in another thread.
+    luser_db.init(own_pool, min_size=1, max_size=2)
+    assert await Db.query_int("select 1") == 1
+    first = await luser_db.get_pool()
+
+    async def other() -> tuple[int | None, bool]:
+        value = await Db.query_int("select 2")
+        return value, (await luser_db.get_pool()) is first
+
+    def in_other_loop() -> tuple[int | None, bool]:
+        return asyncio.run(other())
+
+    assert await asyncio.to_thread(in_other_loop) == (2, False)
+    assert await Db.query_int("select 3") == 3
+    assert await luser_db.get_pool() is first  # the first loop's pool was kept for it
+    assert await asyncio.to_thread(in_other_loop) == (2, False)
+
+
+async def test_init_replaces_an_open_pool(own_pool: str) -> None:
+    luser_db.init(own_pool, max_size=2)
+    old = await luser_db.get_pool()
+    luser_db.init(own_pool, max_size=3)
+    new = await luser_db.get_pool()
+    assert new is not old and new.get_max_size() == 3
+    await asyncio.sleep(0.05)
+    assert old._closed  # type: ignore[attr-defined]
