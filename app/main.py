@@ -2,17 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.middleware import Middleware
+
+from luser_common.http import install_error_handlers
+from luser_common.middleware import RequestIdMiddleware
+from luser_config.schema import AppConfig
+
+from . import commerce, open_api
+from .lifespan import lifespan
+from .openapi import docs_routes
+from .routes import OPERATIONS
+from .services import EntitlementChecker, LoginLimiter, ProviderLookup, Services
+from .vod import VodRegistry
 
 
-async def health(request: Request) -> JSONResponse:
-    return JSONResponse({"success": True, "data": {"status": "ok"}})
+def create_app(
+    config: AppConfig | None = None,
+    *,
+    providers: ProviderLookup | None = None,
+    entitlements: EntitlementChecker | None = None,
+    login_limiter: LoginLimiter | None = None,
+) -> Starlette:
+    """The service; run it with its lifespan (uvicorn, or ``app.router.lifespan_context``).
 
+    ``config`` defaults to the process configuration (files + environment, loaded at
+    startup). ``providers`` replaces the VOD providers built from ``config.vod``,
+    ``entitlements`` the plan-level check (free videos only by default).
+    """
 
-def create_app(config: Any = None) -> Starlette:
-    return Starlette(routes=[Route("/health", health)])
+    def build_services(resolved: AppConfig) -> Services:
+        return Services.build(
+            resolved,
+            providers or VodRegistry(resolved.vod),
+            entitlements or commerce.SubscriptionEntitlements(),
+            login_limiter,
+        )
+
+    app = Starlette(
+        routes=[op.route() for op in OPERATIONS] + docs_routes(),
+        middleware=[Middleware(RequestIdMiddleware)],
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    open_api.install(app)
+    commerce.install(app)
+    app.state.explicit_config = config
+    app.state.build_services = build_services
+    return app

@@ -1,0 +1,29 @@
+"""``users``: accounts (created by migration 0001, extended by 0010)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from luser_db import Field, Model
+
+
+class User(Model, table="users"):
+    id: int = Field(primary_key=True)
+    email: str | None = None
+    phone: str | None = None
+    password_hash: str = ""
+    nickname: str | None = None
+    role: str = "user"
+    status: str = "active"
+    balance: int = 0
+    password_changed_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"

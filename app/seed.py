@@ -1,0 +1,114 @@
+"""Development demo data: categories, published videos and an admin account.
+
+Idempotent: does nothing when categories already exist. Never run in production
+(``luser serve`` only seeds when ``env == "development"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from luser_db import transaction
+
+from .models import Category, User, Video
+from .services import Services
+from .services.accounts import Accounts
+
+T = TypeVar("T")
+
+logger = logging.getLogger("luser.seed")
+
+ADMIN_ACCOUNT = "admin@luser.local"
+DEFAULT_ADMIN_PASSWORD = "Luser-demo-2026"  # development only; override with the env var
+
+CATEGORIES = [
+    ("纪录片", "documentary"),
+    ("动画", "animation"),
+    ("科技", "technology"),
+    ("旅行", "travel"),
+    ("美食", "food"),
+]
+TITLES = [
+    "长江源头行",
+    "城市夜景延时",
+    "深海探秘",
+    "草原四季",
+    "小猫的一天",
+    "机器人入门",
+    "星空摄影指南",
+    "川菜十二味",
+    "丝绸之路",
+    "极光之旅",
+    "手冲咖啡基础",
+    "像素动画短片",
+    "量子计算科普",
+    "江南古镇",
+    "高原铁路",
+    "面点师傅",
+    "雨林里的声音",
+    "编程五分钟",
+    "黄山云海",
+    "家常早餐",
+]
+
+
+async def seed_demo_data(accounts: Accounts) -> bool:
+    """Insert the demo rows; False when the database already has categories."""
+    if await Category.query().count() > 0:
+        return False
+    password = os.environ.get("LUSER_SEED_ADMIN_PASSWORD", DEFAULT_ADMIN_PASSWORD)
+    async with transaction():
+        if (
+            await User.find_first("select * from users where lower(email) = ?", ADMIN_ACCOUNT)
+            is None
+        ):
+            await accounts.create_admin(ADMIN_ACCOUNT, password, "管理员")
+        categories = []
+        for order, (name, slug) in enumerate(CATEGORIES):
+            category = Category(name=name, slug=slug, sort_order=order)
+            await category.save()
+            categories.append(category)
+        now = datetime.now(UTC)
+        for i, title in enumerate(TITLES):
+            await Video(
+                category_id=categories[i % len(categories)].id,
+                title=title,
+                description=f"{title}: 演示视频 #{i + 1}",
+                cover_url=f"https://example.invalid/covers/{i + 1}.jpg",
+                duration_seconds=60 * (3 + i % 17),
+                provider="tencent" if i % 2 == 0 else "aliyun",
+                media_id=f"demo-media-{i + 1:04d}",
+                media_status="ready",
+                status="published",
+                preview_seconds=30 if i % 3 else 0,
+                required_level=0 if i % 4 == 0 else 1,
+                published_at=now - timedelta(hours=i),
+            ).save()
+    logger.info("seeded demo data; admin %s", ADMIN_ACCOUNT)
+    return True
+
+
+async def with_services(job: Callable[[Services], Awaitable[T]]) -> T:
+    """Run ``job(services)`` against the configured database outside the web app
+    (CLI commands), then close the pool."""
+    import luser_db
+    from luser_config import load_config
+
+    from .lifespan import init_database
+    from .vod import VodRegistry
+
+    config = load_config()
+    init_database(config)
+    try:
+        return await job(Services.build(config, VodRegistry(config.vod)))
+    finally:
+        await luser_db.close()
+
+
+async def seed_demo() -> bool:
+    """``luser serve`` in development: seed once, with its own short-lived pool."""
+    return await with_services(lambda services: seed_demo_data(services.accounts))

@@ -1,0 +1,60 @@
+"""Input rules for accounts: emails, mainland mobile numbers and password strength."""
+
+from __future__ import annotations
+
+from luser_common import ValidationError
+from luser_common.utils import is_email, normalize_mobile, validate_password_strength
+
+# The most common leaked passwords that pass the letters+digits rule.
+_COMMON = frozenset(
+    {
+        "password1",
+        "password123",
+        "passw0rd",
+        "qwerty123",
+        "abc12345",
+        "a1234567",
+        "abcd1234",
+        "iloveyou1",
+        "admin123",
+        "admin1234",
+        "1qaz2wsx",
+        "qwe123456",
+        "a123456789",
+        "woaini1314",
+    }
+)
+
+
+def normalize_email(value: str, field: str = "email") -> str:
+    email = value.strip().lower()
+    if not is_email(email):
+        raise ValidationError("邮箱格式不正确", field=field)
+    return email
+
+
+def normalize_phone(value: str, field: str = "phone") -> str:
+    phone = normalize_mobile(value)
+    if phone is None:
+        raise ValidationError("手机号格式不正确 (需要中国大陆 11 位手机号)", field=field)
+    return phone
+
+
+def normalize_account(value: str, field: str = "account") -> tuple[str, str]:
+    """``("email", ...)`` or ``("phone", ...)`` for a login name."""
+    if "@" in value:
+        return "email", normalize_email(value, field)
+    return "phone", normalize_phone(value, field)
+
+
+def check_password_strength(password: str, field: str = "password", account: str = "") -> None:
+    error = validate_password_strength(password, field)
+    if error is not None:
+        raise error
+    lowered = password.lower()
+    if (
+        lowered in _COMMON
+        or len(set(password)) < 4
+        or (len(account) >= 4 and account.lower() in lowered)
+    ):
+        raise ValidationError("密码过于简单, 请换一个", field=field)

@@ -1,0 +1,27 @@
+"""Service-specific errors: luser_common classes with a more precise stable code."""
+
+from __future__ import annotations
+
+from luser_common import Conflict, Forbidden, Unauthorized
+
+
+class InvalidCredentials(Unauthorized):
+    """Wrong password and unknown account look the same, so accounts cannot be enumerated."""
+
+    code = "INVALID_CREDENTIALS"
+    default_message = "账号或密码错误"
+
+
+class AccountDisabled(Forbidden):
+    code = "ACCOUNT_DISABLED"
+    default_message = "账号已被禁用"
+
+
+class PreviewNotAvailable(Forbidden):
+    code = "PREVIEW_NOT_AVAILABLE"
+    default_message = "该视频需要订阅后观看, 且不提供试看"
+
+
+class InvalidState(Conflict):
+    code = "INVALID_STATE"
+    default_message = "当前状态不允许此操作"
