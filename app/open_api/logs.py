@@ -1,0 +1,340 @@
+"""Request logs: enqueue on the hot path, write in batches in the background.
+
+``LogWriter.insert_log`` never waits: it puts the row on a bounded asyncio
+queue, or counts it as dropped when the queue is full (a full queue means the
+database is not keeping up; blocking callers would turn a logging problem into
+an outage). A background task drains the queue with binary ``COPY`` in batches
+of ``batch_size`` on ``writers`` connections at once: as soon as a batch is
+full, and at least every ``flush_interval`` seconds. Transient write failures
+are retried with backoff (meanwhile the queue absorbs new rows, then overflows
+and counts drops). ``stop()`` writes every queued row before returning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import asyncpg
+
+from luser_common import AppError, ValidationError
+
+from . import _db
+from .metrics import OpenApiMetrics
+
+__all__ = [
+    "LOG_COLUMNS",
+    "LogFilter",
+    "LogRow",
+    "LogWriter",
+    "daily_usage",
+    "decode_cursor",
+    "encode_cursor",
+    "query_logs",
+]
+
+log = logging.getLogger(__name__)
+
+
+class LogRow(NamedTuple):
+    """One router_logs row, in COPY column order."""
+
+    request_id: str
+    user_id: int
+    token_id: int | None
+    path: str
+    ability: str
+    channel_id: int | None
+    failed_channel_ids: list[int] | None
+    status_code: int
+    error_code: str | None
+    latency_ms: int
+    units: int
+    cost: int
+    client_ip: str | None
+    created_at: datetime
+
+
+LOG_COLUMNS = list(LogRow._fields)
+
+_TRANSIENT = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.QueryCanceledError,
+    asyncpg.AdminShutdownError,
+    OSError,
+    TimeoutError,
+)
+
+
+def _transient(exc: BaseException) -> bool:
+    # luser_db reports an unreachable database or exhausted pool as a retryable AppError.
+    return isinstance(exc, _TRANSIENT) or (isinstance(exc, AppError) and exc.retryable)
+
+
+class LogWriter:
+    """Bounded queue + background batch writer for router_logs."""
+
+    def __init__(
+        self,
+        *,
+        queue_size: int = 50_000,
+        batch_size: int = 1_000,
+        flush_interval: float = 0.5,
+        max_retries: int = 8,
+        writers: int = 3,
+        metrics: OpenApiMetrics | None = None,
+    ) -> None:
+        self._queue: asyncio.Queue[LogRow] = asyncio.Queue(maxsize=queue_size)
+        self._batch_size = batch_size
+        self._interval = flush_interval
+        self._max_retries = max_retries
+        # Concurrent COPY streams: index maintenance is CPU in the server backends.
+        self._writers = max(1, writers)
+        self._metrics = metrics or OpenApiMetrics()
+        self._metrics.track_queue(self._queue.qsize)
+        self._wake = asyncio.Event()
+        # Held while a batch is out of the queue but not yet written: flush() waits on it.
+        self._flushing = asyncio.Lock()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+        self.written = 0
+        self.failed = 0
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def insert_log(self, row: LogRow) -> bool:
+        """Enqueue ``row``; False (and counted) when the queue is full. Never blocks."""
+        try:
+            self._queue.put_nowait(row)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            self._metrics.logs_dropped.labels("queue_full").inc()
+            return False
+        if self._queue.qsize() >= self._batch_size:
+            self._wake.set()
+        return True
+
+    async def start(self) -> None:
+        if self.running:
+            return
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="open-api-log-writer")
+
+    async def stop(self) -> None:
+        """Flush every queued row, then end the background task."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        else:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything queued now (batch by batch), including a batch in flight."""
+        async with self._flushing:
+            while not self._queue.empty():
+                batches = [self._take(self._batch_size) for _ in range(self._writers)]
+                await asyncio.gather(*(self._write(b) for b in batches if b))
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:  # never let the writer die; rows already counted as failed
+                log.exception("request-log writer: unexpected error")
+        await self.flush()
+
+    def _take(self, limit: int) -> list[LogRow]:
+        batch: list[LogRow] = []
+        while len(batch) < limit:
+            try:
+                batch.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        return batch
+
+    async def _write(self, batch: list[LogRow]) -> None:
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                async with _db.connection() as conn:
+                    await conn.copy_records_to_table(
+                        "router_logs", records=batch, columns=LOG_COLUMNS
+                    )
+            except Exception as exc:
+                if isinstance(exc, asyncpg.PostgresError) and not _transient(exc):
+                    # A row the table refuses (a bad value) must not sink its batch-mates.
+                    await self._write_one_by_one(batch, exc)
+                    return
+                if not _transient(exc):
+                    self._give_up(batch, "error", exc)
+                    return
+                attempt += 1
+                if attempt > self._max_retries:
+                    self._give_up(batch, "write_failed", exc)
+                    return
+                self._metrics.log_flush_retries.inc()
+                log.warning(
+                    "request-log batch of %d: transient %r, retry %d", len(batch), exc, attempt
+                )
+                await asyncio.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random() / 2))
+                continue
+            self._metrics.log_flush_seconds.observe(time.perf_counter() - started)
+            self._written(len(batch))
+            return
+
+    async def _write_one_by_one(self, batch: list[LogRow], first: Exception) -> None:
+        log.warning("request-log batch refused (%r); writing rows one by one", first)
+        for row in batch:
+            try:
+                async with _db.connection() as conn:
+                    await conn.copy_records_to_table(
+                        "router_logs", records=[row], columns=LOG_COLUMNS
+                    )
+            except asyncpg.PostgresError as exc:
+                self._give_up([row], "rejected", exc)
+            else:
+                self._written(1)
+
+    def _written(self, n: int) -> None:
+        self.written += n
+        self._metrics.logs_written.inc(n)
+
+    def _give_up(self, rows: Sequence[LogRow], reason: str, exc: BaseException) -> None:
+        self.failed += len(rows)
+        self._metrics.logs_dropped.labels(reason).inc(len(rows))
+        log.error("request-log: %d rows not written (%s): %r", len(rows), reason, exc)
+
+
+# -- reading ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    user_id: int | None = None
+    token_id: int | None = None
+    ability: str | None = None
+    channel_id: int | None = None
+    status_code: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def encode_cursor(created_at: datetime, row_id: int) -> str:
+    raw = f"{created_at.astimezone(UTC).isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, _, ident = raw.partition("|")
+        return datetime.fromisoformat(stamp), int(ident)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError("分页游标无效", field="cursor") from exc
+
+
+_COLUMNS_SQL = (
+    "id, request_id, user_id, token_id, path, ability, channel_id, failed_channel_ids, "
+    "status_code, error_code, latency_ms, units, cost, client_ip, created_at"
+)
+
+
+def build_log_query(flt: LogFilter, cursor: str | None, limit: int) -> tuple[str, list[Any]]:
+    """SQL for one page, newest first, keyset-paginated on (created_at, id)."""
+    where: list[str] = []
+    args: list[Any] = []
+
+    def add(sql: str, value: Any) -> None:
+        args.append(value)
+        where.append(sql.replace("?", f"${len(args)}"))
+
+    for column in ("user_id", "token_id", "ability", "channel_id", "status_code"):
+        value = getattr(flt, column)
+        if value is not None:
+            add(f"{column} = ?", value)
+    if flt.since is not None:
+        add("created_at >= ?", flt.since)
+    if flt.until is not None:
+        add("created_at < ?", flt.until)
+    if cursor:
+        created_at, row_id = decode_cursor(cursor)
+        args.extend([created_at, row_id])
+        where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit + 1)
+    clause = f"WHERE {' AND '.join(where)} " if where else ""
+    sql = (
+        f"SELECT {_COLUMNS_SQL} FROM router_logs {clause}"
+        f"ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
+    )
+    return sql, args
+
+
+async def query_logs(
+    flt: LogFilter, *, cursor: str | None = None, limit: int = 50
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of logs and the cursor of the next page (None at the end)."""
+    if not 1 <= limit <= 500:
+        raise ValidationError("limit 必须在 1-500 之间", field="limit")
+    sql, args = build_log_query(flt, cursor, limit)
+    async with _db.connection() as conn:
+        rows = await conn.fetch(sql, *args)
+    items = [dict(r) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor(last["created_at"], last["id"])
+    return items, next_cursor
+
+
+async def daily_usage(
+    user_id: int | None,
+    since: datetime,
+    until: datetime,
+    *,
+    token_id: int | None = None,
+    tz: str = "UTC",
+) -> list[dict[str, Any]]:
+    """Per day and ability: calls, successful calls and cost (nano-units)."""
+    args: list[Any] = [since, until, tz]
+    where = "created_at >= $1 AND created_at < $2"
+    if user_id is not None:
+        args.append(user_id)
+        where += f" AND user_id = ${len(args)}"
+    if token_id is not None:
+        args.append(token_id)
+        where += f" AND token_id = ${len(args)}"
+    sql = (
+        "SELECT (created_at AT TIME ZONE $3)::date AS day, ability, count(*) AS calls, "
+        "count(*) FILTER (WHERE status_code < 400) AS succeeded, "
+        "coalesce(sum(cost), 0)::bigint AS cost "
+        f"FROM router_logs WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    async with _db.connection() as conn:
+        rows = await conn.fetch(sql, *args)
+    return [dict(r) for r in rows]

@@ -1,0 +1,277 @@
+"""Channel routing: an immutable in-memory snapshot, refreshed on change.
+
+``RouterConfig`` holds every enabled channel, ability route, price and group
+ratio. It is rebuilt from the database at start and whenever the
+``open_api_config`` notification fires (or the version table moves, polled as
+a fallback), then swapped in with one assignment: a request sees either the
+old or the new snapshot, never a mix, and never issues SQL to pick a channel.
+
+Picking: routes for (group, ability) are split into priority tiers (highest
+first). Within a tier, channels are ordered by weighted random sampling
+without replacement, so the first pick follows the weights and the rest are
+the failover order; then the next tier follows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from . import _db
+from .money import call_cost
+
+__all__ = ["ChannelInfo", "ConfigRefresher", "Route", "RouterConfig", "load_router_config"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GROUP = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    id: int
+    name: str
+    provider: str
+    base_url: str
+    credentials: str  # still encrypted; decrypted by the upstream factory when first used
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    channel: ChannelInfo
+    priority: int
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class RouterConfig:
+    """One consistent snapshot of the routing tables."""
+
+    version: int = 0
+    prices: Mapping[str, int] = field(default_factory=dict)
+    ratios: Mapping[str, Decimal] = field(default_factory=dict)
+    # (group, ability) -> tiers, highest priority first; each tier a tuple of routes.
+    tiers: Mapping[tuple[str, str], tuple[tuple[Route, ...], ...]] = field(default_factory=dict)
+
+    def price(self, ability: str) -> int | None:
+        return self.prices.get(ability)
+
+    def ratio(self, group: str) -> Decimal:
+        return self.ratios.get(group) or self.ratios.get(DEFAULT_GROUP) or Decimal(1)
+
+    def cost(self, ability: str, group: str) -> int | None:
+        """Nano-units one call costs this group, or None for an unknown ability."""
+        price = self.prices.get(ability)
+        return None if price is None else call_cost(price, self.ratio(group))
+
+    def routes_for(self, group: str, ability: str) -> tuple[tuple[Route, ...], ...]:
+        """Tiers for the group, else the default group's (a group without own routes)."""
+        return self.tiers.get((group, ability)) or self.tiers.get((DEFAULT_GROUP, ability), ())
+
+    def failover_order(
+        self, group: str, ability: str, rng: random.Random | None = None
+    ) -> list[ChannelInfo]:
+        """Channels to try in order: weighted shuffle within each tier, tiers by priority."""
+        random_fn = (rng or random).random
+        order: list[ChannelInfo] = []
+        for tier in self.routes_for(group, ability):
+            order.extend(_weighted_order(tier, random_fn))
+        return order
+
+    def pick(
+        self, group: str, ability: str, rng: random.Random | None = None
+    ) -> ChannelInfo | None:
+        order = self.failover_order(group, ability, rng)
+        return order[0] if order else None
+
+    def channel_ids(self) -> set[int]:
+        return {r.channel.id for tiers in self.tiers.values() for tier in tiers for r in tier}
+
+
+def _weighted_order(tier: tuple[Route, ...], random_fn: Callable[[], float]) -> list[ChannelInfo]:
+    # Efraimidis-Spirakis: key = u ** (1 / w); sorting by key desc samples without
+    # replacement with probability proportional to weight. Weight 0 goes last.
+    keyed = []
+    for route in tier:
+        u = random_fn()
+        key = u ** (1.0 / route.weight) if route.weight > 0 else -1.0 + u
+        keyed.append((key, route.channel))
+    keyed.sort(key=lambda kv: kv[0], reverse=True)
+    return [channel for _, channel in keyed]
+
+
+_CHANNELS_SQL = """
+SELECT id, name, provider, base_url, credentials, priority, weight
+FROM channels WHERE status = 'enabled'
+"""
+_ABILITIES_SQL = """
+SELECT group_name, ability, channel_id, priority, weight
+FROM abilities WHERE enabled
+"""
+
+
+async def load_router_config() -> RouterConfig:
+    """Read channels, abilities, prices and groups in one consistent snapshot."""
+    async with (
+        _db.connection() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        version = await conn.fetchval("SELECT version FROM open_api_config_version WHERE id = 1")
+        channels = await conn.fetch(_CHANNELS_SQL)
+        abilities = await conn.fetch(_ABILITIES_SQL)
+        prices = await conn.fetch("SELECT ability, price FROM ability_prices")
+        groups = await conn.fetch("SELECT name, ratio FROM user_groups")
+    return build_router_config(version or 0, channels, abilities, prices, groups)
+
+
+def build_router_config(
+    version: int,
+    channels: Sequence[Any],
+    abilities: Sequence[Any],
+    prices: Sequence[Any],
+    groups: Sequence[Any],
+) -> RouterConfig:
+    """A snapshot from rows (asyncpg records or plain mappings with the same keys)."""
+    by_id: dict[int, tuple[ChannelInfo, int, int]] = {}
+    for c in channels:
+        info = ChannelInfo(
+            int(c["id"]),
+            str(c["name"]),
+            str(c["provider"]),
+            str(c["base_url"]),
+            str(c["credentials"]),
+        )
+        by_id[info.id] = (info, int(c["priority"]), int(c["weight"]))
+    grouped: dict[tuple[str, str], dict[int, list[Route]]] = {}
+    for a in abilities:
+        found = by_id.get(int(a["channel_id"]))
+        if found is None:  # disabled (or deleted) channel: never routable
+            continue
+        channel, ch_priority, ch_weight = found
+        priority = ch_priority if a["priority"] is None else int(a["priority"])
+        weight = ch_weight if a["weight"] is None else int(a["weight"])
+        key = (str(a["group_name"]), str(a["ability"]))
+        grouped.setdefault(key, {}).setdefault(priority, []).append(
+            Route(channel, priority, weight)
+        )
+    tiers = {
+        key: tuple(
+            tuple(sorted(by_p[p], key=lambda r: r.channel.id)) for p in sorted(by_p, reverse=True)
+        )
+        for key, by_p in grouped.items()
+    }
+    return RouterConfig(
+        version=int(version),
+        prices={str(p["ability"]): int(p["price"]) for p in prices},
+        ratios={str(g["name"]): Decimal(str(g["ratio"])) for g in groups},
+        tiers=tiers,
+    )
+
+
+class ConfigRefresher:
+    """Keeps a RouterConfig current: LISTEN for changes, poll the version as a fallback."""
+
+    def __init__(
+        self,
+        *,
+        poll_interval: float = 5.0,
+        on_token_change: Callable[[str], None] | None = None,
+        on_config_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = RouterConfig()
+        self._poll_interval = poll_interval
+        self._on_token_change = on_token_change
+        self._on_config_change = on_config_change
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listen_conn: _db.Conn | None = None
+        self._lock = asyncio.Lock()
+        self.refreshes = 0
+
+    async def refresh(self) -> RouterConfig:
+        """Reload now and swap the snapshot in (single-flight)."""
+        async with self._lock:
+            config = await load_router_config()
+            changed = config.version != self.config.version
+            self.config = config
+            self.refreshes += 1
+        if changed and self._on_config_change is not None:
+            self._on_config_change()
+        return config
+
+    async def start(self) -> None:
+        # LISTEN before the first load: a change committed in between is then
+        # either in the snapshot or announced, never lost.
+        await self._listen()
+        try:
+            await self.refresh()
+        except BaseException:
+            # Give the LISTEN connection back, or closing the pool waits for it forever.
+            await self._unlisten()
+            raise
+        self._task = asyncio.create_task(self._run(), name="open-api-config-refresher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._unlisten()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                if self._listen_conn is None or self._listen_conn.is_closed():
+                    await self._listen()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                self._wake.clear()
+                await self._refresh_if_moved()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep serving the last good snapshot; retry next round
+                log.exception("open API config refresh failed; keeping the last snapshot")
+                await self._unlisten()
+                await asyncio.sleep(self._poll_interval)
+
+    async def _refresh_if_moved(self) -> None:
+        async with _db.connection() as conn:
+            version = await conn.fetchval(
+                "SELECT version FROM open_api_config_version WHERE id = 1"
+            )
+        if version != self.config.version:
+            await self.refresh()
+
+    async def _listen(self) -> None:
+        pool = await _db.get_pool()
+        conn: _db.Conn = await pool.acquire()
+        await conn.add_listener("open_api_config", self._notified)
+        await conn.add_listener("open_api_tokens", self._notified)
+        self._listen_conn = conn
+
+    async def _unlisten(self) -> None:
+        conn, self._listen_conn = self._listen_conn, None
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            await conn.remove_listener("open_api_config", self._notified)
+            await conn.remove_listener("open_api_tokens", self._notified)
+        # The pool may already be closed (shutdown order, outage): then the connection
+        # is gone with it, and a failure here must not kill the refresher loop.
+        with contextlib.suppress(Exception):
+            pool = await _db.get_pool()
+            await pool.release(conn)
+
+    def _notified(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        if channel == "open_api_tokens":
+            if self._on_token_change is not None:
+                self._on_token_change(str(payload))
+        else:
+            self._wake.set()

@@ -1,0 +1,304 @@
+"""The open API gateway: one object that owns the caches, the writer and the pipeline.
+
+Per call (``OpenApi.call``), in order, with no SQL reads in steady state:
+authenticate the key (cache) -> check status, owner, expiry, ability and IP ->
+price it from the routing snapshot -> pick the channel order (snapshot) ->
+deduct (one write transaction) -> call the upstream, failing over channel by
+channel -> refund if every channel failed -> enqueue the log row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from luser_common import AppError, ConfigError, EncryptionError, ExternalServiceError, NetworkError
+from luser_common import TimeoutError as AppTimeout
+from luser_config.schema import OpenApiConfig, VodConfig
+
+from ..vod.base import VodProvider
+from .errors import NoChannel, UpstreamFailed
+from .logs import LogRow, LogWriter
+from .metrics import OpenApiMetrics
+from .partitions import maintain_partitions
+from .quota import Deduction, deduct_quota, refund_quota
+from .router import ChannelInfo, ConfigRefresher, RouterConfig
+from .secretbox import SecretBox
+from .tokens import AccessTracker, TokenInfo, TokenStore
+from .upstream import ChannelClients, UpstreamFactory
+
+__all__ = ["CallContext", "OpenApi"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Action = Callable[[ChannelInfo, VodProvider], Awaitable[T]]
+
+# A channel failing in one of these ways is skipped for the next one.
+_CHANNEL_FAILURES = (ExternalServiceError, NetworkError, AppTimeout, ConfigError, EncryptionError)
+
+PARTITION_JOB_SECONDS = 3600.0
+
+
+@dataclass
+class CallContext:
+    """What one open API call knows about itself (for the log row)."""
+
+    key: str | None
+    ability: str
+    path: str
+    client_ip: str | None
+    request_id: str
+    idempotency_key: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+    info: TokenInfo | None = None
+    channel_id: int | None = None
+    failed: list[int] = field(default_factory=list)
+    cost: int = 0
+
+
+class OpenApi:
+    """Construct once per application; ``start()`` at startup, ``stop()`` at shutdown."""
+
+    def __init__(
+        self,
+        config: OpenApiConfig | None = None,
+        *,
+        vod: VodConfig | None = None,
+        upstreams: UpstreamFactory | None = None,
+    ) -> None:
+        self.config = config = config or OpenApiConfig()
+        pepper = config.token_pepper.get_secret_value().encode()
+        self.pepper = pepper
+        self.metrics = OpenApiMetrics()
+        self.tokens = TokenStore(
+            pepper, ttl_seconds=config.token_cache_ttl_seconds, max_size=config.token_cache_size
+        )
+        self.access = AccessTracker()
+        self.box = SecretBox.from_config(config.channel_secret_key.get_secret_value(), pepper)
+        self.router = ConfigRefresher(
+            poll_interval=config.config_poll_interval_seconds,
+            on_token_change=self.tokens.on_notify,
+            # Group memberships live in the token cache entries: drop them on any change.
+            on_config_change=self.tokens.clear,
+        )
+        self.logs = LogWriter(
+            queue_size=config.log_queue_size,
+            batch_size=config.log_batch_size,
+            flush_interval=config.log_flush_interval_seconds,
+            writers=config.log_writers,
+            metrics=self.metrics,
+        )
+        self.upstreams: UpstreamFactory = upstreams or ChannelClients(self.box, vod)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.router.start()
+        try:
+            self.metrics.router_config_version.set(self.router.config.version)
+            await self.logs.start()
+        except BaseException:
+            await self.router.stop()
+            raise
+        self._tasks = [
+            asyncio.create_task(
+                self._every(self.config.accessed_time_flush_seconds, self.access.flush)
+            ),
+            asyncio.create_task(self._every(PARTITION_JOB_SECONDS, self.maintain, first=0.0)),
+        ]
+
+    async def stop(self) -> None:
+        """Stop background work; flush access times and every queued log row."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        try:
+            await self.access.flush()
+        except Exception:
+            log.exception("open API: final accessed_time flush failed")
+        await self.logs.stop()
+        await self.router.stop()
+        await self.upstreams.aclose()
+
+    async def maintain(self) -> None:
+        report = await maintain_partitions(
+            ahead=self.config.partitions_ahead_months,
+            retention_months=self.config.log_retention_months,
+        )
+        if report.created or report.dropped:
+            log.info(
+                "router_logs partitions: created %s, dropped %s", report.created, report.dropped
+            )
+
+    @staticmethod
+    async def _every(
+        seconds: float, job: Callable[[], Awaitable[Any]], first: float | None = None
+    ) -> None:
+        await asyncio.sleep(seconds if first is None else first)
+        while True:
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep the loop alive; the job logs and retries next round
+                log.exception("open API background job failed")
+            await asyncio.sleep(seconds)
+
+    async def refresh_config(self) -> RouterConfig:
+        """Reload routing now (management API changes apply on this node at once)."""
+        config = await self.router.refresh()
+        self.metrics.router_config_version.set(config.version)
+        return config
+
+    # -- the pipeline ----------------------------------------------------------------
+
+    async def call(
+        self,
+        ctx: CallContext,
+        action: Action[T] | None,
+        *,
+        resolve: Callable[[], Awaitable[str | None]] | None = None,
+        local: Callable[[TokenInfo], Awaitable[T]] | None = None,
+    ) -> T:
+        """Run one open API call: ``action`` against upstream channels, or ``local``.
+
+        ``resolve`` runs once the caller is authorised (before any charge) and may
+        name the provider the call must go to (a video lives at one provider).
+        """
+        status, error_code = 200, None
+        try:
+            result = await self._call(ctx, action, resolve, local)
+        except AppError as err:
+            status, error_code = err.status_code, err.code
+            raise
+        except Exception:
+            status, error_code = 500, "INTERNAL_ERROR"
+            raise
+        finally:
+            self._finish(ctx, status, error_code)
+        return result
+
+    async def _call(
+        self,
+        ctx: CallContext,
+        action: Action[T] | None,
+        resolve: Callable[[], Awaitable[str | None]] | None,
+        local: Callable[[TokenInfo], Awaitable[T]] | None,
+    ) -> T:
+        info = ctx.info = await self.tokens.authenticate(ctx.key)
+        self.tokens.check_access(info, ctx.ability, ctx.client_ip)
+        provider = await resolve() if resolve is not None else None
+        config = self.router.config
+        cost = config.cost(ctx.ability, info.group)
+        if cost is None:
+            raise NoChannel(f"未知的能力: {ctx.ability}")
+        order: list[ChannelInfo] = []
+        if action is not None:
+            order = [
+                c
+                for c in config.failover_order(info.group, ctx.ability)
+                if provider is None or c.provider == provider
+            ]
+            if not order:
+                raise NoChannel()
+        deduction = await self._deduct(ctx, info, cost)
+        self.access.touch(info.token_id)
+        try:
+            if action is None:
+                assert local is not None
+                return await local(info)
+            return await self._failover(ctx, order, action)
+        except BaseException:
+            if not deduction.replayed and deduction.amount:
+                await refund_quota(deduction.request_id)
+                self.metrics.deductions.labels("refunded").inc()
+            ctx.cost = 0
+            raise
+
+    async def _deduct(self, ctx: CallContext, info: TokenInfo, cost: int) -> Deduction:
+        # Ids are scoped by user: two partners choosing the same id never collide.
+        dedup = f"{info.user_id}:{ctx.idempotency_key or ctx.request_id}"
+        try:
+            deduction = await deduct_quota(
+                info.user_id,
+                info.token_id,
+                cost,
+                dedup,
+                retries=self.config.deduction_retries,
+                synchronous_commit=self.config.deduction_synchronous_commit,
+            )
+        except AppError as err:
+            self.metrics.deductions.labels("refused" if err.status_code < 500 else "failed").inc()
+            raise
+        if deduction.replayed:
+            self.metrics.deductions.labels("replayed").inc()
+        else:
+            self.metrics.deductions.labels("charged").inc()
+            self.metrics.deducted_nano.inc(deduction.amount)
+            ctx.cost = deduction.amount
+        return deduction
+
+    async def _failover(self, ctx: CallContext, order: list[ChannelInfo], action: Action[T]) -> T:
+        last: AppError | None = None
+        for channel in order:
+            try:
+                client = self.upstreams.get(channel)
+                result = await asyncio.wait_for(
+                    action(channel, client), self.config.upstream_timeout_seconds
+                )
+            except (*_CHANNEL_FAILURES, TimeoutError) as exc:
+                err = exc if isinstance(exc, AppError) else AppTimeout()
+                last = err
+                ctx.failed.append(channel.id)
+                self.metrics.upstream_failures.labels(str(channel.id)).inc()
+                log.warning(
+                    "open API %s: channel %s (%s) failed: %s; failing over",
+                    ctx.request_id,
+                    channel.id,
+                    channel.name,
+                    err.code,
+                )
+                continue
+            ctx.channel_id = channel.id
+            return result
+        raise UpstreamFailed(details={"channels": ctx.failed, "last": last.code if last else None})
+
+    def _finish(self, ctx: CallContext, status: int, error_code: str | None) -> None:
+        self.metrics.requests.labels(ctx.ability, str(status)).inc()
+        if ctx.info is None:  # unauthenticated: nobody to attribute a row to
+            return
+        self.logs.insert_log(
+            LogRow(
+                request_id=ctx.request_id,
+                user_id=ctx.info.user_id,
+                token_id=ctx.info.token_id,
+                path=ctx.path[:512],
+                ability=ctx.ability,
+                channel_id=ctx.channel_id,
+                failed_channel_ids=ctx.failed or None,
+                status_code=status,
+                error_code=error_code,
+                latency_ms=int((time.perf_counter() - ctx.started) * 1000),
+                units=1,
+                cost=ctx.cost,
+                client_ip=ctx.client_ip,
+                created_at=datetime.now(UTC),
+            )
+        )
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> Any:
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()
