@@ -1,0 +1,57 @@
+"""``luser payments ...``: reconciliation from the command line (cron, or by hand)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import click
+
+from luser_db.cli import cli_errors, env_option
+
+from .reconcile import ReconcileReport
+
+__all__ = ["payments_group"]
+
+
+@click.group("payments")
+def payments_group() -> None:
+    """Payments: reconcile pending orders with Alipay / WeChat Pay."""
+
+
+@payments_group.command("reconcile")
+@click.option("--loop", is_flag=True,
+              help="Keep running, one pass every payment.reconcile_interval_seconds.")
+@env_option
+@cli_errors
+def reconcile_cmd(loop: bool) -> None:
+    """Query pending payments at the provider, apply what it reports, close expired orders."""
+    asyncio.run(_reconcile(loop))
+
+
+async def _reconcile(loop: bool) -> None:
+    import luser_db
+    from app.lifespan import init_database
+    from luser_config import load_config
+
+    from .service import Commerce
+
+    config = load_config()
+    commerce = Commerce.build(config)
+    if not commerce.providers.names():
+        click.echo("没有启用的支付渠道 (payment.alipay.enabled / payment.wechat.enabled)")
+        return
+    init_database(config)
+    try:
+        while True:
+            _echo(await commerce.reconciler.run_once())
+            if not loop:
+                return
+            await asyncio.sleep(config.payment.reconcile_interval_seconds)
+    finally:
+        await luser_db.close()
+
+
+def _echo(report: ReconcileReport) -> None:
+    fields = dataclasses.asdict(report)
+    click.echo("对账完成: " + ", ".join(f"{k}={v}" for k, v in fields.items()))

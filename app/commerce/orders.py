@@ -1,0 +1,240 @@
+"""Orders and payment attempts.
+
+An order is created pending with an expiry; each try to pay it is a payment
+attempt with a fresh ``out_trade_no``. The attempt row is committed *before*
+the provider is called, so a trade the provider created is always known to
+reconciliation even if this process dies mid-call. A short retry on the same
+channel and method reuses the attempt (WeChat asks merchants to reuse
+``code_url`` rather than re-order); anything else gets a new number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from app.payments import PaymentLaunch, PaymentMethod, PaymentProvider, PaymentProviders
+from luser_common import Page
+from luser_common.errors import AppError, ExternalServiceError, ValidationError
+from luser_config.schema import PaymentConfig
+from luser_db import Db, transaction
+
+from ._ids import new_number
+from .errors import OrderExpired, OrderNotFound, OrderNotPayable, PlanUnavailable
+from .models import Order, PaymentAttempt, Plan
+from .subscriptions import utcnow
+
+__all__ = ["Checkout", "Orders"]
+
+logger = logging.getLogger("luser.commerce")
+
+_NEVER_CREATED = frozenset({"ORDER_NOT_EXIST", "ACQ.TRADE_NOT_EXIST"})
+# How long a launched attempt may be handed out again for the same channel and method.
+REUSE_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """An order, the attempt now being paid, and what the front end needs to pay it."""
+
+    order: Order
+    attempt: PaymentAttempt
+    launch: dict[str, Any]
+
+
+class Orders:
+    def __init__(self, providers: PaymentProviders, config: PaymentConfig) -> None:
+        self.providers = providers
+        self.config = config
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def get(self, order_id: int, user_id: int | None = None) -> Order:
+        """The order; with ``user_id``, only if it is that user's (else not found)."""
+        order = await Order.find_by_id(order_id)
+        if order is None or (user_id is not None and order.user_id != user_id):
+            raise OrderNotFound()
+        return order
+
+    async def page(
+        self, page: int, size: int, *, user_id: int | None = None, status: str | None = None,
+        flagged: bool = False,
+    ) -> Page[Order]:
+        """Newest first; ``flagged``: only orders with a payment that needs a human."""
+        query = Order.query()
+        if user_id is not None:
+            query = query.where("user_id = ?", user_id)
+        if status is not None:
+            query = query.where("status = ?", status)
+        if flagged:
+            query = query.where("EXISTS (SELECT 1 FROM payment_attempts a"
+                                " WHERE a.order_id = orders.id AND a.flagged)")
+        return await query.order_by("id desc").paginate(page, size)
+
+    async def attempts(self, order_id: int) -> list[PaymentAttempt]:
+        return await PaymentAttempt.query().where("order_id = ?", order_id).order_by("id").all()
+
+    # -- buying ----------------------------------------------------------------------
+
+    async def create(
+        self, user_id: int, plan_id: int, provider: str, method: str, **pay: Any
+    ) -> Checkout:
+        """A pending order for ``plan_id``, then its first payment attempt."""
+        channel = self._channel(provider, method, pay.get("return_url"))
+        plan = await Plan.find_by_id(plan_id)
+        if plan is None or not plan.active:
+            raise PlanUnavailable(details={"plan_id": plan_id})
+        order = Order(
+            order_no=new_number("O"), user_id=user_id, plan_id=plan.id, plan_name=plan.name,
+            plan_level=plan.level, duration_days=plan.duration_days, amount_fen=plan.price_fen,
+            expires_at=utcnow() + timedelta(minutes=self.config.order_expire_minutes),
+        )
+        await order.save()
+        return await self._launch(order, channel, method, pay)
+
+    async def pay(
+        self, order_id: int, user_id: int, provider: str, method: str, **pay: Any
+    ) -> Checkout:
+        """Pay a pending order again, possibly with another channel or method."""
+        channel = self._channel(provider, method, pay.get("return_url"))
+        order = await self.get(order_id, user_id)
+        return await self._launch(order, channel, method, pay)
+
+    def _channel(self, provider: str, method: str, return_url: str | None = None
+                 ) -> PaymentProvider:
+        """The provider, once the request's channel options are known to be acceptable."""
+        channel = self.providers.get(provider)
+        if return_url:
+            _check_return_url(channel, return_url)
+        try:
+            chosen = PaymentMethod(method)
+        except ValueError:
+            chosen = None
+        if chosen is None or chosen not in channel.methods:
+            allowed = ", ".join(sorted(channel.methods))
+            raise ValidationError(f"{provider} 不支持该支付方式, 可选: {allowed}", field="method")
+        return channel
+
+    async def _launch(
+        self, order: Order, channel: PaymentProvider, method: str, pay: dict[str, Any]
+    ) -> Checkout:
+        _ensure_payable(order)
+        reusable = await self._reusable(order, channel.name, method, pay)
+        if reusable is not None:
+            assert reusable.launch is not None
+            return Checkout(order, reusable, reusable.launch)
+        attempt = PaymentAttempt(
+            order_id=order.id, provider=channel.name, method=method,
+            out_trade_no=new_number("P"), amount_fen=order.amount_fen,
+        )
+        await attempt.save()  # committed before the provider hears of it
+        launch = await self._call_provider(channel, order, attempt, method, pay)
+        attempt.launch = _launch_dict(launch)
+        attempt.error = None
+        await attempt.update()
+        return Checkout(order, attempt, attempt.launch)
+
+    async def _reusable(
+        self, order: Order, provider: str, method: str, pay: dict[str, Any]
+    ) -> PaymentAttempt | None:
+        if method == PaymentMethod.JSAPI or pay.get("return_url"):
+            return None  # JSAPI parameters are signed per payer and moment
+        since = utcnow() - timedelta(seconds=REUSE_SECONDS)
+        return await (
+            PaymentAttempt.query()
+            .where("order_id = ? AND provider = ? AND method = ?", order.id, provider, method)
+            .where("status = 'pending' AND launch IS NOT NULL AND created_at > ?", since)
+            .order_by("id desc").first()
+        )
+
+    async def _call_provider(
+        self, channel: PaymentProvider, order: Order, attempt: PaymentAttempt, method: str,
+        pay: dict[str, Any],
+    ) -> PaymentLaunch:
+        try:
+            return await channel.create_payment(
+                attempt.out_trade_no, order.plan_name, order.amount_fen, method,
+                payer_openid=pay.get("payer_openid"), expire_at=order.expires_at,
+                return_url=pay.get("return_url"),
+            )
+        except ExternalServiceError as exc:
+            # The provider refused: this number will never be paid.
+            attempt.status, attempt.error = "failed", exc.message[:500]
+            await attempt.update()
+            raise
+        except AppError as exc:
+            # Unreachable: the trade may exist. Stays pending for reconciliation.
+            attempt.error = exc.message[:500]
+            await attempt.update()
+            raise
+
+    # -- closing ---------------------------------------------------------------------
+
+    async def cancel(self, order_id: int, user_id: int) -> Order:
+        """The user gives up a pending order: close its trades, then the order."""
+        order = await self.get(order_id, user_id)
+        if order.status != "pending":
+            raise OrderNotPayable("只有待支付的订单可以取消")
+        await self.close_attempts(order)
+        await self.finish_unpaid(order.id, "closed")
+        return await self.get(order.id)
+
+    async def close_attempts(self, order: Order, *, except_id: int | None = None) -> None:
+        """Close every pending attempt of ``order`` at its provider, then locally."""
+        for attempt in await self.attempts(order.id):
+            if attempt.status == "pending" and attempt.id != except_id:
+                await self.close_attempt(attempt)
+
+    async def close_attempt(self, attempt: PaymentAttempt) -> None:
+        """Close at the provider first: only then can the trade no longer be paid."""
+        try:
+            await self.providers.get(attempt.provider).close(attempt.out_trade_no)
+        except ExternalServiceError as exc:
+            # The provider never created the trade (the buyer never opened it).
+            code = exc.details.get("code") if isinstance(exc.details, dict) else None
+            if code not in _NEVER_CREATED:
+                raise
+        await Db.execute(
+            "UPDATE payment_attempts SET status = 'closed', closed_at = now(), updated_at = now()"
+            " WHERE id = ? AND status = 'pending'",
+            attempt.id,
+        )
+
+    async def finish_unpaid(self, order_id: int, status: str) -> bool:
+        """pending -> closed/expired, unless a payment got there first."""
+        async with transaction():
+            return await Db.execute(
+                "UPDATE orders SET status = ?, closed_at = now(), updated_at = now()"
+                " WHERE id = ? AND status = 'pending'"
+                " AND NOT EXISTS (SELECT 1 FROM payment_attempts a"
+                "                 WHERE a.order_id = orders.id AND a.status = 'pending')",
+                status, order_id,
+            ) == 1
+
+
+def _ensure_payable(order: Order) -> None:
+    if order.status != "pending":
+        raise OrderNotPayable(details={"status": order.status})
+    assert order.expires_at is not None
+    if order.expires_at <= utcnow():
+        raise OrderExpired()
+
+
+def _check_return_url(channel: PaymentProvider, url: str) -> None:
+    # The provider sends the buyer's browser there: only to our own site, never to
+    # an address a client made up (an open redirect dressed in the cashier's trust).
+    configured = str(getattr(getattr(channel, "config", None), "return_url", "") or "")
+    ours = urlsplit(configured)
+    theirs = urlsplit(url)
+    if not configured or (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc):
+        raise ValidationError("return_url 必须与配置的跳转地址同源", field="return_url")
+
+
+def _launch_dict(launch: PaymentLaunch) -> dict[str, Any]:
+    data = dataclasses.asdict(launch)
+    data["method"] = str(launch.method)
+    return {k: v for k, v in data.items() if v is not None}
