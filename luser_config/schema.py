@@ -286,11 +286,15 @@ class OpenApiConfig(_Section):
     log_queue_size: int = Field(default=50_000, ge=1)
     log_batch_size: int = Field(default=1_000, ge=1, le=100_000)
     log_flush_interval_seconds: float = Field(default=0.5, gt=0, le=60)
+    log_writers: int = Field(default=3, ge=1, le=16)  # concurrent COPY connections
     log_retention_months: int = Field(default=6, ge=1, le=120)
     partitions_ahead_months: int = Field(default=2, ge=1, le=24)
     config_poll_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
     accessed_time_flush_seconds: float = Field(default=30.0, gt=0, le=3600)
     deduction_retries: int = Field(default=5, ge=0, le=50)
+    # False trades durability for latency: a crash may forget the last few hundred ms of
+    # committed deductions (wallet, token and idempotency row together: never partial).
+    deduction_synchronous_commit: bool = True
     upstream_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
 
 
