@@ -9,6 +9,7 @@ parameter values ever reach them. Callers ``raise translate(exc) from exc``.
     23514 check_violation             → ValidationError, field = column or constraint
     22xxx data exceptions             → ValidationError
     23503 foreign_key_violation       → Conflict
+    23001 restrict_violation          → Conflict  (ON DELETE/UPDATE RESTRICT)
     23P01 exclusion_violation         → Conflict
     40001 / 40P01 serialization, deadlock, 55P03 lock_not_available → Conflict(retryable)
     57014 query_canceled, command_timeout → TimeoutError (504)
@@ -107,6 +108,7 @@ _BY_SQLSTATE = {
     "23502": _not_null,
     "23514": _check,
     "23503": _foreign_key,
+    "23001": _foreign_key,  # ON DELETE RESTRICT: the row is still referenced
     "23P01": lambda exc: Conflict(f"数据冲突 (排他约束 {exc.constraint_name or ''})"),
     "40001": _retryable,
     "40P01": _retryable,

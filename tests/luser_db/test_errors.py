@@ -75,6 +75,12 @@ async def test_foreign_key_is_conflict() -> None:
     _assert_clean(info.value, "424242")
 
 
+async def test_restrict_violation_is_conflict() -> None:
+    err = await _raise_state("23001")
+    assert type(err) is Conflict and not err.retryable
+    _assert_clean(err)
+
+
 @pytest.mark.parametrize("state", ["40001", "40P01", "55P03"])
 async def test_serialization_deadlock_lock_timeout_are_retryable_conflicts(state: str) -> None:
     err = await _raise_state(state)
