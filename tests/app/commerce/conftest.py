@@ -232,23 +232,28 @@ async def paid_transitions(shop_db: str) -> AsyncIterator[None]:
     """Record every ``orders.status -> 'paid'`` transition in a side table (test only),
     so "exactly one PAID transition" is observed, not inferred. Own connection: the
     global pool may already be closed by another app's teardown when this one runs."""
-    conn = await asyncpg.connect(shop_db)
-    try:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS test_paid_transitions (order_id bigint,"
-            " at timestamptz DEFAULT clock_timestamp());"
-            "CREATE OR REPLACE FUNCTION test_log_paid() RETURNS trigger AS $$ BEGIN"
-            " IF NEW.status = 'paid' AND OLD.status <> 'paid' THEN"
-            " INSERT INTO test_paid_transitions (order_id) VALUES (NEW.id); END IF;"
-            " RETURN NEW; END $$ LANGUAGE plpgsql;"
-            "CREATE OR REPLACE TRIGGER test_orders_paid AFTER UPDATE ON orders"
-            " FOR EACH ROW EXECUTE FUNCTION test_log_paid();")
-        yield
-        await conn.execute(
-            "DROP TRIGGER IF EXISTS test_orders_paid ON orders;"
-            "DROP FUNCTION IF EXISTS test_log_paid(); DROP TABLE IF EXISTS test_paid_transitions;")
-    finally:
-        await conn.close()
+    # A fresh connection for each step: later suites (luser_db's outage tests) terminate
+    # every backend of the database, so a connection held across the session may be gone.
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(shop_db)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    await run(
+        "CREATE TABLE IF NOT EXISTS test_paid_transitions (order_id bigint,"
+        " at timestamptz DEFAULT clock_timestamp());"
+        "CREATE OR REPLACE FUNCTION test_log_paid() RETURNS trigger AS $$ BEGIN"
+        " IF NEW.status = 'paid' AND OLD.status <> 'paid' THEN"
+        " INSERT INTO test_paid_transitions (order_id) VALUES (NEW.id); END IF;"
+        " RETURN NEW; END $$ LANGUAGE plpgsql;"
+        "CREATE OR REPLACE TRIGGER test_orders_paid AFTER UPDATE ON orders"
+        " FOR EACH ROW EXECUTE FUNCTION test_log_paid();")
+    yield
+    await run(
+        "DROP TRIGGER IF EXISTS test_orders_paid ON orders;"
+        "DROP FUNCTION IF EXISTS test_log_paid(); DROP TABLE IF EXISTS test_paid_transitions;")
 
 
 async def paid_transition_count(order_id: int) -> int:
