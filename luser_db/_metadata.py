@@ -59,12 +59,7 @@ class Metadata:
         """Derive the per-model constants once every field is added."""
         fields = list(self.fields.values())
         self.field_list = fields
-        self.select_list = ", ".join(
-            quote_ident(f.column or f.name)
-            if f.column == f.name
-            else f"{quote_ident(f.column or f.name)} AS {quote_ident(f.name)}"
-            for f in fields
-        )
+        self.select_list = ", ".join(self.field_select(f) for f in fields)
         self.qualified_select = ", ".join(
             f"{self.qtable}.{quote_ident(f.column or f.name)}"
             + ("" if f.column == f.name else f" AS {quote_ident(f.name)}")
@@ -84,6 +79,12 @@ class Metadata:
             if self.soft_delete
             else ""
         )
+
+    @staticmethod
+    def field_select(field: FieldInfo) -> str:
+        """The select item reading ``field`` under its attribute name."""
+        column = quote_ident(field.column or field.name)
+        return column if field.column == field.name else f"{column} AS {quote_ident(field.name)}"
 
     def field(self, name: str, what: str = "column") -> FieldInfo:
         """The field for attribute or column ``name``, or ValidationError naming it."""

@@ -81,6 +81,9 @@ class QueryBuilder(Generic[T]):
         self._table = meta.qtable if meta is not None else quote_ident(table or "")
         self._source = meta.source if meta is not None else PRIMARY
         self._select: tuple[str, ...] = ()
+        # True while every selected item is a declared field under its own name, so
+        # rows still hold only fields and take the fast model constructor.
+        self._fields_only = True
         self._distinct = False
         self._joins: tuple[tuple[str, Template, tuple[Any, ...]], ...] = ()
         self._where: tuple[Entry, ...] = ()
@@ -206,15 +209,21 @@ class QueryBuilder(Generic[T]):
     def select(self, *columns: str) -> Self:
         """Columns (``name``, ``t.name``, ``name as alias``, ``t.*``) instead of the fields."""
         items = []
+        fields_only = self._fields_only
         for spec in columns:
             for part in spec.split(","):
                 m = _SELECT_ITEM.fullmatch(part)
                 if not m:
                     raise ValidationError("非法的查询列", field="select")
                 name, alias = m.group(1), m.group(2)
+                field = self._meta.fields.get(name) if self._meta is not None else None
+                if field is not None and not alias:
+                    items.append(self._meta.field_select(field))  # type: ignore[union-attr]
+                    continue
+                fields_only = False
                 sql = "*" if name == "*" else self._select_col(name)
                 items.append(f"{sql} AS {quote_ident(alias)}" if alias else sql)
-        return self._clone(select=self._select + tuple(items))
+        return self._clone(select=self._select + tuple(items), fields_only=fields_only)
 
     def _select_col(self, name: str) -> str:
         if name.endswith(".*"):
@@ -223,7 +232,7 @@ class QueryBuilder(Generic[T]):
 
     def select_raw(self, sql: str) -> Self:
         """A select list written by the developer (expressions, aggregates); never user input."""
-        return self._clone(select=(*self._select, sql))
+        return self._clone(select=(*self._select, sql), fields_only=False)
 
     def distinct(self) -> Self:
         return self._clone(distinct=True)
@@ -375,7 +384,7 @@ class QueryBuilder(Generic[T]):
 
     def _rows(self, rows: list[Any]) -> list[Any]:
         if self._model is not None:
-            return self._model._from_rows(rows, exact=not (self._select or self._joins))
+            return self._model._from_rows(rows, exact=self._fields_only and not self._joins)
         return bulk(rows, lambda: [record_from(r) for r in rows])
 
     async def all(self) -> list[T]:

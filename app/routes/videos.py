@@ -28,6 +28,9 @@ class VideoOut(Output):
     published_at: datetime | None
 
 
+VIDEO_FIELDS = tuple(VideoOut.model_fields)
+
+
 class VideoPage(Output):
     items: list[VideoOut]
     page_number: int
@@ -60,7 +63,7 @@ def page_out(page: Page[Any], item: type[Output]) -> dict[str, Any]:
     datetimes. The OpenAPI document still describes the page with ``VideoPage``.
     """
     names = tuple(item.model_fields)
-    return page.to_dict(lambda row: {name: getattr(row, name) for name in names})
+    return page.to_dict(lambda row: row.to_dict(*names))
 
 
 @operation(
@@ -87,8 +90,9 @@ async def list_videos(call: Call) -> dict[str, Any]:
     response=VideoOut,
     errors=(404,),
 )
-async def get_video(call: Call) -> VideoOut:
-    return VideoOut.model_validate(await call.services.catalog.public_video(call.path_id()))
+async def get_video(call: Call) -> dict[str, Any]:
+    video = await call.services.catalog.public_card(call.path_id())
+    return video.to_dict(*VIDEO_FIELDS)
 
 
 @operation(

@@ -24,6 +24,23 @@ SORTS: Mapping[str, tuple[str, ...]] = {
     "duration": ("duration_seconds asc", "id asc"),
 }
 ADMIN_SORT = ("id desc",)
+# What the public sees of a video; public reads load only these columns.
+PUBLIC_FIELDS = (
+    "id",
+    "category_id",
+    "title",
+    "description",
+    "cover_url",
+    "duration_seconds",
+    "provider",
+    "preview_seconds",
+    "required_level",
+    "published_at",
+)
+_PUBLIC_CARD_SQL = (
+    f"select {', '.join(PUBLIC_FIELDS)} from videos"
+    " where id = ? and status = 'published' and deleted_at is null"
+)
 VIDEO_STATUSES = ("draft", "processing", "published", "offline")
 
 
@@ -81,17 +98,26 @@ class Catalog:
         q: str | None = None,
         sort: str = "newest",
     ) -> Page[Video]:
-        query = _filtered(self.public_query(), category_id, q)
+        """A page of published videos with only ``PUBLIC_FIELDS`` loaded."""
+        query = _filtered(self.public_query().select(*PUBLIC_FIELDS), category_id, q)
         for key in SORTS[sort]:
             query = query.order_by(key)
         return await query.paginate(page, size)
 
     async def public_video(self, video_id: int) -> Video:
-        # The hottest read: fixed SQL skips building a query per request.
+        """A published video with every field (media id included) for playing it."""
+        # Hot reads use fixed SQL: no query to build per request.
         found = await Video.find_first(
             "select * from videos where id = ? and status = 'published' and deleted_at is null",
             video_id,
         )
+        if found is None:
+            raise NotFound("视频不存在")
+        return found
+
+    async def public_card(self, video_id: int) -> Video:
+        """A published video with only ``PUBLIC_FIELDS`` loaded: the public detail."""
+        found = await Video.find_first(_PUBLIC_CARD_SQL, video_id)
         if found is None:
             raise NotFound("视频不存在")
         return found

@@ -217,6 +217,34 @@ async def test_paginate() -> None:
             await User.query().paginate(page_no, size)
 
 
+class Contact(Model, table="orm.users"):
+    id: int = Field(primary_key=True)
+    name: str
+    mail: str = Field(column="email")
+    profile: dict[str, Any] | None = None
+
+
+def test_select_of_fields_reads_each_under_its_attribute_name() -> None:
+    sql, _ = Contact.query().select("id", "mail", "name as label").to_sql()
+    assert sql.startswith('SELECT "id", "email" AS "mail", "name" AS "label" FROM')
+
+
+@pytestmark_db
+async def test_select_of_fields_loads_models_with_only_those_fields() -> None:
+    await User(name="ann", email="ann@x.io", age=7, profile={"k": [1]}).save()
+    (c,) = await Contact.query().select("mail", "profile").all()
+    assert c.mail == "ann@x.io" and c.profile == {"k": [1]}
+    assert c.name is None and c.id is None  # not selected: the field's default
+    assert c.to_dict() == {"mail": "ann@x.io", "profile": {"k": [1]}}
+    assert c.to_dict("profile", "mail", "name") == {
+        "profile": {"k": [1]},
+        "mail": "ann@x.io",
+        "name": None,
+    }
+    (u,) = await User.query().select("name", "age as years").select_raw("age * 2 AS d").all()
+    assert u.to_dict() == {"name": "ann", "years": 7, "d": 14}  # extra columns ride along
+
+
 @pytestmark_db
 async def test_pluck_and_aggregates() -> None:
     await _seed(5)
