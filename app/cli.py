@@ -70,8 +70,13 @@ def user_group() -> None:
 
 @user_group.command("create-admin")
 @click.argument("account")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="The admin's password (prompted when omitted).")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="The admin's password (prompted when omitted).",
+)
 @click.option("--nickname", default="管理员", show_default=True)
 @env_option
 @cli_errors

@@ -97,8 +97,11 @@ class KeyRing:
     @classmethod
     def parse(cls, text: str, where: str = ENV_KEY) -> KeyRing:
         """Parse ``kid:base64key,kid2:base64key`` (commas or newlines), or one bare key."""
-        items = [p.strip() for p in re.split(r"[,\n]", text) if p.strip() and not
-                 p.strip().startswith("#")]
+        items = [
+            p.strip()
+            for p in re.split(r"[,\n]", text)
+            if p.strip() and not p.strip().startswith("#")
+        ]
         if not items:
             raise EncryptionError(f"{where}: 没有任何密钥")
         keys: list[tuple[str, bytes]] = []

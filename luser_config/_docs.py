@@ -112,8 +112,14 @@ def iter_keys(model: type[BaseModel] = AppConfig, prefix: str = "") -> Iterator[
             yield from iter_keys(entry, f"{key}.<name>.")
             continue
         secret = is_secret_annotation(field.annotation)
-        yield KeyDoc(key, _type_name(field.annotation), _default(field, secret),
-                     _range(field), secret, field.description or "")
+        yield KeyDoc(
+            key,
+            _type_name(field.annotation),
+            _default(field, secret),
+            _range(field),
+            secret,
+            field.description or "",
+        )
 
 
 def render_keys() -> str:
@@ -124,9 +130,13 @@ def render_keys() -> str:
         top = doc.key.split(".", 1)[0]
         if top != section:
             section = top
-            out += ["", f"### `{top}`", "",
-                    "| key | type | default | range | description |",
-                    "|---|---|---|---|---|"]
+            out += [
+                "",
+                f"### `{top}`",
+                "",
+                "| key | type | default | range | description |",
+                "|---|---|---|---|---|",
+            ]
         desc = doc.description.replace("|", "\\|")
         if doc.secret:
             desc = f"**secret** (may be `ENC(...)`). {desc}".strip()

@@ -63,8 +63,13 @@ class Loader:
     key_override: KeyRing | None = None
 
     @classmethod
-    def create(cls, env: str | None = None, config_dir: PathLike | None = None,
-               files: Sequence[PathLike] = (), key: KeyRing | str | None = None) -> Loader:
+    def create(
+        cls,
+        env: str | None = None,
+        config_dir: PathLike | None = None,
+        files: Sequence[PathLike] = (),
+        key: KeyRing | str | None = None,
+    ) -> Loader:
         ring = KeyRing.parse(key, "encryption_key") if isinstance(key, str) else key
         directory, explicit = resolve_dir(config_dir)
         return cls(resolve_env(env), directory, explicit, [Path(f) for f in files], ring)
@@ -77,13 +82,21 @@ class Loader:
     def file_layers(self) -> list[Layer]:
         problems: list[Problem] = []
         if self.explicit_dir and not self.config_dir.is_dir():
-            problems.append(Problem("", f"配置目录不存在: {self.config_dir}",
-                                    Source("file", str(self.config_dir))))
+            problems.append(
+                Problem(
+                    "", f"配置目录不存在: {self.config_dir}", Source("file", str(self.config_dir))
+                )
+            )
         env_file = self.config_dir / f"{self.env}.toml"
         if self.env not in KNOWN_ENVS and not env_file.is_file():
-            problems.append(Problem(
-                "env", f"未知的运行环境 {self.env!r}: 没有 {env_file} (内置环境: "
-                f"{', '.join(KNOWN_ENVS)})", Source("env", ENV_VAR)))
+            problems.append(
+                Problem(
+                    "env",
+                    f"未知的运行环境 {self.env!r}: 没有 {env_file} (内置环境: "
+                    f"{', '.join(KNOWN_ENVS)})",
+                    Source("env", ENV_VAR),
+                )
+            )
         layers: list[Layer] = []
         for path in self.file_paths():
             if not path.is_file():
@@ -100,8 +113,9 @@ class Loader:
     def env_layer(self) -> Layer:
         layer, bad = read_env()
         if bad:
-            raise_problems("环境变量格式错误",
-                           [Problem(k, msg, Source("env", var)) for k, var, msg in bad])
+            raise_problems(
+                "环境变量格式错误", [Problem(k, msg, Source("env", var)) for k, var, msg in bad]
+            )
         return layer
 
     def keyring(self, merged: Layer) -> KeyRing | None:
@@ -119,8 +133,10 @@ class Loader:
             try:
                 return KeyRing.from_file(path)
             except EncryptionError as exc:
-                raise EncryptionError(f"{exc.message} (encryption.key_file, 来自 "
-                                      f"{merged.source_of('encryption.key_file')})") from exc
+                raise EncryptionError(
+                    f"{exc.message} (encryption.key_file, 来自 "
+                    f"{merged.source_of('encryption.key_file')})"
+                ) from exc
         return None
 
     def assemble(self, files: list[Layer], *middle: Layer, top: Layer | None = None) -> Snapshot:

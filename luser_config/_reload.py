@@ -42,8 +42,14 @@ class FileWatcher:
             self._task = asyncio.create_task(self._run(), name="luser_config-watch")
 
     async def _run(self) -> None:
-        async for changes in awatch(*self._dirs, watch_filter=self._wanted, stop_event=self._stop,
-                                    debounce=self._debounce, step=20, recursive=False):
+        async for changes in awatch(
+            *self._dirs,
+            watch_filter=self._wanted,
+            stop_event=self._stop,
+            debounce=self._debounce,
+            step=20,
+            recursive=False,
+        ):
             names = ", ".join(sorted({Path(p).name for _, p in changes}))
             try:
                 await self._on_change(f"文件变更: {names}")

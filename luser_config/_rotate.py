@@ -53,8 +53,9 @@ def _tokens(node: Any, path: str, out: dict[str, set[str]]) -> None:
         out.setdefault(node, set()).add(path)
 
 
-def _plan_file(path: Path, old: KeyRing, new: KeyRing,
-               problems: list[Problem]) -> tuple[str, int] | None:
+def _plan_file(
+    path: Path, old: KeyRing, new: KeyRing, problems: list[Problem]
+) -> tuple[str, int] | None:
     """The rewritten text and how many tokens changed, or None when nothing to do."""
     text = path.read_text(encoding="utf-8")
     try:
@@ -87,8 +88,9 @@ def _plan_file(path: Path, old: KeyRing, new: KeyRing,
     return rewritten, len(replacements)
 
 
-def _verify(path: Path, text: str, plain: dict[str, tuple[str, str]], new: KeyRing,
-            problems: list[Problem]) -> None:
+def _verify(
+    path: Path, text: str, plain: dict[str, tuple[str, str]], new: KeyRing, problems: list[Problem]
+) -> None:
     """Parse the rewritten text and check every value decrypts to what it was."""
     after: dict[str, set[str]] = {}
     _tokens(tomllib.loads(text), "", after)
@@ -96,8 +98,9 @@ def _verify(path: Path, text: str, plain: dict[str, tuple[str, str]], new: KeyRi
     for key, (value, _) in plain.items():
         token = by_key.get(key)
         if token is None or new.decrypt(token, key) != value:
-            problems.append(Problem(key, "轮换校验失败: 重写后的值不一致",
-                                    Source("file", str(path))))
+            problems.append(
+                Problem(key, "轮换校验失败: 重写后的值不一致", Source("file", str(path)))
+            )
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -114,8 +117,9 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def rotate_files(paths: Iterable[Path], old: KeyRing, new: KeyRing,
-                 dry_run: bool = False) -> dict[str, int]:
+def rotate_files(
+    paths: Iterable[Path], old: KeyRing, new: KeyRing, dry_run: bool = False
+) -> dict[str, int]:
     """Re-encrypt the tokens of ``paths``; all-or-nothing across the files."""
     problems: list[Problem] = []
     plans: dict[Path, tuple[str, int]] = {}
@@ -137,8 +141,13 @@ def _targets(config_dir: Path | None, files: Iterable[Path]) -> list[Path]:
 
 
 async def rotate_key(
-    config_dir: Path | None, old: KeyRing, new: KeyRing, *,
-    files: Iterable[Path] = (), db: DatabaseSource | None = None, dry_run: bool = False,
+    config_dir: Path | None,
+    old: KeyRing,
+    new: KeyRing,
+    *,
+    files: Iterable[Path] = (),
+    db: DatabaseSource | None = None,
+    dry_run: bool = False,
 ) -> RotationReport:
     """Rotate every ``*.toml`` in ``config_dir`` (plus ``files``) and, with ``db``, every
     row of the config table. ``old`` must hold every key in use; ``new``'s first key

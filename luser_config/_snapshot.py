@@ -54,17 +54,26 @@ def _translate(err: Mapping[str, Any]) -> str:
     simple = {
         "missing": "缺少必填项",
         "extra_forbidden": "未知的配置项 (拼写错误?)",
-        "int_parsing": "必须是整数", "int_type": "必须是整数", "int_from_float": "必须是整数",
-        "float_parsing": "必须是数字", "float_type": "必须是数字",
-        "bool_parsing": "必须是布尔值 (true/false)", "bool_type": "必须是布尔值 (true/false)",
+        "int_parsing": "必须是整数",
+        "int_type": "必须是整数",
+        "int_from_float": "必须是整数",
+        "float_parsing": "必须是数字",
+        "float_type": "必须是数字",
+        "bool_parsing": "必须是布尔值 (true/false)",
+        "bool_type": "必须是布尔值 (true/false)",
         "string_type": "必须是字符串",
-        "model_type": "必须是表 (table)", "dict_type": "必须是表 (table)",
+        "model_type": "必须是表 (table)",
+        "dict_type": "必须是表 (table)",
         "list_type": "必须是数组",
     }
     if kind in simple:
         return simple[kind]
-    ranges = {"greater_than_equal": ("≥", "ge"), "greater_than": (">", "gt"),
-              "less_than_equal": ("≤", "le"), "less_than": ("<", "lt")}
+    ranges = {
+        "greater_than_equal": ("≥", "ge"),
+        "greater_than": (">", "gt"),
+        "less_than_equal": ("≤", "le"),
+        "less_than": ("<", "lt"),
+    }
     if kind in ranges:
         op, key = ranges[kind]
         return f"超出范围, 必须 {op} {ctx.get(key)}"
@@ -74,8 +83,12 @@ def _translate(err: Mapping[str, Any]) -> str:
 
 
 def _decrypt(
-    node: Any, path: list[str], ring: KeyRing | None, merged: Layer,
-    problems: list[Problem], done: set[str],
+    node: Any,
+    path: list[str],
+    ring: KeyRing | None,
+    merged: Layer,
+    problems: list[Problem],
+    done: set[str],
 ) -> Any:
     if isinstance(node, dict):
         return {k: _decrypt(v, [*path, k], ring, merged, problems, done) for k, v in node.items()}
@@ -87,8 +100,13 @@ def _decrypt(
     key = join(path)
     done.add(key)
     if ring is None:
-        problems.append(Problem(key, "是加密值, 但没有配置密钥 (LUSER_ENCRYPTION_KEY 或密钥文件)",
-                                merged.source_of(key)))
+        problems.append(
+            Problem(
+                key,
+                "是加密值, 但没有配置密钥 (LUSER_ENCRYPTION_KEY 或密钥文件)",
+                merged.source_of(key),
+            )
+        )
         return node
     try:
         return ring.decrypt(node, key)
@@ -101,15 +119,22 @@ def _plaintext_secrets(merged: Layer, patterns: list[str]) -> list[Problem]:
     out = []
     for key, value in flatten(merged.data).items():
         source = merged.source_of(key)
-        if (isinstance(value, str) and value and not is_encrypted(value)
-                and source is not None and source.kind == "file" and is_sensitive(key, patterns)):
+        if (
+            isinstance(value, str)
+            and value
+            and not is_encrypted(value)
+            and source is not None
+            and source.kind == "file"
+            and is_sensitive(key, patterns)
+        ):
             message = "敏感配置必须以 ENC(...) 加密保存 (encryption.require_encrypted)"
             out.append(Problem(key, message, source, "******"))
     return out
 
 
-def _validation_problems(exc: ValidationError, merged: Layer, patterns: list[str],
-                         encrypted: set[str]) -> list[Problem]:
+def _validation_problems(
+    exc: ValidationError, merged: Layer, patterns: list[str], encrypted: set[str]
+) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[tuple[str, str]] = set()
     for err in exc.errors(include_input=False, include_url=False):
@@ -123,8 +148,13 @@ def _validation_problems(exc: ValidationError, merged: Layer, patterns: list[str
             continue
         seen.add((key, message))
         raw = get_path(merged.data, loc)
-        value = None if raw is UNKNOWN else safe_value(
-            raw, key in encrypted or is_sensitive(key, patterns) or is_encrypted(raw))
+        value = (
+            None
+            if raw is UNKNOWN
+            else safe_value(
+                raw, key in encrypted or is_sensitive(key, patterns) or is_encrypted(raw)
+            )
+        )
         problems.append(Problem(key, message, merged.source_of(key), value))
     return problems
 

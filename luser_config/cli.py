@@ -36,14 +36,20 @@ def _fail(exc: AppError) -> NoReturn:
 
 
 def _env_options(fn: F) -> F:
-    fn = click.option("--config-dir", type=click.Path(path_type=Path), default=None,
-                      help="Config folder (default: $LUSER_CONFIG_DIR or ./config).")(fn)
-    return click.option("--env", "env", default=None,
-                        help="Environment (default: $LUSER_ENV or development).")(fn)
+    fn = click.option(
+        "--config-dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Config folder (default: $LUSER_CONFIG_DIR or ./config).",
+    )(fn)
+    return click.option(
+        "--env", "env", default=None, help="Environment (default: $LUSER_ENV or development)."
+    )(fn)
 
 
-def _keyring(key_file: Path | None, env: str | None = None,
-             config_dir: Path | None = None) -> KeyRing:
+def _keyring(
+    key_file: Path | None, env: str | None = None, config_dir: Path | None = None
+) -> KeyRing:
     if key_file is not None:
         return KeyRing.from_file(key_file)
     ring = KeyRing.from_env()
@@ -72,8 +78,14 @@ def _display(value: Any) -> str:
 @click.option("--dsn", default=None, help="Config table DSN (default: database.url).")
 @click.option("--table", "table_name", default="app_config", help="Config table name.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def show(env: str | None, config_dir: Path | None, with_db: bool, dsn: str | None,
-         table_name: str, fmt: str) -> None:
+def show(
+    env: str | None,
+    config_dir: Path | None,
+    with_db: bool,
+    dsn: str | None,
+    table_name: str,
+    fmt: str,
+) -> None:
     """Print the merged config, secrets redacted, with the source of every key."""
 
     async def build() -> Any:
@@ -95,8 +107,10 @@ def show(env: str | None, config_dir: Path | None, with_db: bool, dsn: str | Non
         shown = REDACTED if snap.is_sensitive(key) and value not in ("", None) else value
         rows.append((key, shown, snap.source_of(key)))
     if fmt == "json":
-        out = {k: {"value": v if not hasattr(v, "get_secret_value") else REDACTED,
-                   "source": s.short()} for k, v, s in rows}
+        out = {
+            k: {"value": v if not hasattr(v, "get_secret_value") else REDACTED, "source": s.short()}
+            for k, v, s in rows
+        }
         click.echo(json.dumps(out, ensure_ascii=False, indent=2, default=str))
         return
     table = Table(title=f"luser config (env={snap.config.env})")
@@ -110,14 +124,28 @@ def show(env: str | None, config_dir: Path | None, with_db: bool, dsn: str | Non
 
 
 @config_group.command("encrypt")
-@click.option("-k", "--key", "key_path", required=True,
-              help="Dotted config key the value belongs to (bound into the ciphertext).")
-@click.option("--key-file", type=click.Path(path_type=Path), default=None,
-              help="Key ring file (default: $LUSER_ENCRYPTION_KEY / _FILE).")
+@click.option(
+    "-k",
+    "--key",
+    "key_path",
+    required=True,
+    help="Dotted config key the value belongs to (bound into the ciphertext).",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Key ring file (default: $LUSER_ENCRYPTION_KEY / _FILE).",
+)
 @_env_options
 @click.argument("value", required=False)
-def encrypt(key_path: str, key_file: Path | None, env: str | None, config_dir: Path | None,
-            value: str | None) -> None:
+def encrypt(
+    key_path: str,
+    key_file: Path | None,
+    env: str | None,
+    config_dir: Path | None,
+    value: str | None,
+) -> None:
     """Print ENC(...) for VALUE (read from stdin when omitted)."""
     if value is None:
         value = sys.stdin.read().rstrip("\n")
@@ -132,8 +160,9 @@ def encrypt(key_path: str, key_file: Path | None, env: str | None, config_dir: P
 @click.option("--key-file", type=click.Path(path_type=Path), default=None)
 @_env_options
 @click.argument("token")
-def decrypt(key_path: str, key_file: Path | None, env: str | None, config_dir: Path | None,
-            token: str) -> None:
+def decrypt(
+    key_path: str, key_file: Path | None, env: str | None, config_dir: Path | None, token: str
+) -> None:
     """Print the plaintext of an ENC(...) TOKEN."""
     try:
         click.echo(_keyring(key_file, env, config_dir).decrypt(token, key_path))
@@ -154,16 +183,28 @@ def gen_key(kid: str | None) -> None:
 @config_group.command("rotate-key")
 @click.option("--new-key", default=None, help="kid:base64 of the new key (default: generate).")
 @click.option("--kid", default=None, help="Key id when generating the new key.")
-@click.option("--key-file", type=click.Path(path_type=Path), default=None,
-              help="Current key ring file (default: $LUSER_ENCRYPTION_KEY / _FILE).")
+@click.option(
+    "--key-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Current key ring file (default: $LUSER_ENCRYPTION_KEY / _FILE).",
+)
 @_env_options
 @click.option("--with-db", is_flag=True, help="Also re-encrypt the database config table.")
 @click.option("--dsn", default=None, help="Config table DSN (default: database.url).")
 @click.option("--table", "table_name", default="app_config", help="Config table name.")
 @click.option("--dry-run", is_flag=True, help="Check everything, write nothing.")
-def rotate(new_key: str | None, kid: str | None, key_file: Path | None, env: str | None,
-           config_dir: Path | None, with_db: bool, dsn: str | None, table_name: str,
-           dry_run: bool) -> None:
+def rotate(
+    new_key: str | None,
+    kid: str | None,
+    key_file: Path | None,
+    env: str | None,
+    config_dir: Path | None,
+    with_db: bool,
+    dsn: str | None,
+    table_name: str,
+    dry_run: bool,
+) -> None:
     """Re-encrypt every ENC(...) value in the config folder (and table) under a new key."""
     try:
         old = _keyring(key_file, env, config_dir)
@@ -186,8 +227,10 @@ def rotate(new_key: str | None, kid: str | None, key_file: Path | None, env: str
     if with_db:
         table.add_row(f"database {table_name}", str(report.db_rows))
     _err.print(table)
-    _err.print(f"新的主密钥: {report.new_kid}. 更新 LUSER_ENCRYPTION_KEY 为下面一行 "
-               "(旧密钥保留在后面, 确认无误后再移除):")
+    _err.print(
+        f"新的主密钥: {report.new_kid}. 更新 LUSER_ENCRYPTION_KEY 为下面一行 "
+        "(旧密钥保留在后面, 确认无误后再移除):"
+    )
     click.echo(old.with_primary(new).export())
 
 

@@ -62,8 +62,15 @@ def _plain(value: Any) -> Any:
 class ConfigManager:
     """Holds the current immutable Snapshot; reloads build a new one and swap it."""
 
-    def __init__(self, loader: Loader, snapshot: Snapshot, *, db: DatabaseSource | None = None,
-                 db_layer: Layer | None = None, updated_by: str = "luser_config") -> None:
+    def __init__(
+        self,
+        loader: Loader,
+        snapshot: Snapshot,
+        *,
+        db: DatabaseSource | None = None,
+        db_layer: Layer | None = None,
+        updated_by: str = "luser_config",
+    ) -> None:
         self._loader = loader
         self._snapshot = snapshot
         self._db = db
@@ -76,8 +83,10 @@ class ConfigManager:
         self.last_error: AppError | None = None
 
     def __repr__(self) -> str:
-        return (f"ConfigManager(env={self._loader.env!r}, dir={str(self._loader.config_dir)!r}, "
-                f"db={self._db is not None}, generation={self._snapshot.generation})")
+        return (
+            f"ConfigManager(env={self._loader.env!r}, dir={str(self._loader.config_dir)!r}, "
+            f"db={self._db is not None}, generation={self._snapshot.generation})"
+        )
 
     # -- reading -------------------------------------------------------------------
 
@@ -215,9 +224,14 @@ class ConfigManager:
         if old is None:
             raise ConfigError("没有当前密钥, 无法轮换 (设置 LUSER_ENCRYPTION_KEY)")
         async with self._lock:
-            report = await rotate_key(self._loader.config_dir, old, new,
-                                      files=self._loader.extra_files, db=self._db,
-                                      dry_run=dry_run)
+            report = await rotate_key(
+                self._loader.config_dir,
+                old,
+                new,
+                files=self._loader.extra_files,
+                db=self._db,
+                dry_run=dry_run,
+            )
         if not dry_run:
             self._loader.key_override = old.with_primary(new)
             await self.reload()
@@ -281,8 +295,9 @@ class ConfigBuilder:
         self._files.append(path)
         return self
 
-    def with_db(self, enabled: bool = True, *, dsn: str | None = None,
-                table: str = "app_config") -> Self:
+    def with_db(
+        self, enabled: bool = True, *, dsn: str | None = None, table: str = "app_config"
+    ) -> Self:
         """Read the config table after the files. The DSN defaults to ``database.url``."""
         self._db, self._dsn, self._table = enabled, dsn or self._dsn, table
         return self
@@ -315,8 +330,9 @@ class ConfigBuilder:
             try:
                 self._key = KeyRing.parse(source, "with_key_mgmt")
             except AppError as exc:
-                raise ConfigError(f"with_key_mgmt: 既不是密钥文件也不是合法的密钥: "
-                                  f"{exc.message}") from exc
+                raise ConfigError(
+                    f"with_key_mgmt: 既不是密钥文件也不是合法的密钥: {exc.message}"
+                ) from exc
         return self
 
     def install(self, enabled: bool = True) -> Self:
@@ -355,8 +371,11 @@ def _sealed_files(loader: Loader, files: list[Layer]) -> dict[str, Any]:
     if ring is None:
         return data
     for key, value in flatten(data).items():
-        if isinstance(value, str) and value and not is_encrypted(value) and is_sensitive(
-            key, patterns
+        if (
+            isinstance(value, str)
+            and value
+            and not is_encrypted(value)
+            and is_sensitive(key, patterns)
         ):
             set_path(data, split(key), ring.encrypt(value, key))
     return data
@@ -369,7 +388,9 @@ def _database_url(loader: Loader, files: list[Layer]) -> str:
     if not isinstance(url, str) or not url:
         raise ConfigError(
             "使用数据库配置源需要 database.url (配置文件或 LUSER__DATABASE__URL), "
-            "或在 ConfigBuilder.with_db(dsn=...) 中指定", field="database.url")
+            "或在 ConfigBuilder.with_db(dsn=...) 中指定",
+            field="database.url",
+        )
     if is_encrypted(url):
         ring = loader.keyring(merged)
         if ring is None:

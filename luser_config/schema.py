@@ -36,20 +36,33 @@ class DataSourceConfig(_Section):
     """One PostgreSQL data source (the primary, or a named extra such as a replica)."""
 
     url: SecretStr | None = Field(
-        default=None, description="None -> embedded PostgreSQL (primary only)",
+        default=None,
+        description="None -> embedded PostgreSQL (primary only)",
     )
     max_connections: int = Field(default=10, ge=1, le=100, description="pool size upper bound")
     min_connections: int = Field(
-        default=1, ge=0, le=50, description="connections opened eagerly and kept",
+        default=1,
+        ge=0,
+        le=50,
+        description="connections opened eagerly and kept",
     )
     connect_timeout: float = Field(
-        default=5.0, gt=0, le=300, description="seconds to open a connection",
+        default=5.0,
+        gt=0,
+        le=300,
+        description="seconds to open a connection",
     )
     command_timeout: float | None = Field(
-        default=None, gt=0, le=3600, description="seconds per statement",
+        default=None,
+        gt=0,
+        le=3600,
+        description="seconds per statement",
     )
     acquire_timeout: float = Field(
-        default=5.0, gt=0, le=300, description="seconds to wait for a free pooled connection",
+        default=5.0,
+        gt=0,
+        le=300,
+        description="seconds to wait for a free pooled connection",
     )
     idle_timeout: float = Field(
         default=300.0,
@@ -63,16 +76,22 @@ class DataSourceConfig(_Section):
         description="queries per connection before it is replaced (0 = unlimited)",
     )
     health_check: bool = Field(
-        default=True, description="ping a pooled connection before handing it out",
+        default=True,
+        description="ping a pooled connection before handing it out",
     )
     statement_cache_size: int = Field(
-        default=100, ge=0, le=10000, description="0 for PgBouncer transaction pooling",
+        default=100,
+        ge=0,
+        le=10000,
+        description="0 for PgBouncer transaction pooling",
     )
     pgbouncer: bool = Field(
-        default=False, description="behind PgBouncer: no statement cache, no session state",
+        default=False,
+        description="behind PgBouncer: no statement cache, no session state",
     )
     ssl_mode: str | None = Field(
-        default=None, pattern="^(disable|allow|prefer|require|verify-ca|verify-full)$",
+        default=None,
+        pattern="^(disable|allow|prefer|require|verify-ca|verify-full)$",
     )
     ssl_ca: str | None = Field(default=None, description="CA bundle path")
     ssl_cert: str | None = Field(default=None, description="client certificate path")
@@ -84,33 +103,50 @@ class DatabaseConfig(DataSourceConfig):
     """The primary data source plus named extra ones (``Db.use("replica")``)."""
 
     embedded_data_dir: str = Field(
-        default=".luser/pgdata", description="data folder of the embedded PostgreSQL",
+        default=".luser/pgdata",
+        description="data folder of the embedded PostgreSQL",
     )
     data_sources: dict[str, DataSourceConfig] = Field(
-        default_factory=dict, description="named extra data sources (read replicas)",
+        default_factory=dict,
+        description="named extra data sources (read replicas)",
     )
     migrations_dir: str = Field(default="migrations", description="SQL migrations folder")
     migration_lock_timeout: float = Field(
-        default=5.0, gt=0, le=3600, description="seconds; lock_timeout while migrating",
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="seconds; lock_timeout while migrating",
     )
     migration_statement_timeout: float = Field(
-        default=0, ge=0, le=86400, description="0 = no limit",
+        default=0,
+        ge=0,
+        le=86400,
+        description="0 = no limit",
     )
 
 
 class JwtConfig(_Section):
     secret: SecretStr = Field(
-        default=SecretStr("dev-insecure-jwt-secret-change-me"), description="HMAC signing secret",
+        default=SecretStr("dev-insecure-jwt-secret-change-me"),
+        description="HMAC signing secret",
     )
     algorithm: str = Field(
-        default="HS256", pattern="^(HS256|HS384|HS512)$", description="signing algorithm",
+        default="HS256",
+        pattern="^(HS256|HS384|HS512)$",
+        description="signing algorithm",
     )
     issuer: str = Field(default="luser", description="iss claim")
     access_ttl_seconds: int = Field(
-        default=900, ge=30, le=86400, description="access token lifetime",
+        default=900,
+        ge=30,
+        le=86400,
+        description="access token lifetime",
     )
     refresh_ttl_seconds: int = Field(
-        default=30 * 86400, ge=60, le=365 * 86400, description="refresh token lifetime",
+        default=30 * 86400,
+        ge=60,
+        le=365 * 86400,
+        description="refresh token lifetime",
     )
     leeway_seconds: int = Field(default=10, ge=0, le=300, description="clock skew tolerated")
 
@@ -123,7 +159,10 @@ class RedisConfig(_Section):
     db: int = Field(default=0, ge=0, le=15, description="database number (standalone/sentinel)")
     pool_size: int = Field(default=20, ge=1, le=1000, description="max connections in the pool")
     default_ttl_seconds: int = Field(
-        default=3600, ge=1, le=30 * 86400, description="TTL when none given",
+        default=3600,
+        ge=1,
+        le=30 * 86400,
+        description="TTL when none given",
     )
     connect_timeout: float = Field(default=2.0, gt=0, le=60, description="seconds to connect")
     command_timeout: float = Field(default=2.0, gt=0, le=300, description="seconds per command")
@@ -155,7 +194,8 @@ class TencentVodConfig(_Section):
     upload_signature_ttl_seconds: int = Field(default=1800, ge=60, le=86400)
     procedure: str = Field(default="", description="task flow run after upload")
     callback_token: SecretStr = Field(
-        default=SecretStr(""), description="shared secret in the callback URL query",
+        default=SecretStr(""),
+        description="shared secret in the callback URL query",
     )
     timeout_seconds: float = Field(default=10, gt=0, le=120, description="seconds per VOD API call")
 
@@ -168,11 +208,13 @@ class AliyunVodConfig(_Section):
     protocol: str = Field(default="https", pattern="^https?$")
     play_domain: str = ""
     url_auth_key: SecretStr = Field(
-        default=SecretStr(""), description="URL authentication type A primary key",
+        default=SecretStr(""),
+        description="URL authentication type A primary key",
     )
     play_url_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
     callback_private_key: SecretStr = Field(
-        default=SecretStr(""), description="HTTP callback authentication key",
+        default=SecretStr(""),
+        description="HTTP callback authentication key",
     )
     callback_url: str = ""
     callback_max_age_seconds: int = Field(
@@ -182,7 +224,8 @@ class AliyunVodConfig(_Section):
         description="reject callbacks whose X-VOD-TIMESTAMP is older/newer",
     )
     template_group_id: str = Field(
-        default="", description="transcode template group run after upload",
+        default="",
+        description="transcode template group run after upload",
     )
     timeout_seconds: float = Field(default=10, gt=0, le=120, description="seconds per VOD API call")
 
@@ -270,7 +313,10 @@ class FeaturesConfig(BaseModel):
 class HotReloadConfig(_Section):
     debounce_ms: int = Field(default=300, ge=10, le=60000, description="file change debounce")
     db_poll_seconds: float = Field(
-        default=2.0, gt=0, le=3600, description="database version polling",
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="database version polling",
     )
 
 
@@ -279,7 +325,8 @@ class OpenApiConfig(_Section):
 
     token_pepper: SecretStr = SecretStr("dev-insecure-open-api-pepper-change-me")
     channel_secret_key: SecretStr = Field(
-        default=SecretStr(""), description="base64 32 bytes; '' -> derived from the pepper",
+        default=SecretStr(""),
+        description="base64 32 bytes; '' -> derived from the pepper",
     )
     token_cache_ttl_seconds: float = Field(default=60.0, ge=0, le=3600)
     token_cache_size: int = Field(default=100_000, ge=1)
@@ -302,7 +349,8 @@ class AppConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
     env: str = Field(
-        default="development", description="set by the loader to the active environment",
+        default="development",
+        description="set by the loader to the active environment",
     )
     server: ServerConfig = Field(default_factory=ServerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)

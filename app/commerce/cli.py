@@ -20,8 +20,9 @@ def payments_group() -> None:
 
 
 @payments_group.command("reconcile")
-@click.option("--loop", is_flag=True,
-              help="Keep running, one pass every payment.reconcile_interval_seconds.")
+@click.option(
+    "--loop", is_flag=True, help="Keep running, one pass every payment.reconcile_interval_seconds."
+)
 @env_option
 @cli_errors
 def reconcile_cmd(loop: bool) -> None:

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from luser_common.errors import BusinessError, Conflict, Forbidden, NotFound
 
-__all__ = ["OrderExpired", "OrderNotFound", "OrderNotPayable", "PaymentsDisabled",
-           "PlanNotFound", "PlanUnavailable", "RefundNotAllowed"]
+__all__ = [
+    "OrderExpired",
+    "OrderNotFound",
+    "OrderNotPayable",
+    "PaymentsDisabled",
+    "PlanNotFound",
+    "PlanUnavailable",
+    "RefundNotAllowed",
+]
 
 
 class PlanNotFound(NotFound):

@@ -9,8 +9,15 @@ from datetime import datetime
 
 from luser_db import Field, Model
 
-__all__ = ["Order", "PaymentAttempt", "PaymentEvent", "Plan", "Refund", "Subscription",
-           "SubscriptionPeriod"]
+__all__ = [
+    "Order",
+    "PaymentAttempt",
+    "PaymentEvent",
+    "Plan",
+    "Refund",
+    "Subscription",
+    "SubscriptionPeriod",
+]
 
 
 class Plan(Model, table="plans"):

@@ -82,8 +82,9 @@ class Payments:
         try:
             note = await provider.verify_notification(headers, body)
         except PaymentNotifyInvalid as exc:
-            logger.warning("%s notification refused: %s (%s)", provider_name, exc.message,
-                           exc.reason)
+            logger.warning(
+                "%s notification refused: %s (%s)", provider_name, exc.message, exc.reason
+            )
             return provider.failure_reply(exc)
         try:
             outcome = await self.process(note)
@@ -94,16 +95,28 @@ class Payments:
             return provider.failure_reply(exc if isinstance(exc, AppError) else None)
         if outcome.acknowledged:
             return provider.success_reply()
-        return provider.failure_reply(PaymentNotifyMismatch(
-            provider_name, outcome.reason or "rejected", "支付通知与订单不符",
-        ))
+        return provider.failure_reply(
+            PaymentNotifyMismatch(
+                provider_name,
+                outcome.reason or "rejected",
+                "支付通知与订单不符",
+            )
+        )
 
     # -- processing ------------------------------------------------------------------
 
     async def process(self, note: PaymentNotification) -> Outcome:
         """Store ``note`` once, then act on it (idempotent: safe to repeat)."""
-        event = await _store(note.provider, note.notification_id, "notify", note.event_type,
-                             note.out_trade_no, str(note.status), note.amount_fen, note.raw)
+        event = await _store(
+            note.provider,
+            note.notification_id,
+            "notify",
+            note.event_type,
+            note.out_trade_no,
+            str(note.status),
+            note.amount_fen,
+            note.raw,
+        )
         if event.outcome in _SETTLED:
             return Outcome(event.outcome, event.reason)
         try:
@@ -114,14 +127,18 @@ class Payments:
         return outcome
 
     async def _decide(self, event: PaymentEvent, note: PaymentNotification) -> Outcome:
-        attempt = await PaymentAttempt.query().where(
-            "provider = ? AND out_trade_no = ?", note.provider, note.out_trade_no).first()
+        attempt = (
+            await PaymentAttempt.query()
+            .where("provider = ? AND out_trade_no = ?", note.provider, note.out_trade_no)
+            .first()
+        )
         if attempt is None:
             return await _finish(event.id, "rejected", "unknown_order")
         if note.status is NotifyStatus.REFUNDED:
             done = await self.refunds.mark_done(note.out_refund_no)
-            return await _finish(event.id, "applied" if done else "ignored", "refund",
-                                 attempt=attempt)
+            return await _finish(
+                event.id, "applied" if done else "ignored", "refund", attempt=attempt
+            )
         if note.status is not NotifyStatus.SUCCEEDED:
             return await _finish(event.id, "ignored", str(note.status), attempt=attempt)
         try:
@@ -132,7 +149,10 @@ class Payments:
         return await self.apply_paid(attempt, note.trade_no, note.paid_at, event.id)
 
     async def apply_paid(
-        self, attempt: PaymentAttempt, trade_no: str | None, paid_at: datetime | None,
+        self,
+        attempt: PaymentAttempt,
+        trade_no: str | None,
+        paid_at: datetime | None,
         event_id: int,
     ) -> Outcome:
         """Record that ``attempt`` was paid; grant at most once per order."""
@@ -150,12 +170,16 @@ class Payments:
             "UPDATE payment_attempts SET status = 'succeeded', trade_no = coalesce(?, trade_no),"
             " paid_at = coalesce(paid_at, ?), updated_at = now()"
             " WHERE id = ? AND status IN ('pending', 'closed', 'failed')",
-            trade_no, paid_at, attempt.id,
+            trade_no,
+            paid_at,
+            attempt.id,
         )
         moved = await Db.execute(
             "UPDATE orders SET status = 'paid', paid_at = ?, paid_attempt_id = ?,"
             " updated_at = now() WHERE id = ? AND status = 'pending'",
-            paid_at, attempt.id, attempt.order_id,
+            paid_at,
+            attempt.id,
+            attempt.order_id,
         )
         order = await Order.find_by_id(attempt.order_id)
         assert order is not None
@@ -166,18 +190,27 @@ class Payments:
             return Outcome("duplicate", order.status, order.id)
         # Paid after the order closed or expired, or paid twice over two channels.
         reason = f"late_payment:order_{order.status}"
-        logger.error("late payment %s on order %s (%s): refunding", attempt.out_trade_no,
-                     order.order_no, order.status)
+        logger.error(
+            "late payment %s on order %s (%s): refunding",
+            attempt.out_trade_no,
+            order.order_no,
+            order.status,
+        )
         await Db.execute(
             "UPDATE payment_attempts SET flagged = true, flag_reason = ?, updated_at = now()"
-            " WHERE id = ?", reason, attempt.id,
+            " WHERE id = ?",
+            reason,
+            attempt.id,
         )
         await self.refunds.open_late_payment_refund(attempt, "订单已关闭, 自动退款")
         return Outcome("flagged", reason, order.id)
 
     async def _refund_late(self, attempt: PaymentAttempt) -> None:
-        refund = await Refund.query().where(
-            "attempt_id = ? AND kind = 'late_payment' AND status = 'pending'", attempt.id).first()
+        refund = (
+            await Refund.query()
+            .where("attempt_id = ? AND kind = 'late_payment' AND status = 'pending'", attempt.id)
+            .first()
+        )
         if refund is None:
             return
         try:
@@ -189,23 +222,45 @@ class Payments:
         self, attempt: PaymentAttempt, status: str, amount_fen: int, raw: dict[str, Any]
     ) -> PaymentEvent:
         """Reconciliation's counterpart of a notification: stored under ``query:<no>``."""
-        return await _store(attempt.provider, f"query:{attempt.out_trade_no}", "query",
-                            "trade.query", attempt.out_trade_no, status, amount_fen, raw)
+        return await _store(
+            attempt.provider,
+            f"query:{attempt.out_trade_no}",
+            "query",
+            "trade.query",
+            attempt.out_trade_no,
+            status,
+            amount_fen,
+            raw,
+        )
 
 
 async def _store(
-    provider: str, notification_id: str, source: str, event_type: str, out_trade_no: str,
-    status: str, amount_fen: int, raw: dict[str, Any],
+    provider: str,
+    notification_id: str,
+    source: str,
+    event_type: str,
+    out_trade_no: str,
+    status: str,
+    amount_fen: int,
+    raw: dict[str, Any],
 ) -> PaymentEvent:
     event = PaymentEvent(
-        provider=provider, notification_id=notification_id, source=source,
-        event_type=event_type[:64], out_trade_no=out_trade_no[:64], status=status,
-        amount_fen=amount_fen, raw=raw,
+        provider=provider,
+        notification_id=notification_id,
+        source=source,
+        event_type=event_type[:64],
+        out_trade_no=out_trade_no[:64],
+        status=status,
+        amount_fen=amount_fen,
+        raw=raw,
     )
     if await event.upsert(("provider", "notification_id"), do_nothing=True):
         return event
-    stored = await PaymentEvent.query().where(
-        "provider = ? AND notification_id = ?", provider, notification_id).first()
+    stored = (
+        await PaymentEvent.query()
+        .where("provider = ? AND notification_id = ?", provider, notification_id)
+        .first()
+    )
     assert stored is not None
     if stored.outcome not in _SETTLED:
         # About to be checked again: keep what is being checked.
@@ -223,6 +278,9 @@ async def _finish(
         "UPDATE payment_events SET outcome = ?, reason = ?, processed_at = now(),"
         " attempt_id = coalesce(?, attempt_id)"
         " WHERE id = ? AND (outcome IS NULL OR outcome IN ('rejected', 'error'))",
-        outcome, reason, attempt.id if attempt else None, event_id,
+        outcome,
+        reason,
+        attempt.id if attempt else None,
+        event_id,
     )
     return Outcome(outcome, reason, attempt.order_id if attempt else None)

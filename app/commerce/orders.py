@@ -61,7 +61,12 @@ class Orders:
         return order
 
     async def page(
-        self, page: int, size: int, *, user_id: int | None = None, status: str | None = None,
+        self,
+        page: int,
+        size: int,
+        *,
+        user_id: int | None = None,
+        status: str | None = None,
         flagged: bool = False,
     ) -> Page[Order]:
         """Newest first; ``flagged``: only orders with a payment that needs a human."""
@@ -71,8 +76,10 @@ class Orders:
         if status is not None:
             query = query.where("status = ?", status)
         if flagged:
-            query = query.where("EXISTS (SELECT 1 FROM payment_attempts a"
-                                " WHERE a.order_id = orders.id AND a.flagged)")
+            query = query.where(
+                "EXISTS (SELECT 1 FROM payment_attempts a"
+                " WHERE a.order_id = orders.id AND a.flagged)"
+            )
         return await query.order_by("id desc").paginate(page, size)
 
     async def attempts(self, order_id: int) -> list[PaymentAttempt]:
@@ -89,8 +96,13 @@ class Orders:
         if plan is None or not plan.active:
             raise PlanUnavailable(details={"plan_id": plan_id})
         order = Order(
-            order_no=new_number("O"), user_id=user_id, plan_id=plan.id, plan_name=plan.name,
-            plan_level=plan.level, duration_days=plan.duration_days, amount_fen=plan.price_fen,
+            order_no=new_number("O"),
+            user_id=user_id,
+            plan_id=plan.id,
+            plan_name=plan.name,
+            plan_level=plan.level,
+            duration_days=plan.duration_days,
+            amount_fen=plan.price_fen,
             expires_at=utcnow() + timedelta(minutes=self.config.order_expire_minutes),
         )
         await order.save()
@@ -104,8 +116,9 @@ class Orders:
         order = await self.get(order_id, user_id)
         return await self._launch(order, channel, method, pay)
 
-    def _channel(self, provider: str, method: str, return_url: str | None = None
-                 ) -> PaymentProvider:
+    def _channel(
+        self, provider: str, method: str, return_url: str | None = None
+    ) -> PaymentProvider:
         """The provider, once the request's channel options are known to be acceptable."""
         channel = self.providers.get(provider)
         if return_url:
@@ -128,8 +141,11 @@ class Orders:
             assert reusable.launch is not None
             return Checkout(order, reusable, reusable.launch)
         attempt = PaymentAttempt(
-            order_id=order.id, provider=channel.name, method=method,
-            out_trade_no=new_number("P"), amount_fen=order.amount_fen,
+            order_id=order.id,
+            provider=channel.name,
+            method=method,
+            out_trade_no=new_number("P"),
+            amount_fen=order.amount_fen,
         )
         await attempt.save()  # committed before the provider hears of it
         launch = await self._call_provider(channel, order, attempt, method, pay)
@@ -148,17 +164,26 @@ class Orders:
             PaymentAttempt.query()
             .where("order_id = ? AND provider = ? AND method = ?", order.id, provider, method)
             .where("status = 'pending' AND launch IS NOT NULL AND created_at > ?", since)
-            .order_by("id desc").first()
+            .order_by("id desc")
+            .first()
         )
 
     async def _call_provider(
-        self, channel: PaymentProvider, order: Order, attempt: PaymentAttempt, method: str,
+        self,
+        channel: PaymentProvider,
+        order: Order,
+        attempt: PaymentAttempt,
+        method: str,
         pay: dict[str, Any],
     ) -> PaymentLaunch:
         try:
             return await channel.create_payment(
-                attempt.out_trade_no, order.plan_name, order.amount_fen, method,
-                payer_openid=pay.get("payer_openid"), expire_at=order.expires_at,
+                attempt.out_trade_no,
+                order.plan_name,
+                order.amount_fen,
+                method,
+                payer_openid=pay.get("payer_openid"),
+                expire_at=order.expires_at,
                 return_url=pay.get("return_url"),
             )
         except ExternalServiceError as exc:
@@ -207,13 +232,17 @@ class Orders:
     async def finish_unpaid(self, order_id: int, status: str) -> bool:
         """pending -> closed/expired, unless a payment got there first."""
         async with transaction():
-            return await Db.execute(
-                "UPDATE orders SET status = ?, closed_at = now(), updated_at = now()"
-                " WHERE id = ? AND status = 'pending'"
-                " AND NOT EXISTS (SELECT 1 FROM payment_attempts a"
-                "                 WHERE a.order_id = orders.id AND a.status = 'pending')",
-                status, order_id,
-            ) == 1
+            return (
+                await Db.execute(
+                    "UPDATE orders SET status = ?, closed_at = now(), updated_at = now()"
+                    " WHERE id = ? AND status = 'pending'"
+                    " AND NOT EXISTS (SELECT 1 FROM payment_attempts a"
+                    "                 WHERE a.order_id = orders.id AND a.status = 'pending')",
+                    status,
+                    order_id,
+                )
+                == 1
+            )
 
 
 def _ensure_payable(order: Order) -> None:

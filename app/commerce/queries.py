@@ -29,7 +29,8 @@ async def daily_revenue(
         where.append(f"{_BEIJING_DAY} <= ?")
         params.append(until)
     return await Db.paginate(
-        page, size,
+        page,
+        size,
         f"SELECT {_BEIJING_DAY} AS day, count(*)::bigint AS orders,"
         " sum(o.amount_fen)::bigint AS gross_fen, sum(o.refunded_fen)::bigint AS refunded_fen,"
         " sum(o.amount_fen - o.refunded_fen)::bigint AS net_fen",
@@ -43,7 +44,8 @@ async def active_subscribers(page: int, size: int, min_level: int | None = None)
     having = "" if min_level is None else " HAVING max(p.level) >= ?"
     params = [] if min_level is None else [min_level]
     return await Db.paginate(
-        page, size,
+        page,
+        size,
         "SELECT p.user_id, u.email, u.phone, u.nickname, max(p.level)::int AS level,"
         " max(p.ends_at) AS current_period_ends_at,"
         " (SELECT max(f.ends_at) FROM subscription_periods f WHERE f.user_id = p.user_id)"

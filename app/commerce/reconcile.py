@@ -54,8 +54,12 @@ class ReconcileReport:
 
 class Reconciler:
     def __init__(
-        self, providers: PaymentProviders, config: PaymentConfig, orders: Orders,
-        payments: Payments, refunds: Refunds,
+        self,
+        providers: PaymentProviders,
+        config: PaymentConfig,
+        orders: Orders,
+        payments: Payments,
+        refunds: Refunds,
     ) -> None:
         self.providers = providers
         self.config = config
@@ -84,7 +88,9 @@ class Reconciler:
             " WHERE a.status = 'pending'"
             " AND (a.created_at < ? OR o.expires_at <= ? OR o.status <> 'pending')"
             " ORDER BY a.id LIMIT ?",
-            cutoff, now, BATCH,
+            cutoff,
+            now,
+            BATCH,
         )
 
     async def _check(self, attempt: PaymentAttempt, now: datetime, report: ReconcileReport) -> None:
@@ -106,21 +112,31 @@ class Reconciler:
         else:
             logger.error("attempt %s is %s at the provider", attempt.out_trade_no, state.status)
 
-    async def _paid(self, attempt: PaymentAttempt, state: TradeState, report: ReconcileReport
-                    ) -> None:
+    async def _paid(
+        self, attempt: PaymentAttempt, state: TradeState, report: ReconcileReport
+    ) -> None:
         amount = state.amount_fen if state.amount_fen is not None else -1
-        event = await self.payments.record_query(attempt, str(state.status), max(amount, 0),
-                                                 state.raw)
+        event = await self.payments.record_query(
+            attempt, str(state.status), max(amount, 0), state.raw
+        )
         if event.outcome in ("applied", "duplicate", "flagged", "ignored"):
             return
         if amount != attempt.amount_fen:
-            logger.error("attempt %s paid %s fen, expected %s: not applied",
-                         attempt.out_trade_no, amount, attempt.amount_fen)
+            logger.error(
+                "attempt %s paid %s fen, expected %s: not applied",
+                attempt.out_trade_no,
+                amount,
+                attempt.amount_fen,
+            )
             await Db.execute(
                 "UPDATE payment_attempts SET flagged = true, flag_reason = 'amount_mismatch'"
-                " WHERE id = ?", attempt.id)
-            await Db.execute("UPDATE payment_events SET outcome = 'rejected', reason = 'amount'"
-                             " WHERE id = ?", event.id)
+                " WHERE id = ?",
+                attempt.id,
+            )
+            await Db.execute(
+                "UPDATE payment_events SET outcome = 'rejected', reason = 'amount' WHERE id = ?",
+                event.id,
+            )
             report.flagged += 1
             return
         outcome = await self.payments.apply_paid(attempt, state.trade_no, state.paid_at, event.id)
@@ -133,7 +149,8 @@ class Reconciler:
         ids = await Db.query_column(
             "SELECT id FROM orders WHERE status = 'pending' AND expires_at <= ?"
             " ORDER BY id LIMIT ?",
-            now, BATCH,
+            now,
+            BATCH,
         )
         expired = 0
         for order_id in ids:
@@ -144,7 +161,8 @@ class Reconciler:
 async def _mark_closed(attempt: PaymentAttempt) -> None:
     await Db.execute(
         "UPDATE payment_attempts SET status = 'closed', closed_at = now(), updated_at = now()"
-        " WHERE id = ? AND status = 'pending'", attempt.id,
+        " WHERE id = ? AND status = 'pending'",
+        attempt.id,
     )
 
 

@@ -52,17 +52,25 @@ class Refunds:
                 raise OrderNotFound()
             if order.status != "paid" or order.paid_attempt_id is None:
                 raise RefundNotAllowed(details={"status": order.status})
-            in_flight = await Db.query_int(
-                "SELECT coalesce(sum(amount_fen), 0) FROM refunds"
-                " WHERE order_id = ? AND kind = 'admin' AND status = 'pending'", order.id,
-            ) or 0
+            in_flight = (
+                await Db.query_int(
+                    "SELECT coalesce(sum(amount_fen), 0) FROM refunds"
+                    " WHERE order_id = ? AND kind = 'admin' AND status = 'pending'",
+                    order.id,
+                )
+                or 0
+            )
             left = order.amount_fen - order.refunded_fen - in_flight
             amount = left if amount_fen is None else amount_fen
             if not 1 <= amount <= left:
                 raise ValidationError(f"退款金额必须在 1 到 {left} 分之间", field="amount_fen")
             refund = Refund(
-                order_id=order.id, attempt_id=order.paid_attempt_id, kind="admin",
-                out_refund_no=new_number("R"), amount_fen=amount, reason=reason,
+                order_id=order.id,
+                attempt_id=order.paid_attempt_id,
+                kind="admin",
+                out_refund_no=new_number("R"),
+                amount_fen=amount,
+                reason=reason,
                 created_by=admin_id,
             )
             await refund.save()
@@ -73,7 +81,11 @@ class Refunds:
         await Db.execute(
             "INSERT INTO refunds (order_id, attempt_id, kind, out_refund_no, amount_fen, reason)"
             " VALUES (?, ?, 'late_payment', ?, ?, ?) ON CONFLICT DO NOTHING",
-            attempt.order_id, attempt.id, new_number("R"), attempt.amount_fen, reason,
+            attempt.order_id,
+            attempt.id,
+            new_number("R"),
+            attempt.amount_fen,
+            reason,
         )
 
     async def execute(self, refund: Refund) -> Refund:
@@ -83,8 +95,11 @@ class Refunds:
         provider = self.providers.get(attempt.provider)
         try:
             result = await provider.refund(
-                attempt.out_trade_no, refund.out_refund_no, refund.amount_fen,
-                attempt.amount_fen, refund.reason[:80],
+                attempt.out_trade_no,
+                refund.out_refund_no,
+                refund.amount_fen,
+                attempt.amount_fen,
+                refund.reason[:80],
             )
         except ExternalServiceError as exc:
             await _set(refund, status="failed", error=exc.message[:500])
@@ -107,7 +122,9 @@ class Refunds:
             moved = await Db.execute(
                 "UPDATE refunds SET status = ?, refund_id = ?, error = NULL, updated_at = now()"
                 " WHERE id = ? AND status = 'pending'",
-                status, result.refund_id, refund.id,
+                status,
+                result.refund_id,
+                refund.id,
             )
             if moved == 1:
                 await self._apply(refund)
@@ -115,8 +132,8 @@ class Refunds:
     async def _apply(self, refund: Refund) -> None:
         if refund.kind == "late_payment":
             await Db.execute(
-                "UPDATE payment_attempts SET status = 'refunded', updated_at = now()"
-                " WHERE id = ?", refund.attempt_id,
+                "UPDATE payment_attempts SET status = 'refunded', updated_at = now() WHERE id = ?",
+                refund.attempt_id,
             )
             return
         order = await Order.query().where("id = ?", refund.order_id).for_update().first()
@@ -127,23 +144,30 @@ class Refunds:
             "UPDATE orders SET refunded_fen = refunded_fen + ?, refunded_at = now(),"
             " status = CASE WHEN ? THEN 'refunded' ELSE status END, updated_at = now()"
             " WHERE id = ?",
-            refund.amount_fen, full, order.id,
+            refund.amount_fen,
+            full,
+            order.id,
         )
 
     async def mark_done(self, out_refund_no: str | None) -> bool:
         """A refund notification: ``processing`` -> ``succeeded``."""
         if not out_refund_no:
             return False
-        return await Db.execute(
-            "UPDATE refunds SET status = 'succeeded', updated_at = now()"
-            " WHERE out_refund_no = ? AND status = 'processing'", out_refund_no,
-        ) == 1
+        return (
+            await Db.execute(
+                "UPDATE refunds SET status = 'succeeded', updated_at = now()"
+                " WHERE out_refund_no = ? AND status = 'processing'",
+                out_refund_no,
+            )
+            == 1
+        )
 
     async def retry_pending(self, limit: int = 100) -> int:
         """Call the provider again for refunds whose outcome is unknown (same number)."""
         done = 0
-        for refund in await Refund.query().where("status = 'pending'").order_by("id").limit(
-                limit).all():
+        for refund in (
+            await Refund.query().where("status = 'pending'").order_by("id").limit(limit).all()
+        ):
             try:
                 await self.execute(refund)
                 done += 1

@@ -51,8 +51,7 @@ class Commerce:
         refunds = Refunds(providers, subscriptions)
         payments = Payments(providers, subscriptions, refunds)
         reconciler = Reconciler(providers, config.payment, orders, payments, refunds)
-        return cls(config, providers, Plans(), orders, subscriptions, refunds, payments,
-                   reconciler)
+        return cls(config, providers, Plans(), orders, subscriptions, refunds, payments, reconciler)
 
 
 @contextlib.asynccontextmanager
@@ -78,7 +77,10 @@ async def commerce_lifespan(
 
 
 def install(
-    app: Starlette, *, providers: PaymentProviders | None = None, reconcile: bool = True,
+    app: Starlette,
+    *,
+    providers: PaymentProviders | None = None,
+    reconcile: bool = True,
     routes: bool = True,
 ) -> None:
     """Add the commerce routes to ``app`` and chain :func:`commerce_lifespan` after its own.
@@ -98,8 +100,9 @@ def install(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[Any]:
-        async with inner(app) as state, commerce_lifespan(
-            app, providers=providers, reconcile=reconcile
+        async with (
+            inner(app) as state,
+            commerce_lifespan(app, providers=providers, reconcile=reconcile),
         ):
             yield state
 

@@ -46,9 +46,14 @@ class Subscriptions:
         await _lock_user(order.user_id)
         seconds = order.duration_days * DAY_SECONDS
         sub = Subscription(
-            user_id=order.user_id, order_id=order.id, plan_id=order.plan_id,
-            level=order.plan_level, granted_at=now, purchased_seconds=seconds,
-            duration_seconds=seconds, status="active",
+            user_id=order.user_id,
+            order_id=order.id,
+            plan_id=order.plan_id,
+            level=order.plan_level,
+            granted_at=now,
+            purchased_seconds=seconds,
+            duration_seconds=seconds,
+            status="active",
         )
         await sub.save()
         await self._relayout(order.user_id)
@@ -83,11 +88,18 @@ class Subscriptions:
         pieces = schedule(await _grants(user_id))
         await Db.execute("DELETE FROM subscription_periods WHERE user_id = ?", user_id)
         if pieces:
-            await SubscriptionPeriod.batch_save([
-                SubscriptionPeriod(user_id=user_id, subscription_id=p.grant_id, level=p.level,
-                                   starts_at=p.starts_at, ends_at=p.ends_at)
-                for p in pieces
-            ])
+            await SubscriptionPeriod.batch_save(
+                [
+                    SubscriptionPeriod(
+                        user_id=user_id,
+                        subscription_id=p.grant_id,
+                        level=p.level,
+                        starts_at=p.starts_at,
+                        ends_at=p.ends_at,
+                    )
+                    for p in pieces
+                ]
+            )
         await Db.execute(
             "UPDATE subscriptions s SET starts_at = p.first, ends_at = p.last, updated_at = now()"
             " FROM (SELECT subscription_id, min(starts_at) AS first, max(ends_at) AS last"
@@ -101,15 +113,19 @@ class Subscriptions:
         level = await Db.query_int(
             "SELECT coalesce(max(level), 0) FROM subscription_periods"
             " WHERE user_id = ? AND starts_at <= ? AND ends_at > ?",
-            user_id, now or utcnow(), now or utcnow(),
+            user_id,
+            now or utcnow(),
+            now or utcnow(),
         )
         return level or 0
 
     async def status(self, user_id: int, now: datetime | None = None) -> SubscriptionStatusView:
         now = now or utcnow()
         periods = await (
-            SubscriptionPeriod.query().where("user_id = ? AND ends_at > ?", user_id, now)
-            .order_by("starts_at").all()
+            SubscriptionPeriod.query()
+            .where("user_id = ? AND ends_at > ?", user_id, now)
+            .order_by("starts_at")
+            .all()
         )
         current = [p for p in periods if p.starts_at is not None and p.starts_at <= now]
         top = max(current, key=lambda p: p.level) if current else None
@@ -146,8 +162,10 @@ def _continuous_end(periods: list[SubscriptionPeriod], now: datetime) -> datetim
 
 async def _grants(user_id: int) -> list[Grant]:
     subs = await Subscription.query().where("user_id = ?", user_id).all()
-    return [Grant(s.id, s.level, s.granted_at, s.duration_seconds)  # type: ignore[arg-type]
-            for s in subs]
+    return [
+        Grant(s.id, s.level, s.granted_at, s.duration_seconds)  # type: ignore[arg-type]
+        for s in subs
+    ]
 
 
 async def _lock_user(user_id: int) -> None:

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-__all__ = ["BEIJING", "beijing_now_str", "format_beijing", "format_rfc3339", "parse_beijing",
-           "parse_rfc3339"]
+__all__ = [
+    "BEIJING",
+    "beijing_now_str",
+    "format_beijing",
+    "format_rfc3339",
+    "parse_beijing",
+    "parse_rfc3339",
+]
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 _ALIPAY_FORMAT = "%Y-%m-%d %H:%M:%S"

@@ -66,8 +66,9 @@ class PaymentProviderError(ExternalServiceError):
     of the HTTP envelope.
     """
 
-    def __init__(self, provider: str, provider_code: str, message: str = "",
-                 raw: Any = None) -> None:
+    def __init__(
+        self, provider: str, provider_code: str, message: str = "", raw: Any = None
+    ) -> None:
         text = f"{provider} 支付服务调用失败: {provider_code}"
         if message:
             text = f"{text} ({message})"

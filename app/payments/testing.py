@@ -80,7 +80,9 @@ class KeyPair:
     def verify(self, text: str, signature: str) -> bool:
         try:
             self.key.public_key().verify(
-                base64.b64decode(signature), text.encode("utf-8"), padding.PKCS1v15(),
+                base64.b64decode(signature),
+                text.encode("utf-8"),
+                padding.PKCS1v15(),
                 hashes.SHA256(),
             )
         except (InvalidSignature, ValueError):
@@ -91,12 +93,15 @@ class KeyPair:
 def generate_keypair(bits: int = 2048) -> KeyPair:
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return KeyPair(key, private_pem, public_pem)
 
 
@@ -274,7 +279,10 @@ class AlipayStub(_StubServer):
     # -- ledger ---------------------------------------------------------------------
 
     def add_trade(
-        self, out_trade_no: str, amount_fen: int, status: str = "WAIT_BUYER_PAY",
+        self,
+        out_trade_no: str,
+        amount_fen: int,
+        status: str = "WAIT_BUYER_PAY",
         subject: str = "VIP",
     ) -> dict[str, Any]:
         with self._lock:
@@ -328,15 +336,27 @@ class AlipayStub(_StubServer):
             paid_at = trade.get("send_pay_date") or _now_beijing()
             amount = trade["total_amount"]
             fields: dict[str, str] = {
-                "gmt_create": paid_at, "charset": "utf-8", "gmt_payment": paid_at,
-                "notify_time": _now_beijing(), "subject": trade["subject"],
-                "buyer_id": "2088102177846880", "invoice_amount": amount, "version": "1.0",
-                "notify_id": notify_id, "notify_type": "trade_status_sync",
+                "gmt_create": paid_at,
+                "charset": "utf-8",
+                "gmt_payment": paid_at,
+                "notify_time": _now_beijing(),
+                "subject": trade["subject"],
+                "buyer_id": "2088102177846880",
+                "invoice_amount": amount,
+                "version": "1.0",
+                "notify_id": notify_id,
+                "notify_type": "trade_status_sync",
                 "fund_bill_list": json.dumps([{"amount": amount, "fundChannel": "ALIPAYACCOUNT"}]),
-                "out_trade_no": out_trade_no, "total_amount": amount, "trade_status": status,
-                "trade_no": trade["trade_no"], "auth_app_id": self.app_id,
-                "receipt_amount": amount, "point_amount": "0.00", "app_id": self.app_id,
-                "buyer_pay_amount": amount, "seller_id": self.seller_id,
+                "out_trade_no": out_trade_no,
+                "total_amount": amount,
+                "trade_status": status,
+                "trade_no": trade["trade_no"],
+                "auth_app_id": self.app_id,
+                "receipt_amount": amount,
+                "point_amount": "0.00",
+                "app_id": self.app_id,
+                "buyer_pay_amount": amount,
+                "seller_id": self.seller_id,
             }
         for key, value in overrides.items():
             if value is None:
@@ -393,9 +413,13 @@ class AlipayStub(_StubServer):
 
     def _query(self, trade: dict[str, Any], biz: dict[str, Any]) -> dict[str, Any]:
         reply = {
-            "code": "10000", "msg": "Success", "trade_no": trade["trade_no"],
-            "out_trade_no": trade["out_trade_no"], "buyer_logon_id": "abc***@example.com",
-            "trade_status": trade["trade_status"], "total_amount": trade["total_amount"],
+            "code": "10000",
+            "msg": "Success",
+            "trade_no": trade["trade_no"],
+            "out_trade_no": trade["out_trade_no"],
+            "buyer_logon_id": "abc***@example.com",
+            "trade_status": trade["trade_status"],
+            "total_amount": trade["total_amount"],
         }
         if "send_pay_date" in trade:
             reply["send_pay_date"] = trade["send_pay_date"]
@@ -403,11 +427,16 @@ class AlipayStub(_StubServer):
 
     def _close(self, trade: dict[str, Any], biz: dict[str, Any]) -> dict[str, Any]:
         if trade["trade_status"] != "WAIT_BUYER_PAY":
-            return _alipay_fail("40004", "Business Failed", "ACQ.TRADE_STATUS_ERROR",
-                                "交易状态不合法")
+            return _alipay_fail(
+                "40004", "Business Failed", "ACQ.TRADE_STATUS_ERROR", "交易状态不合法"
+            )
         trade["trade_status"] = "TRADE_CLOSED"
-        return {"code": "10000", "msg": "Success", "trade_no": trade["trade_no"],
-                "out_trade_no": trade["out_trade_no"]}
+        return {
+            "code": "10000",
+            "msg": "Success",
+            "trade_no": trade["trade_no"],
+            "out_trade_no": trade["out_trade_no"],
+        }
 
     def _refund(self, trade: dict[str, Any], biz: dict[str, Any]) -> dict[str, Any]:
         refunds: dict[str, int] = trade["refunds"]
@@ -417,19 +446,25 @@ class AlipayStub(_StubServer):
         fund_change = "N"
         if request_no not in refunds:
             if trade["trade_status"] not in ("TRADE_SUCCESS", "TRADE_FINISHED"):
-                return _alipay_fail("40004", "Business Failed", "ACQ.TRADE_STATUS_ERROR",
-                                    "交易状态不合法")
+                return _alipay_fail(
+                    "40004", "Business Failed", "ACQ.TRADE_STATUS_ERROR", "交易状态不合法"
+                )
             if amount + sum(refunds.values()) > total:
-                return _alipay_fail("40004", "Business Failed", "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL",
-                                    "退款金额超限")
+                return _alipay_fail(
+                    "40004", "Business Failed", "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限"
+                )
             refunds[request_no] = amount
             fund_change = "Y"
             if sum(refunds.values()) == total:
                 trade["trade_status"] = "TRADE_CLOSED"
         return {
-            "code": "10000", "msg": "Success", "trade_no": trade["trade_no"],
-            "out_trade_no": trade["out_trade_no"], "buyer_logon_id": "abc***@example.com",
-            "fund_change": fund_change, "refund_fee": fen_to_yuan_str(sum(refunds.values())),
+            "code": "10000",
+            "msg": "Success",
+            "trade_no": trade["trade_no"],
+            "out_trade_no": trade["out_trade_no"],
+            "buyer_logon_id": "abc***@example.com",
+            "fund_change": fund_change,
+            "refund_fee": fen_to_yuan_str(sum(refunds.values())),
             "gmt_refund_pay": _now_beijing(),
         }
 
@@ -441,9 +476,9 @@ def _alipay_fail(code: str, msg: str, sub_code: str, sub_msg: str) -> dict[str, 
 # -- WeChat Pay v3 ---------------------------------------------------------------------
 
 
-def _wechat_headers(keys: KeyPair, serial: str, body: str, timestamp: int | None = None) -> dict[
-    str, str
-]:
+def _wechat_headers(
+    keys: KeyPair, serial: str, body: str, timestamp: int | None = None
+) -> dict[str, str]:
     ts = str(int(time.time()) if timestamp is None else timestamp)
     nonce = uuid.uuid4().hex
     return {
@@ -480,9 +515,11 @@ def build_wechat_notification(
         "event_type": event_type,
         "summary": "支付成功" if event_type == "TRANSACTION.SUCCESS" else event_type,
         "resource": {
-            "original_type": original, "algorithm": "AEAD_AES_256_GCM",
+            "original_type": original,
+            "algorithm": "AEAD_AES_256_GCM",
             "ciphertext": base64.b64encode(ciphertext).decode(),
-            "associated_data": original, "nonce": nonce,
+            "associated_data": original,
+            "nonce": nonce,
         },
     }
     body = json.dumps(event, ensure_ascii=False)
@@ -551,28 +588,40 @@ class WechatPayStub(_StubServer):
     ) -> dict[str, Any]:
         with self._lock:
             trade: dict[str, Any] = {
-                "appid": self.app_id, "mchid": self.mch_id, "out_trade_no": out_trade_no,
-                "trade_type": trade_type, "trade_state": "NOTPAY",
+                "appid": self.app_id,
+                "mchid": self.mch_id,
+                "out_trade_no": out_trade_no,
+                "trade_type": trade_type,
+                "trade_state": "NOTPAY",
                 "trade_state_desc": "订单未支付",
                 "amount": {"total": amount_fen, "currency": "CNY"},
             }
             self.trades[out_trade_no] = trade
             return trade
 
-    def mark_paid(self, out_trade_no: str, payer_openid: str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
-                  ) -> dict[str, Any]:
+    def mark_paid(
+        self, out_trade_no: str, payer_openid: str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
+    ) -> dict[str, Any]:
         with self._lock:
             trade = self.trades[out_trade_no]
             total = trade["amount"]["total"]
-            trade.update({
-                "trade_state": "SUCCESS", "trade_state_desc": "支付成功",
-                "transaction_id": trade.get("transaction_id")
-                or f"42000{secrets.randbelow(10**23):023d}",
-                "success_time": format_rfc3339(datetime.now(UTC)),
-                "bank_type": "OTHERS", "payer": {"openid": payer_openid},
-                "amount": {"total": total, "payer_total": total, "currency": "CNY",
-                           "payer_currency": "CNY"},
-            })
+            trade.update(
+                {
+                    "trade_state": "SUCCESS",
+                    "trade_state_desc": "支付成功",
+                    "transaction_id": trade.get("transaction_id")
+                    or f"42000{secrets.randbelow(10**23):023d}",
+                    "success_time": format_rfc3339(datetime.now(UTC)),
+                    "bank_type": "OTHERS",
+                    "payer": {"openid": payer_openid},
+                    "amount": {
+                        "total": total,
+                        "payer_total": total,
+                        "currency": "CNY",
+                        "payer_currency": "CNY",
+                    },
+                }
+            )
             return trade
 
     def notification(
@@ -593,11 +642,14 @@ class WechatPayStub(_StubServer):
         and ``timestamp`` let tests build the bad variants.
         """
         with self._lock:
-            payload = resource if resource is not None else _trade_view(
-                self.trades[out_trade_no])
+            payload = resource if resource is not None else _trade_view(self.trades[out_trade_no])
         return build_wechat_notification(
-            keys or self.platform_keys, apiv3_key or self.apiv3_key,
-            serial or self.public_key_id, payload, event_type=event_type, event_id=event_id,
+            keys or self.platform_keys,
+            apiv3_key or self.apiv3_key,
+            serial or self.public_key_id,
+            payload,
+            event_type=event_type,
+            event_id=event_id,
             timestamp=timestamp,
         )
 
@@ -640,9 +692,9 @@ class WechatPayStub(_StubServer):
             return "close" if match.group(2) else "query"
         return "unknown"
 
-    def _reply(self, status: int, payload: dict[str, Any] | None) -> tuple[
-        int, dict[str, str], bytes
-    ]:
+    def _reply(
+        self, status: int, payload: dict[str, Any] | None
+    ) -> tuple[int, dict[str, str], bytes]:
         body = "" if payload is None else json.dumps(payload, ensure_ascii=False)
         headers = _wechat_headers(self.reply_keys or self.platform_keys, self.public_key_id, body)
         headers["Content-Type"] = "application/json"
@@ -697,20 +749,29 @@ class WechatPayStub(_StubServer):
             return 400, {"code": "INVALID_REQUEST", "message": "订单未支付"}
         amount = params.get("amount", {})
         total = trade["amount"]["total"]
-        done = sum(r["amount"]["refund"] for r in self.refunds.values()
-                   if r["out_trade_no"] == trade["out_trade_no"])
+        done = sum(
+            r["amount"]["refund"]
+            for r in self.refunds.values()
+            if r["out_trade_no"] == trade["out_trade_no"]
+        )
         if amount.get("total") != total or done + int(amount.get("refund", 0)) > total:
             return 400, {"code": "INVALID_REQUEST", "message": "退款金额不合法"}
         refund = {
             "refund_id": f"50000{secrets.randbelow(10**23):023d}",
             "out_refund_no": out_refund_no,
             "transaction_id": trade.get("transaction_id"),
-            "out_trade_no": trade["out_trade_no"], "channel": "ORIGINAL",
+            "out_trade_no": trade["out_trade_no"],
+            "channel": "ORIGINAL",
             "user_received_account": "支付用户零钱",
             "create_time": format_rfc3339(datetime.now(UTC)),
             "status": self.refund_status,
-            "amount": {"total": total, "refund": amount["refund"], "payer_total": total,
-                       "payer_refund": amount["refund"], "currency": "CNY"},
+            "amount": {
+                "total": total,
+                "refund": amount["refund"],
+                "payer_total": total,
+                "payer_refund": amount["refund"],
+                "currency": "CNY",
+            },
         }
         self.refunds[out_refund_no] = refund
         trade["trade_state"] = "REFUND"

@@ -89,8 +89,14 @@ def log_error(err: AppError, method: str, path: str, request_id: str | None) -> 
     extra = {"request_id": request_id or "-", "status": err.status_code, "code": err.code}
     if err.status_code >= 500:
         logger.error(
-            "%s %s -> %s %s: %s", method, path, err.status_code, err.code, err.message,
-            exc_info=err, extra=extra,
+            "%s %s -> %s %s: %s",
+            method,
+            path,
+            err.status_code,
+            err.code,
+            err.message,
+            exc_info=err,
+            extra=extra,
         )
     else:
         logger.info(
@@ -121,8 +127,12 @@ async def unhandled_exception_handler(request: Request, exc: Exception) -> Respo
     """Last resort: log the traceback, answer a generic 500 that reveals nothing."""
     request_id = _request_id(request)
     logger.error(
-        "%s %s -> unhandled %s", request.method, request.url.path, type(exc).__name__,
-        exc_info=exc, extra={"request_id": request_id or "-"},
+        "%s %s -> unhandled %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc_info=exc,
+        extra={"request_id": request_id or "-"},
     )
     return error_response(InternalServerError(), request_id)
 

@@ -1,12 +1,12 @@
 """Pure ASGI middleware. Suggested order, outermost first::
 
-    Starlette(middleware=[
-        Middleware(RequestIdMiddleware),
-        Middleware(AccessLogMiddleware),
-        cors_middleware(["https://example.com"]),
-        Middleware(RateLimitMiddleware, limiter),
-        Middleware(AuthMiddleware, codec, public_paths=["/api/v1/auth", "/health"]),
-    ], exception_handlers=exception_handlers)
+Starlette(middleware=[
+    Middleware(RequestIdMiddleware),
+    Middleware(AccessLogMiddleware),
+    cors_middleware(["https://example.com"]),
+    Middleware(RateLimitMiddleware, limiter),
+    Middleware(AuthMiddleware, codec, public_paths=["/api/v1/auth", "/health"]),
+], exception_handlers=exception_handlers)
 """
 
 from ..context import current_request_id

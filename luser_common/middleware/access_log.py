@@ -50,11 +50,19 @@ class AccessLogMiddleware:
         request_id = request_id_from_scope(scope) or "-"
         method, path = scope.get("method", ""), scope.get("path", "")
         self.logger.info(
-            "%s %s %d %.1fms rid=%s client=%s", method, path, status, duration_ms,
-            request_id, client_host,
+            "%s %s %d %.1fms rid=%s client=%s",
+            method,
+            path,
+            status,
+            duration_ms,
+            request_id,
+            client_host,
             extra={
-                "method": method, "path": path, "status": status,
-                "duration_ms": round(duration_ms, 2), "request_id": request_id,
+                "method": method,
+                "path": path,
+                "status": status,
+                "duration_ms": round(duration_ms, 2),
+                "request_id": request_id,
                 "client": client_host,
             },
         )

@@ -60,8 +60,11 @@ class Layer:
 
 
 def _merge_into(
-    target: dict[str, Any], incoming: Mapping[str, Any], prov: dict[str, Source],
-    layer: Layer, prefix: str,
+    target: dict[str, Any],
+    incoming: Mapping[str, Any],
+    prov: dict[str, Source],
+    layer: Layer,
+    prefix: str,
 ) -> None:
     for key, value in incoming.items():
         path = f"{prefix}.{key}" if prefix else str(key)

@@ -65,8 +65,9 @@ def _has_token(value: Any) -> bool:
 class DatabaseSource:
     """Reads, writes, polls and re-encrypts one environment's rows."""
 
-    def __init__(self, dsn: str, env: str, table: str = "app_config",
-                 connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, dsn: str, env: str, table: str = "app_config", connect_timeout: float = 5.0
+    ) -> None:
         if not _TABLE.match(table):
             raise ConfigError(f"配置表名不合法: {table!r}")
         self._dsn, self.env, self.table, self._timeout = dsn, env, table, connect_timeout
@@ -103,7 +104,8 @@ class DatabaseSource:
         """This environment's rows as a Layer (shorter keys first, so leaves win)."""
         async with self._connect() as conn:
             rows = await conn.fetch(
-                self._sql("SELECT key, value FROM {table} WHERE env = $1"), self.env)
+                self._sql("SELECT key, value FROM {table} WHERE env = $1"), self.env
+            )
         layer = Layer(f"db:{self.table}")
         source = Source("db", f"{self.table}[env={self.env}]")
         for row in sorted(rows, key=lambda r: (r["key"].count("."), r["key"])):
@@ -118,30 +120,43 @@ class DatabaseSource:
     async def signature(self) -> tuple[Any, ...]:
         """Changes whenever a row of this environment is added, updated or deleted."""
         async with self._connect() as conn:
-            row = await conn.fetchrow(self._sql(
-                "SELECT count(*), coalesce(sum(version), 0), max(updated_at) "
-                "FROM {table} WHERE env = $1"), self.env)
+            row = await conn.fetchrow(
+                self._sql(
+                    "SELECT count(*), coalesce(sum(version), 0), max(updated_at) "
+                    "FROM {table} WHERE env = $1"
+                ),
+                self.env,
+            )
         return tuple(row) if row is not None else ()
 
     async def put(self, key: str, value: Any, updated_by: str = "luser_config") -> None:
         async with self._connect() as conn:
-            await conn.execute(self._sql(_UPSERT), self.env, key, json.dumps(value),
-                               _has_token(value), updated_by)
+            await conn.execute(
+                self._sql(_UPSERT), self.env, key, json.dumps(value), _has_token(value), updated_by
+            )
 
     async def delete(self, key: str) -> None:
         async with self._connect() as conn:
             await conn.execute(
-                self._sql("DELETE FROM {table} WHERE env = $1 AND key = $2"), self.env, key)
+                self._sql("DELETE FROM {table} WHERE env = $1 AND key = $2"), self.env, key
+            )
 
-    async def sync_from(self, data: Mapping[str, Any], *, overwrite: bool,
-                        updated_by: str = "force_init") -> int:
+    async def sync_from(
+        self, data: Mapping[str, Any], *, overwrite: bool, updated_by: str = "force_init"
+    ) -> int:
         """Write every leaf of ``data`` (the merged files) as a row; returns rows written."""
         template = _UPSERT if overwrite else _INSERT_MISSING
         written = 0
         async with self._connect() as conn, conn.transaction():
             for key, value in flatten(data).items():
-                status = await conn.execute(self._sql(template), self.env, key,
-                                            json.dumps(value), _has_token(value), updated_by)
+                status = await conn.execute(
+                    self._sql(template),
+                    self.env,
+                    key,
+                    json.dumps(value),
+                    _has_token(value),
+                    updated_by,
+                )
                 written += int(status.rsplit(" ", 1)[-1])
         return written
 
@@ -150,7 +165,8 @@ class DatabaseSource:
         transaction; nothing is written unless every value decrypts. Returns rows changed."""
         async with self._connect() as conn, conn.transaction():
             rows = await conn.fetch(
-                self._sql("SELECT id, env, key, value FROM {table} ORDER BY id FOR UPDATE"))
+                self._sql("SELECT id, env, key, value FROM {table} ORDER BY id FOR UPDATE")
+            )
             updates: list[tuple[int, str]] = []
             problems: list[Problem] = []
             for row in rows:
@@ -163,18 +179,25 @@ class DatabaseSource:
             if problems:
                 raise_problems("数据库配置轮换失败, 未做任何修改", problems, EncryptionError)
             for row_id, value_json in updates:
-                await conn.execute(self._sql(
-                    "UPDATE {table} SET value = $2::jsonb, is_encrypted = true, "
-                    "version = version + 1, updated_at = now(), updated_by = $3 WHERE id = $1"),
-                    row_id, value_json, updated_by)
+                await conn.execute(
+                    self._sql(
+                        "UPDATE {table} SET value = $2::jsonb, is_encrypted = true, "
+                        "version = version + 1, updated_at = now(), updated_by = $3 WHERE id = $1"
+                    ),
+                    row_id,
+                    value_json,
+                    updated_by,
+                )
         return len(updates)
 
 
-def _reencrypt(value: Any, key: str, old: KeyRing, new: KeyRing,
-               problems: list[Problem], source: Source) -> Any:
+def _reencrypt(
+    value: Any, key: str, old: KeyRing, new: KeyRing, problems: list[Problem], source: Source
+) -> Any:
     if isinstance(value, dict):
-        return {k: _reencrypt(v, f"{key}.{k}", old, new, problems, source)
-                for k, v in value.items()}
+        return {
+            k: _reencrypt(v, f"{key}.{k}", old, new, problems, source) for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_reencrypt(v, key, old, new, problems, source) for v in value]
     if not is_encrypted(value):

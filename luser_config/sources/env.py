@@ -59,7 +59,7 @@ def read_env(environ: Mapping[str, str] | None = None) -> tuple[Layer, list[tupl
     for name in sorted(environ):
         if not name.upper().startswith(PREFIX):
             continue
-        segments = [s for s in name[len(PREFIX):].split("__") if s]
+        segments = [s for s in name[len(PREFIX) :].split("__") if s]
         if not segments:
             continue
         path = canonical_segments(segments)

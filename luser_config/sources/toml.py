@@ -19,8 +19,9 @@ _BARE = re.compile(r"[A-Za-z0-9_-]+")
 class TomlProblem(Exception):
     """A file that cannot be read or parsed; ``line``/``column`` when TOML gives them."""
 
-    def __init__(self, path: Path, message: str, line: int | None = None,
-                 column: int | None = None) -> None:
+    def __init__(
+        self, path: Path, message: str, line: int | None = None, column: int | None = None
+    ) -> None:
         self.path, self.message, self.line, self.column = path, message, line, column
         super().__init__(message)
 
@@ -36,7 +37,7 @@ def _split_key(text: str) -> list[str] | None:
             end = text.find(text[i], i + 1)
             if end < 0:
                 return None
-            parts.append(text[i + 1:end])
+            parts.append(text[i + 1 : end])
             i = end + 1
         else:
             m = _BARE.match(text, i)
@@ -77,7 +78,7 @@ def key_lines(text: str) -> dict[str, int]:
                 full = table + parts
                 for i in range(len(table) + 1, len(full) + 1):
                     lines.setdefault(".".join(full[:i]), number)
-            rest = line[assign.end():]
+            rest = line[assign.end() :]
             for quote in ('"""', "'''"):
                 if rest.count(quote) % 2 == 1:
                     in_multiline = quote
@@ -107,8 +108,9 @@ def read_toml(path: Path) -> Layer:
     return Layer(name, data, provenance)
 
 
-def _fill_missing(data: dict[str, object], prefix: str, prov: dict[str, Source],
-                  fallback: Source) -> None:
+def _fill_missing(
+    data: dict[str, object], prefix: str, prov: dict[str, Source], fallback: Source
+) -> None:
     # Keys the scanner missed (inline tables, odd quoting) still get the file, without a line.
     for key, value in data.items():
         path = f"{prefix}.{key}" if prefix else key

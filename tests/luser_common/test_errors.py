@@ -75,8 +75,11 @@ def test_envelope_omits_empty_parts_and_keeps_field_and_details() -> None:
     assert errors.NotFound().to_dict() == {"code": "NOT_FOUND", "message": "资源不存在"}
     err = errors.ValidationError("手机号格式错误", field="phone", details=[{"x": 1}])
     assert err.to_dict("r") == {
-        "code": "VALIDATION_ERROR", "message": "手机号格式错误", "request_id": "r",
-        "field": "phone", "details": [{"x": 1}],
+        "code": "VALIDATION_ERROR",
+        "message": "手机号格式错误",
+        "request_id": "r",
+        "field": "phone",
+        "details": [{"x": 1}],
     }
 
 

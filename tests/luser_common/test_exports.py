@@ -18,8 +18,10 @@ import luser_common.utils
 def test_exported_members(module: types.ModuleType) -> None:
     # As in httpx's tests/test_exported_members.py.
     exported = {
-        name for name, value in vars(module).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)
         and name != "annotations"
     }
     assert set(module.__all__) == exported

@@ -47,14 +47,18 @@ def test_success_envelope(client: TestClient) -> None:
 
 
 def test_malformed_json_is_400(client: TestClient) -> None:
-    err = _assert_error(client.post("/echo", content=b'{"name": ', headers=JSON), 400,
-                        "DESERIALIZATION_ERROR")
+    err = _assert_error(
+        client.post("/echo", content=b'{"name": ', headers=JSON), 400, "DESERIALIZATION_ERROR"
+    )
     assert "JSON" in err["message"]
 
 
 def test_invalid_utf8_is_400(client: TestClient) -> None:
-    _assert_error(client.post("/echo", content=b'{"name": "\xff"}', headers=JSON), 400,
-                  "DESERIALIZATION_ERROR")
+    _assert_error(
+        client.post("/echo", content=b'{"name": "\xff"}', headers=JSON),
+        400,
+        "DESERIALIZATION_ERROR",
+    )
 
 
 def test_empty_body_is_400(client: TestClient) -> None:
@@ -98,8 +102,11 @@ def test_starlette_max_body_size_becomes_envelope() -> None:
     async def read(request: Request) -> Response:
         return success(len(await request.body()))
 
-    app = Starlette(routes=[Route("/r", read, methods=["POST"])],
-                    exception_handlers=exception_handlers, max_body_size=10)
+    app = Starlette(
+        routes=[Route("/r", read, methods=["POST"])],
+        exception_handlers=exception_handlers,
+        max_body_size=10,
+    )
     with TestClient(app) as c:
         # Streamed past the limit inside the endpoint: our HTTPException handler answers.
         streamed = c.post("/r", content=iter([b"x" * 8, b"x" * 8]))
@@ -224,8 +231,13 @@ def test_success_renders_rich_types() -> None:
         "color": "red",
         "status": "paid",
         "model": {"price": "1.10"},
-        "page": {"items": [1, 2], "page_number": 1, "page_size": 2, "total_row": 5,
-                 "total_page": 3},
+        "page": {
+            "items": [1, 2],
+            "page_number": 1,
+            "page_size": 2,
+            "total_row": 5,
+            "total_page": 3,
+        },
     }
 
 
@@ -239,8 +251,11 @@ def test_no_body_statuses() -> None:
     assert success(status_code=204).body == b""
     resp = error_response(NotFound(details={"bad": object()}), "r1")
     assert resp.status_code == 404  # unencodable details dropped, not a crash
-    assert json.loads(bytes(resp.body))["error"] == {"code": "NOT_FOUND", "message": "资源不存在",
-                                              "request_id": "r1"}
+    assert json.loads(bytes(resp.body))["error"] == {
+        "code": "NOT_FOUND",
+        "message": "资源不存在",
+        "request_id": "r1",
+    }
 
 
 def test_handlers_as_dict_for_starlette_constructor() -> None:

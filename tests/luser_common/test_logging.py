@@ -53,8 +53,13 @@ def test_json_logging_outside_request_and_exceptions(restore_root: None) -> None
     except ValueError:
         log.exception("failed")
     first, second = (json.loads(line) for line in _lines(stream))
-    assert first == {**first, "message": "hello 世界", "request_id": "-", "order_id": 7,
-                     "level": "DEBUG"}
+    assert first == {
+        **first,
+        "message": "hello 世界",
+        "request_id": "-",
+        "order_id": 7,
+        "level": "DEBUG",
+    }
     assert "ValueError: bad" in second["exc_info"]
 
 

@@ -131,8 +131,9 @@ async def _redis_up() -> bool:
 async def redis_limiter() -> AsyncIterator[RedisTokenBucketLimiter]:
     if not await _redis_up():
         pytest.skip("Redis not reachable on 127.0.0.1:6379")
-    limiter = make_limiter(Rate(per_second=0.5, burst=3), REDIS_URL,
-                           prefix=f"luser:test:{uuid.uuid4().hex}:")
+    limiter = make_limiter(
+        Rate(per_second=0.5, burst=3), REDIS_URL, prefix=f"luser:test:{uuid.uuid4().hex}:"
+    )
     assert isinstance(limiter, RedisTokenBucketLimiter)
     yield limiter
     await limiter.reset("k")

@@ -136,8 +136,20 @@ def test_email_valid(value: str) -> None:
 @pytest.mark.parametrize(
     "value",
     [
-        "plain", "@x.com", "a@", "a@b", "a@@b.com", "a b@x.com", ".a@x.com", "a.@x.com",
-        "a..b@x.com", "a@-x.com", "a@x..com", "a@x.c", "a@x.123", "a" * 65 + "@x.com",
+        "plain",
+        "@x.com",
+        "a@",
+        "a@b",
+        "a@@b.com",
+        "a b@x.com",
+        ".a@x.com",
+        "a.@x.com",
+        "a..b@x.com",
+        "a@-x.com",
+        "a@x..com",
+        "a@x.c",
+        "a@x.123",
+        "a" * 65 + "@x.com",
         "a@" + "b" * 250 + ".com",
     ],
 )

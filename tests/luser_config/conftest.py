@@ -19,7 +19,10 @@ def clean_config_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No LUSER_* variable from the outside leaks in; the global config is reset."""
     for name in list(os.environ):
         if name.upper().startswith("LUSER__") or name in (
-            "LUSER_ENV", "LUSER_CONFIG_DIR", "LUSER_ENCRYPTION_KEY", "LUSER_ENCRYPTION_KEY_FILE"
+            "LUSER_ENV",
+            "LUSER_CONFIG_DIR",
+            "LUSER_ENCRYPTION_KEY",
+            "LUSER_ENCRYPTION_KEY_FILE",
         ):
             monkeypatch.delenv(name)
     luser_config.reset_config()

@@ -26,14 +26,30 @@ def _luser() -> list[str]:
 FAST = [sys.executable, "-m", "luser_config"]
 
 
-def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None,
-        cwd: Path = REPO, full: bool = False) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items()
-            if not k.upper().startswith("LUSER_") and not k.upper().startswith("LUSER__")}
+def run(
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    cwd: Path = REPO,
+    full: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.upper().startswith("LUSER_") and not k.upper().startswith("LUSER__")
+    }
     base.update(env or {})
     command = _luser() if full else FAST
-    return subprocess.run([*command, *args], capture_output=True, text=True,
-                          env=base, input=stdin, cwd=cwd, timeout=120, check=False)
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        env=base,
+        input=stdin,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_show_test_env_redacts_secrets_and_names_sources() -> None:
@@ -84,7 +100,8 @@ def test_rotate_key_command(tmp_path: Path, with_key_file: bool) -> None:
     cfg = tmp_path / "config"
     cfg.mkdir()
     (cfg / "default.toml").write_text(
-        f'# keep\n[jwt]\nsecret = "{ring.encrypt("s1", "jwt.secret")}"  # and this\n')
+        f'# keep\n[jwt]\nsecret = "{ring.encrypt("s1", "jwt.secret")}"  # and this\n'
+    )
     env = {"LUSER_CONFIG_DIR": str(cfg)}
     args = ["rotate-key", "--kid", "new"]
     if with_key_file:
@@ -98,8 +115,14 @@ def test_rotate_key_command(tmp_path: Path, with_key_file: bool) -> None:
     assert new_ring.kids == ["new", "old"]
     text = (cfg / "default.toml").read_text()
     assert "# keep" in text and "# and this" in text and "ENC(new:" in text
-    shown = run("show", "--env", "test", "--format", "json",
-                env={**env, "LUSER_ENCRYPTION_KEY": result.stdout.strip()})
+    shown = run(
+        "show",
+        "--env",
+        "test",
+        "--format",
+        "json",
+        env={**env, "LUSER_ENCRYPTION_KEY": result.stdout.strip()},
+    )
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["jwt.secret"]["value"] == "******"
 
@@ -116,7 +139,19 @@ def test_show_with_database_rows(tmp_path: Path, database_url: str) -> None:
 
     asyncio.run(DatabaseSource(database_url, "test", "cli_cfg").put("server.workers", 7))
     (tmp_path / "default.toml").write_text("")
-    result = run("show", "--env", "test", "--config-dir", str(tmp_path), "--with-db",
-                 "--dsn", database_url, "--table", "cli_cfg", "--format", "json")
+    result = run(
+        "show",
+        "--env",
+        "test",
+        "--config-dir",
+        str(tmp_path),
+        "--with-db",
+        "--dsn",
+        database_url,
+        "--table",
+        "cli_cfg",
+        "--format",
+        "json",
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["server.workers"]["value"] == 7

@@ -16,7 +16,7 @@ def test_roundtrip_and_token_shape() -> None:
     assert is_encrypted(token) and token.startswith("ENC(a:")
     assert "s3cret" not in token
     assert ring.decrypt(token, "jwt.secret") == "s3cret"
-    blob = base64.b64decode(token[len("ENC(a:"):-1])
+    blob = base64.b64decode(token[len("ENC(a:") : -1])
     assert len(blob) == 12 + len("s3cret") + 16  # nonce + ciphertext + tag
 
 

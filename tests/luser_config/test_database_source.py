@@ -30,22 +30,28 @@ async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 def _builder(cfg_dir, database_url: str, table: str) -> ConfigBuilder:  # type: ignore[no-untyped-def]
-    return ConfigBuilder().env("test").config_dir(cfg_dir).with_db(True, dsn=database_url,
-                                                                   table=table)
+    return (
+        ConfigBuilder().env("test").config_dir(cfg_dir).with_db(True, dsn=database_url, table=table)
+    )
 
 
-async def _put(conn: asyncpg.Connection, table: str, key: str, value: object,
-               env: str = "test") -> None:
+async def _put(
+    conn: asyncpg.Connection, table: str, key: str, value: object, env: str = "test"
+) -> None:
     await conn.execute(
         f"INSERT INTO {table} (env, key, value) VALUES ($1, $2, $3::jsonb) "
         f"ON CONFLICT (env, key) DO UPDATE SET value = excluded.value, "
-        f"version = {table}.version + 1, updated_at = now()", env, key, json.dumps(value))
+        f"version = {table}.version + 1, updated_at = now()",
+        env,
+        key,
+        json.dumps(value),
+    )
 
 
 async def test_table_is_created_and_rows_sit_between_files_and_env(  # type: ignore[no-untyped-def]
     cfg_dir, write, database_url, table, conn, monkeypatch
 ) -> None:
-    write("default.toml", "[server]\nport = 1000\nhost = \"file\"\nworkers = 2\n")
+    write("default.toml", '[server]\nport = 1000\nhost = "file"\nworkers = 2\n')
     manager = await _builder(cfg_dir, database_url, table).build()
     assert await conn.fetchval("SELECT count(*) FROM " + table) == 0
     await _put(conn, table, "server.port", 2000)
@@ -59,10 +65,13 @@ async def test_table_is_created_and_rows_sit_between_files_and_env(  # type: ign
     assert cfg.database.data_sources["replica"].max_connections == 3
     assert manager.source_of("server.port").kind == "db"
     assert manager.source_of("database.data_sources.replica.max_connections").kind == "db"
-    columns = {r["column_name"] for r in await conn.fetch(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = $1", table)}
-    assert columns >= {"env", "key", "value", "is_encrypted", "version", "updated_at",
-                       "updated_by"}
+    columns = {
+        r["column_name"]
+        for r in await conn.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = $1", table
+        )
+    }
+    assert columns >= {"env", "key", "value", "is_encrypted", "version", "updated_at", "updated_by"}
 
 
 async def test_invalid_db_value_names_the_table(cfg_dir, write, database_url, table, conn) -> None:  # type: ignore[no-untyped-def]
@@ -77,15 +86,17 @@ async def test_invalid_db_value_names_the_table(cfg_dir, write, database_url, ta
 
 
 async def test_force_init_syncs_files_into_table(cfg_dir, write, database_url, table, conn) -> None:  # type: ignore[no-untyped-def]
-    write("default.toml", "[server]\nport = 1000\n[redis]\nnodes = [\"a:1\"]\n")
+    write("default.toml", '[server]\nport = 1000\n[redis]\nnodes = ["a:1"]\n')
     await (await _builder(cfg_dir, database_url, table).build()).close()  # creates the table
     await _put(conn, table, "server.port", 5555)
     manager = await _builder(cfg_dir, database_url, table).build()
     assert manager.get_config().server.port == 5555  # without force the database wins
     manager = await _builder(cfg_dir, database_url, table).force_init(True).build()
     assert manager.get_config().server.port == 1000
-    rows = {r["key"]: json.loads(r["value"]) for r in await conn.fetch(
-        f"SELECT key, value FROM {table} WHERE env = 'test'")}
+    rows = {
+        r["key"]: json.loads(r["value"])
+        for r in await conn.fetch(f"SELECT key, value FROM {table} WHERE env = 'test'")
+    }
     assert rows == {"server.port": 1000, "redis.nodes": ["a:1"]}
 
 
@@ -110,8 +121,10 @@ async def test_set_persists_encrypts_secrets_and_bumps_version(  # type: ignore[
     assert fresh.get("server.port") == 4322
     with pytest.raises(ConfigError):
         await manager.set("server.port", 0)
-    assert json.loads(await conn.fetchval(
-        f"SELECT value FROM {table} WHERE key = 'server.port'")) == 4322
+    assert (
+        json.loads(await conn.fetchval(f"SELECT value FROM {table} WHERE key = 'server.port'"))
+        == 4322
+    )
 
 
 async def test_polling_sees_database_changes(cfg_dir, write, database_url, table, conn) -> None:  # type: ignore[no-untyped-def]
@@ -152,8 +165,12 @@ async def test_db_url_comes_from_files_or_env(  # type: ignore[no-untyped-def]
 
 async def test_unreachable_database_is_a_config_error(cfg_dir, write) -> None:  # type: ignore[no-untyped-def]
     write("default.toml", "")
-    builder = ConfigBuilder().env("test").config_dir(cfg_dir).with_db(
-        True, dsn="postgresql://nobody:secretpw@127.0.0.1:1/none")
+    builder = (
+        ConfigBuilder()
+        .env("test")
+        .config_dir(cfg_dir)
+        .with_db(True, dsn="postgresql://nobody:secretpw@127.0.0.1:1/none")
+    )
     with pytest.raises(ConfigError) as info:
         await builder.build()
     assert "secretpw" not in str(info.value)

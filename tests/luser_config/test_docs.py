@@ -16,8 +16,14 @@ def test_docs_config_md_is_up_to_date() -> None:
 def test_every_schema_key_has_a_row_with_default_and_range() -> None:
     table = render_keys()
     keys = {k.key for k in iter_keys()}
-    assert {"server.port", "database.max_connections", "redis.url", "jwt.secret",
-            "database.data_sources.<name>.url", "features.<name>"} <= keys
+    assert {
+        "server.port",
+        "database.max_connections",
+        "redis.url",
+        "jwt.secret",
+        "database.data_sources.<name>.url",
+        "features.<name>",
+    } <= keys
     assert "| `server.port` | int | `8000` | ≥ 1, ≤ 65535 | TCP port |" in table
     assert "dev-insecure" not in table  # secret defaults are not printed
 

@@ -63,7 +63,9 @@ def test_missing_explicit_folder_and_file(tmp_path, monkeypatch) -> None:  # typ
 
 
 def test_bad_type_out_of_range_unknown_key_all_at_once(cfg_dir, write, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    path = write("default.toml", """
+    path = write(
+        "default.toml",
+        """
         [server]
         port = 70000
         workers = "many"
@@ -71,14 +73,20 @@ def test_bad_type_out_of_range_unknown_key_all_at_once(cfg_dir, write, monkeypat
         max_conections = 5
         [cache]
         backend = "memcached"
-    """)
+    """,
+    )
     monkeypatch.setenv("LUSER__DATABASE__MIN_CONNECTIONS", "-1")
     with pytest.raises(ConfigError) as info:
         load_config("test", cfg_dir)
     err = info.value
     by_key = {d["key"]: d for d in err.details}
-    assert set(by_key) == {"server.port", "server.workers", "database.max_conections",
-                           "cache.backend", "database.min_connections"}
+    assert set(by_key) == {
+        "server.port",
+        "server.workers",
+        "database.max_conections",
+        "cache.backend",
+        "database.min_connections",
+    }
     assert by_key["server.port"]["line"] == 2 and by_key["server.port"]["source"] == str(path)
     assert "65535" in by_key["server.port"]["message"]
     assert by_key["server.port"]["value"] == "70000"
@@ -98,14 +106,17 @@ def test_env_var_that_needs_json(monkeypatch, cfg_dir) -> None:  # type: ignore[
 
 
 def test_secret_values_never_appear_in_errors(cfg_dir, write, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    write("default.toml", f"""
+    write(
+        "default.toml",
+        f"""
         [jwt]
         secret = ["{SECRET}"]
         [redis]
         password = 12345
         [extensions]
         api_token = ["{SECRET}"]
-    """)
+    """,
+    )
     monkeypatch.setenv("LUSER__DATABASE__URL", "")
     with pytest.raises(ConfigError) as info:
         load_config("test", cfg_dir)
@@ -117,7 +128,10 @@ def test_secret_values_never_appear_in_errors(cfg_dir, write, monkeypatch) -> No
 
 
 def test_secret_str_repr_hides_plaintext(cfg_dir, write) -> None:  # type: ignore[no-untyped-def]
-    write("default.toml", f'[jwt]\nsecret = "{SECRET}"\n[database]\nurl = "postgresql://u:{SECRET}@h/d"\n')
+    write(
+        "default.toml",
+        f'[jwt]\nsecret = "{SECRET}"\n[database]\nurl = "postgresql://u:{SECRET}@h/d"\n',
+    )
     cfg = load_config("test", cfg_dir)
     assert cfg.jwt.secret.get_secret_value() == SECRET
     for text in (repr(cfg), str(cfg), repr(cfg.database), cfg.model_dump_json()):
@@ -138,12 +152,15 @@ def test_wrong_key_and_copied_ciphertext_all_reported(cfg_dir, write, monkeypatc
     ring = KeyRing.parse(generate_key("a"))
     other = KeyRing.parse(generate_key("b"))
     copied = ring.encrypt(SECRET, "jwt.secret")
-    write("default.toml", f"""
+    write(
+        "default.toml",
+        f"""
         [jwt]
-        secret = "{other.encrypt(SECRET, 'jwt.secret')}"
+        secret = "{other.encrypt(SECRET, "jwt.secret")}"
         [redis]
         password = "{copied}"
-    """)
+    """,
+    )
     monkeypatch.setenv("LUSER_ENCRYPTION_KEY", ring.export())
     with pytest.raises(EncryptionError) as info:
         load_config("test", cfg_dir)

@@ -38,14 +38,19 @@ async def test_edit_file_notifies_subscriber_with_old_and_new(cfg_dir, write) ->
 
     manager.subscribe(on_change)
     try:
-        await _until(lambda: bool(calls),
-                     lambda: write("default.toml", "[hot_reload]\ndebounce_ms = 50\n"
-                                   "[server]\nport = 2000\n"))
+        await _until(
+            lambda: bool(calls),
+            lambda: write(
+                "default.toml", "[hot_reload]\ndebounce_ms = 50\n[server]\nport = 2000\n"
+            ),
+        )
         assert calls[0] == (1000, 2000)
         assert manager.get_config().server.port == 2000
         # the env file appearing later is picked up too
-        await _until(lambda: manager.get_config().server.port == 3000,
-                     lambda: write("test.toml", "[server]\nport = 3000\n"))
+        await _until(
+            lambda: manager.get_config().server.port == 3000,
+            lambda: write("test.toml", "[server]\nport = 3000\n"),
+        )
         assert calls[-1] == (2000, 3000)
     finally:
         await manager.close()
@@ -57,14 +62,18 @@ async def test_invalid_change_keeps_last_good_config_and_logs(cfg_dir, write, ca
     calls: list[AppConfig] = []
     manager.subscribe(lambda old, new: calls.append(new))
     try:
-        await _until(lambda: manager.last_error is not None,
-                     lambda: write("default.toml", "[server]\nport = = 7\n"))
+        await _until(
+            lambda: manager.last_error is not None,
+            lambda: write("default.toml", "[server]\nport = = 7\n"),
+        )
         assert manager.get_config().server.port == 1000
         assert "配置热加载失败" in caplog.text and "default.toml" in caplog.text
 
         manager.last_error = None
-        await _until(lambda: manager.last_error is not None,
-                     lambda: write("default.toml", "[server]\nport = 70000\n"))
+        await _until(
+            lambda: manager.last_error is not None,
+            lambda: write("default.toml", "[server]\nport = 70000\n"),
+        )
         assert manager.get_config().server.port == 1000
         assert "server.port" in caplog.text
         assert calls == []

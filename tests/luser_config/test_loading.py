@@ -34,7 +34,9 @@ def test_no_config_folder_means_schema_defaults_plus_env(tmp_path, monkeypatch) 
 
 
 def test_env_file_overrides_default_deep_merge_lists_replace(cfg_dir, write) -> None:  # type: ignore[no-untyped-def]
-    write("default.toml", """
+    write(
+        "default.toml",
+        """
         [server]
         host = "0.0.0.0"
         port = 8000
@@ -43,15 +45,19 @@ def test_env_file_overrides_default_deep_merge_lists_replace(cfg_dir, write) -> 
         [extensions.shop]
         name = "x"
         tags = ["a"]
-    """)
-    write("production.toml", """
+    """,
+    )
+    write(
+        "production.toml",
+        """
         [server]
         port = 8080
         [redis]
         nodes = ["c:3"]
         [extensions.shop]
         tags = ["b"]
-    """)
+    """,
+    )
     cfg = load_config("production", cfg_dir)
     assert (cfg.server.host, cfg.server.port) == ("0.0.0.0", 8080)
     assert cfg.redis.nodes == ["c:3"]
@@ -92,14 +98,17 @@ def test_luser_env_and_config_dir_variables(cfg_dir, write, monkeypatch) -> None
 
 
 def test_unknown_top_level_keys_and_extensions_are_kept(cfg_dir, write) -> None:  # type: ignore[no-untyped-def]
-    write("default.toml", """
+    write(
+        "default.toml",
+        """
         [my_service]
         retries = 3
         [extensions]
         anything = { nested = [1, 2] }
         [features]
         beta = true
-    """)
+    """,
+    )
     cfg = load_config("test", cfg_dir)
     assert cfg.model_extra == {"my_service": {"retries": 3}}
     assert cfg.extensions == {"anything": {"nested": [1, 2]}}
@@ -115,7 +124,9 @@ def test_extra_file_layer_comes_after_env_file(cfg_dir, write, tmp_path) -> None
 
 
 def test_provenance_names_file_line_env_and_default(cfg_dir, write, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    write("default.toml", """
+    write(
+        "default.toml",
+        """
         # comment
         [server]
         host = "h"
@@ -125,7 +136,8 @@ def test_provenance_names_file_line_env_and_default(cfg_dir, write, monkeypatch)
         "pool_name" = "p"
         [payment.alipay]
         app_id = "a"
-    """)
+    """,
+    )
     write("test.toml", "server.workers = 2\n")
     monkeypatch.setenv("LUSER__SERVER__PORT", "9001")
     snap = Loader.create("test", cfg_dir).load()

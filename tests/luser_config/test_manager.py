@@ -23,7 +23,9 @@ async def test_build_installs_module_level_config(cfg_dir, write) -> None:  # ty
 
 
 async def test_get_dotted_paths_and_missing_keys(cfg_dir, write) -> None:  # type: ignore[no-untyped-def]
-    write("default.toml", """
+    write(
+        "default.toml",
+        """
         [jwt]
         secret = "s"
         [features]
@@ -32,7 +34,8 @@ async def test_get_dotted_paths_and_missing_keys(cfg_dir, write) -> None:  # typ
         limit = 3
         [my_service]
         name = "x"
-    """)
+    """,
+    )
     manager = await ConfigBuilder().env("test").config_dir(cfg_dir).install(False).build()
     assert isinstance(manager.get("jwt.secret"), SecretStr)
     assert manager.get("features.beta") is True

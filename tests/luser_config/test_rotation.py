@@ -28,20 +28,20 @@ def _default_toml(ring: KeyRing) -> str:
 port = 8000   # inline comment
 
 [database]
-url = "{enc['database.url']}"   # encrypted url
+url = "{enc["database.url"]}"   # encrypted url
 
 [redis]
-password = '{enc['redis.password']}'
+password = '{enc["redis.password"]}'
 
 [jwt]
 # the signing secret
-secret = "{enc['jwt.secret']}"
+secret = "{enc["jwt.secret"]}"
 
 [payment.wechat]
-apiv3_key = "{enc['payment.wechat.apiv3_key']}"
+apiv3_key = "{enc["payment.wechat.apiv3_key"]}"
 
 [vod.tencent]
-secret_key = "{enc['vod.tencent.secret_key']}"
+secret_key = "{enc["vod.tencent.secret_key"]}"
 """
 
 
@@ -59,12 +59,14 @@ async def test_rotate_files_and_database_end_to_end(cfg_dir, database_url, monke
     a, b = KeyRing.parse(generate_key("a")), KeyRing.parse(generate_key("b"))
     (cfg_dir / "default.toml").write_text(_default_toml(a))
     (cfg_dir / "production.toml").write_text(
-        f'# prod\n[jwt]\nsecret = "{a.encrypt("prod-jwt", "jwt.secret")}"\n')
+        f'# prod\n[jwt]\nsecret = "{a.encrypt("prod-jwt", "jwt.secret")}"\n'
+    )
     table = f"cfg_{secrets.token_hex(4)}"
     source = DatabaseSource(database_url, "test", table)
     await source.put("extensions.api_token", a.encrypt("db-token", "extensions.api_token"))
-    await source.put("extensions.nested", {"pw": a.encrypt("nested-pw", "extensions.nested.pw"),
-                                           "n": 1})
+    await source.put(
+        "extensions.nested", {"pw": a.encrypt("nested-pw", "extensions.nested.pw"), "n": 1}
+    )
     await source.put("server.workers", 3)
     prod = DatabaseSource(database_url, "production", table)
     await prod.put("redis.password", a.encrypt("prod-redis", "redis.password"))
@@ -76,26 +78,38 @@ async def test_rotate_files_and_database_end_to_end(cfg_dir, database_url, monke
 
     after = (cfg_dir / "default.toml").read_text()
     assert "ENC(a:" not in after and after.count("ENC(b:") == 5
-    for line in ("# top comment: keep me", "port = 8000   # inline comment",
-                 "# the signing secret", "# encrypted url"):
+    for line in (
+        "# top comment: keep me",
+        "port = 8000   # inline comment",
+        "# the signing secret",
+        "# encrypted url",
+    ):
         assert line in after
     # apart from the tokens the text is byte-identical
-    assert [ln.split("ENC(")[0] for ln in before.splitlines()] == \
-           [ln.split("ENC(")[0] for ln in after.splitlines()]
+    assert [ln.split("ENC(")[0] for ln in before.splitlines()] == [
+        ln.split("ENC(")[0] for ln in after.splitlines()
+    ]
 
     # only the new key is needed now: every value decrypts, nothing lost
     monkeypatch.setenv("LUSER_ENCRYPTION_KEY", b.export())
     assert _plain(load_config("test", cfg_dir)) == SECRETS
     assert load_config("production", cfg_dir).jwt.secret.get_secret_value() == "prod-jwt"
-    manager = await ConfigBuilder().env("test").config_dir(cfg_dir).with_db(
-        True, dsn=database_url, table=table).install(False).build()
+    manager = (
+        await ConfigBuilder()
+        .env("test")
+        .config_dir(cfg_dir)
+        .with_db(True, dsn=database_url, table=table)
+        .install(False)
+        .build()
+    )
     assert manager.get("extensions.api_token") == "db-token"
     assert manager.get("extensions.nested") == {"pw": "nested-pw", "n": 1}
     assert manager.get("server.workers") == 3
     conn = await asyncpg.connect(database_url)
     try:
-        prod_value = json.loads(await conn.fetchval(
-            f"SELECT value FROM {table} WHERE env = 'production'"))
+        prod_value = json.loads(
+            await conn.fetchval(f"SELECT value FROM {table} WHERE env = 'production'")
+        )
     finally:
         await conn.close()
     assert b.decrypt(prod_value, "redis.password") == "prod-redis"

@@ -15,7 +15,10 @@ async def test_session_database_is_fresh_and_usable(database_url: str) -> None:
 
 
 def test_with_database_replaces_only_the_path() -> None:
-    assert with_database("postgresql://u:p@h:5432/a?sslmode=x", "b") == "postgresql://u:p@h:5432/b?sslmode=x"
+    assert (
+        with_database("postgresql://u:p@h:5432/a?sslmode=x", "b")
+        == "postgresql://u:p@h:5432/b?sslmode=x"
+    )
     assert with_database("postgresql://postgres:@/postgres?host=/tmp/s", "t") == (
         "postgresql://postgres:@/t?host=/tmp/s"
     )

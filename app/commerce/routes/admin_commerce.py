@@ -91,8 +91,15 @@ class ReconcileOut(Output):
     errors: int
 
 
-@operation("GET", "/api/admin/orders", summary="Orders by status, newest first", tag="admin",
-           query=AdminOrdersQuery, response=OrderPage, access="admin")
+@operation(
+    "GET",
+    "/api/admin/orders",
+    summary="Orders by status, newest first",
+    tag="admin",
+    query=AdminOrdersQuery,
+    response=OrderPage,
+    access="admin",
+)
 async def admin_orders(call: Call) -> OrderPage:
     q: AdminOrdersQuery = call.query
     page = await commerce(call.request).orders.page(
@@ -101,8 +108,15 @@ async def admin_orders(call: Call) -> OrderPage:
     return OrderPage.model_validate(page.to_dict(OrderOut.model_validate))
 
 
-@operation("GET", "/api/admin/orders/{id}", summary="An order with its attempts and refunds",
-           tag="admin", response=AdminOrderOut, access="admin", errors=(404,))
+@operation(
+    "GET",
+    "/api/admin/orders/{id}",
+    summary="An order with its attempts and refunds",
+    tag="admin",
+    response=AdminOrderOut,
+    access="admin",
+    errors=(404,),
+)
 async def admin_order(call: Call) -> AdminOrderOut:
     services = commerce(call.request)
     order = await services.orders.get(call.path_id())
@@ -113,10 +127,16 @@ async def admin_order(call: Call) -> AdminOrderOut:
     )
 
 
-@operation("POST", "/api/admin/orders/{id}/refund",
-           summary="Refund a paid order (in part or in full); shortens the subscription",
-           tag="admin", body=RefundIn, response=RefundOut, access="admin",
-           errors=(404, 409, 422, 502, 503))
+@operation(
+    "POST",
+    "/api/admin/orders/{id}/refund",
+    summary="Refund a paid order (in part or in full); shortens the subscription",
+    tag="admin",
+    body=RefundIn,
+    response=RefundOut,
+    access="admin",
+    errors=(404, 409, 422, 502, 503),
+)
 async def refund_order(call: Call) -> RefundOut:
     body: RefundIn = call.body
     refund = await commerce(call.request).refunds.refund_order(
@@ -125,17 +145,30 @@ async def refund_order(call: Call) -> RefundOut:
     return RefundOut.model_validate(refund)
 
 
-@operation("GET", "/api/admin/revenue/daily",
-           summary="Revenue per Beijing day of payment (gross, refunded, net fen)", tag="admin",
-           query=RevenueQuery, response=RevenuePage, access="admin")
+@operation(
+    "GET",
+    "/api/admin/revenue/daily",
+    summary="Revenue per Beijing day of payment (gross, refunded, net fen)",
+    tag="admin",
+    query=RevenueQuery,
+    response=RevenuePage,
+    access="admin",
+)
 async def revenue_daily(call: Call) -> RevenuePage:
     q: RevenueQuery = call.query
     page = await daily_revenue(q.page, q.size, q.since, q.until)
     return RevenuePage.model_validate(page.to_dict(lambda r: RevenueDayOut.model_validate(dict(r))))
 
 
-@operation("GET", "/api/admin/subscribers", summary="Users with an active subscription now",
-           tag="admin", query=SubscriberQuery, response=SubscriberPage, access="admin")
+@operation(
+    "GET",
+    "/api/admin/subscribers",
+    summary="Users with an active subscription now",
+    tag="admin",
+    query=SubscriberQuery,
+    response=SubscriberPage,
+    access="admin",
+)
 async def subscribers(call: Call) -> SubscriberPage:
     q: SubscriberQuery = call.query
     page = await active_subscribers(q.page, q.size, q.level)
@@ -144,13 +177,24 @@ async def subscribers(call: Call) -> SubscriberPage:
     )
 
 
-@operation("POST", "/api/admin/payments/reconcile", summary="Run one reconciliation pass now",
-           tag="admin", response=ReconcileOut, access="admin")
+@operation(
+    "POST",
+    "/api/admin/payments/reconcile",
+    summary="Run one reconciliation pass now",
+    tag="admin",
+    response=ReconcileOut,
+    access="admin",
+)
 async def reconcile_now(call: Call) -> ReconcileOut:
     report = await commerce(call.request).reconciler.run_once()
     return ReconcileOut.model_validate(report.__dict__)
 
 
 OPERATIONS: list[Operation] = [
-    admin_orders, admin_order, refund_order, revenue_daily, subscribers, reconcile_now,
+    admin_orders,
+    admin_order,
+    refund_order,
+    revenue_daily,
+    subscribers,
+    reconcile_now,
 ]

@@ -46,8 +46,10 @@ class SubscriptionOut(Output):
 
 
 def _checkout(checkout: Checkout) -> CheckoutOut:
-    return CheckoutOut(order=OrderOut.model_validate(checkout.order),
-                       payment=PaymentOut.model_validate(checkout.launch))
+    return CheckoutOut(
+        order=OrderOut.model_validate(checkout.order),
+        payment=PaymentOut.model_validate(checkout.launch),
+    )
 
 
 def _require_payments(call: Call) -> None:
@@ -55,9 +57,17 @@ def _require_payments(call: Call) -> None:
         raise PaymentsDisabled()
 
 
-@operation("POST", "/api/orders", summary="Order a plan and start paying it", tag="commerce",
-           body=OrderIn, response=CheckoutOut, status=201, access="user",
-           errors=(403, 404, 409, 422, 502, 503))
+@operation(
+    "POST",
+    "/api/orders",
+    summary="Order a plan and start paying it",
+    tag="commerce",
+    body=OrderIn,
+    response=CheckoutOut,
+    status=201,
+    access="user",
+    errors=(403, 404, 409, 422, 502, 503),
+)
 async def create_order(call: Call) -> CheckoutOut:
     _require_payments(call)
     body: OrderIn = call.body
@@ -67,9 +77,16 @@ async def create_order(call: Call) -> CheckoutOut:
     return _checkout(checkout)
 
 
-@operation("POST", "/api/orders/{id}/pay",
-           summary="Pay a pending order (again, or with another channel)", tag="commerce",
-           body=PayIn, response=CheckoutOut, access="user", errors=(403, 404, 409, 422, 502, 503))
+@operation(
+    "POST",
+    "/api/orders/{id}/pay",
+    summary="Pay a pending order (again, or with another channel)",
+    tag="commerce",
+    body=PayIn,
+    response=CheckoutOut,
+    access="user",
+    errors=(403, 404, 409, 422, 502, 503),
+)
 async def pay_order(call: Call) -> CheckoutOut:
     _require_payments(call)
     body: PayIn = call.body
@@ -79,15 +96,29 @@ async def pay_order(call: Call) -> CheckoutOut:
     return _checkout(checkout)
 
 
-@operation("POST", "/api/orders/{id}/cancel", summary="Cancel a pending order", tag="commerce",
-           response=OrderOut, access="user", errors=(404, 409, 502, 503))
+@operation(
+    "POST",
+    "/api/orders/{id}/cancel",
+    summary="Cancel a pending order",
+    tag="commerce",
+    response=OrderOut,
+    access="user",
+    errors=(404, 409, 502, 503),
+)
 async def cancel_order(call: Call) -> OrderOut:
     order = await commerce(call.request).orders.cancel(call.path_id(), call.current_user.id)
     return OrderOut.model_validate(order)
 
 
-@operation("GET", "/api/orders", summary="The caller's orders, newest first", tag="commerce",
-           query=MyOrdersQuery, response=OrderPage, access="user")
+@operation(
+    "GET",
+    "/api/orders",
+    summary="The caller's orders, newest first",
+    tag="commerce",
+    query=MyOrdersQuery,
+    response=OrderPage,
+    access="user",
+)
 async def my_orders(call: Call) -> OrderPage:
     q: MyOrdersQuery = call.query
     page = await commerce(call.request).orders.page(
@@ -96,8 +127,15 @@ async def my_orders(call: Call) -> OrderPage:
     return OrderPage.model_validate(page.to_dict(OrderOut.model_validate))
 
 
-@operation("GET", "/api/orders/{id}", summary="One of the caller's orders", tag="commerce",
-           response=OrderDetailOut, access="user", errors=(404,))
+@operation(
+    "GET",
+    "/api/orders/{id}",
+    summary="One of the caller's orders",
+    tag="commerce",
+    response=OrderDetailOut,
+    access="user",
+    errors=(404,),
+)
 async def my_order(call: Call) -> OrderDetailOut:
     orders = commerce(call.request).orders
     order = await orders.get(call.path_id(), call.current_user.id)
@@ -105,19 +143,32 @@ async def my_order(call: Call) -> OrderDetailOut:
     return OrderDetailOut.model_validate({**order.to_dict(), "attempts": attempts})
 
 
-@operation("GET", "/api/subscription", summary="The caller's subscription window",
-           tag="commerce", response=SubscriptionOut, access="user")
+@operation(
+    "GET",
+    "/api/subscription",
+    summary="The caller's subscription window",
+    tag="commerce",
+    response=SubscriptionOut,
+    access="user",
+)
 async def my_subscription(call: Call) -> SubscriptionOut:
     view = await commerce(call.request).subscriptions.status(call.current_user.id)
     return SubscriptionOut(
-        active=view.active, level=view.level, current_period_ends_at=view.current_period_ends_at,
+        active=view.active,
+        level=view.level,
+        current_period_ends_at=view.current_period_ends_at,
         access_ends_at=view.access_ends_at,
         periods=[PeriodOut.model_validate(p) for p in view.periods],
     )
 
 
 OPERATIONS: list[Operation] = [
-    create_order, pay_order, cancel_order, my_orders, my_order, my_subscription,
+    create_order,
+    pay_order,
+    cancel_order,
+    my_orders,
+    my_order,
+    my_subscription,
 ]
 
 __all__ = ["OPERATIONS"]

@@ -24,14 +24,27 @@ async def _receive(call: Call, provider: str) -> Response:
     )
 
 
-@operation("POST", "/api/payments/notify/alipay", summary="Alipay asynchronous notification",
-           tag="payments", raw_body=True, errors=(404,))
+@operation(
+    "POST",
+    "/api/payments/notify/alipay",
+    summary="Alipay asynchronous notification",
+    tag="payments",
+    raw_body=True,
+    errors=(404,),
+)
 async def alipay_notify(call: Call) -> Response:
     return await _receive(call, "alipay")
 
 
-@operation("POST", "/api/payments/notify/wechat", summary="WeChat Pay v3 notification",
-           tag="payments", raw_body=True, status=204, errors=(400, 404, 500))
+@operation(
+    "POST",
+    "/api/payments/notify/wechat",
+    summary="WeChat Pay v3 notification",
+    tag="payments",
+    raw_body=True,
+    status=204,
+    errors=(400, 404, 500),
+)
 async def wechat_notify(call: Call) -> Response:
     return await _receive(call, "wechat")
 

@@ -48,29 +48,60 @@ async def list_plans(call: Call) -> list[PlanOut]:
     return [PlanOut.model_validate(p) for p in await commerce(call.request).plans.public()]
 
 
-@operation("GET", "/api/admin/plans", summary="All plans, paginated", tag="admin",
-           query=PlanAdminQuery, response=PlanPage, access="admin")
+@operation(
+    "GET",
+    "/api/admin/plans",
+    summary="All plans, paginated",
+    tag="admin",
+    query=PlanAdminQuery,
+    response=PlanPage,
+    access="admin",
+)
 async def admin_list_plans(call: Call) -> PlanPage:
     q: PlanAdminQuery = call.query
     page = await commerce(call.request).plans.admin_page(q.page, q.size, q.active)
     return PlanPage.model_validate(page.to_dict(PlanOut.model_validate))
 
 
-@operation("POST", "/api/admin/plans", summary="Create a plan", tag="admin", body=PlanIn,
-           response=PlanOut, status=201, access="admin", errors=(422,))
+@operation(
+    "POST",
+    "/api/admin/plans",
+    summary="Create a plan",
+    tag="admin",
+    body=PlanIn,
+    response=PlanOut,
+    status=201,
+    access="admin",
+    errors=(422,),
+)
 async def create_plan(call: Call) -> PlanOut:
     body: PlanIn = call.body
     return PlanOut.model_validate(await commerce(call.request).plans.create(**body.model_dump()))
 
 
-@operation("GET", "/api/admin/plans/{id}", summary="One plan", tag="admin", response=PlanOut,
-           access="admin", errors=(404,))
+@operation(
+    "GET",
+    "/api/admin/plans/{id}",
+    summary="One plan",
+    tag="admin",
+    response=PlanOut,
+    access="admin",
+    errors=(404,),
+)
 async def get_plan(call: Call) -> PlanOut:
     return PlanOut.model_validate(await commerce(call.request).plans.get(call.path_id()))
 
 
-@operation("PATCH", "/api/admin/plans/{id}", summary="Change a plan (orders keep their snapshot)",
-           tag="admin", body=PlanPatch, response=PlanOut, access="admin", errors=(404, 422))
+@operation(
+    "PATCH",
+    "/api/admin/plans/{id}",
+    summary="Change a plan (orders keep their snapshot)",
+    tag="admin",
+    body=PlanPatch,
+    response=PlanOut,
+    access="admin",
+    errors=(404, 422),
+)
 async def update_plan(call: Call) -> PlanOut:
     body: PlanPatch = call.body
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
@@ -78,13 +109,25 @@ async def update_plan(call: Call) -> PlanOut:
     return PlanOut.model_validate(plan)
 
 
-@operation("DELETE", "/api/admin/plans/{id}", summary="Delete a plan nobody ordered",
-           tag="admin", response=DeletedOut, access="admin", errors=(404, 409))
+@operation(
+    "DELETE",
+    "/api/admin/plans/{id}",
+    summary="Delete a plan nobody ordered",
+    tag="admin",
+    response=DeletedOut,
+    access="admin",
+    errors=(404, 409),
+)
 async def delete_plan(call: Call) -> DeletedOut:
     await commerce(call.request).plans.delete(call.path_id())
     return DeletedOut(deleted=True)
 
 
 OPERATIONS: list[Operation] = [
-    list_plans, admin_list_plans, create_plan, get_plan, update_plan, delete_plan,
+    list_plans,
+    admin_list_plans,
+    create_plan,
+    get_plan,
+    update_plan,
+    delete_plan,
 ]

@@ -140,12 +140,19 @@ class AlipayProvider(PaymentProvider):
             else self._client.api_alipay_trade_wap_pay
         )
         query_string = await run_blocking(
-            api, subject=subject, out_trade_no=out_trade_no, total_amount=total,
+            api,
+            subject=subject,
+            out_trade_no=out_trade_no,
+            total_amount=total,
             return_url=return_url or self.config.return_url or None,
-            notify_url=self.config.notify_url or None, **extra,
+            notify_url=self.config.notify_url or None,
+            **extra,
         )
         return PaymentLaunch(
-            provider=NAME, method=chosen, out_trade_no=out_trade_no, amount_fen=amount_fen,
+            provider=NAME,
+            method=chosen,
+            out_trade_no=out_trade_no,
+            amount_fen=amount_fen,
             pay_url=f"{self._client.gateway}?{query_string}",
         )
 
@@ -160,7 +167,9 @@ class AlipayProvider(PaymentProvider):
             raise provider_error(NAME, "BAD_RESPONSE", f"未知交易状态 {resp.get('trade_status')}")
         paid_at = resp.get("send_pay_date")
         return TradeState(
-            NAME, out_trade_no, status,
+            NAME,
+            out_trade_no,
+            status,
             amount_fen=_reply_amount(resp.get("total_amount")),
             trade_no=resp.get("trade_no"),
             paid_at=_reply_time(paid_at) if paid_at else None,
@@ -189,14 +198,21 @@ class AlipayProvider(PaymentProvider):
         extra = {"refund_reason": reason} if reason else {}
         resp = await self._call(
             self._client.api_alipay_trade_refund,
-            refund_amount=fen_to_yuan_str(refund_fen), out_trade_no=out_trade_no,
-            out_request_no=out_refund_no, **extra,
+            refund_amount=fen_to_yuan_str(refund_fen),
+            out_trade_no=out_trade_no,
+            out_request_no=out_refund_no,
+            **extra,
         )
         _ensure_ok(resp)
         # A "10000" refund reply is final; fund_change="N" means an idempotent repeat.
         return RefundResult(
-            NAME, out_trade_no, out_refund_no, refund_fen, RefundStatus.SUCCEEDED,
-            refund_id=resp.get("trade_no"), raw=resp,
+            NAME,
+            out_trade_no,
+            out_refund_no,
+            refund_fen,
+            RefundStatus.SUCCEEDED,
+            refund_id=resp.get("trade_no"),
+            raw=resp,
         )
 
     async def _call(self, api: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
@@ -277,8 +293,11 @@ def _sdk_error(exc: AliPayException) -> Exception:
         parsed = json.loads(raw) if isinstance(raw, str) else {}
     except ValueError:
         parsed = {}
-    inner = next((v for v in parsed.values() if isinstance(v, dict)), {}) if isinstance(
-        parsed, dict) else {}
+    inner = (
+        next((v for v in parsed.values() if isinstance(v, dict)), {})
+        if isinstance(parsed, dict)
+        else {}
+    )
     sub_code = inner.get("sub_code")
     return provider_error(NAME, str(sub_code or code), str(inner.get("sub_msg") or ""))
 

@@ -81,8 +81,14 @@ _REFUND_STATUS = {
     "CLOSED": RefundStatus.FAILED,
 }
 _REQUIRED_CONFIG = (
-    "mch_id", "app_id", "mch_private_key", "mch_cert_serial_no", "apiv3_key",
-    "platform_public_key", "platform_public_key_id", "notify_url",
+    "mch_id",
+    "app_id",
+    "mch_private_key",
+    "mch_cert_serial_no",
+    "apiv3_key",
+    "platform_public_key",
+    "platform_public_key_id",
+    "notify_url",
 )
 
 
@@ -104,21 +110,25 @@ class WechatPayProvider(PaymentProvider):
     def __init__(self, config: WechatPayConfig) -> None:
         for name in _REQUIRED_CONFIG:
             if not _config_value(config, name).strip():
-                raise ConfigError(f"缺少微信支付配置: payment.wechat.{name}",
-                                  field=f"payment.wechat.{name}")
+                raise ConfigError(
+                    f"缺少微信支付配置: payment.wechat.{name}", field=f"payment.wechat.{name}"
+                )
         apiv3_key = config.apiv3_key.get_secret_value()
         if len(apiv3_key) != 32 or not apiv3_key.isascii():
-            raise ConfigError("微信支付 APIv3 密钥必须是 32 个 ASCII 字符",
-                              field="payment.wechat.apiv3_key")
+            raise ConfigError(
+                "微信支付 APIv3 密钥必须是 32 个 ASCII 字符", field="payment.wechat.apiv3_key"
+            )
         self.config = config
-        platform_pem = public_key_pem(config.platform_public_key,
-                                      "payment.wechat.platform_public_key")
+        platform_pem = public_key_pem(
+            config.platform_public_key, "payment.wechat.platform_public_key"
+        )
         self._platform_key = load_pem_public_key(platform_pem.encode())
         self._wx = WeChatPay(
             wechatpay_type=WeChatPayType.NATIVE,
             mchid=config.mch_id,
-            private_key=private_key_pem(config.mch_private_key.get_secret_value(),
-                                        "payment.wechat.mch_private_key"),
+            private_key=private_key_pem(
+                config.mch_private_key.get_secret_value(), "payment.wechat.mch_private_key"
+            ),
             cert_serial_no=config.mch_cert_serial_no,
             appid=config.app_id,
             apiv3_key=apiv3_key,
@@ -193,7 +203,9 @@ class WechatPayProvider(PaymentProvider):
         amount = payload.get("amount")
         success_time = payload.get("success_time")
         return TradeState(
-            NAME, out_trade_no, state,
+            NAME,
+            out_trade_no,
+            state,
             amount_fen=_reply_fen(amount.get("total")) if isinstance(amount, dict) else None,
             trade_no=payload.get("transaction_id"),
             paid_at=_reply_time(success_time) if success_time else None,
@@ -220,7 +232,9 @@ class WechatPayProvider(PaymentProvider):
         self._check_out_trade_no(out_refund_no, "out_refund_no")
         self._check_refund(refund_fen, total_fen)
         status, payload = await self._request(
-            self._wx.refund, out_refund_no=out_refund_no, out_trade_no=out_trade_no,
+            self._wx.refund,
+            out_refund_no=out_refund_no,
+            out_trade_no=out_trade_no,
             amount={"refund": refund_fen, "total": total_fen, "currency": "CNY"},
             reason=reason or None,
         )
@@ -230,8 +244,13 @@ class WechatPayProvider(PaymentProvider):
         if refund_status is None:
             raise provider_error(NAME, "BAD_RESPONSE", f"未知退款状态 {payload.get('status')}")
         return RefundResult(
-            NAME, out_trade_no, out_refund_no, refund_fen, refund_status,
-            refund_id=payload.get("refund_id"), raw=payload,
+            NAME,
+            out_trade_no,
+            out_refund_no,
+            refund_fen,
+            refund_status,
+            refund_id=payload.get("refund_id"),
+            raw=payload,
         )
 
     async def _request(self, api: Callable[..., Any], **kwargs: Any) -> tuple[int, dict[str, Any]]:

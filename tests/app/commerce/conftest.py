@@ -59,8 +59,9 @@ def shop_alipay(no_proxy_env: None, shop_keys: dict[str, KeyPair]) -> Iterator[A
 
 @pytest.fixture(scope="session")
 def shop_wechat(no_proxy_env: None, shop_keys: dict[str, KeyPair]) -> Iterator[WechatPayStub]:
-    with WechatPayStub(merchant_keys=shop_keys["merchant"],
-                       platform_keys=shop_keys["platform"]) as stub:
+    with WechatPayStub(
+        merchant_keys=shop_keys["merchant"], platform_keys=shop_keys["platform"]
+    ) as stub:
         yield stub
 
 
@@ -73,26 +74,35 @@ async def shop_db(database_url: str) -> str:
 
 @pytest.fixture(scope="session")
 def shop_config(
-    shop_db: str, shop_alipay: AlipayStub, shop_wechat: WechatPayStub,
+    shop_db: str,
+    shop_alipay: AlipayStub,
+    shop_wechat: WechatPayStub,
     tencent_stub: TencentVodStub,
 ) -> AppConfig:
     payment = PaymentConfig(
-        order_expire_minutes=30, reconcile_after_minutes=5,
+        order_expire_minutes=30,
+        reconcile_after_minutes=5,
         # The background job starts with the app but never fires during the tests;
         # tests run passes themselves, deterministically.
         reconcile_interval_seconds=86400,
-        alipay=shop_alipay.config(), wechat=shop_wechat.config(),
+        alipay=shop_alipay.config(),
+        wechat=shop_wechat.config(),
     )
-    return AppConfig.model_validate({
-        "env": "test",
-        "database": {"url": shop_db, "max_connections": 10, "min_connections": 1},
-        "jwt": {"secret": "test-jwt-secret-0123456789abcdef", "access_ttl_seconds": 600},
-        "payment": payment,
-        # Part 1's VOD stub (tests/app/conftest.py), so play can be exercised end to end.
-        "vod": {"tencent": tencent_stub.config(
-            play_domain="1500000000.vod2.myqcloud.com", play_key="tencent-play-key",
-        ).model_dump()},
-    })
+    return AppConfig.model_validate(
+        {
+            "env": "test",
+            "database": {"url": shop_db, "max_connections": 10, "min_connections": 1},
+            "jwt": {"secret": "test-jwt-secret-0123456789abcdef", "access_ttl_seconds": 600},
+            "payment": payment,
+            # Part 1's VOD stub (tests/app/conftest.py), so play can be exercised end to end.
+            "vod": {
+                "tencent": tencent_stub.config(
+                    play_domain="1500000000.vod2.myqcloud.com",
+                    play_key="tencent-play-key",
+                ).model_dump()
+            },
+        }
+    )
 
 
 @pytest.fixture(scope="session")
@@ -162,10 +172,16 @@ MakePlan = Callable[..., Awaitable[dict[str, Any]]]
 
 @pytest.fixture(scope="session")
 def make_plan(shop: httpx.AsyncClient, shop_admin: Buyer) -> MakePlan:
-    async def make(level: int = 1, days: int = 30, price_fen: int = 3000, **extra: Any
-                   ) -> dict[str, Any]:
-        body = {"name": f"VIP{level}-{uuid.uuid4().hex[:6]}", "level": level,
-                "duration_days": days, "price_fen": price_fen, **extra}
+    async def make(
+        level: int = 1, days: int = 30, price_fen: int = 3000, **extra: Any
+    ) -> dict[str, Any]:
+        body = {
+            "name": f"VIP{level}-{uuid.uuid4().hex[:6]}",
+            "level": level,
+            "duration_days": days,
+            "price_fen": price_fen,
+            **extra,
+        }
         r = await shop.post("/api/admin/plans", json=body, headers=shop_admin.headers)
         assert r.status_code == 201, r.text
         plan: dict[str, Any] = r.json()["data"]
@@ -187,8 +203,13 @@ Order = Callable[..., Awaitable[Checkout]]
 def order_for(shop: httpx.AsyncClient) -> Order:
     """POST /api/orders; returns the checkout (``order`` + ``payment``)."""
 
-    async def make(buyer: Buyer, plan: dict[str, Any], provider: str = "wechat",
-                   method: str | None = None, **extra: Any) -> Checkout:
+    async def make(
+        buyer: Buyer,
+        plan: dict[str, Any],
+        provider: str = "wechat",
+        method: str | None = None,
+        **extra: Any,
+    ) -> Checkout:
         method = method or ("native" if provider == "wechat" else "page")
         body = {"plan_id": plan["id"], "provider": provider, "method": method, **extra}
         r = await shop.post("/api/orders", json=body, headers=buyer.headers)
@@ -201,15 +222,20 @@ def order_for(shop: httpx.AsyncClient) -> Order:
 
 async def post_alipay(shop: httpx.AsyncClient, body: bytes) -> httpx.Response:
     return await shop.post(
-        "/api/payments/notify/alipay", content=body,
+        "/api/payments/notify/alipay",
+        content=body,
         headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
     )
 
 
-async def post_wechat(shop: httpx.AsyncClient, headers: dict[str, str], body: bytes
-                      ) -> httpx.Response:
-    return await shop.post("/api/payments/notify/wechat", content=body,
-                           headers={**headers, "Content-Type": "application/json"})
+async def post_wechat(
+    shop: httpx.AsyncClient, headers: dict[str, str], body: bytes
+) -> httpx.Response:
+    return await shop.post(
+        "/api/payments/notify/wechat",
+        content=body,
+        headers={**headers, "Content-Type": "application/json"},
+    )
 
 
 async def order_row(order_id: int) -> dict[str, Any]:
@@ -219,8 +245,10 @@ async def order_row(order_id: int) -> dict[str, Any]:
 
 
 async def grants_for(user_id: int) -> list[dict[str, Any]]:
-    return [dict(r) for r in await Db.find(
-        "SELECT * FROM subscriptions WHERE user_id = ? ORDER BY id", user_id)]
+    return [
+        dict(r)
+        for r in await Db.find("SELECT * FROM subscriptions WHERE user_id = ? ORDER BY id", user_id)
+    ]
 
 
 async def level_of(user_id: int) -> int:
@@ -232,6 +260,7 @@ async def paid_transitions(shop_db: str) -> AsyncIterator[None]:
     """Record every ``orders.status -> 'paid'`` transition in a side table (test only),
     so "exactly one PAID transition" is observed, not inferred. Own connection: the
     global pool may already be closed by another app's teardown when this one runs."""
+
     # A fresh connection for each step: later suites (luser_db's outage tests) terminate
     # every backend of the database, so a connection held across the session may be gone.
     async def run(sql: str) -> None:
@@ -249,13 +278,19 @@ async def paid_transitions(shop_db: str) -> AsyncIterator[None]:
         " INSERT INTO test_paid_transitions (order_id) VALUES (NEW.id); END IF;"
         " RETURN NEW; END $$ LANGUAGE plpgsql;"
         "CREATE OR REPLACE TRIGGER test_orders_paid AFTER UPDATE ON orders"
-        " FOR EACH ROW EXECUTE FUNCTION test_log_paid();")
+        " FOR EACH ROW EXECUTE FUNCTION test_log_paid();"
+    )
     yield
     await run(
         "DROP TRIGGER IF EXISTS test_orders_paid ON orders;"
-        "DROP FUNCTION IF EXISTS test_log_paid(); DROP TABLE IF EXISTS test_paid_transitions;")
+        "DROP FUNCTION IF EXISTS test_log_paid(); DROP TABLE IF EXISTS test_paid_transitions;"
+    )
 
 
 async def paid_transition_count(order_id: int) -> int:
-    return await Db.query_int(
-        "SELECT count(*) FROM test_paid_transitions WHERE order_id = ?", order_id) or 0
+    return (
+        await Db.query_int(
+            "SELECT count(*) FROM test_paid_transitions WHERE order_id = ?", order_id
+        )
+        or 0
+    )

@@ -29,8 +29,12 @@ COPIES = 50
 
 
 async def test_same_wechat_notification_50_times_concurrently(
-    shop: httpx.AsyncClient, shop_wechat: WechatPayStub, buyer: Buyer, plan: dict[str, Any],
-    order_for: Order, paid_transitions: None,
+    shop: httpx.AsyncClient,
+    shop_wechat: WechatPayStub,
+    buyer: Buyer,
+    plan: dict[str, Any],
+    order_for: Order,
+    paid_transitions: None,
 ) -> None:
     checkout = await order_for(buyer, plan, "wechat", "native")
     no = checkout["payment"]["out_trade_no"]
@@ -42,8 +46,12 @@ async def test_same_wechat_notification_50_times_concurrently(
 
 
 async def test_same_alipay_notification_50_times_concurrently(
-    shop: httpx.AsyncClient, shop_alipay: AlipayStub, buyer: Buyer, plan: dict[str, Any],
-    order_for: Order, paid_transitions: None,
+    shop: httpx.AsyncClient,
+    shop_alipay: AlipayStub,
+    buyer: Buyer,
+    plan: dict[str, Any],
+    order_for: Order,
+    paid_transitions: None,
 ) -> None:
     checkout = await order_for(buyer, plan, "alipay", "wap")
     no = checkout["payment"]["out_trade_no"]
@@ -56,8 +64,12 @@ async def test_same_alipay_notification_50_times_concurrently(
 
 
 async def test_success_and_finished_racing_grant_once(
-    shop: httpx.AsyncClient, shop_alipay: AlipayStub, buyer: Buyer, plan: dict[str, Any],
-    order_for: Order, paid_transitions: None,
+    shop: httpx.AsyncClient,
+    shop_alipay: AlipayStub,
+    buyer: Buyer,
+    plan: dict[str, Any],
+    order_for: Order,
+    paid_transitions: None,
 ) -> None:
     checkout = await order_for(buyer, plan, "alipay", "page")
     no = checkout["payment"]["out_trade_no"]
@@ -71,8 +83,9 @@ async def test_success_and_finished_racing_grant_once(
     assert {r.text for r in replies} == {"success"}
     assert len(await grants_for(buyer.id)) == 1
     assert await paid_transition_count(checkout["order"]["id"]) == 1
-    events = await Db.find("SELECT outcome FROM payment_events WHERE out_trade_no = ?"
-                           " ORDER BY outcome", no)
+    events = await Db.find(
+        "SELECT outcome FROM payment_events WHERE out_trade_no = ? ORDER BY outcome", no
+    )
     assert sorted(e["outcome"] for e in events) == ["applied", "duplicate"]
 
 
@@ -84,7 +97,8 @@ async def _assert_granted_once(order_id: int, user_id: int, no: str) -> None:
     events = await Db.find("SELECT outcome FROM payment_events WHERE out_trade_no = ?", no)
     assert [e["outcome"] for e in events] == ["applied"]
     periods = await Db.query_int(
-        "SELECT count(*) FROM subscription_periods WHERE user_id = ?", user_id)
+        "SELECT count(*) FROM subscription_periods WHERE user_id = ?", user_id
+    )
     assert periods == 1
 
 
@@ -94,9 +108,16 @@ class Crash(RuntimeError):
 
 @pytest.mark.parametrize("provider", ["wechat", "alipay"])
 async def test_crash_between_order_update_and_grant_leaves_neither(
-    provider: str, shop: httpx.AsyncClient, shop_wechat: WechatPayStub, shop_alipay: AlipayStub,
-    commerce: Commerce, buyer: Buyer, plan: dict[str, Any], order_for: Order,
-    monkeypatch: pytest.MonkeyPatch, paid_transitions: None,
+    provider: str,
+    shop: httpx.AsyncClient,
+    shop_wechat: WechatPayStub,
+    shop_alipay: AlipayStub,
+    commerce: Commerce,
+    buyer: Buyer,
+    plan: dict[str, Any],
+    order_for: Order,
+    monkeypatch: pytest.MonkeyPatch,
+    paid_transitions: None,
 ) -> None:
     checkout = await order_for(buyer, plan, provider)
     order_id, no = checkout["order"]["id"], checkout["payment"]["out_trade_no"]
@@ -129,8 +150,10 @@ async def test_crash_between_order_update_and_grant_leaves_neither(
     assert await paid_transition_count(order_id) == 0
     status = await Db.query_str("SELECT status FROM payment_attempts WHERE out_trade_no = ?", no)
     assert status == "pending"
-    assert await Db.query_str(
-        "SELECT outcome FROM payment_events WHERE out_trade_no = ?", no) == "error"
+    assert (
+        await Db.query_str("SELECT outcome FROM payment_events WHERE out_trade_no = ?", no)
+        == "error"
+    )
 
     # The provider resends; this time the process survives: paid and granted, once.
     monkeypatch.undo()

@@ -33,15 +33,23 @@ async def test_every_amount_column_is_bigint(shop_app: Starlette) -> None:
     rows = await Db.find(
         "SELECT table_name, column_name, data_type FROM information_schema.columns"
         " WHERE table_schema = 'public' AND column_name LIKE '%\\_fen' AND table_name IN"
-        " ('plans', 'orders', 'payment_attempts', 'payment_events', 'refunds')")
+        " ('plans', 'orders', 'payment_attempts', 'payment_events', 'refunds')"
+    )
     assert len(rows) == 6
     assert {r["data_type"] for r in rows} == {"bigint"}
 
 
-@pytest.mark.parametrize("model, field", [
-    (Plan, "price_fen"), (Order, "amount_fen"), (Order, "refunded_fen"),
-    (PaymentAttempt, "amount_fen"), (PaymentEvent, "amount_fen"), (Refund, "amount_fen"),
-])
+@pytest.mark.parametrize(
+    "model, field",
+    [
+        (Plan, "price_fen"),
+        (Order, "amount_fen"),
+        (Order, "refunded_fen"),
+        (PaymentAttempt, "amount_fen"),
+        (PaymentEvent, "amount_fen"),
+        (Refund, "amount_fen"),
+    ],
+)
 @pytest.mark.parametrize("value", [30.0, 29.9])
 def test_models_refuse_float_amounts(model: type, field: str, value: float) -> None:
     with pytest.raises(ValidationError):

@@ -23,10 +23,12 @@ AlipayCase = Callable[[AlipayStub, str, dict[str, KeyPair]], bytes]
 
 ALIPAY_CASES: dict[str, AlipayCase] = {
     "forged_signature": lambda s, no, k: s.notification(no, keys=k["evil"]),
-    "tampered_amount": lambda s, no, k: replace_form_fields(s.notification(no),
-                                                            total_amount="0.01"),
+    "tampered_amount": lambda s, no, k: replace_form_fields(
+        s.notification(no), total_amount="0.01"
+    ),
     "signed_wrong_amount": lambda s, no, k: s.notification(
-        no, total_amount="0.01", receipt_amount="0.01", buyer_pay_amount="0.01"),
+        no, total_amount="0.01", receipt_amount="0.01", buyer_pay_amount="0.01"
+    ),
     "wrong_app_id": lambda s, no, k: s.notification(no, app_id="2021999999999999"),
     "wrong_seller": lambda s, no, k: s.notification(no, seller_id="2088000000000001"),
     "unknown_order": lambda s, no, k: s.notification(no, out_trade_no="PNOTOURS000000001"),
@@ -44,8 +46,13 @@ async def _assert_untouched(order_id: int, user_id: int) -> None:
 
 @pytest.mark.parametrize("case", sorted(ALIPAY_CASES))
 async def test_alipay_refusals(
-    case: str, shop: httpx.AsyncClient, shop_alipay: AlipayStub, shop_keys: dict[str, KeyPair],
-    buyer: Buyer, plan: dict[str, Any], order_for: Order,
+    case: str,
+    shop: httpx.AsyncClient,
+    shop_alipay: AlipayStub,
+    shop_keys: dict[str, KeyPair],
+    buyer: Buyer,
+    plan: dict[str, Any],
+    order_for: Order,
 ) -> None:
     checkout = await order_for(buyer, plan, "alipay", "page")
     no = checkout["payment"]["out_trade_no"]
@@ -69,25 +76,44 @@ def _wechat_cases(stub: WechatPayStub, no: str, keys: dict[str, KeyPair]) -> dic
         "unknown_serial": stub.notification(no, serial="PUB_KEY_ID_0000000000000000000000000000"),
         "wrong_apiv3_key": stub.notification(no, apiv3_key="f" * 32),
         "signed_wrong_amount": stub.notification(
-            no, resource={**view, "amount": {**view["amount"], "total": 1}}),
+            no, resource={**view, "amount": {**view["amount"], "total": 1}}
+        ),
         "wrong_currency": stub.notification(
-            no, resource={**view, "amount": {**view["amount"], "currency": "USD"}}),
+            no, resource={**view, "amount": {**view["amount"], "currency": "USD"}}
+        ),
         "wrong_app_id": stub.notification(no, resource={**view, "appid": "wx0000000000000000"}),
         "wrong_mch_id": stub.notification(no, resource={**view, "mchid": "1900000000"}),
-        "unknown_order": stub.notification(no, resource={**view,
-                                                         "out_trade_no": "PNOTOURS000000002"}),
+        "unknown_order": stub.notification(
+            no, resource={**view, "out_trade_no": "PNOTOURS000000002"}
+        ),
     }
 
 
-WECHAT_CASES = sorted(["forged_signature", "stale_timestamp", "future_timestamp",
-                       "unknown_serial", "wrong_apiv3_key", "signed_wrong_amount",
-                       "wrong_currency", "wrong_app_id", "wrong_mch_id", "unknown_order"])
+WECHAT_CASES = sorted(
+    [
+        "forged_signature",
+        "stale_timestamp",
+        "future_timestamp",
+        "unknown_serial",
+        "wrong_apiv3_key",
+        "signed_wrong_amount",
+        "wrong_currency",
+        "wrong_app_id",
+        "wrong_mch_id",
+        "unknown_order",
+    ]
+)
 
 
 @pytest.mark.parametrize("case", WECHAT_CASES)
 async def test_wechat_refusals(
-    case: str, shop: httpx.AsyncClient, shop_wechat: WechatPayStub,
-    shop_keys: dict[str, KeyPair], buyer: Buyer, plan: dict[str, Any], order_for: Order,
+    case: str,
+    shop: httpx.AsyncClient,
+    shop_wechat: WechatPayStub,
+    shop_keys: dict[str, KeyPair],
+    buyer: Buyer,
+    plan: dict[str, Any],
+    order_for: Order,
 ) -> None:
     checkout = await order_for(buyer, plan, "wechat", "native")
     no = checkout["payment"]["out_trade_no"]
@@ -104,7 +130,10 @@ async def test_wechat_refusals(
 
 
 async def test_refused_notification_is_refused_again_on_resend(
-    shop: httpx.AsyncClient, shop_wechat: WechatPayStub, buyer: Buyer, plan: dict[str, Any],
+    shop: httpx.AsyncClient,
+    shop_wechat: WechatPayStub,
+    buyer: Buyer,
+    plan: dict[str, Any],
     order_for: Order,
 ) -> None:
     checkout = await order_for(buyer, plan, "wechat", "native")
@@ -114,8 +143,9 @@ async def test_refused_notification_is_refused_again_on_resend(
     bad = shop_wechat.notification(no, resource={**view, "amount": {**view["amount"], "total": 1}})
     for _ in range(2):
         assert (await post_wechat(shop, *bad)).status_code == 400
-    rec = await Db.find_first("SELECT outcome, reason FROM payment_events WHERE out_trade_no = ?",
-                              no)
+    rec = await Db.find_first(
+        "SELECT outcome, reason FROM payment_events WHERE out_trade_no = ?", no
+    )
     assert rec is not None and (rec["outcome"], rec["reason"]) == ("rejected", "amount")
     await _assert_untouched(checkout["order"]["id"], buyer.id)
 

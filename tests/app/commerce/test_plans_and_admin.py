@@ -24,8 +24,11 @@ async def test_plan_crud_and_public_list(
     r = await shop.get("/api/plans")
     assert r.status_code == 200 and pid in [p["id"] for p in r.json()["data"]]
 
-    r = await shop.patch(f"/api/admin/plans/{pid}", headers=shop_admin.headers,
-                         json={"active": False, "price_fen": 8800})
+    r = await shop.patch(
+        f"/api/admin/plans/{pid}",
+        headers=shop_admin.headers,
+        json={"active": False, "price_fen": 8800},
+    )
     assert r.status_code == 200, r.text
     assert (r.json()["data"]["active"], r.json()["data"]["price_fen"]) == (False, 8800)
     r = await shop.get("/api/plans")
@@ -40,13 +43,19 @@ async def test_plan_crud_and_public_list(
     r = await shop.get(f"/api/admin/plans/{pid}", headers=shop_admin.headers)
     assert r.status_code == 404 and r.json()["error"]["code"] == "PLAN_NOT_FOUND"
 
-    r = await shop.post("/api/admin/plans", headers=buyer.headers,
-                        json={"name": "x", "level": 1, "duration_days": 1, "price_fen": 1})
+    r = await shop.post(
+        "/api/admin/plans",
+        headers=buyer.headers,
+        json={"name": "x", "level": 1, "duration_days": 1, "price_fen": 1},
+    )
     assert r.status_code == 403
 
 
 async def test_an_ordered_plan_cannot_be_deleted(
-    shop: httpx.AsyncClient, shop_admin: Buyer, buyer: Buyer, plan: dict[str, Any],
+    shop: httpx.AsyncClient,
+    shop_admin: Buyer,
+    buyer: Buyer,
+    plan: dict[str, Any],
     order_for: Order,
 ) -> None:
     await order_for(buyer, plan)
@@ -54,11 +63,21 @@ async def test_an_ordered_plan_cannot_be_deleted(
     assert r.status_code == 409
 
 
-@pytest.mark.parametrize("change", [
-    {"price_fen": 30.5}, {"price_fen": 3000.0}, {"price_fen": "3000"}, {"price_fen": 0},
-    {"price_fen": -1}, {"price_fen": 10**13}, {"level": 0}, {"duration_days": 0},
-    {"name": ""}, {"bonus": 1},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"price_fen": 30.5},
+        {"price_fen": 3000.0},
+        {"price_fen": "3000"},
+        {"price_fen": 0},
+        {"price_fen": -1},
+        {"price_fen": 10**13},
+        {"level": 0},
+        {"duration_days": 0},
+        {"name": ""},
+        {"bonus": 1},
+    ],
+)
 async def test_bad_plans_are_refused(
     change: dict[str, Any], shop: httpx.AsyncClient, shop_admin: Buyer
 ) -> None:
@@ -68,8 +87,12 @@ async def test_bad_plans_are_refused(
 
 
 async def test_admin_orders_by_status_and_reports(
-    shop: httpx.AsyncClient, shop_wechat: WechatPayStub, shop_admin: Buyer,
-    make_buyer: MakeBuyer, make_plan: MakePlan, order_for: Order,
+    shop: httpx.AsyncClient,
+    shop_wechat: WechatPayStub,
+    shop_admin: Buyer,
+    make_buyer: MakeBuyer,
+    make_plan: MakePlan,
+    order_for: Order,
 ) -> None:
     plan = await make_plan(level=5, days=30, price_fen=1234)
     payer = await make_buyer()
@@ -117,5 +140,9 @@ async def test_openapi_lists_the_commerce_operations(shop: httpx.AsyncClient) ->
     r = await shop.get("/openapi.json")
     assert r.status_code == 200
     paths = r.json()["paths"]
-    assert {"/api/orders", "/api/plans", "/api/payments/notify/wechat",
-            "/api/admin/revenue/daily"} <= set(paths)
+    assert {
+        "/api/orders",
+        "/api/plans",
+        "/api/payments/notify/wechat",
+        "/api/admin/revenue/daily",
+    } <= set(paths)

@@ -30,8 +30,12 @@ async def test_play_reads_the_subscription(shop_app: Starlette) -> None:
 
 
 async def test_alipay_purchase_from_order_to_subscription(
-    shop: httpx.AsyncClient, shop_alipay: AlipayStub, buyer: Buyer, make_plan: MakePlan,
-    order_for: Order, paid_transitions: None,
+    shop: httpx.AsyncClient,
+    shop_alipay: AlipayStub,
+    buyer: Buyer,
+    make_plan: MakePlan,
+    order_for: Order,
+    paid_transitions: None,
 ) -> None:
     plan = await make_plan(level=2, days=30, price_fen=2990)
     checkout = await order_for(buyer, plan, "alipay", "page")
@@ -68,8 +72,12 @@ async def test_alipay_purchase_from_order_to_subscription(
 
 
 async def test_wechat_native_purchase_from_order_to_subscription(
-    shop: httpx.AsyncClient, shop_wechat: WechatPayStub, buyer: Buyer, make_plan: MakePlan,
-    order_for: Order, paid_transitions: None,
+    shop: httpx.AsyncClient,
+    shop_wechat: WechatPayStub,
+    buyer: Buyer,
+    make_plan: MakePlan,
+    order_for: Order,
+    paid_transitions: None,
 ) -> None:
     plan = await make_plan(level=3, days=7, price_fen=1000)
     checkout = await order_for(buyer, plan, "wechat", "native")
@@ -102,14 +110,21 @@ async def test_wechat_jsapi_returns_signed_bridge_parameters(
     checkout = await order_for(buyer, plan, "wechat", "jsapi", payer_openid="oUpF8uMuAJO_M2px")
     params = checkout["payment"]["jsapi_params"]
     assert params["package"].startswith("prepay_id=") and params["paySign"]
-    r = await shop.post("/api/orders", headers=buyer.headers,
-                        json={"plan_id": plan["id"], "provider": "wechat", "method": "jsapi"})
+    r = await shop.post(
+        "/api/orders",
+        headers=buyer.headers,
+        json={"plan_id": plan["id"], "provider": "wechat", "method": "jsapi"},
+    )
     assert r.status_code == 422
 
 
 async def test_buying_again_extends_and_orders_are_private(
-    shop: httpx.AsyncClient, shop_wechat: WechatPayStub, buyer: Buyer, make_buyer: Any,
-    make_plan: MakePlan, order_for: Order,
+    shop: httpx.AsyncClient,
+    shop_wechat: WechatPayStub,
+    buyer: Buyer,
+    make_buyer: Any,
+    make_plan: MakePlan,
+    order_for: Order,
 ) -> None:
     plan = await make_plan(level=1, days=10)
     for _ in range(2):
@@ -132,17 +147,27 @@ async def test_buying_again_extends_and_orders_are_private(
 
 
 async def test_retry_reuses_the_attempt_switching_channel_gets_a_new_number(
-    shop: httpx.AsyncClient, shop_wechat: WechatPayStub, shop_alipay: AlipayStub, buyer: Buyer,
-    plan: dict[str, Any], order_for: Order,
+    shop: httpx.AsyncClient,
+    shop_wechat: WechatPayStub,
+    shop_alipay: AlipayStub,
+    buyer: Buyer,
+    plan: dict[str, Any],
+    order_for: Order,
 ) -> None:
     checkout = await order_for(buyer, plan, "wechat", "native")
     order_id, first = checkout["order"]["id"], checkout["payment"]
-    r = await shop.post(f"/api/orders/{order_id}/pay", headers=buyer.headers,
-                        json={"provider": "wechat", "method": "native"})
+    r = await shop.post(
+        f"/api/orders/{order_id}/pay",
+        headers=buyer.headers,
+        json={"provider": "wechat", "method": "native"},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["data"]["payment"] == first  # same out_trade_no and code_url
-    r = await shop.post(f"/api/orders/{order_id}/pay", headers=buyer.headers,
-                        json={"provider": "alipay", "method": "wap"})
+    r = await shop.post(
+        f"/api/orders/{order_id}/pay",
+        headers=buyer.headers,
+        json={"provider": "alipay", "method": "wap"},
+    )
     second = r.json()["data"]["payment"]
     assert second["out_trade_no"] != first["out_trade_no"]
     r = await shop.get(f"/api/orders/{order_id}", headers=buyer.headers)
@@ -151,7 +176,10 @@ async def test_retry_reuses_the_attempt_switching_channel_gets_a_new_number(
 
 
 async def test_cancel_closes_the_trade_then_the_order(
-    shop: httpx.AsyncClient, shop_wechat: WechatPayStub, buyer: Buyer, plan: dict[str, Any],
+    shop: httpx.AsyncClient,
+    shop_wechat: WechatPayStub,
+    buyer: Buyer,
+    plan: dict[str, Any],
     order_for: Order,
 ) -> None:
     checkout = await order_for(buyer, plan)
@@ -159,8 +187,11 @@ async def test_cancel_closes_the_trade_then_the_order(
     r = await shop.post(f"/api/orders/{checkout['order']['id']}/cancel", headers=buyer.headers)
     assert r.status_code == 200 and r.json()["data"]["status"] == "closed"
     assert shop_wechat.trades[no]["trade_state"] == "CLOSED"
-    r = await shop.post(f"/api/orders/{checkout['order']['id']}/pay", headers=buyer.headers,
-                        json={"provider": "wechat", "method": "native"})
+    r = await shop.post(
+        f"/api/orders/{checkout['order']['id']}/pay",
+        headers=buyer.headers,
+        json={"provider": "wechat", "method": "native"},
+    )
     assert r.status_code == 409 and r.json()["error"]["code"] == "ORDER_NOT_PAYABLE"
 
 
@@ -169,11 +200,15 @@ async def test_inactive_or_unknown_plan_cannot_be_ordered(
 ) -> None:
     plan = await make_plan(active=False)
     for plan_id in (plan["id"], 999_999_999):
-        r = await shop.post("/api/orders", headers=buyer.headers,
-                            json={"plan_id": plan_id, "provider": "wechat", "method": "native"})
+        r = await shop.post(
+            "/api/orders",
+            headers=buyer.headers,
+            json={"plan_id": plan_id, "provider": "wechat", "method": "native"},
+        )
         assert r.status_code == 422 and r.json()["error"]["code"] == "PLAN_UNAVAILABLE"
-    r = await shop.post("/api/orders", json={"plan_id": 1, "provider": "wechat",
-                                             "method": "native"})
+    r = await shop.post(
+        "/api/orders", json={"plan_id": 1, "provider": "wechat", "method": "native"}
+    )
     assert r.status_code == 401
 
 
@@ -184,14 +219,20 @@ def _second() -> Any:
 
 
 async def test_payments_feature_switch_refuses_new_orders(
-    shop: httpx.AsyncClient, commerce: Any, buyer: Buyer, plan: dict[str, Any],
+    shop: httpx.AsyncClient,
+    commerce: Any,
+    buyer: Buyer,
+    plan: dict[str, Any],
     monkeypatch: Any,
 ) -> None:
     features = commerce.config.features.model_copy(update={"payments": False})
     config = commerce.config.model_copy(update={"features": features})
     monkeypatch.setattr(commerce, "config", config)
-    r = await shop.post("/api/orders", headers=buyer.headers,
-                        json={"plan_id": plan["id"], "provider": "wechat", "method": "native"})
+    r = await shop.post(
+        "/api/orders",
+        headers=buyer.headers,
+        json={"plan_id": plan["id"], "provider": "wechat", "method": "native"},
+    )
     assert r.status_code == 403 and r.json()["error"]["code"] == "PAYMENTS_DISABLED"
 
 
@@ -216,15 +257,28 @@ def test_install_is_idempotent() -> None:
 
 
 async def test_play_unlocks_with_the_subscription_and_locks_after_refund(
-    shop: httpx.AsyncClient, shop_wechat: WechatPayStub, tencent_stub: Any, shop_admin: Buyer,
-    buyer: Buyer, make_plan: MakePlan, order_for: Order,
+    shop: httpx.AsyncClient,
+    shop_wechat: WechatPayStub,
+    tencent_stub: Any,
+    shop_admin: Buyer,
+    buyer: Buyer,
+    make_plan: MakePlan,
+    order_for: Order,
 ) -> None:
     import uuid
 
     media_id = str(uuid.uuid4().int)[:19]
     tencent_stub.add_media(media_id)
-    r = await shop.post("/api/admin/videos", headers=shop_admin.headers, json={
-        "title": "会员专享", "provider": "tencent", "media_id": media_id, "required_level": 2})
+    r = await shop.post(
+        "/api/admin/videos",
+        headers=shop_admin.headers,
+        json={
+            "title": "会员专享",
+            "provider": "tencent",
+            "media_id": media_id,
+            "required_level": 2,
+        },
+    )
     assert r.status_code == 201, r.text
     video_id = r.json()["data"]["id"]
     r = await shop.post(f"/api/admin/videos/{video_id}/publish", headers=shop_admin.headers)
@@ -240,8 +294,9 @@ async def test_play_unlocks_with_the_subscription_and_locks_after_refund(
     r = await shop.post(play, headers=buyer.headers)
     assert r.status_code == 200 and r.json()["data"]["preview"] is False
 
-    r = await shop.post(f"/api/admin/orders/{checkout['order']['id']}/refund",
-                        headers=shop_admin.headers, json={})
+    r = await shop.post(
+        f"/api/admin/orders/{checkout['order']['id']}/refund", headers=shop_admin.headers, json={}
+    )
     assert r.status_code == 200
     r = await shop.post(play, headers=buyer.headers)
     assert r.status_code == 403
@@ -251,12 +306,18 @@ async def test_return_url_must_be_our_own_site(
     shop: httpx.AsyncClient, shop_alipay: AlipayStub, buyer: Buyer, plan: dict[str, Any]
 ) -> None:
     body = {"plan_id": plan["id"], "provider": "alipay", "method": "page"}
-    r = await shop.post("/api/orders", headers=buyer.headers,
-                        json={**body, "return_url": "https://evil.example.net/paid"})
+    r = await shop.post(
+        "/api/orders",
+        headers=buyer.headers,
+        json={**body, "return_url": "https://evil.example.net/paid"},
+    )
     assert r.status_code == 422 and r.json()["error"]["field"] == "return_url"
     r = await shop.get("/api/orders", headers=buyer.headers)
     assert r.json()["data"]["total_row"] == 0  # refused before anything was created
-    r = await shop.post("/api/orders", headers=buyer.headers,
-                        json={**body, "return_url": "https://shop.example.com/orders/7"})
+    r = await shop.post(
+        "/api/orders",
+        headers=buyer.headers,
+        json={**body, "return_url": "https://shop.example.com/orders/7"},
+    )
     assert r.status_code == 201, r.text
     assert "shop.example.com%2Forders%2F7" in r.json()["data"]["payment"]["pay_url"]

@@ -33,8 +33,12 @@ def later(minutes: int) -> datetime:
 
 
 async def test_recovers_a_lost_wechat_notification(
-    shop: httpx.AsyncClient, shop_wechat: WechatPayStub, commerce: Commerce, buyer: Buyer,
-    plan: dict[str, Any], order_for: Order,
+    shop: httpx.AsyncClient,
+    shop_wechat: WechatPayStub,
+    commerce: Commerce,
+    buyer: Buyer,
+    plan: dict[str, Any],
+    order_for: Order,
 ) -> None:
     checkout = await order_for(buyer, plan, "wechat", "native")
     order_id, no = checkout["order"]["id"], checkout["payment"]["out_trade_no"]
@@ -48,7 +52,8 @@ async def test_recovers_a_lost_wechat_notification(
     assert (await order_row(order_id))["status"] == "paid"
     assert len(await grants_for(buyer.id)) == 1 and await level_of(buyer.id) == plan["level"]
     event = await Db.find_first(
-        "SELECT source, outcome FROM payment_events WHERE out_trade_no = ?", no)
+        "SELECT source, outcome FROM payment_events WHERE out_trade_no = ?", no
+    )
     assert event is not None and (event["source"], event["outcome"]) == ("query", "applied")
 
     # Another pass, then the notification finally arriving: nothing more is granted.
@@ -58,7 +63,10 @@ async def test_recovers_a_lost_wechat_notification(
 
 
 async def test_recovers_a_lost_alipay_notification(
-    shop_alipay: AlipayStub, commerce: Commerce, buyer: Buyer, plan: dict[str, Any],
+    shop_alipay: AlipayStub,
+    commerce: Commerce,
+    buyer: Buyer,
+    plan: dict[str, Any],
     order_for: Order,
 ) -> None:
     checkout = await order_for(buyer, plan, "alipay", "page")
@@ -71,8 +79,12 @@ async def test_recovers_a_lost_alipay_notification(
 
 
 async def test_expired_orders_are_closed_at_the_provider_first(
-    shop_wechat: WechatPayStub, shop_alipay: AlipayStub, commerce: Commerce, buyer: Buyer,
-    plan: dict[str, Any], order_for: Order,
+    shop_wechat: WechatPayStub,
+    shop_alipay: AlipayStub,
+    commerce: Commerce,
+    buyer: Buyer,
+    plan: dict[str, Any],
+    order_for: Order,
 ) -> None:
     wx = await order_for(buyer, plan, "wechat", "native")
     ali = await order_for(buyer, plan, "alipay", "page")  # the buyer never opens the cashier
@@ -80,14 +92,19 @@ async def test_expired_orders_are_closed_at_the_provider_first(
     for checkout in (wx, ali):
         row = await order_row(checkout["order"]["id"])
         assert row["status"] == "expired" and row["closed_at"] is not None
-        status = await Db.query_str("SELECT status FROM payment_attempts WHERE out_trade_no = ?",
-                                    checkout["payment"]["out_trade_no"])
+        status = await Db.query_str(
+            "SELECT status FROM payment_attempts WHERE out_trade_no = ?",
+            checkout["payment"]["out_trade_no"],
+        )
         assert status == "closed"
     assert shop_wechat.trades[wx["payment"]["out_trade_no"]]["trade_state"] == "CLOSED"
 
 
 async def test_an_order_stays_open_while_its_trade_cannot_be_closed(
-    shop_wechat: WechatPayStub, commerce: Commerce, buyer: Buyer, plan: dict[str, Any],
+    shop_wechat: WechatPayStub,
+    commerce: Commerce,
+    buyer: Buyer,
+    plan: dict[str, Any],
     order_for: Order,
 ) -> None:
     checkout = await order_for(buyer, plan, "wechat", "native")
@@ -107,8 +124,12 @@ async def test_an_order_stays_open_while_its_trade_cannot_be_closed(
 
 
 async def test_payment_on_a_closed_order_is_flagged_and_refunded(
-    shop: httpx.AsyncClient, shop_wechat: WechatPayStub, shop_admin: Buyer, buyer: Buyer,
-    plan: dict[str, Any], order_for: Order,
+    shop: httpx.AsyncClient,
+    shop_wechat: WechatPayStub,
+    shop_admin: Buyer,
+    buyer: Buyer,
+    plan: dict[str, Any],
+    order_for: Order,
 ) -> None:
     checkout = await order_for(buyer, plan, "wechat", "native")
     order_id, no = checkout["order"]["id"], checkout["payment"]["out_trade_no"]
@@ -121,15 +142,17 @@ async def test_payment_on_a_closed_order_is_flagged_and_refunded(
     assert (await order_row(order_id))["status"] == "closed"
     assert await grants_for(buyer.id) == []
     attempt = await Db.find_first(
-        "SELECT status, flagged, flag_reason FROM payment_attempts WHERE out_trade_no = ?", no)
+        "SELECT status, flagged, flag_reason FROM payment_attempts WHERE out_trade_no = ?", no
+    )
     assert attempt is not None and attempt["flagged"] is True
     assert attempt["status"] == "refunded" and attempt["flag_reason"] == "late_payment:order_closed"
     refund = await Db.find_first("SELECT * FROM refunds WHERE order_id = ?", order_id)
     assert refund is not None and refund["kind"] == "late_payment"
     assert refund["status"] == "succeeded" and refund["amount_fen"] == plan["price_fen"]
     assert [r["out_trade_no"] for r in shop_wechat.refunds.values()].count(no) == 1
-    r = await shop.get(f"/api/admin/orders?flagged=true&user_id={buyer.id}",
-                       headers=shop_admin.headers)
+    r = await shop.get(
+        f"/api/admin/orders?flagged=true&user_id={buyer.id}", headers=shop_admin.headers
+    )
     assert [o["id"] for o in r.json()["data"]["items"]] == [order_id]
     # Resent: acknowledged, no second refund.
     assert (await post_wechat(shop, *shop_wechat.notification(no))).status_code == 204
@@ -137,14 +160,22 @@ async def test_payment_on_a_closed_order_is_flagged_and_refunded(
 
 
 async def test_second_channel_paid_too_is_refunded(
-    shop: httpx.AsyncClient, shop_wechat: WechatPayStub, shop_alipay: AlipayStub,
-    commerce: Commerce, buyer: Buyer, plan: dict[str, Any], order_for: Order,
+    shop: httpx.AsyncClient,
+    shop_wechat: WechatPayStub,
+    shop_alipay: AlipayStub,
+    commerce: Commerce,
+    buyer: Buyer,
+    plan: dict[str, Any],
+    order_for: Order,
 ) -> None:
     checkout = await order_for(buyer, plan, "alipay", "page")
     order_id, ali_no = checkout["order"]["id"], checkout["payment"]["out_trade_no"]
     shop_alipay.accept_pay_url(checkout["payment"]["pay_url"])
-    r = await shop.post(f"/api/orders/{order_id}/pay", headers=buyer.headers,
-                        json={"provider": "wechat", "method": "native"})
+    r = await shop.post(
+        f"/api/orders/{order_id}/pay",
+        headers=buyer.headers,
+        json={"provider": "wechat", "method": "native"},
+    )
     wx_no = r.json()["data"]["payment"]["out_trade_no"]
     shop_wechat.mark_paid(wx_no)
     shop_alipay.mark_paid(ali_no)  # paid in both apps before the first notification
@@ -154,15 +185,20 @@ async def test_second_channel_paid_too_is_refunded(
     assert row["status"] == "paid"
     assert len(await grants_for(buyer.id)) == 1
     flagged = await Db.find_first(
-        "SELECT out_trade_no, status FROM payment_attempts WHERE flagged AND order_id = ?",
-        order_id)
+        "SELECT out_trade_no, status FROM payment_attempts WHERE flagged AND order_id = ?", order_id
+    )
     assert flagged is not None and dict(flagged) == {"out_trade_no": ali_no, "status": "refunded"}
     assert shop_alipay.trades[ali_no]["refunds"]
 
 
 async def test_late_refund_that_failed_is_retried_by_reconciliation(
-    shop: httpx.AsyncClient, shop_wechat: WechatPayStub, commerce: Commerce, buyer: Buyer,
-    plan: dict[str, Any], order_for: Order, monkeypatch: pytest.MonkeyPatch,
+    shop: httpx.AsyncClient,
+    shop_wechat: WechatPayStub,
+    commerce: Commerce,
+    buyer: Buyer,
+    plan: dict[str, Any],
+    order_for: Order,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     checkout = await order_for(buyer, plan, "wechat", "native")
     order_id, no = checkout["order"]["id"], checkout["payment"]["out_trade_no"]
@@ -182,9 +218,12 @@ async def test_late_refund_that_failed_is_retried_by_reconciliation(
     report = await commerce.reconciler.run_once()
     assert report.refunds_retried >= 1
     assert await Db.query_str("SELECT status FROM refunds WHERE order_id = ?", order_id) == (
-        "succeeded")
-    assert await Db.query_str("SELECT status FROM payment_attempts WHERE out_trade_no = ?",
-                              no) == "refunded"
+        "succeeded"
+    )
+    assert (
+        await Db.query_str("SELECT status FROM payment_attempts WHERE out_trade_no = ?", no)
+        == "refunded"
+    )
 
 
 async def test_background_job_runs_passes_until_cancelled() -> None:
@@ -207,8 +246,9 @@ async def test_background_job_runs_passes_until_cancelled() -> None:
     assert task.cancelled() and len(passes) >= 3
 
 
-async def test_admin_can_run_a_pass(shop: httpx.AsyncClient, shop_admin: Buyer,
-                                    buyer: Buyer) -> None:
+async def test_admin_can_run_a_pass(
+    shop: httpx.AsyncClient, shop_admin: Buyer, buyer: Buyer
+) -> None:
     r = await shop.post("/api/admin/payments/reconcile", headers=shop_admin.headers)
     assert r.status_code == 200 and set(r.json()["data"]) >= {"checked", "paid", "expired"}
     r = await shop.post("/api/admin/payments/reconcile", headers=buyer.headers)
@@ -226,29 +266,52 @@ def test_cli_reconcile_without_enabled_channels(shop_db: str, monkeypatch: Any) 
 
 
 async def test_cli_reconcile_recovers_a_payment(
-    shop_db: str, shop_wechat: WechatPayStub, buyer: Buyer, plan: dict[str, Any],
+    shop_db: str,
+    shop_wechat: WechatPayStub,
+    buyer: Buyer,
+    plan: dict[str, Any],
     order_for: Order,
 ) -> None:
     """``luser payments reconcile`` in its own process, configured by environment only."""
     checkout = await order_for(buyer, plan, "wechat", "native")
     no = checkout["payment"]["out_trade_no"]
     shop_wechat.mark_paid(no)
-    await Db.execute("UPDATE payment_attempts SET created_at = now() - interval '10 minutes'"
-                     " WHERE out_trade_no = ?", no)
+    await Db.execute(
+        "UPDATE payment_attempts SET created_at = now() - interval '10 minutes'"
+        " WHERE out_trade_no = ?",
+        no,
+    )
     config = shop_wechat.config()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LUSER")}
-    env.update({
-        "LUSER_ENV": "test", "LUSER__DATABASE__URL": shop_db,
-        "LUSER__PAYMENT__WECHAT__ENABLED": "true",
-        **{f"LUSER__PAYMENT__WECHAT__{name.upper()}": _plain(getattr(config, name))
-           for name in ("mch_id", "app_id", "mch_private_key", "mch_cert_serial_no",
-                        "apiv3_key", "platform_public_key", "platform_public_key_id",
-                        "base_url", "notify_url")},
-    })
+    env.update(
+        {
+            "LUSER_ENV": "test",
+            "LUSER__DATABASE__URL": shop_db,
+            "LUSER__PAYMENT__WECHAT__ENABLED": "true",
+            **{
+                f"LUSER__PAYMENT__WECHAT__{name.upper()}": _plain(getattr(config, name))
+                for name in (
+                    "mch_id",
+                    "app_id",
+                    "mch_private_key",
+                    "mch_cert_serial_no",
+                    "apiv3_key",
+                    "platform_public_key",
+                    "platform_public_key_id",
+                    "base_url",
+                    "notify_url",
+                )
+            },
+        }
+    )
     result = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-c", "from app.cli import main; main()",
-                         "payments", "reconcile"],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        subprocess.run,
+        [sys.executable, "-c", "from app.cli import main; main()", "payments", "reconcile"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "对账完成" in result.stdout
@@ -261,7 +324,10 @@ def _plain(value: Any) -> str:
 
 
 async def test_payment_found_on_an_expired_order_is_flagged_and_refunded(
-    shop_alipay: AlipayStub, commerce: Commerce, buyer: Buyer, plan: dict[str, Any],
+    shop_alipay: AlipayStub,
+    commerce: Commerce,
+    buyer: Buyer,
+    plan: dict[str, Any],
     order_for: Order,
 ) -> None:
     checkout = await order_for(buyer, plan, "alipay", "page")
@@ -278,7 +344,8 @@ async def test_payment_found_on_an_expired_order_is_flagged_and_refunded(
     assert (await order_row(order_id))["status"] == "expired"
     assert await grants_for(buyer.id) == []
     attempt = await Db.find_first(
-        "SELECT status, flag_reason FROM payment_attempts WHERE out_trade_no = ?", no)
+        "SELECT status, flag_reason FROM payment_attempts WHERE out_trade_no = ?", no
+    )
     assert attempt is not None
     assert dict(attempt) == {"status": "refunded", "flag_reason": "late_payment:order_expired"}
     assert shop_alipay.trades[no]["refunds"]

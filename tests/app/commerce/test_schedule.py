@@ -34,7 +34,9 @@ def test_same_level_again_extends() -> None:
 def test_higher_level_takes_effect_at_once_and_lower_time_resumes_after() -> None:
     pieces = schedule([Grant(1, 1, at(0), 30 * DAY), Grant(2, 3, at(10), 7 * DAY)])
     assert spans(pieces) == [
-        (1, 1, at(0), at(10)), (2, 3, at(10), at(17)), (1, 1, at(17), at(37)),
+        (1, 1, at(0), at(10)),
+        (2, 3, at(10), at(17)),
+        (1, 1, at(17), at(37)),
     ]
 
 
@@ -72,14 +74,17 @@ grant_lists = st.lists(
 @settings(max_examples=200, deadline=None)
 @given(grant_lists)
 def test_properties(raw: list[tuple[int, int, int]]) -> None:
-    grants = [Grant(i + 1, level, T0 + timedelta(seconds=start), duration)
-              for i, (level, start, duration) in enumerate(raw)]
+    grants = [
+        Grant(i + 1, level, T0 + timedelta(seconds=start), duration)
+        for i, (level, start, duration) in enumerate(raw)
+    ]
     pieces = schedule(grants)
     # Every grant gets exactly its duration, never before it was bought.
     for g in grants:
         mine = [p for p in pieces if p.grant_id == g.id]
         assert sum(((p.ends_at - p.starts_at) for p in mine), timedelta()) == timedelta(
-            seconds=g.duration_seconds)
+            seconds=g.duration_seconds
+        )
         assert all(p.starts_at >= g.granted_at for p in mine)
     # Pieces never overlap, and never run a lower level while a higher one is waiting.
     for a, b in itertools.pairwise(pieces):

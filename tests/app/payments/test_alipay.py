@@ -38,9 +38,7 @@ def _verify_with_app_public_key(params: dict[str, str], app_public_pem: str) -> 
     unsigned = "&".join(f"{k}={fields[k]}" for k in sorted(fields))
     key = load_pem_public_key(app_public_pem.encode())
     assert isinstance(key, rsa.RSAPublicKey)
-    key.verify(
-        base64.b64decode(signature), unsigned.encode(), padding.PKCS1v15(), hashes.SHA256()
-    )
+    key.verify(base64.b64decode(signature), unsigned.encode(), padding.PKCS1v15(), hashes.SHA256())
 
 
 # -- creating payments -----------------------------------------------------------------
@@ -60,8 +58,12 @@ async def test_page_pay_url_is_signed_with_the_app_key(
     assert params["notify_url"] == "https://shop.example.com/notify/alipay"
     assert params["return_url"] == "https://shop.example.com/return/alipay"
     biz = json.loads(params["biz_content"])
-    assert biz == {"subject": "VIP 月卡", "out_trade_no": "ORD20240001", "total_amount": "30.00",
-                   "product_code": "FAST_INSTANT_TRADE_PAY"}
+    assert biz == {
+        "subject": "VIP 月卡",
+        "out_trade_no": "ORD20240001",
+        "total_amount": "30.00",
+        "product_code": "FAST_INSTANT_TRADE_PAY",
+    }
     # The stub's cashier accepts it too and opens the trade.
     assert alipay_stub.accept_pay_url(launch.pay_url)["total_amount"] == "30.00"
 
@@ -86,8 +88,9 @@ async def test_expire_at_is_sent_in_beijing_time(alipay: AlipayProvider) -> None
     biz = json.loads(_params(launch.pay_url)["biz_content"])
     assert biz["time_expire"] == "2024-05-01 12:30:00"
     with pytest.raises(ValidationError):
-        await alipay.create_payment("ORD20240003", "VIP", 3000, "page",
-                                    expire_at=datetime(2024, 5, 1))
+        await alipay.create_payment(
+            "ORD20240003", "VIP", 3000, "page", expire_at=datetime(2024, 5, 1)
+        )
 
 
 async def test_request_timestamp_is_beijing_whatever_the_host_tz(
@@ -121,8 +124,12 @@ async def test_request_timestamp_is_beijing_whatever_the_host_tz(
 async def test_create_payment_rejects_bad_arguments(
     alipay: AlipayProvider, kwargs: dict[str, object], field: str
 ) -> None:
-    args: dict[str, object] = {"out_trade_no": "ORD1", "subject": "VIP", "amount_fen": 3000,
-                               "method": "page"}
+    args: dict[str, object] = {
+        "out_trade_no": "ORD1",
+        "subject": "VIP",
+        "amount_fen": 3000,
+        "method": "page",
+    }
     args.update(kwargs)
     with pytest.raises(ValidationError) as info:
         await alipay.create_payment(**args)  # type: ignore[arg-type]
@@ -146,8 +153,11 @@ async def test_query_paid_trade(alipay: AlipayProvider, alipay_stub: AlipayStub)
 
 @pytest.mark.parametrize(
     ("stub_status", "expected"),
-    [("WAIT_BUYER_PAY", TradeStatus.PENDING), ("TRADE_FINISHED", TradeStatus.SUCCEEDED),
-     ("TRADE_CLOSED", TradeStatus.CLOSED)],
+    [
+        ("WAIT_BUYER_PAY", TradeStatus.PENDING),
+        ("TRADE_FINISHED", TradeStatus.SUCCEEDED),
+        ("TRADE_CLOSED", TradeStatus.CLOSED),
+    ],
 )
 async def test_query_maps_statuses(
     alipay: AlipayProvider, alipay_stub: AlipayStub, stub_status: str, expected: TradeStatus
@@ -165,8 +175,11 @@ async def test_query_business_failure_is_external_error(
     alipay: AlipayProvider, alipay_stub: AlipayStub
 ) -> None:
     alipay_stub.overrides["alipay.trade.query"] = {
-        "code": "20000", "msg": "Service Currently Unavailable", "sub_code": "ACQ.SYSTEM_ERROR",
-        "sub_msg": "系统错误"}
+        "code": "20000",
+        "msg": "Service Currently Unavailable",
+        "sub_code": "ACQ.SYSTEM_ERROR",
+        "sub_msg": "系统错误",
+    }
     with pytest.raises(ExternalServiceError) as info:
         await alipay.query("ORD20240001")
     assert info.value.status_code == 502
@@ -177,9 +190,12 @@ async def test_query_business_failure_is_external_error(
 @pytest.mark.parametrize(
     ("status", "body", "code"),
     [
-        (200, '{"error_response":{"code":"40002","msg":"Invalid Arguments",'
-              '"sub_code":"isv.invalid-app-id","sub_msg":"无效的AppID参数"}}',
-         "isv.invalid-app-id"),
+        (
+            200,
+            '{"error_response":{"code":"40002","msg":"Invalid Arguments",'
+            '"sub_code":"isv.invalid-app-id","sub_msg":"无效的AppID参数"}}',
+            "isv.invalid-app-id",
+        ),
         (200, '{"alipay_trade_query_response":{"code":"40004","msg":"x"}}', "40004"),
         (200, "<html>gateway busy</html>", "BAD_RESPONSE"),
         (200, "{}", "BAD_RESPONSE"),
@@ -209,7 +225,8 @@ async def test_unreachable_gateway_is_network_error(
     alipay_stub: AlipayStub, closed_port: int
 ) -> None:
     provider = AlipayProvider(
-        alipay_stub.config(gateway_url=f"http://127.0.0.1:{closed_port}/gateway.do"))
+        alipay_stub.config(gateway_url=f"http://127.0.0.1:{closed_port}/gateway.do")
+    )
     with pytest.raises(NetworkError) as info:
         await provider.query("ORD20240001")
     assert info.value.status_code == 503 and info.value.details["provider"] == "alipay"
@@ -249,8 +266,12 @@ async def test_refund(alipay: AlipayProvider, alipay_stub: AlipayStub) -> None:
     assert result.status is RefundStatus.SUCCEEDED and result.refund_fen == 1000
     assert result.raw["refund_fee"] == "10.00"
     biz = alipay_stub.calls[-1].params["biz_content"]
-    assert biz == {"refund_amount": "10.00", "out_trade_no": "ORD20240001",
-                   "out_request_no": "RF20240001", "refund_reason": "用户申请"}
+    assert biz == {
+        "refund_amount": "10.00",
+        "out_trade_no": "ORD20240001",
+        "out_request_no": "RF20240001",
+        "refund_reason": "用户申请",
+    }
     again = await alipay.refund("ORD20240001", "RF20240001", 1000, 3000)
     assert again.raw["fund_change"] == "N"  # same out_refund_no: refunded once
 
@@ -295,8 +316,11 @@ async def test_notification_accepted(alipay: AlipayProvider, alipay_stub: Alipay
 
 @pytest.mark.parametrize(
     ("status", "expected"),
-    [("TRADE_FINISHED", NotifyStatus.SUCCEEDED), ("TRADE_CLOSED", NotifyStatus.CLOSED),
-     ("WAIT_BUYER_PAY", NotifyStatus.OTHER)],
+    [
+        ("TRADE_FINISHED", NotifyStatus.SUCCEEDED),
+        ("TRADE_CLOSED", NotifyStatus.CLOSED),
+        ("WAIT_BUYER_PAY", NotifyStatus.OTHER),
+    ],
 )
 async def test_notification_statuses(
     alipay: AlipayProvider, alipay_stub: AlipayStub, status: str, expected: NotifyStatus
@@ -309,8 +333,11 @@ async def test_notification_statuses(
 async def test_refund_notification(alipay: AlipayProvider, alipay_stub: AlipayStub) -> None:
     alipay_stub.add_trade("ORD20240001", 3000, status="TRADE_SUCCESS")
     body = alipay_stub.notification(
-        "ORD20240001", refund_fee="10.00", gmt_refund="2024-05-02 08:00:00.000",
-        out_biz_no="RF20240001")
+        "ORD20240001",
+        refund_fee="10.00",
+        gmt_refund="2024-05-02 08:00:00.000",
+        out_biz_no="RF20240001",
+    )
     note = await alipay.verify_notification({}, body)
     assert note.status is NotifyStatus.REFUNDED
     assert note.refund_fen == 1000 and note.out_refund_no == "RF20240001"
@@ -341,7 +368,8 @@ async def test_other_app_or_seller_refused(
 ) -> None:
     alipay_stub.add_trade("ORD20240001", 3000, status="TRADE_SUCCESS")
     body = alipay_stub.notification(
-        "ORD20240001", **{field: "2021999999999999"}  # type: ignore[arg-type]
+        "ORD20240001",
+        **{field: "2021999999999999"},  # type: ignore[arg-type]
     )
     with pytest.raises(PaymentNotifyMismatch) as info:
         await alipay.verify_notification({}, body)
@@ -376,8 +404,13 @@ async def test_malformed_notifications_refused(alipay: AlipayProvider, body: byt
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"notify_id": None}, {"out_trade_no": None}, {"total_amount": "30.001"},
-     {"total_amount": "-30.00"}, {"gmt_payment": "yesterday"}],
+    [
+        {"notify_id": None},
+        {"out_trade_no": None},
+        {"total_amount": "30.001"},
+        {"total_amount": "-30.00"},
+        {"gmt_payment": "yesterday"},
+    ],
 )
 async def test_signed_but_malformed_fields_refused(
     alipay: AlipayProvider, alipay_stub: AlipayStub, overrides: dict[str, str | None]
@@ -408,9 +441,12 @@ def _bare(pem: str) -> str:
 async def test_bare_base64_keys_are_accepted(alipay_stub: AlipayStub) -> None:
     from pydantic import SecretStr
 
-    provider = AlipayProvider(alipay_stub.config(
-        app_private_key=SecretStr(_bare(alipay_stub.app_keys.private_pem)),
-        alipay_public_key=_bare(alipay_stub.alipay_keys.public_pem)))
+    provider = AlipayProvider(
+        alipay_stub.config(
+            app_private_key=SecretStr(_bare(alipay_stub.app_keys.private_pem)),
+            alipay_public_key=_bare(alipay_stub.alipay_keys.public_pem),
+        )
+    )
     launch = await provider.create_payment("ORD20240001", "VIP", 3000, "page")
     assert launch.pay_url is not None
     _verify_with_app_public_key(_params(launch.pay_url), alipay_stub.app_keys.public_pem)
@@ -420,8 +456,12 @@ async def test_bare_base64_keys_are_accepted(alipay_stub: AlipayStub) -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"app_id": ""}, {"alipay_public_key": ""}, {"alipay_public_key": "not a key"},
-     {"alipay_public_key": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"}],
+    [
+        {"app_id": ""},
+        {"alipay_public_key": ""},
+        {"alipay_public_key": "not a key"},
+        {"alipay_public_key": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"},
+    ],
 )
 def test_bad_config_is_config_error(alipay_stub: AlipayStub, overrides: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
@@ -431,5 +471,6 @@ def test_bad_config_is_config_error(alipay_stub: AlipayStub, overrides: dict[str
 def test_sandbox_and_default_gateways(alipay_stub: AlipayStub) -> None:
     """Constructing never contacts anything; the gateway only changes the URL."""
     assert AlipayProvider(alipay_stub.config(gateway_url="")).gateway == (
-        "https://openapi.alipay.com/gateway.do")
+        "https://openapi.alipay.com/gateway.do"
+    )
     assert "sandbox" in AlipayProvider(alipay_stub.config(gateway_url="", sandbox=True)).gateway

@@ -45,15 +45,17 @@ async def client_and_stubs(
 
 
 async def test_alipay_notify_over_http(
-    client_and_stubs: tuple[httpx.AsyncClient, list[str]], alipay_stub: AlipayStub,
+    client_and_stubs: tuple[httpx.AsyncClient, list[str]],
+    alipay_stub: AlipayStub,
     keys: dict[str, KeyPair],
 ) -> None:
     client, seen = client_and_stubs
     alipay_stub.add_trade("ORD20240001", 3000)
     alipay_stub.mark_paid("ORD20240001")
     form = {"content-type": "application/x-www-form-urlencoded"}
-    ok = await client.post("/notify/alipay", content=alipay_stub.notification("ORD20240001"),
-                           headers=form)
+    ok = await client.post(
+        "/notify/alipay", content=alipay_stub.notification("ORD20240001"), headers=form
+    )
     assert (ok.status_code, ok.text) == (200, "success")
     forged = alipay_stub.notification("ORD20240001", keys=keys["evil"])
     bad = await client.post("/notify/alipay", content=forged, headers=form)

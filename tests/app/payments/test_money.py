@@ -40,8 +40,29 @@ def test_yuan_str_to_fen(text: str, fen: int) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [30.0, 30, Decimal("30.00"), None, "-1.00", "1.001", "1e3", " 30.00", "30.00 ", "30.",
-     ".5", "030.00", "abc", "", "NaN", "Infinity", "30,00", "+1", "１２", "0x10", "1_000"],
+    [
+        30.0,
+        30,
+        Decimal("30.00"),
+        None,
+        "-1.00",
+        "1.001",
+        "1e3",
+        " 30.00",
+        "30.00 ",
+        "30.",
+        ".5",
+        "030.00",
+        "abc",
+        "",
+        "NaN",
+        "Infinity",
+        "30,00",
+        "+1",
+        "１２",
+        "0x10",
+        "1_000",
+    ],
 )
 def test_yuan_str_to_fen_rejects(bad: object) -> None:
     with pytest.raises(ValidationError) as info:

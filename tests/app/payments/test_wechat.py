@@ -35,9 +35,7 @@ from luser_common.errors import ConfigError, ExternalServiceError, NetworkError,
 def _verify_merchant_signature(public_pem: str, message: str, signature: str) -> None:
     key = load_pem_public_key(public_pem.encode())
     assert isinstance(key, rsa.RSAPublicKey)
-    key.verify(
-        base64.b64decode(signature), message.encode(), padding.PKCS1v15(), hashes.SHA256()
-    )
+    key.verify(base64.b64decode(signature), message.encode(), padding.PKCS1v15(), hashes.SHA256())
 
 
 @pytest.fixture
@@ -83,8 +81,7 @@ async def test_jsapi_params_are_signed_with_the_merchant_key(
     assert set(params) == {"appId", "timeStamp", "nonceStr", "package", "signType", "paySign"}
     assert params["appId"] == wechat_stub.app_id and params["signType"] == "RSA"
     assert params["package"] == f"prepay_id={launch.prepay_id}"
-    message = "".join(
-        f"{params[k]}\n" for k in ("appId", "timeStamp", "nonceStr", "package"))
+    message = "".join(f"{params[k]}\n" for k in ("appId", "timeStamp", "nonceStr", "package"))
     _verify_merchant_signature(wechat_stub.merchant_keys.public_pem, message, params["paySign"])
     call = wechat_stub.calls[-1]
     assert call.path == "/v3/pay/transactions/jsapi"
@@ -105,15 +102,24 @@ async def test_expire_at_is_rfc3339(wechat: WechatPayProvider, wechat_stub: Wech
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"method": "page"}, "method"), ({"out_trade_no": "short"}, "out_trade_no"),
-     ({"out_trade_no": "ORD/../../x"}, "out_trade_no"), ({"amount_fen": 30.0}, "amount_fen"),
-     ({"amount_fen": -1}, "amount_fen"), ({"subject": "x" * 128}, "subject")],
+    [
+        ({"method": "page"}, "method"),
+        ({"out_trade_no": "short"}, "out_trade_no"),
+        ({"out_trade_no": "ORD/../../x"}, "out_trade_no"),
+        ({"amount_fen": 30.0}, "amount_fen"),
+        ({"amount_fen": -1}, "amount_fen"),
+        ({"subject": "x" * 128}, "subject"),
+    ],
 )
 async def test_create_payment_rejects_bad_arguments(
     wechat: WechatPayProvider, wechat_stub: WechatPayStub, kwargs: dict[str, object], field: str
 ) -> None:
-    args: dict[str, object] = {"out_trade_no": "ORD20240001", "subject": "VIP",
-                               "amount_fen": 3000, "method": "native"}
+    args: dict[str, object] = {
+        "out_trade_no": "ORD20240001",
+        "subject": "VIP",
+        "amount_fen": 3000,
+        "method": "native",
+    }
     args.update(kwargs)
     with pytest.raises(ValidationError) as info:
         await wechat.create_payment(**args)  # type: ignore[arg-type]
@@ -181,8 +187,11 @@ async def test_provider_error_reply(wechat: WechatPayProvider, wechat_stub: Wech
     with pytest.raises(ExternalServiceError) as info:
         await wechat.query("ORD20240001")
     assert info.value.status_code == 502
-    assert info.value.details == {"provider": "wechat", "code": "SYSTEM_ERROR",
-                                  "message": "系统错误"}
+    assert info.value.details == {
+        "provider": "wechat",
+        "code": "SYSTEM_ERROR",
+        "message": "系统错误",
+    }
     assert isinstance(info.value, PaymentProviderError)
     assert info.value.provider_code == "SYSTEM_ERROR"
     assert info.value.raw == {"code": "SYSTEM_ERROR", "message": "系统错误"}
@@ -192,7 +201,8 @@ async def test_wrong_merchant_key_is_refused_by_the_server(
     wechat_stub: WechatPayStub, keys: dict[str, KeyPair]
 ) -> None:
     provider = WechatPayProvider(
-        wechat_stub.config(mch_private_key=SecretStr(keys["evil"].private_pem)))
+        wechat_stub.config(mch_private_key=SecretStr(keys["evil"].private_pem))
+    )
     with pytest.raises(ExternalServiceError) as info:
         await provider.create_payment("ORD20240001", "VIP", 3000, "native")
     assert info.value.details["code"] == "SIGN_ERROR"
@@ -266,9 +276,12 @@ async def test_notification_with_starlette_headers(
 
 async def test_refund_notification(wechat: WechatPayProvider, wechat_stub: WechatPayStub) -> None:
     resource = {
-        "mchid": wechat_stub.mch_id, "out_trade_no": "ORD20240001",
-        "transaction_id": "4200000000202405011234567890", "out_refund_no": "RF20240001",
-        "refund_id": "50000000382019052709732678859", "refund_status": "SUCCESS",
+        "mchid": wechat_stub.mch_id,
+        "out_trade_no": "ORD20240001",
+        "transaction_id": "4200000000202405011234567890",
+        "out_refund_no": "RF20240001",
+        "refund_id": "50000000382019052709732678859",
+        "refund_status": "SUCCESS",
         "success_time": "2024-05-02T08:00:00+08:00",
         "amount": {"total": 3000, "refund": 1000, "payer_total": 3000, "payer_refund": 1000},
     }
@@ -345,14 +358,19 @@ async def test_timestamp_window_follows_config(wechat_stub: WechatPayStub) -> No
 
 @pytest.mark.parametrize(
     ("header", "value", "reason"),
-    [("Wechatpay-Signature-Type", None, "signature_type"),
-     ("Wechatpay-Signature-Type", "WECHATPAY2-SHA1", "signature_type"),
-     ("Wechatpay-Signature", None, "headers"),
-     ("Wechatpay-Nonce", None, "headers"),
-     ("Wechatpay-Timestamp", "soon", "timestamp")],
+    [
+        ("Wechatpay-Signature-Type", None, "signature_type"),
+        ("Wechatpay-Signature-Type", "WECHATPAY2-SHA1", "signature_type"),
+        ("Wechatpay-Signature", None, "headers"),
+        ("Wechatpay-Nonce", None, "headers"),
+        ("Wechatpay-Timestamp", "soon", "timestamp"),
+    ],
 )
 async def test_bad_headers_refused(
-    wechat: WechatPayProvider, wechat_stub: WechatPayStub, header: str, value: str | None,
+    wechat: WechatPayProvider,
+    wechat_stub: WechatPayStub,
+    header: str,
+    value: str | None,
     reason: str,
 ) -> None:
     _paid(wechat_stub)
@@ -426,9 +444,15 @@ def test_construction_is_offline(wechat_stub: WechatPayStub, no_sdk_network: lis
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"apiv3_key": SecretStr("short")}, {"apiv3_key": SecretStr("é" * 32)},
-     {"platform_public_key_id": ""}, {"platform_public_key": ""}, {"mch_id": ""},
-     {"mch_private_key": SecretStr("garbage")}, {"notify_url": ""}],
+    [
+        {"apiv3_key": SecretStr("short")},
+        {"apiv3_key": SecretStr("é" * 32)},
+        {"platform_public_key_id": ""},
+        {"platform_public_key": ""},
+        {"mch_id": ""},
+        {"mch_private_key": SecretStr("garbage")},
+        {"notify_url": ""},
+    ],
 )
 def test_bad_config_is_config_error(wechat_stub: WechatPayStub, overrides: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
