@@ -208,27 +208,12 @@ class QueryBuilder(Generic[T]):
 
     def select(self, *columns: str) -> Self:
         """Columns (``name``, ``t.name``, ``name as alias``, ``t.*``) instead of the fields."""
-        items = []
-        fields_only = self._fields_only
-        for spec in columns:
-            for part in spec.split(","):
-                m = _SELECT_ITEM.fullmatch(part)
-                if not m:
-                    raise ValidationError("非法的查询列", field="select")
-                name, alias = m.group(1), m.group(2)
-                field = self._meta.fields.get(name) if self._meta is not None else None
-                if field is not None and not alias:
-                    items.append(self._meta.field_select(field))  # type: ignore[union-attr]
-                    continue
-                fields_only = False
-                sql = "*" if name == "*" else self._select_col(name)
-                items.append(f"{sql} AS {quote_ident(alias)}" if alias else sql)
-        return self._clone(select=self._select + tuple(items), fields_only=fields_only)
-
-    def _select_col(self, name: str) -> str:
-        if name.endswith(".*"):
-            return quote_ident(name[:-2]) + ".*"
-        return self._col(name)
+        if not all(isinstance(c, str) for c in columns):
+            raise ValidationError("非法的查询列", field="select")
+        items, fields_only = _compile_select(self._meta, columns)
+        return self._clone(
+            select=self._select + items, fields_only=self._fields_only and fields_only
+        )
 
     def select_raw(self, sql: str) -> Self:
         """A select list written by the developer (expressions, aggregates); never user input."""
@@ -527,6 +512,39 @@ async def _guard(awaitable: Any) -> Any:
         return await awaitable
     except DB_ERRORS as exc:
         raise translate(exc) from exc
+
+
+@lru_cache(maxsize=1024)
+def _compile_select(
+    meta: Metadata | None, columns: tuple[str, ...]
+) -> tuple[tuple[str, ...], bool]:
+    """(select items, whether they are all declared fields under their own names).
+
+    Cached per model and spelling: hot endpoints select the same columns every time.
+    """
+    items = []
+    fields_only = True
+    for spec in columns:
+        for part in spec.split(","):
+            m = _SELECT_ITEM.fullmatch(part)
+            if not m:
+                raise ValidationError("非法的查询列", field="select")
+            name, alias = m.group(1), m.group(2)
+            field = meta.fields.get(name) if meta is not None else None
+            if field is not None and not alias:
+                items.append(meta.field_select(field))  # type: ignore[union-attr]
+                continue
+            fields_only = False
+            if name == "*":
+                sql = "*"
+            elif name.endswith(".*"):
+                sql = quote_ident(name[:-2]) + ".*"
+            elif "." in name or meta is None:
+                sql = quote_ident(name)
+            else:
+                sql = meta.column(name)
+            items.append(f"{sql} AS {quote_ident(alias)}" if alias else sql)
+    return tuple(items), fields_only
 
 
 @lru_cache(maxsize=1024)
