@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -60,6 +61,17 @@ async def sweep_refresh_tokens() -> int:
     )
 
 
+def freeze_startup_heap() -> None:
+    """Move everything built at startup into the GC's permanent generation.
+
+    The imported SDKs, pydantic models and routes are ~120k objects that live as long
+    as the process; without this every full collection walks them all again (measured
+    under load: several 40-50 ms pauses a minute). Later garbage is collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def _every(seconds: float, job: Any) -> None:
     while True:
         await asyncio.sleep(seconds)
@@ -77,6 +89,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.services = app.state.build_services(config)
     init_database(config)
     tasks = [asyncio.create_task(_every(TOKEN_SWEEP_SECONDS, sweep_refresh_tokens))]
+    if config.server.gc_freeze:
+        freeze_startup_heap()
     try:
         yield
     finally:

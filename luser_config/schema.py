@@ -30,6 +30,10 @@ class ServerConfig(_Section):
         description="log level",
     )
     debug: bool = Field(default=False, description="verbose errors; never in production")
+    gc_freeze: bool = Field(
+        default=False,
+        description="after startup, exempt the objects built so far from cyclic GC (gc.freeze)",
+    )
 
 
 class DataSourceConfig(_Section):

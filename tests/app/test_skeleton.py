@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 
 import httpx
@@ -13,9 +14,10 @@ from app import create_app
 from app.lifespan import init_database
 from app.routes import Call, operation
 from luser_common import ConfigError
+from luser_config import load_config
 from luser_config.schema import AppConfig
 
-from .conftest import error_code
+from .conftest import detached_pool, error_code
 
 
 async def test_health_and_ready(api: httpx.AsyncClient) -> None:
@@ -106,3 +108,17 @@ async def test_openapi_includes_routes_added_after_create_app() -> None:
         assert (await client.get("/api/extra/7")).json()["data"] == {"id": 7}
     assert doc["paths"]["/api/extra/{id}"]["get"]["summary"] == "Added by a feature package"
     assert "/api/videos" in doc["paths"]
+
+
+async def test_lifespan_freezes_the_startup_heap_when_configured(app_config: AppConfig) -> None:
+    server = app_config.server.model_copy(update={"gc_freeze": True})
+    app = create_app(app_config.model_copy(update={"server": server}))
+    gc.unfreeze()
+    try:
+        async with detached_pool(app_config), app.router.lifespan_context(app):
+            frozen = gc.get_freeze_count()
+    finally:
+        gc.unfreeze()  # the test process keeps collecting everything
+    assert frozen > 10_000  # the imported SDKs, models and routes
+    assert load_config("production").server.gc_freeze
+    assert not load_config("test").server.gc_freeze
