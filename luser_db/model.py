@@ -170,18 +170,24 @@ class Model(metaclass=ModelMeta):
         return self
 
     def to_dict(self, *names: str) -> dict[str, Any]:
-        """Fields and extra columns as a plain dict; only ``names``, in that order, if given.
+        """Fields and extra columns as a plain dict; only the fields in ``names`` if given.
 
         A named field that was not loaded (``select()`` left it out) reads as its default.
         """
+        # This runs once per row of every serialised page, so the common cases stay in C:
+        # a copy when the loaded columns are exactly the ones asked for, and a type scan
+        # that finds undecoded jsonb without a Python-level loop.
         data = self.__dict__
-        if names:
-            picked = {n: data[n] if n in data else self._unloaded(n) for n in names}
-            return {k: v.load() if v.__class__ is RawJson else v for k, v in picked.items()}
-        # The RawJson test is inlined: this runs once per value of every serialised row.
-        return {
-            k: v.load() if v.__class__ is RawJson else v for k, v in data.items() if k != "_dirty"
-        }
+        if not names:
+            out = data.copy()
+            out.pop("_dirty", None)
+        elif data.keys() == _name_set(names):
+            out = data.copy()
+        else:
+            out = {n: data[n] if n in data else self._unloaded(n) for n in names}
+        if RawJson in map(type, out.values()):
+            out = {k: v.load() if v.__class__ is RawJson else v for k, v in out.items()}
+        return out
 
     def _unloaded(self, name: str) -> Any:
         return getattr(self, name) if name in self._meta.fields else None
@@ -569,6 +575,11 @@ def _on_conflict(
         chosen = [c for c in chosen if c not in targets]
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in chosen)
     return head + (f" DO UPDATE SET {sets}" if sets else " DO NOTHING")
+
+
+@lru_cache(maxsize=1024)
+def _name_set(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(names)
 
 
 @lru_cache(maxsize=1024)

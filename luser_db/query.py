@@ -100,6 +100,7 @@ class QueryBuilder(Generic[T]):
         # container is a tuple, rebound (never mutated) by the builder methods.
         clone = object.__new__(type(self))
         state = self.__dict__.copy()
+        state.pop("_memo", None)  # compiled SQL belongs to this builder, not its variants
         for name, value in changes.items():
             state["_" + name] = value
         clone.__dict__ = state
@@ -365,6 +366,24 @@ class QueryBuilder(Generic[T]):
             return f"SELECT count(*) FROM ({inner}{self._body(params, order=False)}) AS _q", params
         return "SELECT count(*)" + self._body(params, order=False), params
 
+    def _compiled(
+        self, kind: str, build: Callable[[], tuple[str, list[Any]]]
+    ) -> tuple[str, list[Any]]:
+        """``build()``'s SQL, kept on this builder: it is immutable, so a query defined
+        once (a module constant, say) and run on every request is rendered only once."""
+        memo = self.__dict__.get("_memo")
+        if memo is None:
+            memo = self.__dict__["_memo"] = {}
+        found = memo.get(kind)
+        if found is None:
+            found = memo[kind] = build()
+        return found[0], list(found[1])
+
+    def _page_sql(self) -> tuple[str, list[Any]]:
+        # LIMIT and OFFSET are the last two parameters: one SQL text serves every page.
+        sql, params = self._clone(limit=0, offset=0).to_sql()
+        return sql, params[:-2]
+
     # -- terminals -------------------------------------------------------------------
 
     def _rows(self, rows: list[Any]) -> list[Any]:
@@ -373,7 +392,7 @@ class QueryBuilder(Generic[T]):
         return bulk(rows, lambda: [record_from(r) for r in rows])
 
     async def all(self) -> list[T]:
-        sql, params = self.to_sql()
+        sql, params = self._compiled("select", self.to_sql)
         return self._rows(await _exec.fetch(sql, params, self._source))
 
     def __await__(self) -> Generator[Any, None, list[T]]:
@@ -385,7 +404,7 @@ class QueryBuilder(Generic[T]):
         return None if row is None else self._rows([row])[0]
 
     async def count(self) -> int:
-        sql, params = self._count_sql()
+        sql, params = self._compiled("count", self._count_sql)
         return int(await _exec.fetchval(sql, params, self._source))
 
     async def exists(self) -> bool:
@@ -403,7 +422,9 @@ class QueryBuilder(Generic[T]):
         offset = (page - 1) * size
         if offset >= total:
             return Page([], page, size, total)
-        items = await self._clone(limit=size, offset=offset).all()
+        sql, params = self._compiled("page", self._page_sql)
+        params += (size, offset)
+        items = self._rows(await _exec.fetch(sql, params, self._source))
         return Page(items, page, size, total)
 
     async def pluck(self, column: str) -> list[Any]:

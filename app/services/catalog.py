@@ -85,9 +85,7 @@ class Catalog:
     # -- public reads ------------------------------------------------------------
 
     def public_query(self) -> QueryBuilder[Video]:
-        # Literal predicates, not bound values: the partial indexes of migration 0011
-        # match only a constant, and asyncpg's prepared statements go generic.
-        return Video.query().where("status = 'published'")
+        return _PUBLIC
 
     async def public_videos(
         self,
@@ -99,9 +97,7 @@ class Catalog:
         sort: str = "newest",
     ) -> Page[Video]:
         """A page of published videos with only ``PUBLIC_FIELDS`` loaded."""
-        query = _filtered(self.public_query().select(*PUBLIC_FIELDS), category_id, q)
-        for key in SORTS[sort]:
-            query = query.order_by(key)
+        query = _filtered(_PUBLIC_SORTED[sort], category_id, q)
         return await query.paginate(page, size)
 
     async def public_video(self, video_id: int) -> Video:
@@ -208,6 +204,16 @@ class Catalog:
     async def _check_category(self, category_id: int | None) -> None:
         if category_id is not None and await Category.find_by_id(category_id) is None:
             raise ValidationError("分类不存在", field="category_id")
+
+
+# Builders are immutable: the public queries are defined once, and each keeps its
+# compiled SQL, so an unfiltered page costs no query building at all.
+# Literal predicates, not bound values: the partial indexes of migration 0011 match
+# only a constant, and asyncpg's prepared statements go generic.
+_PUBLIC = Video.query().where("status = 'published'")
+_PUBLIC_SORTED = {
+    name: _PUBLIC.select(*PUBLIC_FIELDS).order_by(*keys) for name, keys in SORTS.items()
+}
 
 
 def _filtered(

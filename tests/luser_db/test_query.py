@@ -9,7 +9,7 @@ import pytest
 
 from luser_common import ValidationError
 from luser_db import Db, Field, Model, Record, transaction
-from luser_db.query import MAX_PAGE_SIZE
+from luser_db.query import MAX_PAGE_SIZE, QueryBuilder
 from luser_db.testing import assert_queries
 
 
@@ -243,6 +243,31 @@ async def test_select_of_fields_loads_models_with_only_those_fields() -> None:
     }
     (u,) = await User.query().select("name", "age as years").select_raw("age * 2 AS d").all()
     assert u.to_dict() == {"name": "ann", "years": 7, "d": 14}  # extra columns ride along
+
+
+@pytestmark_db
+async def test_a_reused_builder_renders_its_sql_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    await _seed(25)
+    base = User.query().where("age >= ?", 0).order_by("id")
+    rendered: list[str] = []
+    to_sql = QueryBuilder.to_sql
+
+    def counting(self: QueryBuilder[Any]) -> tuple[str, list[Any]]:
+        rendered.append("x")
+        return to_sql(self)
+
+    monkeypatch.setattr(QueryBuilder, "to_sql", counting)
+    with assert_queries(6) as log:
+        pages = [await base.paginate(n, 10) for n in (1, 3, 2)]
+    assert [len(p.items) for p in pages] == [10, 5, 10]
+    assert pages[1].items[0].name == "u20" and pages[2].items[-1].name == "u19"
+    assert len(set(log.statements)) == 2  # one count and one page statement, reused
+    assert len(rendered) == 1  # the page SQL, rendered once for all three pages
+    # Variants are new builders with their own SQL; the base keeps its own.
+    assert await base.where("age < ?", 100).count() == 10
+    assert await base.count() == 25
+    assert [u.age for u in await base.limit(2).all()] == [0, 10]
+    assert len(await base.all()) == 25
 
 
 @pytestmark_db
