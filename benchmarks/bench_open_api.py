@@ -47,6 +47,7 @@ from app.open_api import _db, manage  # noqa: E402
 from app.open_api.logs import LOG_COLUMNS, LogRow, LogWriter  # noqa: E402
 from app.open_api.quota import deduct_quota  # noqa: E402
 from app.vod.testing import PROXY_ENV_VARS, TencentVodStub  # noqa: E402
+from benchmarks.open_api.overhead import bench_overhead_http  # noqa: E402
 from luser_config.schema import AppConfig  # noqa: E402
 from luser_db.migrations import Migrator  # noqa: E402
 from luser_db.testing import create_test_database, drop_test_database, server_url  # noqa: E402
@@ -329,6 +330,14 @@ async def main(args: argparse.Namespace) -> None:
         try:
             await bench_logs(pool, args.log_rows, args.insert_rows, args.insert_concurrency)
             await bench_hot_path(url, pool, args.seconds, args.concurrency)
+            await bench_overhead_http(
+                url,
+                pool,
+                pepper=PEPPER,
+                connections=args.concurrency,
+                seconds=args.http_seconds,
+                load_factors=args.http_load,
+            )
             await bench_deductions(pool, args.deductions, args.concurrency)
         finally:
             _db.set_pool(None)
@@ -350,12 +359,21 @@ def _args() -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--deductions", type=int, default=10_000)
+    p.add_argument("--http-seconds", type=int, default=8, help="per wrk run of the HTTP part")
+    p.add_argument(
+        "--http-load",
+        type=float,
+        nargs="+",
+        default=[0.25, 0.5],
+        help="paced loads, as shares of the bare endpoint's saturated rate",
+    )
     p.add_argument(
         "--pool-size", type=int, default=32, help="open API pool (lower on a shared server)"
     )
     args = p.parse_args()
     if args.quick:
         args.log_rows, args.insert_rows, args.seconds, args.deductions = 50_000, 2_000, 1.0, 1_000
+        args.http_seconds = 2
     return args
 
 
