@@ -112,9 +112,7 @@ class QueryBuilder(Generic[T]):
         """A quoted column: known field for unqualified names, strict pattern for ``t.col``."""
         if not isinstance(name, str):
             raise ValidationError("字段名必须是字符串", field=what)
-        if "." in name or self._meta is None:
-            return quote_ident(name)
-        return self._meta.column(name)
+        return _column(self._meta, name)
 
     # -- where -----------------------------------------------------------------------
 
@@ -535,6 +533,13 @@ async def _guard(awaitable: Any) -> Any:
         raise translate(exc) from exc
 
 
+def _column(meta: Metadata | None, name: str) -> str:
+    """Quoted column: a known field for unqualified names, a strict pattern for ``t.col``."""
+    if "." in name or meta is None:
+        return quote_ident(name)
+    return meta.column(name)
+
+
 @lru_cache(maxsize=1024)
 def _compile_select(
     meta: Metadata | None, columns: tuple[str, ...]
@@ -560,10 +565,8 @@ def _compile_select(
                 sql = "*"
             elif name.endswith(".*"):
                 sql = quote_ident(name[:-2]) + ".*"
-            elif "." in name or meta is None:
-                sql = quote_ident(name)
             else:
-                sql = meta.column(name)
+                sql = _column(meta, name)
             items.append(f"{sql} AS {quote_ident(alias)}" if alias else sql)
     return tuple(items), fields_only
 
