@@ -94,6 +94,10 @@ def uvicorn_settings() -> list[str]:
         "--no-access-log",
         "--log-level",
         "warning",
+        # Paced load generators leave connections idle for seconds between requests;
+        # uvicorn's default 5 s would close some, and count as errors and reconnects.
+        "--timeout-keep-alive",
+        "60",
     ]
 
 

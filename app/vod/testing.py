@@ -22,10 +22,12 @@ The module also builds callback bodies/headers in the providers' formats.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import re
+import socket
 import sys
 import threading
 import time
@@ -78,8 +80,32 @@ class _Reply:
 
 
 class _Server(ThreadingHTTPServer):
+    """Keeps every live connection so ``close_connections`` can cut them (HTTP/1.1)."""
+
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 1024  # a load generator opens many connections at once
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._live: set[socket.socket] = set()
+        self._live_lock = threading.Lock()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self._live_lock:
+            self._live.add(request)
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._live_lock:
+                self._live.discard(request)
+
+    def close_connections(self) -> None:
+        with self._live_lock:
+            live, self._live = list(self._live), set()
+        for sock in live:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that timed out closes its socket before a delayed reply: expected here.
@@ -116,11 +142,12 @@ class _StubBase:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop serving and close the socket: further calls get "connection refused"."""
+        """Stop serving, cut kept-alive connections: further calls get "connection refused"."""
         if self._thread is not None:
             self._server.shutdown()
             self._thread = None
         self._server.server_close()
+        self._server.close_connections()
 
     def __enter__(self) -> _StubBase:
         self.start()
@@ -144,6 +171,12 @@ class _StubBase:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as the providers' API gateways do: SDK clients reuse connections.
+            protocol_version = "HTTP/1.1"
+            # Headers and body leave in two writes: without TCP_NODELAY the second one
+            # waits for the client's delayed ACK (40 ms) on a kept-alive connection.
+            disable_nagle_algorithm = True
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
