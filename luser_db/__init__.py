@@ -8,7 +8,7 @@ docs/orm.md.
 
 from luser_common import Page
 
-from ._pool import close, get_pool, init, reset
+from ._pool import close, connection, get_pool, init, reset
 from ._sql import quote_ident, to_dollar
 from ._transaction import (
     SharedConnectionError,
@@ -37,6 +37,7 @@ __all__ = [
     "Record",
     "SharedConnectionError",
     "close",
+    "connection",
     "current_connection",
     "get_pool",
     "in_transaction",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -22,7 +24,16 @@ from ._datasource import PRIMARY, data_source_config, resolve_url
 from ._json import RawJson, dumps_json, dumps_jsonb
 from .errors import DB_ERRORS, unavailable
 
-__all__ = ["PoolSettings", "acquire", "close", "get_pool", "init", "reset", "settings_for"]
+__all__ = [
+    "PoolSettings",
+    "acquire",
+    "close",
+    "connection",
+    "get_pool",
+    "init",
+    "reset",
+    "settings_for",
+]
 
 
 class LuserConnection(asyncpg.Connection):
@@ -255,6 +266,31 @@ async def _open(name: str) -> asyncpg.Pool:
     assert pool is not None
     acquire_timeouts[name] = settings.acquire_timeout
     return pool
+
+
+@asynccontextmanager
+async def connection(source: str = PRIMARY, *, stateless: bool = False) -> AsyncIterator[Any]:
+    """A pooled asyncpg connection of ``source`` for driver-level work (COPY, LISTEN,
+    a hand-tuned statement), returned to the pool when the block ends.
+
+    luser_db cannot see what runs on it, so its release does asyncpg's full reset
+    (one round trip) unless ``stateless=True``: the caller's promise that the block
+    leaves no session state (no ``SET``, ``LISTEN``, temporary tables or session
+    advisory locks; ``SET LOCAL`` and ``set_config(..., true)`` are fine). A
+    connection released inside a transaction is reset (rolled back) either way.
+    """
+    entry = pools.get(source)
+    if entry is not None and entry[1] is asyncio.get_running_loop():
+        pool = entry[0]
+    else:
+        pool = await get_pool(source)
+    conn = await acquire(pool, source)
+    if not stateless:
+        conn.mark_session_dirty()
+    try:
+        yield conn
+    finally:
+        await pool.release(conn)  # shielded: a cancelled task still returns it
 
 
 async def _fast_reset(conn: asyncpg.Connection) -> None:

@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+import luser_db
 from luser_common import DatabaseUnavailable
 
 Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
@@ -119,19 +120,35 @@ async def get_pool() -> asyncpg.Pool:
 
 
 @asynccontextmanager
-async def connection() -> AsyncIterator[Conn]:
-    """A pooled connection; statements on it are seen by active counters."""
-    pool = await get_pool()
+async def connection(*, stateless: bool = False) -> AsyncIterator[Conn]:
+    """A pooled connection; statements on it are seen by active counters.
+
+    ``stateless=True``: the block leaves no session state, so luser_db's pool
+    returns the connection without asyncpg's reset round trip (see
+    ``luser_db.connection``). The hot path's statements qualify.
+    """
+    if _pool is not None and _pool[1] is asyncio.get_running_loop():
+        source: Any = _acquired(_pool[0])
+    else:
+        source = luser_db.connection(stateless=stateless)
+    async with source as conn:
+        counters = tuple(_counters)
+        for counter in counters:
+            conn.add_query_logger(counter)
+        try:
+            yield conn
+        finally:
+            for counter in counters:
+                conn.remove_query_logger(counter)
+
+
+@asynccontextmanager
+async def _acquired(pool: asyncpg.Pool) -> AsyncIterator[Conn]:
     try:
         conn = await pool.acquire()
     except _CONNECT_ERRORS as exc:
         raise DatabaseUnavailable() from exc
-    counters = tuple(_counters)
-    for counter in counters:
-        conn.add_query_logger(counter)
     try:
         yield conn
     finally:
-        for counter in counters:
-            conn.remove_query_logger(counter)
         await pool.release(conn)

@@ -182,7 +182,7 @@ class LogWriter:
         while True:
             started = time.perf_counter()
             try:
-                async with _db.connection() as conn:
+                async with _db.connection(stateless=True) as conn:
                     await conn.copy_records_to_table(
                         "router_logs", records=batch, columns=LOG_COLUMNS
                     )

@@ -124,7 +124,7 @@ async def _deduct_once(
 ) -> Deduction:
     # One statement = one implicit transaction and one round trip: the wallet and
     # token rows stay locked only for this statement and its commit.
-    async with _db.connection() as conn:
+    async with _db.connection(stateless=True) as conn:  # set_config(..., true) is local
         try:
             row = await conn.fetchrow(_DEDUCT_SQL, request_id, user_id, token_id, amount, sync)
         except asyncpg.PostgresError as exc:
@@ -178,7 +178,7 @@ async def refund_quota(request_id: str, *, retries: int = 5) -> bool:
 
 
 async def _refund_once(request_id: str) -> bool:
-    async with _db.connection() as conn, conn.transaction():
+    async with _db.connection(stateless=True) as conn, conn.transaction():
         row = await conn.fetchrow(
             "UPDATE quota_deductions SET refunded_at = now() "
             "WHERE request_id = $1 AND refunded_at IS NULL RETURNING user_id, token_id, amount",

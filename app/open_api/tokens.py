@@ -208,7 +208,7 @@ class TokenStore:
         return info
 
     async def _load(self, key_hash: bytes) -> TokenInfo | None:
-        async with _db.connection() as conn:
+        async with _db.connection(stateless=True) as conn:
             row = await conn.fetchrow(_LOAD_SQL, key_hash)
         if row is None:
             return None

@@ -195,6 +195,25 @@ async def test_fast_release_still_clears_session_state(own_pool: str) -> None:
         assert not conn.is_in_transaction()
 
 
+async def test_driver_connections_reset_unless_declared_stateless(own_pool: str) -> None:
+    luser_db.init(own_pool, min_size=1, max_size=1)  # one connection: each block reuses it
+    async with luser_db.connection() as conn:
+        await conn.execute("set application_name = 'driver'")
+    assert await Db.query_str("show application_name") == ""  # full reset on release
+    async with luser_db.connection(stateless=True) as conn:
+        default = await conn.fetchval("show work_mem")
+        await conn.execute("select set_config('work_mem', '7MB', true)")  # local: allowed
+        assert await conn.fetchval("show work_mem") == default != "7MB"
+        # Breaking the promise shows the reset round trip really is skipped:
+        await conn.execute("set application_name = 'kept'")
+    assert await Db.query_str("show application_name") == "kept"
+    async with luser_db.connection(stateless=True) as conn:
+        await conn.execute("begin")  # released mid-transaction: rolled back regardless
+    async with luser_db.connection() as conn:
+        assert not conn.is_in_transaction()
+        await conn.execute("reset all")
+
+
 async def test_each_event_loop_gets_its_own_pool(own_pool: str) -> None:
     # e.g. Starlette's TestClient runs the app on a fresh loop in another thread.
     luser_db.init(own_pool, min_size=1, max_size=2)

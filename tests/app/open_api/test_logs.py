@@ -97,11 +97,11 @@ async def test_transient_write_failures_are_retried(
     failures = [2]
 
     @contextlib.asynccontextmanager
-    async def flaky() -> AsyncIterator[asyncpg.Connection]:
+    async def flaky(**options: bool) -> AsyncIterator[asyncpg.Connection]:
         if failures[0] > 0:
             failures[0] -= 1
             raise ConnectionResetError("injected: connection lost")
-        async with real() as c:
+        async with real(**options) as c:
             yield c
 
     monkeypatch.setattr(_db, "connection", flaky)
@@ -120,7 +120,7 @@ async def test_persistent_write_failure_is_counted_not_hidden(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     @contextlib.asynccontextmanager
-    async def down() -> AsyncIterator[asyncpg.Connection]:
+    async def down(**options: bool) -> AsyncIterator[asyncpg.Connection]:
         raise ConnectionRefusedError("injected: database down")
         yield  # pragma: no cover
 
