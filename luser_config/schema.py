@@ -346,6 +346,11 @@ class OpenApiConfig(_Section):
     # False trades durability for latency: a crash may forget the last few hundred ms of
     # committed deductions (wallet, token and idempotency row together: never partial).
     deduction_synchronous_commit: bool = True
+    # Read-only calls (play URLs, catalog search, usage) start their work while the
+    # charge commits and release it once charged; false: charge first, then work.
+    overlap_reads: bool = Field(
+        default=True, description="read-only calls work while the charge commits"
+    )
     upstream_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
 
 

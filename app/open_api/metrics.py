@@ -29,6 +29,13 @@ class OpenApiMetrics:
         self.deducted_nano = Counter(
             "open_api_deducted_nano", "Nano-units charged (refunds excluded)", registry=r
         )
+        self.overlapped = Counter(
+            "open_api_overlapped_calls",
+            "Read-only calls whose work ran while the charge committed, by outcome"
+            " (served; discarded: the charge was refused or failed)",
+            ["outcome"],
+            registry=r,
+        )
         self.upstream_failures = Counter(
             "open_api_upstream_failures",
             "Failed upstream attempts by channel",

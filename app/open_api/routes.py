@@ -90,7 +90,9 @@ async def open_videos(call: Call) -> Any:
             }
         )
 
-    return await _service(call).call(_context(call, "catalog.search"), None, local=search)
+    return await _service(call).call(
+        _context(call, "catalog.search"), None, local=search, read_only=True
+    )
 
 
 @operation(
@@ -117,7 +119,8 @@ async def open_play_url(call: Call) -> Any:
         signed = await client.play_url(found["media_id"], client_ip=ctx.client_ip)
         return {"video_id": video_id, "url": signed.url, "expires_at": signed.expires_at}
 
-    return await _service(call).call(ctx, play, resolve=resolve)
+    # Signing a URL (and the lookup it may need) changes nothing at the provider.
+    return await _service(call).call(ctx, play, resolve=resolve, read_only=True)
 
 
 class UploadIn(Input):
@@ -189,7 +192,9 @@ async def open_usage(call: Call) -> Any:
         rows = await logs.daily_usage(info.user_id, since, until, tz=call.query.tz)
         return {"since": since, "until": until, "days": _usage_rows(rows)}
 
-    return await _service(call).call(_context(call, "usage.read"), None, local=usage)
+    return await _service(call).call(
+        _context(call, "usage.read"), None, local=usage, read_only=True
+    )
 
 
 # -- /api/tokens (the signed-in user's own) ------------------------------------------

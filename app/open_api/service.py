@@ -4,7 +4,8 @@ Per call (``OpenApi.call``), in order, with no SQL reads in steady state:
 authenticate the key (cache) -> check status, owner, expiry, ability and IP ->
 price it from the routing snapshot -> pick the channel order (snapshot) ->
 deduct (one write transaction) -> call the upstream, failing over channel by
-channel -> refund if every channel failed -> enqueue the log row.
+channel -> refund if every channel failed -> enqueue the log row. Read-only work
+may run during the deduction; it is released only once the charge commits.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from luser_config.schema import OpenApiConfig, VodConfig
 
 from ..vod.base import VodProvider
 from .errors import NoChannel, UpstreamFailed
+from .headroom import Headroom
 from .logs import LogRow, LogWriter
 from .metrics import OpenApiMetrics
 from .partitions import maintain_partitions
@@ -96,6 +98,8 @@ class OpenApi:
             metrics=self.metrics,
         )
         self.upstreams: UpstreamFactory = upstreams or ChannelClients(self.box, vod)
+        self.headroom = Headroom(max_tokens=config.token_cache_size)
+        self.overlap_reads = config.overlap_reads
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- lifecycle -------------------------------------------------------------------
@@ -168,15 +172,19 @@ class OpenApi:
         *,
         resolve: Callable[[], Awaitable[str | None]] | None = None,
         local: Callable[[TokenInfo], Awaitable[T]] | None = None,
+        read_only: bool = False,
     ) -> T:
         """Run one open API call: ``action`` against upstream channels, or ``local``.
 
         ``resolve`` runs once the caller is authorised (before any charge) and may
         name the provider the call must go to (a video lives at one provider).
+        ``read_only`` says the work changes nothing anywhere (a lookup, a signature):
+        it may then run while the charge commits, its result released only once the
+        charge has committed (see ``Headroom`` for when that happens).
         """
         status, error_code = 200, None
         try:
-            result = await self._call(ctx, action, resolve, local)
+            result = await self._call(ctx, action, resolve, local, read_only)
         except AppError as err:
             status, error_code = err.status_code, err.code
             raise
@@ -193,6 +201,7 @@ class OpenApi:
         action: Action[T] | None,
         resolve: Callable[[], Awaitable[str | None]] | None,
         local: Callable[[TokenInfo], Awaitable[T]] | None,
+        read_only: bool,
     ) -> T:
         info = ctx.info = await self.tokens.authenticate(ctx.key)
         self.tokens.check_access(info, ctx.ability, ctx.client_ip)
@@ -210,13 +219,32 @@ class OpenApi:
             ]
             if not order:
                 raise NoChannel()
-        deduction = await self._deduct(ctx, info, cost)
-        self.access.touch(info.token_id)
-        try:
+
+        async def work() -> T:
             if action is None:
                 assert local is not None
                 return await local(info)
             return await self._failover(ctx, order, action)
+
+        # The charge is a durable commit: for read-only work, overlap the two.
+        overlap = read_only and self.overlap_reads and self.headroom.covers(info.token_id, cost)
+        pending = asyncio.ensure_future(work()) if overlap else None
+        try:
+            deduction = await self._deduct(ctx, info, cost)
+        except BaseException:
+            if pending is not None:  # not charged: nothing of the work leaves
+                pending.cancel()
+                pending.add_done_callback(_consume)
+                ctx.channel_id = None
+                self.metrics.overlapped.labels("discarded").inc()
+            raise
+        self.access.touch(info.token_id)
+        try:
+            if pending is None:
+                return await work()
+            result = await pending
+            self.metrics.overlapped.labels("served").inc()
+            return result
         except BaseException:
             if not deduction.replayed and deduction.amount:
                 await refund_quota(deduction.request_id)
@@ -237,8 +265,12 @@ class OpenApi:
                 synchronous_commit=self.config.deduction_synchronous_commit,
             )
         except AppError as err:
-            self.metrics.deductions.labels("refused" if err.status_code < 500 else "failed").inc()
+            refused = err.status_code < 500
+            if refused:
+                self.headroom.forget(info.token_id)
+            self.metrics.deductions.labels("refused" if refused else "failed").inc()
             raise
+        self.headroom.record(info, deduction)
         if deduction.replayed:
             self.metrics.deductions.labels("replayed").inc()
         else:
@@ -302,3 +334,9 @@ class OpenApi:
             yield self
         finally:
             await self.stop()
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    # Discarded work may still fail (or be cancelled); its outcome is not news.
+    if not task.cancelled():
+        task.exception()

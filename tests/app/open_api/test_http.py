@@ -8,6 +8,7 @@ management API), 9 (distinct error codes), 10 (no SQL reads on the hot path),
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -25,7 +26,8 @@ from app import open_api as open_api_pkg
 from app.lifespan import init_database
 from app.open_api import _db
 from app.open_api.logs import LogWriter
-from app.open_api.service import OpenApi
+from app.open_api.service import CallContext, OpenApi
+from app.open_api.tokens import TokenInfo
 from app.services.security import AccessTokens
 from app.vod.testing import PROXY_ENV_VARS, TencentVodStub
 from luser_config.schema import AppConfig
@@ -503,3 +505,128 @@ async def test_bad_listing_input_is_a_4xx(env: Env, pool: asyncpg.Pool) -> None:
         "/api/tokens/usage", headers=env.jwt(user_id), params={"since": "2030-01-01T00:00:00Z"}
     )
     assert r.status_code == 422
+
+
+# -- read-only work overlaps the charge -----------------------------------------------
+
+
+async def _wallet_locked(pool: asyncpg.Pool, user_id: int) -> AsyncIterator[None]:
+    """Hold the wallet row: every deduction of ``user_id`` waits until the block ends."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+        yield
+
+
+_locked = contextlib.asynccontextmanager(_wallet_locked)
+
+
+def _described(stub: TencentVodStub) -> int:
+    return len(stub.calls("DescribeMediaInfos"))
+
+
+def _overlapped(env: Env, outcome: str) -> float:
+    return float(env.service.metrics.overlapped.labels(outcome)._value.get())
+
+
+async def test_read_only_work_runs_while_the_charge_commits(
+    env: Env, pool: asyncpg.Pool, stubs: tuple[TencentVodStub, TencentVodStub]
+) -> None:
+    a, _ = stubs
+    user_id, key, _ = await _partner(env, pool, 10 * PRICE)
+    assert (await _play(env, key)).status_code == 200  # the charge leaves headroom for more
+    served = _overlapped(env, "served")
+    seen = _described(a)
+    async with _locked(pool, user_id):
+        call = asyncio.create_task(_play(env, key))
+        # The provider is asked while the deduction still waits for the wallet row ...
+        for _ in range(500):
+            if _described(a) > seen:
+                break
+            await asyncio.sleep(0.01)
+        assert _described(a) == seen + 1
+        await asyncio.sleep(0.05)
+        assert not call.done()  # ... but nothing is served before the charge commits
+    r = await call
+    assert r.status_code == 200, r.text
+    assert _overlapped(env, "served") == served + 1
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT balance FROM users WHERE id = $1", user_id) == 8 * PRICE
+
+
+@pytest.mark.parametrize("case", ["first call of a key", "not read-only", "turned off"])
+async def test_otherwise_the_work_starts_after_the_charge(
+    env: Env, pool: asyncpg.Pool, case: str
+) -> None:
+    user_id, key, _ = await _partner(env, pool, 10 * PRICE)
+    service = env.service
+    read_only = case != "not read-only"
+    if case != "first call of a key":
+        assert (await _play(env, key)).status_code == 200  # headroom recorded
+    started = asyncio.Event()
+
+    async def work(_: TokenInfo) -> str:
+        started.set()
+        return "done"
+
+    def context() -> CallContext:
+        return CallContext(key, "catalog.search", "/t", "10.1.2.3", uuid.uuid4().hex)
+
+    service.overlap_reads = case != "turned off"
+    try:
+        async with _locked(pool, user_id):
+            call = asyncio.create_task(
+                service.call(context(), None, local=work, read_only=read_only)
+            )
+            await asyncio.sleep(0.3)
+            assert not started.is_set() and not call.done()
+        assert await call == "done" and started.is_set()
+    finally:
+        service.overlap_reads = env.config.open_api.overlap_reads
+
+
+async def test_an_overlapped_call_refused_at_the_charge_is_not_served(
+    env: Env, pool: asyncpg.Pool, stubs: tuple[TencentVodStub, TencentVodStub]
+) -> None:
+    a, _ = stubs
+    user_id, key, _ = await _partner(env, pool, 10 * PRICE)
+    assert (await _play(env, key)).status_code == 200
+    async with pool.acquire() as conn:  # drained elsewhere: the headroom hint is stale
+        await conn.execute("UPDATE users SET balance = 0 WHERE id = $1", user_id)
+    discarded = _overlapped(env, "discarded")
+    r = await _play(env, key)
+    assert (r.status_code, r.json()["error"]["code"]) == (402, "INSUFFICIENT_BALANCE")
+    assert "url" not in r.text
+    assert _overlapped(env, "discarded") == discarded + 1
+    # The refusal drops the hint: the next call is charged first, the provider not asked.
+    await asyncio.sleep(0.05)  # let the discarded lookup finish at the stub
+    seen = _described(a)
+    r = await _play(env, key)
+    assert r.status_code == 402 and _described(a) == seen
+    await _flush(env)
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT status_code, channel_id, cost FROM router_logs WHERE user_id = $1 ORDER BY id",
+            user_id,
+        )
+        balance = await conn.fetchval("SELECT balance FROM users WHERE id = $1", user_id)
+    assert [tuple(r) for r in rows] == [
+        (200, env.channels["A"], PRICE),
+        (402, None, 0),
+        (402, None, 0),
+    ]
+    assert balance == 0
+
+
+async def test_the_hot_path_on_the_services_own_pool(env: Env, pool: asyncpg.Pool) -> None:
+    # Elsewhere these tests hand the open API a pool of their own; in the service it
+    # borrows luser_db's, whose connections go back without a reset round trip.
+    user_id, key, _ = await _partner(env, pool, PRICE)
+    _db.set_pool(None)
+    try:
+        assert (await _play(env, key)).status_code == 200
+        assert (await _play(env, key)).json()["error"]["code"] == "INSUFFICIENT_BALANCE"
+        assert (await _play(env, key)).status_code == 402  # the refused one left no mess
+    finally:
+        _db.set_pool(pool)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT balance FROM users WHERE id = $1", user_id) == 0
