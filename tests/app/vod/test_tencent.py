@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 import urllib.parse
@@ -312,3 +313,18 @@ async def test_callback_without_configured_token_fails_closed() -> None:
 async def test_malformed_authentic_callback_is_a_400(body: bytes) -> None:
     with pytest.raises(DeserializationError):
         await callback_provider().parse_callback({}, body, {"token": TOKEN})
+
+
+async def test_a_proxy_from_the_environment_is_still_used(
+    tencent_stub: TencentVodStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without proxy variables the client skips requests' per-call environment scan;
+    # with one set, calls must go through it (here: a closed port, so they fail).
+    tencent_stub.add_media(FILE_ID)
+    assert (await TencentVodProvider(tencent_stub.config()).media_info(FILE_ID)).title
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    with pytest.raises(NetworkError):
+        await TencentVodProvider(tencent_stub.config()).media_info(FILE_ID)
