@@ -152,8 +152,6 @@ async def bench_hot_path(url: str, pool: asyncpg.Pool, seconds: float, concurren
         os.environ.pop(name, None)
     stub = TencentVodStub()
     stub.start()
-    # The stub's http.server listens with a backlog of 5: 32 clients need more.
-    stub._server.socket.listen(1024)
     stub.add_media("528589078170001")
     config = AppConfig.model_validate(
         {
@@ -336,6 +334,7 @@ async def main(args: argparse.Namespace) -> None:
                 pepper=PEPPER,
                 connections=args.concurrency,
                 seconds=args.http_seconds,
+                rounds=args.http_rounds,
                 load_factors=args.http_load,
             )
             await bench_deductions(pool, args.deductions, args.concurrency)
@@ -359,12 +358,13 @@ def _args() -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--deductions", type=int, default=10_000)
-    p.add_argument("--http-seconds", type=int, default=8, help="per wrk run of the HTTP part")
+    p.add_argument("--http-seconds", type=int, default=12, help="per wrk run of the HTTP part")
+    p.add_argument("--http-rounds", type=int, default=5, help="paced rounds per load")
     p.add_argument(
         "--http-load",
         type=float,
         nargs="+",
-        default=[0.25, 0.5],
+        default=[0.1, 0.25, 0.5],
         help="paced loads, as shares of the bare endpoint's saturated rate",
     )
     p.add_argument(
@@ -373,7 +373,7 @@ def _args() -> argparse.Namespace:
     args = p.parse_args()
     if args.quick:
         args.log_rows, args.insert_rows, args.seconds, args.deductions = 50_000, 2_000, 1.0, 1_000
-        args.http_seconds = 2
+        args.http_seconds, args.http_rounds = 2, 1
     return args
 
 

@@ -32,6 +32,7 @@ from statistics import median
 from typing import Any
 
 import asyncpg
+import psutil
 from pydantic import SecretStr
 
 from app.open_api import manage
@@ -52,12 +53,40 @@ class WrkRun:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_ms: dict[str, float] | None = None  # CPU per request by process group
+
+
+class CpuMeter:
+    """CPU seconds of the service process, of this process (the stub) and of PostgreSQL.
+
+    PostgreSQL's share is every local ``postgres`` process (backends, WAL writer,
+    checkpointer); 0 when the server is elsewhere or its processes are not readable.
+    """
+
+    def __init__(self, server_pid: int) -> None:
+        self._groups = {"service": [server_pid], "stub": [os.getpid()]}
+
+    def read(self) -> dict[str, float]:
+        groups = {**self._groups, "postgres": _postgres_pids()}
+        return {name: sum(_cpu(pid) for pid in pids) for name, pids in groups.items()}
+
+
+def _postgres_pids() -> list[int]:
+    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+
+
+def _cpu(pid: int) -> float:
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0.0
+    return times.user + times.system
 
 
 async def wrk(url: str, keys_file: str, seconds: int, connections: int, delay_ms: float) -> WrkRun:
     cmd = [
         "wrk",
-        "-t2",
+        f"-t{min(2, connections)}",
         f"-c{connections}",
         f"-d{seconds}s",
         "--latency",
@@ -160,7 +189,6 @@ async def bench_overhead_http(
         os.environ.pop(name, None)
     stub = TencentVodStub()
     stub.start()
-    stub._server.socket.listen(1024)  # http.server's backlog of 5 is too small for wrk
     stub.add_media(MEDIA_ID)
     config = AppConfig.model_validate(
         {
@@ -194,7 +222,8 @@ async def bench_overhead_http(
             await _wait_ready(port, f"/bare/videos/{video_id}/play_url", proc, log)
             for target, keys_arg in targets.values():  # warm caches, SDK clients, statements
                 await wrk(target, keys_arg, 2, connections, 0)
-            await _report(targets, connections, seconds, rounds, load_factors)
+            meter = CpuMeter(proc.pid)
+            await _report(targets, connections, seconds, rounds, load_factors, meter)
         finally:
             proc.terminate()
             try:
@@ -226,17 +255,24 @@ async def _report(
     seconds: int,
     rounds: int,
     load_factors: tuple[float, ...] | list[float],
+    meter: CpuMeter,
 ) -> None:
     saturated: dict[str, WrkRun] = {}
     for _ in range(2):
         for name, (target, keys_arg) in targets.items():
+            before = meter.read()
             run = await wrk(target, keys_arg, seconds, connections, 0)
+            after = meter.read()
+            requests = run.rps * seconds
+            run.cpu_ms = {k: (after[k] - before[k]) / requests * 1000 for k in after}
             if name not in saturated or run.rps > saturated[name].rps:
                 saturated[name] = run
     for name, run in saturated.items():
+        cpu = "  ".join(f"{k} {v:.2f}" for k, v in (run.cpu_ms or {}).items())
         print(
             f"hot path HTTP  {name:<9}: {run.rps:>7,.0f} req/s saturated"
             f"  (p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms: queueing; errors {run.errors})"
+            f"\n               CPU ms/request: {cpu}"
         )
     ratio = saturated["open API"].rps / saturated["bare"].rps
     print(f"               open API / bare = {ratio:.2f}")
