@@ -117,8 +117,8 @@ async def wrk(url: str, keys_file: str, seconds: int, connections: int, delay_ms
 
 async def _prepare(
     pool: asyncpg.Pool, config: AppConfig, pepper: str, connections: int
-) -> tuple[int, list[str]]:
-    """Wallets, one video, a channel on the stub and the ability; (video id, keys)."""
+) -> tuple[int, int, list[str]]:
+    """Wallets, one video, a channel on the stub and the ability; (video, channel, keys)."""
     async with pool.acquire() as conn:
         user_ids = [
             r["id"]
@@ -155,7 +155,7 @@ async def _prepare(
         (await manage.create_token(u, manage.TokenSpec(), pepper=pepper.encode())).key
         for u in user_ids
     ]
-    return int(video_id), keys
+    return int(video_id), int(channel["id"]), keys
 
 
 async def _wait_ready(port: int, path: str, proc: subprocess.Popen[bytes], log: Any) -> None:
@@ -198,7 +198,7 @@ async def bench_overhead_http(
             "vod": {"tencent": stub.config().model_dump()},
         }
     )
-    video_id, keys = await _prepare(pool, config, pepper, connections)
+    video_id, channel_id, keys = await _prepare(pool, config, pepper, connections)
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="luser-bench-open-api-") as tmp:
         keys_file = os.path.join(tmp, "keys.txt")
@@ -232,6 +232,7 @@ async def bench_overhead_http(
                 proc.kill()
             log.close()
             stub.stop()
+            await manage.delete_channel(channel_id)  # later phases route without it
 
 
 def _config_json(config: AppConfig) -> str:
