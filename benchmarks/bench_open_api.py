@@ -319,6 +319,9 @@ async def _drive(
     return len(latencies) / (time.perf_counter() - started), latencies
 
 
+PHASES = ("http", "logs", "inproc", "deductions")
+
+
 async def quiesce(pool: asyncpg.Pool) -> None:
     """Finish pending background work (statistics, dead rows, dirty pages) now."""
     async with pool.acquire() as conn:
@@ -341,20 +344,25 @@ async def main(args: argparse.Namespace) -> None:
         try:
             # Latency first, on a fresh database: the bulk phases below leave autovacuum
             # and checkpoint work behind that would land in the percentiles.
-            await quiesce(pool)
-            await bench_overhead_http(
-                url,
-                pool,
-                pepper=PEPPER,
-                connections=args.concurrency,
-                seconds=args.http_seconds,
-                rounds=args.http_rounds,
-                load_factors=args.http_load,
-            )
-            await bench_logs(pool, args.log_rows, args.insert_rows, args.insert_concurrency)
-            await quiesce(pool)
-            await bench_hot_path(url, pool, args.seconds, args.concurrency)
-            await bench_deductions(pool, args.deductions, args.concurrency)
+            if "http" in args.phases:
+                await quiesce(pool)
+                await bench_overhead_http(
+                    url,
+                    pool,
+                    pepper=PEPPER,
+                    connections=args.concurrency,
+                    seconds=args.http_seconds,
+                    rounds=args.http_rounds,
+                    load_factors=args.http_load,
+                    synchronous_commit=not args.http_async_commit,
+                )
+            if "logs" in args.phases:
+                await bench_logs(pool, args.log_rows, args.insert_rows, args.insert_concurrency)
+            if "inproc" in args.phases:
+                await quiesce(pool)
+                await bench_hot_path(url, pool, args.seconds, args.concurrency)
+            if "deductions" in args.phases:
+                await bench_deductions(pool, args.deductions, args.concurrency)
         finally:
             _db.set_pool(None)
             await pool.close()
@@ -369,6 +377,18 @@ def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--dsn", help="server URL (default: embedded PostgreSQL)")
     p.add_argument("--quick", action="store_true")
+    p.add_argument(
+        "--phases",
+        nargs="+",
+        choices=PHASES,
+        default=list(PHASES),
+        help="workloads to run (default: all, in this order)",
+    )
+    p.add_argument(
+        "--http-async-commit",
+        action="store_true",
+        help="HTTP phase with open_api.deduction_synchronous_commit = false",
+    )
     p.add_argument("--log-rows", type=int, default=300_000)
     p.add_argument("--insert-rows", type=int, default=20_000)
     p.add_argument("--insert-concurrency", type=int, default=8)

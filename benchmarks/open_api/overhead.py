@@ -181,6 +181,7 @@ async def bench_overhead_http(
     seconds: int = 8,
     rounds: int = 3,
     load_factors: tuple[float, ...] | list[float] = (0.25, 0.5),
+    synchronous_commit: bool = True,
 ) -> None:
     if shutil.which("wrk") is None:
         print("hot path (HTTP) skipped: wrk is not installed (apt-get install wrk)")
@@ -194,7 +195,11 @@ async def bench_overhead_http(
         {
             "database": {"url": url, "max_connections": 10, "min_connections": 10},
             "server": {"gc_freeze": True},
-            "open_api": {"token_pepper": pepper, "config_poll_interval_seconds": 3600},
+            "open_api": {
+                "token_pepper": pepper,
+                "config_poll_interval_seconds": 3600,
+                "deduction_synchronous_commit": synchronous_commit,
+            },
             "vod": {"tencent": stub.config().model_dump()},
         }
     )
