@@ -279,11 +279,7 @@ async def connection(source: str = PRIMARY, *, stateless: bool = False) -> Async
     advisory locks; ``SET LOCAL`` and ``set_config(..., true)`` are fine). A
     connection released inside a transaction is reset (rolled back) either way.
     """
-    entry = pools.get(source)
-    if entry is not None and entry[1] is asyncio.get_running_loop():
-        pool = entry[0]
-    else:
-        pool = await get_pool(source)
+    pool = await get_pool(source)
     conn = await acquire(pool, source)
     if not stateless:
         conn.mark_session_dirty()

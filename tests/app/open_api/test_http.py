@@ -510,14 +510,12 @@ async def test_bad_listing_input_is_a_4xx(env: Env, pool: asyncpg.Pool) -> None:
 # -- read-only work overlaps the charge -----------------------------------------------
 
 
+@contextlib.asynccontextmanager
 async def _wallet_locked(pool: asyncpg.Pool, user_id: int) -> AsyncIterator[None]:
     """Hold the wallet row: every deduction of ``user_id`` waits until the block ends."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
         yield
-
-
-_locked = contextlib.asynccontextmanager(_wallet_locked)
 
 
 def _described(stub: TencentVodStub) -> int:
@@ -536,7 +534,7 @@ async def test_read_only_work_runs_while_the_charge_commits(
     assert (await _play(env, key)).status_code == 200  # the charge leaves headroom for more
     served = _overlapped(env, "served")
     seen = _described(a)
-    async with _locked(pool, user_id):
+    async with _wallet_locked(pool, user_id):
         call = asyncio.create_task(_play(env, key))
         # The provider is asked while the deduction still waits for the wallet row ...
         for _ in range(500):
@@ -573,7 +571,7 @@ async def test_otherwise_the_work_starts_after_the_charge(
 
     service.overlap_reads = case != "turned off"
     try:
-        async with _locked(pool, user_id):
+        async with _wallet_locked(pool, user_id):
             call = asyncio.create_task(
                 service.call(context(), None, local=work, read_only=read_only)
             )
