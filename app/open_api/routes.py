@@ -173,8 +173,17 @@ def _window(query: UsageQuery) -> tuple[datetime, datetime]:
     return since, until
 
 
-def _usage_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**r, "day": r["day"].isoformat()} for r in rows]
+async def _usage(
+    query: UsageQuery,
+    window: tuple[datetime, datetime],
+    user_id: int | None,
+    token_id: int | None = None,
+) -> dict[str, Any]:
+    """Daily totals over ``window`` (from ``_window``, checked before anything is charged)."""
+    since, until = window
+    rows = await logs.daily_usage(user_id, since, until, token_id=token_id, tz=query.tz)
+    days = [{**r, "day": r["day"].isoformat()} for r in rows]
+    return {"since": since, "until": until, "days": days}
 
 
 @operation(
@@ -186,11 +195,10 @@ def _usage_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     errors=(401, 402, 403, 429),
 )
 async def open_usage(call: Call) -> Any:
-    since, until = _window(call.query)
+    window = _window(call.query)
 
     async def usage(info: Any) -> Any:
-        rows = await logs.daily_usage(info.user_id, since, until, tz=call.query.tz)
-        return {"since": since, "until": until, "days": _usage_rows(rows)}
+        return await _usage(call.query, window, info.user_id)
 
     return await _service(call).call(
         _context(call, "usage.read"), None, local=usage, read_only=True
@@ -319,11 +327,8 @@ class MyUsageQuery(UsageQuery):
     access="user",
 )
 async def my_usage(call: Call) -> Any:
-    since, until = _window(call.query)
-    rows = await logs.daily_usage(
-        call.current_user.id, since, until, token_id=call.query.token_id, tz=call.query.tz
-    )
-    return {"since": since, "until": until, "days": _usage_rows(rows)}
+    query = call.query
+    return await _usage(query, _window(query), call.current_user.id, query.token_id)
 
 
 @operation(
@@ -667,9 +672,7 @@ class AdminUsageQuery(UsageQuery):
     access="admin",
 )
 async def admin_usage(call: Call) -> Any:
-    since, until = _window(call.query)
-    rows = await logs.daily_usage(call.query.user_id, since, until, tz=call.query.tz)
-    return {"since": since, "until": until, "days": _usage_rows(rows)}
+    return await _usage(call.query, _window(call.query), call.query.user_id)
 
 
 # -- /metrics ------------------------------------------------------------------------

@@ -406,6 +406,13 @@ async def test_usage_and_logs_endpoints(env: Env, pool: asyncpg.Pool) -> None:
     r = await env.client.get("/api/tokens/usage", headers=env.jwt(user_id))
     days = r.json()["data"]["days"]
     assert sum(d["cost"] for d in days) == 3 * PRICE
+    r = await env.client.get(
+        "/api/admin/open/usage",
+        headers={"Authorization": env.admin_jwt},
+        params={"user_id": user_id},
+    )
+    assert r.status_code == 200, r.text
+    assert sum(d["cost"] for d in r.json()["data"]["days"]) == 3 * PRICE
     r = await env.client.get("/api/tokens/logs", headers=env.jwt(user_id), params={"limit": 2})
     assert r.status_code == 200, r.text
     page = r.json()["data"]
