@@ -8,7 +8,10 @@ docs/orm.md.
 
 from luser_common import Page
 
-from ._pool import close, connection, get_pool, init, reset
+from ._connection import Connection, connection
+from ._observe import QueryEvent, on_query
+from ._pool import close, get_pool, init, reset
+from ._retry import full_jitter, retry
 from ._sql import quote_ident, to_dollar
 from ._transaction import (
     SharedConnectionError,
@@ -22,30 +25,40 @@ from ._transaction import (
 )
 from .db import Db, DbSource
 from .embedded import start_embedded, stop_embedded
+from .errors import CommitUncertain, PoolClosed, ReadOnlyError, is_retryable
 from .fields import Field
 from .model import Model
 from .query import QueryBuilder
 from .record import Record
 
 __all__ = [
+    "CommitUncertain",
+    "Connection",
     "Db",
     "DbSource",
     "Field",
     "Model",
     "Page",
+    "PoolClosed",
     "QueryBuilder",
+    "QueryEvent",
+    "ReadOnlyError",
     "Record",
     "SharedConnectionError",
     "close",
     "connection",
     "current_connection",
+    "full_jitter",
     "get_pool",
     "in_transaction",
     "init",
+    "is_retryable",
     "on_commit",
+    "on_query",
     "on_rollback",
     "quote_ident",
     "reset",
+    "retry",
     "retry_transaction",
     "start_embedded",
     "stop_embedded",

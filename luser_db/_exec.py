@@ -1,8 +1,12 @@
-"""The one place SQL is sent: joins the current transaction or borrows a pooled connection.
+"""The one door every statement goes through: model, builder, ``Db``, ``iterate``, COPY
+and the connections handed out by ``luser_db.connection()``.
 
-Every call maps driver errors through :func:`errors.translate` and notifies the
-query listeners (``luser_db.testing.assert_queries``). Kept flat on purpose:
-this is the hot path of every ORM call.
+:func:`run` picks the connection (the current transaction's, or a pooled one) and
+:func:`send` runs one driver call on it: driver errors become luser errors here and
+nowhere else, and when anyone is watching (``on_query`` listeners, the ``luser_db.sql``
+logger at DEBUG, a slow-query threshold) the call is timed and reported. Kept flat
+on purpose: this is the hot path of every ORM call, and with nobody watching it
+costs one flag test.
 """
 
 from __future__ import annotations
@@ -11,17 +15,67 @@ from asyncio import get_running_loop
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from . import _observe
+from ._context import current_txs
 from ._datasource import PRIMARY
 from ._pool import acquire, get_pool, pools, touches_session
-from ._transaction import _current
-from .errors import DB_ERRORS, translate
+from .errors import DB_ERRORS, failure
 
-__all__ = ["copy_records", "execute", "executemany", "fetch", "fetchrow", "fetchval", "listeners"]
+__all__ = [
+    "copy_records",
+    "execute",
+    "executemany",
+    "fetch",
+    "fetchrow",
+    "fetchval",
+    "guard",
+    "listeners",
+    "rowcount",
+    "run",
+    "send",
+]
 
-# Called with each SQL string before it is sent; empty unless a test is counting.
+# Called with each SQL string before it is sent (``luser_db.testing.assert_queries``).
 listeners: list[Callable[[str], None]] = []
 
 Op = Callable[[Any, str, Sequence[Any]], Coroutine[Any, Any, Any]]
+
+_watch = _observe.watch
+
+
+async def send(conn: Any, op: Op, sql: str, args: Sequence[Any], source: str, in_tx: bool) -> Any:
+    """``op(conn, sql, args)`` with errors translated and, when watched, timed and reported."""
+    if not _watch.active and not _observe.sql_log_enabled():
+        try:
+            return await op(conn, sql, args)
+        except DB_ERRORS as exc:
+            raise failure(exc, sql, in_tx) from exc
+    started = _observe.clock()
+    try:
+        result = await op(conn, sql, args)
+    except DB_ERRORS as exc:
+        error = failure(exc, sql, in_tx)
+        _observe.report(sql, args, source, started, None, error)
+        raise error from exc
+    _observe.report(sql, args, source, started, result, None)
+    return result
+
+
+async def guard(
+    conn: Any,
+    step: Callable[[], Coroutine[Any, Any, Any]],
+    what: str,
+    source: str = PRIMARY,
+    in_tx: bool = True,
+) -> Any:
+    """A driver step that is not a caller's statement (BEGIN, COMMIT, a cursor fetch),
+    through the same door; ``what`` names it for listeners and logs. ``in_tx=False``
+    for COMMIT: a connection lost during it leaves the outcome unknown."""
+
+    def op(conn: Any, sql: str, args: Sequence[Any]) -> Coroutine[Any, Any, Any]:
+        return step()
+
+    return await send(conn, op, what, (), source, in_tx)
 
 
 async def run(
@@ -31,7 +85,7 @@ async def run(
     if listeners:
         for listener in listeners:
             listener(sql)
-    txs = _current.get()
+    txs = current_txs.get()
     if txs is not None:
         tx = txs.get(source)
         if tx is not None and tx.active:
@@ -40,9 +94,7 @@ async def run(
             try:
                 if raw and touches_session(sql):
                     conn.mark_session_dirty()  # e.g. a plain SET outlives the transaction
-                return await op(conn, sql, args)
-            except DB_ERRORS as exc:
-                raise translate(exc) from exc
+                return await send(conn, op, sql, args, source, True)
             finally:
                 tx.busy = False
     entry = pools.get(source)
@@ -54,9 +106,7 @@ async def run(
     try:
         if raw and touches_session(sql):
             conn.mark_session_dirty()
-        return await op(conn, sql, args)
-    except DB_ERRORS as exc:
-        raise translate(exc) from exc
+        return await send(conn, op, sql, args, source, False)
     finally:
         # Pool.release shields itself, so a cancelled task still returns the connection.
         await pool.release(conn)
@@ -80,6 +130,15 @@ def _execute(conn: Any, sql: str, args: Sequence[Any]) -> Coroutine[Any, Any, An
 
 def _executemany(conn: Any, sql: str, args: Sequence[Any]) -> Coroutine[Any, Any, Any]:
     return conn.executemany(sql, args)
+
+
+OPS: dict[str, Op] = {
+    "fetch": _fetch,
+    "fetchrow": _fetchrow,
+    "fetchval": _fetchval,
+    "execute": _execute,
+    "executemany": _executemany,
+}
 
 
 def fetch(
@@ -115,21 +174,31 @@ async def executemany(
     await run(_executemany, sql, rows, source, raw)
 
 
+def copy_op(table: str, columns: Sequence[str] | None, schema: str | None, **options: Any) -> Op:
+    """The driver call that COPYs the records passed as ``args`` into ``table``."""
+
+    def op(conn: Any, sql: str, args: Sequence[Any]) -> Coroutine[Any, Any, Any]:
+        return conn.copy_records_to_table(
+            table,
+            records=args,
+            columns=None if columns is None else list(columns),
+            schema_name=schema,
+            **options,
+        )
+
+    return op
+
+
 async def copy_records(
     table: str,
-    columns: Sequence[str],
+    columns: Sequence[str] | None,
     records: Sequence[Sequence[Any]],
     schema: str | None,
     source: str = PRIMARY,
 ) -> int:
     """COPY ``records`` into ``table`` (binary protocol); returns the row count."""
-
-    def op(conn: Any, sql: str, args: Sequence[Any]) -> Coroutine[Any, Any, Any]:
-        return conn.copy_records_to_table(
-            table, records=args, columns=list(columns), schema_name=schema
-        )
-
-    status = await run(op, f"COPY {table}", records, source)
+    name = f"{schema}.{table}" if schema else table
+    status = await run(copy_op(table, columns, schema), f"COPY {name}", records, source)
     return rowcount(status)
 
 

@@ -18,17 +18,16 @@ from typing import Any
 
 import asyncpg
 
-from luser_common import DatabaseUnavailable
-
 from ._datasource import PRIMARY, data_source_config, resolve_url
 from ._json import RawJson, dumps_json, dumps_jsonb
-from .errors import DB_ERRORS, unavailable
+from ._sql import split_statements
+from .errors import DB_ERRORS, PoolClosed, unavailable
 
 __all__ = [
     "PoolSettings",
     "acquire",
     "close",
-    "connection",
+    "connect_dedicated",
     "get_pool",
     "init",
     "reset",
@@ -49,6 +48,12 @@ class LuserConnection(asyncpg.Connection):
 
     def mark_session_dirty(self) -> None:
         self._luser_dirty = True
+
+    def get_reset_query(self) -> str:
+        # asyncpg's reset (RESET ALL, UNLISTEN *, CLOSE ALL, advisory unlock) leaves
+        # temporary tables behind; the next borrower must not see them.
+        query: str = super().get_reset_query()
+        return f"{query}\nDISCARD TEMP;" if query else "DISCARD TEMP;"
 
 
 @dataclass(slots=True)
@@ -202,14 +207,14 @@ async def get_pool(name: str = PRIMARY) -> asyncpg.Pool:
     if entry is not None and entry[1] is loop:
         return entry[0]
     if _state.closed:
-        raise DatabaseUnavailable("数据库连接池已关闭")
+        raise PoolClosed()
     lock = _state.locks.setdefault((name, loop), asyncio.Lock())
     async with lock:
         entry = pools.get(name)
         if entry is not None and entry[1] is loop:
             return entry[0]
         if _state.closed:
-            raise DatabaseUnavailable("数据库连接池已关闭")
+            raise PoolClosed()
         if entry is not None:  # the current pool belongs to another loop: park it
             _park(name, *entry)
         pool = _state.parked.pop((name, loop), None) or await _open(name)
@@ -245,6 +250,25 @@ async def acquire(pool: asyncpg.Pool, source: str) -> Any:
     return conn
 
 
+# asyncpg.connect keywords among a pool's options (the rest are pool-only).
+_CONNECT_OPTIONS = ("timeout", "command_timeout", "statement_cache_size", "ssl", "server_settings")
+
+
+async def connect_dedicated(name: str = PRIMARY) -> asyncpg.Connection:
+    """A connection of data source ``name`` outside the pool (LISTEN holds one for good:
+    taking it from the pool would shrink the pool and block ``close()``)."""
+    if _state.closed:
+        raise PoolClosed()
+    settings = _state.settings.get(name) or settings_for(name)
+    url = settings.url or await asyncio.to_thread(resolve_url, name)
+    options = {k: v for k, v in settings.options.items() if k in _CONNECT_OPTIONS}
+    try:
+        conn: asyncpg.Connection = await asyncpg.connect(url, **options)
+    except DB_ERRORS as exc:
+        raise unavailable(exc) from exc
+    return conn
+
+
 async def _open(name: str) -> asyncpg.Pool:
     settings = _state.settings.get(name) or settings_for(name)
     # resolve_url may start the embedded server (blocking): keep the loop free meanwhile.
@@ -269,15 +293,14 @@ async def _open(name: str) -> asyncpg.Pool:
 
 
 @asynccontextmanager
-async def connection(source: str = PRIMARY, *, stateless: bool = False) -> AsyncIterator[Any]:
-    """A pooled asyncpg connection of ``source`` for driver-level work (COPY, LISTEN,
-    a hand-tuned statement), returned to the pool when the block ends.
+async def pooled_connection(
+    source: str = PRIMARY, *, stateless: bool = False
+) -> AsyncIterator[Any]:
+    """A bare pooled asyncpg connection, outside the executor and any transaction.
 
-    luser_db cannot see what runs on it, so its release does asyncpg's full reset
-    (one round trip) unless ``stateless=True``: the caller's promise that the block
-    leaves no session state (no ``SET``, ``LISTEN``, temporary tables or session
-    advisory locks; ``SET LOCAL`` and ``set_config(..., true)`` are fine). A
-    connection released inside a transaction is reset (rolled back) either way.
+    Only for the open API's ``_db.py`` until it moves onto ``luser_db.connection()``
+    (which joins transactions and translates errors); not exported. ``stateless``
+    as in ``luser_db.connection``.
     """
     pool = await get_pool(source)
     conn = await acquire(pool, source)
@@ -318,7 +341,14 @@ _SESSION_HINTS = ("set_config", "pg_advisory_lock", "pg_try_advisory_lock", " in
 
 @lru_cache(maxsize=4096)
 def touches_session(sql: str) -> bool:
-    """Whether raw ``sql`` might leave session state behind (SET, LISTEN, advisory locks ...)."""
+    """Whether raw ``sql`` might leave session state behind (SET, LISTEN, advisory locks,
+    temporary tables ...). Every statement of a multi-statement string is checked."""
+    if ";" in sql:
+        return any(_statement_touches_session(part) for part in split_statements(sql))
+    return _statement_touches_session(sql)
+
+
+def _statement_touches_session(sql: str) -> bool:
     head = sql.lstrip(" \t\r\n(").lower()
     if not head.startswith(_SAFE_STARTS):
         return True

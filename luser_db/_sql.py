@@ -20,6 +20,7 @@ __all__ = [
     "check_ident",
     "compile_template",
     "quote_ident",
+    "split_statements",
     "to_dollar",
 ]
 
@@ -130,6 +131,52 @@ def _scan(sql: str, standard_strings: bool) -> list[tuple[int, int, int]]:
         else:
             i += 1
     return marks
+
+
+def split_statements(sql: str) -> list[str]:
+    """The statements of a multi-statement string, split at ``;`` outside literals,
+    quoted identifiers, dollar quotes and comments (empty statements dropped)."""
+    parts: list[str] = []
+    i, start, n = 0, 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c == "'":
+            escape = i > 0 and sql[i - 1] in "eE" and not (i > 1 and _ident_char(sql[i - 2]))
+            i = _skip_quoted(sql, i, "'", escape)
+        elif c == '"':
+            i = _skip_quoted(sql, i, '"', False)
+        elif c == "-" and sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif c == "/" and sql.startswith("/*", i):
+            i = _skip_block_comment(sql, i)
+        elif c == "$" and not (i > 0 and _ident_char(sql[i - 1])):
+            tag = _TAG.match(sql, i)
+            if tag:
+                end = sql.find(tag.group(0), tag.end())
+                i = n if end < 0 else end + len(tag.group(0))
+            else:
+                i += 1
+        elif c == ";":
+            parts.append(sql[start:i])
+            i += 1
+            start = i
+        else:
+            i += 1
+    parts.append(sql[start:])
+    return [part for part in (p.strip() for p in parts) if part and not _only_comments(part)]
+
+
+def _only_comments(text: str) -> bool:
+    while text:
+        if text.startswith("--"):
+            end = text.find("\n")
+            text = "" if end < 0 else text[end + 1 :].strip()
+        elif text.startswith("/*"):
+            text = text[_skip_block_comment(text, 0) :].strip()
+        else:
+            return False
+    return True
 
 
 @lru_cache(maxsize=4096)

@@ -14,19 +14,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
-import asyncpg
+from luser_common import InternalServerError, ValidationError
 
-from luser_common import Conflict, InternalServerError, ValidationError
-
+from . import _exec
+from ._context import current_txs
 from ._datasource import PRIMARY
 from ._pool import acquire, get_pool
-from .errors import DB_ERRORS, is_retryable, translate
+from ._retry import full_jitter, retry
 
 __all__ = [
     "SharedConnectionError",
@@ -45,7 +44,8 @@ Callback = Callable[[], Any]
 
 ISOLATION_LEVELS = ("read_committed", "repeatable_read", "serializable", "read_uncommitted")
 
-_current: ContextVar[dict[str, _Tx] | None] = ContextVar("luser_db_transaction", default=None)
+# Kept under its old name for luser_db.testing, which swaps the transactions in and out.
+_current = current_txs
 
 
 class SharedConnectionError(InternalServerError):
@@ -88,7 +88,7 @@ class _Tx:
 
 
 def current_tx(source: str = PRIMARY) -> _Tx | None:
-    txs = _current.get()
+    txs = current_txs.get()
     tx = None if txs is None else txs.get(source)
     return tx if tx is not None and tx.active else None
 
@@ -126,18 +126,67 @@ def _check_isolation(isolation: str | None) -> None:
         raise ValidationError(f"不支持的隔离级别: {isolation}", field="isolation")
 
 
+_SYNC_COMMIT = ("on", "off", "local", "remote_write", "remote_apply")
+
+
+def _setting_options(
+    synchronous_commit: bool | str | None,
+    statement_timeout: float | timedelta | None,
+    lock_timeout: float | timedelta | None,
+) -> tuple[tuple[str, str], ...]:
+    """The ``SET LOCAL`` settings a transaction asked for, checked; () when none."""
+    out: list[tuple[str, str]] = []
+    if synchronous_commit is not None:
+        value = synchronous_commit
+        if isinstance(value, bool):
+            value = "on" if value else "off"
+        if value not in _SYNC_COMMIT:
+            raise ValidationError(
+                f"synchronous_commit 只能是 {', '.join(_SYNC_COMMIT)} 或布尔值",
+                field="synchronous_commit",
+            )
+        out.append(("synchronous_commit", value))
+    for name, timeout in (("statement_timeout", statement_timeout), ("lock_timeout", lock_timeout)):
+        if timeout is not None:
+            out.append((name, _milliseconds(timeout, name)))
+    return tuple(out)
+
+
+def _milliseconds(value: float | timedelta, name: str) -> str:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise ValidationError(f"{name} 必须是正数 (秒)", field=name)
+    return str(max(1, round(seconds * 1000)))
+
+
+def _settings_sql(count: int) -> str:
+    calls = ", ".join(f"set_config(${2 * i + 1}, ${2 * i + 2}, true)" for i in range(count))
+    return f"SELECT {calls}"
+
+
 class transaction:
     """A transaction (or, nested, a savepoint) that every query inside joins.
 
     A clean exit commits, an exception rolls back and propagates. ``isolation``
     is one of read_committed, repeatable_read, serializable, read_uncommitted;
-    the options apply to the outermost block. A plain class rather than an
-    ``asynccontextmanager``: this runs around every unit of work.
+    ``readonly``/``deferrable`` and ``isolation`` apply to the outermost block.
+    ``synchronous_commit`` (bool or a PostgreSQL value), ``statement_timeout`` and
+    ``lock_timeout`` (seconds or timedelta) are ``SET LOCAL`` for the block: one
+    extra round trip after BEGIN, only when given; in a savepoint they last until
+    the outer transaction ends unless the savepoint rolls back.
+
+    COMMIT is not interrupted by cancellation: a task cancelled while its COMMIT
+    runs waits for the outcome, runs the callbacks that outcome calls for, then
+    re-raises CancelledError, so "cancelled" never hides "committed". A connection
+    lost during COMMIT raises CommitUncertain (the server may have committed).
+    A plain class rather than an ``asynccontextmanager``: this runs around every
+    unit of work.
     """
 
     __slots__ = (
         "_conn",
         "_level",
+        "_settings",
         "_token",
         "_tx",
         "_xact",
@@ -153,6 +202,9 @@ class transaction:
         isolation: str | None = None,
         readonly: bool = False,
         deferrable: bool = False,
+        synchronous_commit: bool | str | None = None,
+        statement_timeout: float | timedelta | None = None,
+        lock_timeout: float | timedelta | None = None,
         using: str = PRIMARY,
     ) -> None:
         _check_isolation(isolation)
@@ -160,6 +212,7 @@ class transaction:
         self.readonly = readonly
         self.deferrable = deferrable
         self.using = using
+        self._settings = _setting_options(synchronous_commit, statement_timeout, lock_timeout)
 
     async def __aenter__(self) -> None:
         tx = current_tx(self.using)
@@ -170,7 +223,8 @@ class transaction:
             tx.levels.append(self._level)
             self._xact = conn.transaction()
             try:
-                await _finish(self._xact.start)
+                await _exec.guard(conn, self._xact.start, "SAVEPOINT", self.using)
+                await self._apply_settings(conn)
             except BaseException:
                 tx.levels.pop()
                 raise
@@ -182,51 +236,76 @@ class transaction:
             self._xact = conn.transaction(
                 isolation=self.isolation, readonly=self.readonly, deferrable=self.deferrable
             )
-            await _finish(self._xact.start)
+            await _exec.guard(conn, self._xact.start, "BEGIN", self.using)
+            await self._apply_settings(conn)
         except BaseException:
             await pool.release(conn)
             raise
         self._conn = (pool, conn)
         self._tx = tx = _Tx(conn, self.using, asyncio.current_task())
-        txs = dict(_current.get() or {})
+        txs = dict(current_txs.get() or {})
         txs[self.using] = tx
-        self._token = _current.set(txs)
+        self._token = current_txs.set(txs)
+
+    async def _apply_settings(self, conn: Any) -> None:
+        if not self._settings:
+            return
+        args = [part for pair in self._settings for part in pair]
+        await _exec.send(
+            conn, _exec.OPS["execute"], _settings_sql(len(self._settings)), args, self.using, True
+        )
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if self._token is None:
             await self._exit_savepoint(exc_type is not None)
             return
         tx, (pool, conn) = self._tx, self._conn
+        cancelled: BaseException | None = None
         try:
             try:
-                await _finish(self._xact.rollback if exc_type is not None else self._xact.commit)
+                if exc_type is not None:
+                    await _exec.guard(conn, self._xact.rollback, "ROLLBACK", self.using)
+                else:
+                    cancelled = await self._commit(conn)
             except BaseException:
                 await _run_callbacks(tx.levels[0].on_rollback)
                 raise
         finally:
             tx.active = False
-            _current.reset(self._token)
+            current_txs.reset(self._token)
             # Pool.release shields itself, so cancellation still returns the connection.
             await pool.release(conn)
         await _run_callbacks(tx.levels[0].on_rollback if exc_type else tx.levels[0].on_commit)
+        if cancelled is not None:
+            raise cancelled
+
+    async def _commit(self, conn: Any) -> BaseException | None:
+        """COMMIT to its end even if the task is cancelled meanwhile; returns that
+        cancellation (to re-raise once the outcome is settled) or None."""
+        commit = asyncio.ensure_future(
+            _exec.guard(conn, self._xact.commit, "COMMIT", self.using, in_tx=False)
+        )
+        cancelled: BaseException | None = None
+        while True:
+            try:
+                await asyncio.shield(commit)
+                return cancelled
+            except asyncio.CancelledError as exc:
+                if commit.done():
+                    raise  # the commit itself was cancelled from outside: nothing settled
+                cancelled = exc  # keep waiting for the server's answer
 
     async def _exit_savepoint(self, failed: bool) -> None:
         tx, level = self._tx, self._level
         tx.levels.pop()
+        conn = tx.conn
         if failed:
-            await _finish(self._xact.rollback)
+            await _exec.guard(conn, self._xact.rollback, "ROLLBACK TO SAVEPOINT", self.using)
             await _run_callbacks(level.on_rollback)
             return
-        await _finish(self._xact.commit)
+        await _exec.guard(conn, self._xact.commit, "RELEASE SAVEPOINT", self.using)
         tx.levels[-1].on_commit.extend(level.on_commit)
         tx.levels[-1].on_rollback.extend(level.on_rollback)
-
-
-async def _finish(step: Callable[[], Awaitable[None]]) -> None:
-    try:
-        await step()
-    except DB_ERRORS as exc:
-        raise translate(exc) from exc
 
 
 @asynccontextmanager
@@ -275,22 +354,27 @@ async def retry_transaction(
     isolation: str | None = "serializable",
     base_delay: float = 0.02,
     max_delay: float = 1.0,
+    idempotent: bool = False,
     using: str = PRIMARY,
+    **options: Any,
 ) -> R:
-    """Run ``fn`` in a fresh transaction, retrying on serialization failure or deadlock.
+    """Run ``fn`` in a fresh transaction, retrying as :func:`luser_db.retry` decides
+    (serialization failure, deadlock, lock timeout, connection lost before COMMIT).
 
-    Backoff is exponential with full jitter. Inside an enclosing transaction a retry
+    ``options`` go to ``transaction()``. Inside an enclosing transaction a retry
     cannot help (the outer one is already doomed), so ``fn`` then runs once, as is.
     """
+
+    async def attempt() -> R:
+        async with transaction(isolation=isolation, using=using, **options):
+            return await fn()
+
     if in_transaction(using):
         return await fn()
-    for attempt in range(1, attempts + 1):
-        try:
-            async with transaction(isolation=isolation, using=using):
-                return await fn()
-        except (Conflict, asyncpg.PostgresError) as exc:
-            if not is_retryable(exc) or attempt == attempts:
-                raise
-            delay = min(max_delay, base_delay * 2 ** (attempt - 1))
-            await asyncio.sleep(random.uniform(0, delay))
-    raise AssertionError("unreachable")  # pragma: no cover
+    return await retry(
+        attempt,
+        attempts=attempts,
+        backoff=full_jitter(base_delay, max_delay),
+        idempotent=idempotent,
+        using=using,
+    )

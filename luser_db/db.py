@@ -8,7 +8,7 @@ table and column names passed as arguments are checked and quoted.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from luser_common import Page, ValidationError
@@ -149,6 +149,47 @@ class DbSource:
         quote_ident(table)
         rows = [tuple(r.values()) for r in records]
         return await _exec.copy_records(name, columns, rows, schema or None, self.source)
+
+    async def copy_records(
+        self,
+        table: str,
+        records: Sequence[Sequence[Any]] | Sequence[Mapping[str, Any]],
+        columns: Sequence[str] | None = None,
+    ) -> int:
+        """COPY ``records`` into ``table`` (``schema.table`` allowed); returns the row count.
+
+        Rows are tuples in ``columns`` order, or mappings (then ``columns`` defaults
+        to the first one's keys). One COPY statement on the binary protocol: all rows
+        or none. Joins the current transaction; errors are luser errors.
+        """
+        quote_ident(table)
+        if not records:
+            return 0
+        first = records[0]
+        if isinstance(first, Mapping):
+            names = list(columns if columns is not None else first)
+            rows: Sequence[Sequence[Any]] = [
+                tuple(r[c] for c in names)  # type: ignore[call-overload]
+                for r in records
+            ]
+        else:
+            names = list(columns) if columns is not None else []
+            rows = records  # type: ignore[assignment]
+        for name in names:
+            quote_ident(name)
+        schema, _, name = table.rpartition(".")
+        return await _exec.copy_records(name, names or None, rows, schema or None, self.source)
+
+    async def copy_from_query(self, sql: str, *params: Any, output: Any, **options: Any) -> int:
+        """COPY the rows of ``sql`` (``?`` or ``$n`` placeholders) to ``output`` -- a path,
+        a binary file object or an async callable taking bytes. ``options`` are COPY's
+        (``format="csv"``, ``header=True`` ...). Returns the row count."""
+
+        def op(conn: Any, text: str, args: Sequence[Any]) -> Any:
+            return conn.copy_from_query(text, *args, output=output, **options)
+
+        status = await _exec.run(op, to_dollar(sql), params, self.source, True)
+        return _exec.rowcount(status)
 
     # -- transactions ----------------------------------------------------------------
 

@@ -13,15 +13,23 @@ parameter values ever reach them. Callers ``raise translate(exc) from exc``.
     23P01 exclusion_violation         → Conflict
     40001 / 40P01 serialization, deadlock, 55P03 lock_not_available → Conflict(retryable)
     57014 query_canceled, command_timeout → TimeoutError (504)
+    25006 read_only_sql_transaction   → ReadOnlyError (503, READ_ONLY): a replica or
+                                        default_transaction_read_only
     08xxx, 53xxx, 57P0x, 28xxx, 3D000, closed pool, OSError, acquire timeout (unavailable())
                                       → DatabaseUnavailable (503)
     anything else                     → DatabaseError (500)
+
+:func:`failure` is what the executor calls: it adds the one case ``translate``
+cannot see from the exception alone. A connection lost while a statement that may
+write ran outside a transaction, or during COMMIT, leaves its outcome unknown:
+that is :class:`CommitUncertain`, never retried blindly (see ``retry``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
@@ -36,7 +44,47 @@ from luser_common import (
     ValidationError,
 )
 
-__all__ = ["DB_ERRORS", "is_retryable", "translate", "unavailable"]
+__all__ = [
+    "DB_ERRORS",
+    "CommitUncertain",
+    "PoolClosed",
+    "ReadOnlyError",
+    "failure",
+    "is_retryable",
+    "may_write",
+    "translate",
+    "unavailable",
+]
+
+
+class CommitUncertain(DatabaseUnavailable):
+    """The connection was lost while a write or COMMIT was in flight: it may have committed.
+
+    Not retryable by default: only the caller knows whether running the work again
+    is safe (an idempotency key, a conditional write). ``retry(..., idempotent=True)``
+    says it is.
+    """
+
+    code = "COMMIT_UNCERTAIN"
+    default_message = "数据库连接在提交时中断, 无法确认操作是否已生效, 请查询结果后再决定是否重试"
+    retryable = False
+
+
+class ReadOnlyError(DatabaseUnavailable):
+    """A write reached a read-only server (a standby, or default_transaction_read_only)."""
+
+    code = "READ_ONLY"
+    default_message = "数据库当前只读, 暂时无法写入"
+    retryable = False
+
+
+class PoolClosed(DatabaseUnavailable):
+    """The pool was closed (shutdown); nothing was sent."""
+
+    code = "DATABASE_CLOSED"
+    default_message = "数据库连接池已关闭"
+    retryable = False
+
 
 # Everything the executor catches and hands to translate().
 DB_ERRORS: tuple[type[BaseException], ...] = (
@@ -114,6 +162,7 @@ _BY_SQLSTATE = {
     "40P01": _retryable,
     "55P03": _retryable,
     "57014": lambda exc: TimeoutError("数据库操作超时"),
+    "25006": lambda exc: ReadOnlyError(),
 }
 
 
@@ -161,7 +210,42 @@ def unavailable(exc: BaseException) -> AppError:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """True for a serialization failure, deadlock or lock timeout (mapped or raw)."""
+    """True when running the same work again may succeed and cannot apply it twice.
+
+    Serialization failure, deadlock, lock timeout (mapped or raw), and a database that
+    could not be reached or was lost before anything committed (DatabaseUnavailable
+    and its retryable kinds). Never CommitUncertain, ReadOnlyError or PoolClosed.
+    """
     if isinstance(exc, AppError):
-        return bool(exc.retryable) and isinstance(exc, Conflict)
+        return bool(exc.retryable) and isinstance(exc, Conflict | DatabaseUnavailable)
     return getattr(exc, "sqlstate", None) in ("40001", "40P01", "55P03")
+
+
+# Lost mid-operation (the request may have reached the server); an InterfaceError
+# "connection is closed" is raised before anything is sent, so it is not here.
+_LOST_IN_FLIGHT: tuple[type[BaseException], ...] = (
+    asyncpg.ConnectionDoesNotExistError,
+    OSError,
+)
+_READ_HEADS = ("select", "show", "values", "table", "explain", "fetch", "begin", "rollback")
+_WRITES = re.compile(r"\b(insert|update|delete|merge|nextval|setval|pg_notify)\b")
+
+
+@lru_cache(maxsize=4096)
+def may_write(sql: str) -> bool:
+    """Whether ``sql`` can change data when run on its own (conservative: unsure → True)."""
+    text = sql.lstrip(" \t\r\n(").lower()
+    if not text.startswith(_READ_HEADS):
+        return True
+    return text.startswith("select") and _WRITES.search(text) is not None
+
+
+def failure(exc: BaseException, sql: str, in_transaction: bool) -> AppError:
+    """The luser error for ``exc`` raised while ``sql`` ran (the executor's one mapping).
+
+    ``in_transaction``: the statement ran inside an open transaction, so a lost
+    connection rolled it back for certain. COMMIT passes False.
+    """
+    if not in_transaction and isinstance(exc, _LOST_IN_FLIGHT) and may_write(sql):
+        return CommitUncertain()
+    return translate(exc)

@@ -28,7 +28,6 @@ from ._gc import bulk
 from ._json import load
 from ._sql import Template, compile_template, quote_ident
 from ._transaction import _acquire, current_tx
-from .errors import DB_ERRORS, translate
 from .record import record_from
 
 if TYPE_CHECKING:
@@ -504,33 +503,29 @@ class QueryBuilder(Generic[T]):
             return
         # Not via transaction(): an async generator may be finalised in another
         # context, where resetting the transaction ContextVar would fail.
-        async with _acquire(self._source) as conn:
+        source = self._source
+        async with _acquire(source) as conn:
             xact = conn.transaction(readonly=True)
-            await _guard(xact.start())
+            await _exec.guard(conn, xact.start, "BEGIN READ ONLY", source)
             try:
                 async for chunk in self._chunks(conn, sql, params, batch):
                     for item in chunk:  # one async yield per row, not two
                         yield item
             finally:
-                await _guard(xact.rollback())
+                await _exec.guard(conn, xact.rollback, "ROLLBACK", source)
 
     async def _chunks(
         self, conn: Any, sql: str, params: list[Any], batch: int
     ) -> AsyncIterator[list[T]]:
-        cursor = await _guard(conn.cursor(sql, *params))
-        while rows := await _guard(cursor.fetch(batch)):
+        source = self._source
+        cursor = await _exec.guard(conn, lambda: conn.cursor(sql, *params), sql, source)
+        fetch = f"FETCH {batch}"
+        while rows := await _exec.guard(conn, lambda: cursor.fetch(batch), fetch, source):
             yield self._rows(rows)
 
     def __repr__(self) -> str:
         sql, params = self.to_sql()
         return f"<QueryBuilder {sql!r} params={len(params)}>"
-
-
-async def _guard(awaitable: Any) -> Any:
-    try:
-        return await awaitable
-    except DB_ERRORS as exc:
-        raise translate(exc) from exc
 
 
 def _column(meta: Metadata | None, name: str) -> str:

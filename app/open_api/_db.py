@@ -16,8 +16,8 @@ from typing import Any, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-import luser_db
 from luser_common import DatabaseUnavailable
+from luser_db._pool import pooled_connection  # until this module moves onto luser_db.connection()
 
 Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
@@ -130,7 +130,7 @@ async def connection(*, stateless: bool = False) -> AsyncIterator[Conn]:
     if _pool is not None and _pool[1] is asyncio.get_running_loop():
         source: Any = _acquired(_pool[0])
     else:
-        source = luser_db.connection(stateless=stateless)
+        source = pooled_connection(stateless=stateless)
     async with source as conn:
         counters = tuple(_counters)
         for counter in counters:

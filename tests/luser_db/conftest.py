@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest_asyncio
 
+import luser_db
+
 SCHEMA_SQL = """
 DROP SCHEMA IF EXISTS orm CASCADE;
 CREATE SCHEMA orm;
@@ -78,3 +80,16 @@ async def clean_tables(orm_schema: str) -> AsyncIterator[str]:
         )
     finally:
         await conn.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def own_pool(db_pool: str) -> AsyncIterator[str]:
+    """For tests that close or resize the global pool: afterwards it is as db_pool set it."""
+    await luser_db.close()
+    luser_db.reset()
+    try:
+        yield db_pool
+    finally:
+        await luser_db.close()
+        luser_db.reset()
+        luser_db.init(db_pool, min_size=1, max_size=10)

@@ -1,0 +1,71 @@
+"""iterate(): outside and inside a transaction, and proof that it fetches in bounded chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import aclosing, contextmanager
+
+import pytest
+
+import luser_db
+from luser_db import Db, QueryEvent, on_query, transaction
+
+pytestmark = pytest.mark.usefixtures("clean_tables")
+
+
+@contextmanager
+def fetch_rounds() -> Iterator[list[QueryEvent]]:
+    """The cursor FETCH round trips seen while the block runs."""
+    events: list[QueryEvent] = []
+    remove = on_query(lambda e: events.append(e) if e.kind == "fetch" else None)
+    try:
+        yield events
+    finally:
+        remove()
+
+
+async def _fill(n: int) -> None:
+    await Db.execute(
+        "insert into orm.counters (id, n) select i, i * 2 from generate_series(1, ?) i", n
+    )
+
+
+async def test_iterate_outside_a_transaction_streams_in_chunks_and_cleans_up() -> None:
+    await _fill(25)
+    seen = []
+    with fetch_rounds() as rounds:
+        async for row in Db.query("orm.counters").order_by("id").iterate(batch=10):
+            seen.append((row["id"], row["n"]))
+    assert seen == [(i, i * 2) for i in range(1, 26)]
+    assert [e.rows for e in rounds] == [10, 10, 5, 0]
+    # The cursor's own read-only transaction ended and its connection went back.
+    assert not luser_db.in_transaction()
+    pool = await luser_db.get_pool()
+    assert pool.get_size() - pool.get_idle_size() == 0
+
+
+async def test_iterate_holds_at_most_one_batch_ahead_of_the_consumer() -> None:
+    await _fill(20_000)
+    with fetch_rounds() as rounds:
+        async with aclosing(Db.query("orm.counters").order_by("id").iterate(batch=50)) as rows:
+            first = await rows.__anext__()
+            # One row consumed: exactly one round trip of 50 rows happened, not 20,000.
+            assert first["id"] == 1
+            assert [e.rows for e in rounds] == [50]
+            for _ in range(60):
+                await rows.__anext__()
+            assert [e.rows for e in rounds] == [50, 50]
+    pool = await luser_db.get_pool()
+    assert pool.get_size() - pool.get_idle_size() == 0  # aclosing returned the connection
+
+
+async def test_iterate_inside_a_transaction_sees_its_uncommitted_rows() -> None:
+    async with transaction():
+        await _fill(7)
+        with fetch_rounds() as rounds:
+            ids = [
+                row["id"] async for row in Db.query("orm.counters").order_by("id").iterate(batch=3)
+            ]
+        assert ids == list(range(1, 8))
+        assert [e.rows for e in rounds] == [3, 3, 1, 0]
+        assert luser_db.in_transaction()
