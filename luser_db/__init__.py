@@ -9,6 +9,7 @@ docs/orm.md.
 from luser_common import Page
 
 from ._connection import Connection, connection
+from ._listen import Listener, Notification, listen, notify
 from ._observe import QueryEvent, on_query
 from ._pool import close, get_pool, init, reset
 from ._retry import full_jitter, retry
@@ -37,7 +38,9 @@ __all__ = [
     "Db",
     "DbSource",
     "Field",
+    "Listener",
     "Model",
+    "Notification",
     "Page",
     "PoolClosed",
     "QueryBuilder",
@@ -53,6 +56,8 @@ __all__ = [
     "in_transaction",
     "init",
     "is_retryable",
+    "listen",
+    "notify",
     "on_commit",
     "on_query",
     "on_rollback",
