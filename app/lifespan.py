@@ -7,13 +7,13 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from starlette.applications import Starlette
 
 import luser_config
 import luser_db
-from luser_common import AppError, ConfigError
+from luser_common import ConfigError
+from luser_common.tasks import every
 from luser_config.schema import AppConfig, JwtConfig
 from luser_db import Db
 
@@ -52,6 +52,7 @@ def init_database(config: AppConfig) -> None:
         max_size=db.max_connections,
         acquire_timeout=db.acquire_timeout,
     )
+    luser_db.configure_sql_log(slow_query_ms=db.slow_query_ms, log_parameters=db.log_parameters)
 
 
 async def sweep_refresh_tokens() -> int:
@@ -72,15 +73,6 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-async def _every(seconds: float, job: Any) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await job()
-        except AppError as err:  # a database hiccup must not kill the loop
-            logger.warning("background job %s failed: %s", job.__name__, err)
-
-
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     config, installed = await resolve_config(app.state.explicit_config)
@@ -88,7 +80,11 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.config = config
     app.state.services = app.state.build_services(config)
     init_database(config)
-    tasks = [asyncio.create_task(_every(TOKEN_SWEEP_SECONDS, sweep_refresh_tokens))]
+    tasks = [
+        asyncio.create_task(
+            every(TOKEN_SWEEP_SECONDS, sweep_refresh_tokens, name="sweep-refresh-tokens")
+        )
+    ]
     if config.server.gc_freeze:
         freeze_startup_heap()
     try:

@@ -568,6 +568,18 @@ def _summary(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def _watch_statements(mode: str) -> None:
+    if mode == "debug":
+        import logging
+
+        sql_log = logging.getLogger("luser_db.sql")
+        sql_log.setLevel(logging.DEBUG)
+        sql_log.addHandler(logging.FileHandler(os.devnull))
+        sql_log.propagate = False
+    elif mode == "listener":
+        luser_db.on_query(lambda event: None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -582,7 +594,15 @@ def main() -> None:
         "--rounds", type=int, default=5, help="paired runs per workload; the median ratio counts"
     )
     parser.add_argument("--only", nargs="*", help="run only these workloads")
+    parser.add_argument(
+        "--sql-log",
+        choices=("off", "debug", "listener"),
+        default="off",
+        help="measure the cost of watching statements: the luser_db.sql logger at DEBUG"
+        " (written to /dev/null), or one on_query listener",
+    )
     args = parser.parse_args()
+    _watch_statements(args.sql_log)
     results = asyncio.run(run(args))
     print()
     print(_summary(results))

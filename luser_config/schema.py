@@ -127,6 +127,16 @@ class DatabaseConfig(DataSourceConfig):
         le=86400,
         description="0 = no limit",
     )
+    slow_query_ms: float = Field(
+        default=0,
+        ge=0,
+        le=3_600_000,
+        description="log statements slower than this at WARNING on luser_db.sql (0 = off)",
+    )
+    log_parameters: bool = Field(
+        default=False,
+        description="show parameter values in luser_db.sql logs (masked when false)",
+    )
 
 
 class JwtConfig(_Section):

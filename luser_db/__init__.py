@@ -10,10 +10,10 @@ from luser_common import Page
 
 from ._connection import Connection, connection
 from ._listen import Listener, Notification, listen, notify
-from ._observe import QueryEvent, on_query
-from ._pool import close, get_pool, init, reset
+from ._observe import QueryEvent, configure_sql_log, on_query
+from ._pool import PoolStats, close, get_pool, init, pool_stats, reset
 from ._retry import full_jitter, retry
-from ._sql import quote_ident, to_dollar
+from ._sql import Expr, like_contains, like_escape, quote_ident, to_dollar
 from ._transaction import (
     SharedConnectionError,
     current_connection,
@@ -37,18 +37,21 @@ __all__ = [
     "Connection",
     "Db",
     "DbSource",
+    "Expr",
     "Field",
     "Listener",
     "Model",
     "Notification",
     "Page",
     "PoolClosed",
+    "PoolStats",
     "QueryBuilder",
     "QueryEvent",
     "ReadOnlyError",
     "Record",
     "SharedConnectionError",
     "close",
+    "configure_sql_log",
     "connection",
     "current_connection",
     "full_jitter",
@@ -56,11 +59,14 @@ __all__ = [
     "in_transaction",
     "init",
     "is_retryable",
+    "like_contains",
+    "like_escape",
     "listen",
     "notify",
     "on_commit",
     "on_query",
     "on_rollback",
+    "pool_stats",
     "quote_ident",
     "reset",
     "retry",

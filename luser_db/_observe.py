@@ -57,12 +57,13 @@ class QueryEvent:
 
 
 class _Watch:
-    __slots__ = ("active", "callbacks", "log_parameters", "slow")
+    __slots__ = ("active", "callbacks", "explicit", "log_parameters", "slow")
 
     def __init__(self) -> None:
         self.callbacks: list[Callable[[QueryEvent], Any]] = []
         self.slow: float | None = None  # seconds
         self.log_parameters = False
+        self.explicit = False
         self.active = False
 
     def refresh(self) -> None:
@@ -94,12 +95,30 @@ def on_query(callback: Callable[[QueryEvent], Any]) -> Callable[[], None]:
 
 
 def configure_sql_log(
-    *, slow_query_ms: float | None = None, log_parameters: bool | None = None
+    *,
+    slow_query_ms: float | None = None,
+    log_parameters: bool | None = None,
+    from_config: bool = False,
 ) -> None:
-    """Set the slow-statement threshold (None or 0: off) and whether values are logged."""
+    """Set the slow-statement threshold (None or 0: off) and whether values are logged.
+
+    Called by the pool with ``database.slow_query_ms`` / ``database.log_parameters``
+    when the primary pool opens (``from_config``); an explicit call wins over those.
+    """
+    if from_config and watch.explicit:
+        return
+    watch.explicit = watch.explicit or not from_config
     watch.slow = slow_query_ms / 1000 if slow_query_ms else None
     if log_parameters is not None:
         watch.log_parameters = log_parameters
+    watch.refresh()
+
+
+def reset_sql_log() -> None:
+    """Back to defaults: no slow threshold, values masked, config applies again."""
+    watch.slow = None
+    watch.log_parameters = False
+    watch.explicit = False
     watch.refresh()
 
 

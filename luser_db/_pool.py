@@ -18,18 +18,21 @@ from typing import Any
 
 import asyncpg
 
-from ._datasource import PRIMARY, data_source_config, resolve_url
+from ._datasource import PRIMARY, data_source_config, database_config, resolve_url
 from ._json import RawJson, dumps_json, dumps_jsonb
+from ._observe import configure_sql_log, reset_sql_log
 from ._sql import split_statements
 from .errors import DB_ERRORS, PoolClosed, unavailable
 
 __all__ = [
     "PoolSettings",
+    "PoolStats",
     "acquire",
     "close",
     "connect_dedicated",
     "get_pool",
     "init",
+    "pool_stats",
     "reset",
     "settings_for",
 ]
@@ -174,6 +177,7 @@ _background: set[asyncio.Task[Any]] = set()
 
 def reset() -> None:
     """Forget every pool and explicit setting without closing them (tests: close() first)."""
+    reset_sql_log()
     pools.clear()
     acquire_timeouts.clear()
     _state.settings.clear()
@@ -234,12 +238,43 @@ def _park(name: str, pool: asyncpg.Pool, loop: asyncio.AbstractEventLoop) -> Non
         _state.parked[(name, loop)] = pool
 
 
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """One data source's pool, now: connections open, lent out, idle, and tasks waiting."""
+
+    source: str
+    size: int
+    in_use: int
+    idle: int
+    waiting: int
+    max_size: int
+
+
+_waiting: dict[str, int] = {}
+
+
+def pool_stats() -> list[PoolStats]:
+    """A snapshot of every open pool (for metrics: pool size, in use, waiting)."""
+    out = []
+    for name, (pool, _loop) in list(pools.items()):
+        size, idle = pool.get_size(), pool.get_idle_size()
+        out.append(
+            PoolStats(name, size, size - idle, idle, _waiting.get(name, 0), pool.get_max_size())
+        )
+    return out
+
+
 async def acquire(pool: asyncpg.Pool, source: str) -> Any:
     """A connection from ``pool``; DatabaseUnavailable after the acquire timeout."""
     try:
         if pool._queue.empty():  # type: ignore[attr-defined]
-            async with asyncio.timeout(acquire_timeouts.get(source)):
-                conn = await pool.acquire()
+            # The slow path (no idle connection): count the waiters for pool_stats().
+            _waiting[source] = _waiting.get(source, 0) + 1
+            try:
+                async with asyncio.timeout(acquire_timeouts.get(source)):
+                    conn = await pool.acquire()
+            finally:
+                _waiting[source] -= 1
         else:
             # A free connection is waiting: skip arming a timer (asyncpg bounds connecting
             # itself with connect_timeout); the timer would cost more than the acquire.
@@ -289,7 +324,21 @@ async def _open(name: str) -> asyncpg.Pool:
         raise unavailable(exc) from exc
     assert pool is not None
     acquire_timeouts[name] = settings.acquire_timeout
+    if name == PRIMARY:
+        _apply_log_settings()
     return pool
+
+
+def _apply_log_settings() -> None:
+    """``database.slow_query_ms`` / ``log_parameters`` from the live config, read when
+    the primary pool opens (``luser_db.configure_sql_log`` sets them explicitly)."""
+    try:
+        cfg = database_config()
+    except Exception:  # no usable config (init(url) without files): keep what is set
+        return
+    configure_sql_log(
+        slow_query_ms=cfg.slow_query_ms, log_parameters=cfg.log_parameters, from_config=True
+    )
 
 
 @asynccontextmanager

@@ -12,13 +12,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from luser_common import ValidationError
 
 __all__ = [
+    "Expr",
     "Template",
     "check_ident",
     "compile_template",
+    "like_contains",
+    "like_escape",
     "quote_ident",
     "split_statements",
     "to_dollar",
@@ -215,6 +219,52 @@ def to_dollar(sql: str) -> str:
     if any(k >= 0 for _, _, k in _scan(sql, True)):
         return sql
     return template.render()
+
+
+class Expr:
+    """A SQL expression as a column's new value, with its own ``?`` parameters.
+
+    ``query().update(balance=Expr("balance + ?", amount))`` runs
+    ``SET balance = balance + $n`` in one statement: no read-modify-write race. Also
+    accepted by ``Model.update(**changes)`` and ``Model.upsert(update={...})``
+    (there ``EXCLUDED.col`` is the row that was proposed). The text is trusted SQL
+    written by the developer; only the parameters carry outside values.
+    """
+
+    __slots__ = ("params", "sql", "template")
+
+    def __init__(self, sql: str, *params: Any) -> None:
+        if not isinstance(sql, str) or not sql.strip():
+            raise ValidationError("Expr 需要非空的 SQL 表达式", field="expr")
+        template = compile_template(sql)
+        if template.arity != len(params):
+            raise ValidationError(
+                f"Expr 需要 {template.arity} 个参数, 实际 {len(params)} 个", field="expr"
+            )
+        self.sql = sql
+        self.params = params
+        self.template = template
+
+    def __repr__(self) -> str:
+        return f"Expr({self.sql!r}, params={len(self.params)})"
+
+    def render(self, offset: int) -> str:
+        """The SQL with its placeholders numbered after ``offset`` earlier parameters."""
+        return self.template.render(offset)
+
+
+def like_escape(text: str) -> str:
+    """``text`` with LIKE's wildcards (``%``, ``_``) and the escape character (``\\``)
+    escaped, so it matches literally inside a pattern (PostgreSQL's default ESCAPE)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def like_contains(text: str) -> str:
+    """A LIKE/ILIKE pattern matching values that contain ``text`` literally: ``%text%``.
+
+    ``query.where_like("title", like_contains(q), case_insensitive=True)``
+    """
+    return f"%{like_escape(text)}%"
 
 
 def check_ident(name: str, what: str = "identifier") -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
@@ -22,7 +22,7 @@ from ._datasource import PRIMARY
 from ._gc import bulk
 from ._json import RawJson, load
 from ._metadata import Metadata
-from ._sql import quote_ident, to_dollar
+from ._sql import Expr, quote_ident, to_dollar
 from .fields import MISSING, FieldAccessor, FieldInfo, accessor_for
 
 __all__ = ["Model", "ModelMeta"]
@@ -255,13 +255,15 @@ class Model(metaclass=ModelMeta):
         self,
         conflict: str | Sequence[str] | None = None,
         *,
-        update: Sequence[str] | None = None,
+        update: Sequence[str] | Mapping[str, Any] | None = None,
         do_nothing: bool = False,
     ) -> bool:
         """INSERT ... ON CONFLICT (``conflict``) DO UPDATE/NOTHING; loads what was written.
 
         ``update`` lists the fields to overwrite (default: every inserted field that
-        is not a conflict target). Returns False when DO NOTHING skipped the row.
+        is not a conflict target), or maps fields to new values / ``Expr`` s
+        (``{"n": Expr("orm_counters.n + EXCLUDED.n")}``: the table by its bare name,
+        the proposed row as EXCLUDED). Returns False when DO NOTHING skipped the row.
         """
         meta = self._meta
         targets = (
@@ -271,12 +273,16 @@ class Model(metaclass=ModelMeta):
         )
         target_cols = tuple(meta.column(t) for t in targets)
         names, values = self._insert_values(_now())
-        key = ("upsert", names, target_cols, tuple(update or ()), do_nothing)
-        sql = meta.sql.get(key)
-        if sql is None:
-            sql = meta.sql[key] = _insert_sql(
-                meta, names, _on_conflict(meta, names, target_cols, update, do_nothing)
-            )
+        if isinstance(update, Mapping):  # values and Exprs: parameters, so not cached
+            sql = _insert_sql(meta, names, _on_conflict_set(meta, target_cols, update, values))
+        else:
+            key = ("upsert", names, target_cols, tuple(update or ()), do_nothing)
+            cached = meta.sql.get(key)
+            if cached is None:
+                cached = meta.sql[key] = _insert_sql(
+                    meta, names, _on_conflict(meta, names, target_cols, update, do_nothing)
+                )
+            sql = cached
         row = await _exec.fetchrow(sql, values, meta.source)
         if row is None:
             return False
@@ -284,8 +290,19 @@ class Model(metaclass=ModelMeta):
         self._after_load()
         return True
 
-    async def update(self) -> bool:
-        """UPDATE only the modified fields; False when nothing changed or no row matched."""
+    async def update(self, **changes: Any) -> bool:
+        """UPDATE only the modified fields; False when nothing changed or no row matched.
+
+        ``changes`` are assigned first; an ``Expr`` value (``n=Expr("n + ?", 1)``) is
+        computed by the database and its result read back onto the instance.
+        """
+        if changes:
+            exprs = {k: v for k, v in changes.items() if isinstance(v, Expr)}
+            for name, value in changes.items():
+                if name not in exprs:
+                    setattr(self, name, value)
+            if exprs:
+                return await self._update_exprs(exprs)
         meta = self._meta
         data = self.__dict__
         dirty = data.get("_dirty")
@@ -309,6 +326,41 @@ class Model(metaclass=ModelMeta):
         count = await _exec.execute(sql, values, meta.source)
         data.pop("_dirty", None)
         return count > 0
+
+    async def _update_exprs(self, exprs: dict[str, Expr]) -> bool:
+        meta = self._meta
+        data = self.__dict__
+        pk = meta.require_pk()
+        for name in exprs:
+            if meta.field(name) is pk:
+                raise ValidationError("不能用表达式修改主键", field=name)
+        dirty = data.get("_dirty") or set()
+        if meta.has_updated_at and "updated_at" not in dirty and "updated_at" not in exprs:
+            data["updated_at"] = _now()
+            dirty.add("updated_at")
+        names = [f.name for f in meta.field_list if f.name in dirty and f is not pk]
+        names = [n for n in names if n not in exprs]
+        params = [_db_value(meta, n, data.get(n)) for n in names]
+        sets = [f"{meta.column(n)} = ${i}" for i, n in enumerate(names, 1)]
+        for name, expr in exprs.items():
+            sets.append(f"{meta.column(name)} = {expr.render(len(params))}")
+            params.extend(expr.params)
+        params.append(self._pk_value())
+        back = ", ".join(
+            meta.column(n) + ("" if meta.fields[n].column == n else f" AS {quote_ident(n)}")
+            for n in exprs
+        )
+        sql = (
+            f"UPDATE {meta.qtable} SET {', '.join(sets)} "
+            f"WHERE {meta.column(pk.name)} = ${len(params)} RETURNING {back}"
+        )
+        row = await _exec.fetchrow(sql, params, meta.source)
+        data.pop("_dirty", None)
+        if row is None:
+            return False
+        data.update(row.items())
+        self._after_load()
+        return True
 
     async def delete(self) -> bool:
         """Delete this row (soft delete when the model opts in); True if a row was affected."""
@@ -575,6 +627,26 @@ def _on_conflict(
         chosen = [c for c in chosen if c not in targets]
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in chosen)
     return head + (f" DO UPDATE SET {sets}" if sets else " DO NOTHING")
+
+
+def _on_conflict_set(
+    meta: Metadata, targets: tuple[str, ...], update: Mapping[str, Any], values: list[Any]
+) -> str:
+    """``ON CONFLICT (...) DO UPDATE SET`` from a mapping; parameters appended to ``values``."""
+    if not update:
+        raise ValidationError("upsert(update=...) 至少需要一个字段", field="update")
+    sets = []
+    for name, value in update.items():
+        column = meta.column(name)
+        if isinstance(value, Expr):
+            sets.append(f"{column} = {value.render(len(values))}")
+            values.extend(value.params)
+        else:
+            field = meta.field(name)
+            value = field.check(value)
+            values.append(_db_value(meta, name, value))
+            sets.append(f"{column} = ${len(values)}")
+    return f" ON CONFLICT ({', '.join(targets)}) DO UPDATE SET {', '.join(sets)}"
 
 
 @lru_cache(maxsize=1024)

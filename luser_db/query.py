@@ -26,7 +26,7 @@ from . import _exec
 from ._datasource import PRIMARY
 from ._gc import bulk
 from ._json import load
-from ._sql import Template, compile_template, quote_ident
+from ._sql import Expr, Template, compile_template, quote_ident
 from ._transaction import _acquire, current_tx
 from .record import record_from
 
@@ -452,7 +452,8 @@ class QueryBuilder(Generic[T]):
             raise ValidationError(f"{what}() 不支持 join/limit/offset/group_by", field=what)
 
     async def update(self, **values: Any) -> int:
-        """UPDATE the matching rows; values are checked against the fields. Returns the count."""
+        """UPDATE the matching rows; values are checked against the fields, an ``Expr``
+        is computed by the database (``n=Expr("n + ?", 1)``). Returns the count."""
         self._writable("update")
         if not values:
             raise ValidationError("update() 至少需要一个字段", field="update")
@@ -463,6 +464,10 @@ class QueryBuilder(Generic[T]):
             values["updated_at"] = datetime.now(UTC)
         for name, value in values.items():
             col = self._col(name)
+            if isinstance(value, Expr):  # e.g. balance = balance + $n, computed in SQL
+                sets.append(f"{col} = {value.render(len(params))}")
+                params.extend(value.params)
+                continue
             if meta is not None:
                 field = meta.field(name)
                 value = field.check(value)

@@ -33,6 +33,7 @@ def reconcile_cmd(loop: bool) -> None:
 async def _reconcile(loop: bool) -> None:
     import luser_db
     from app.lifespan import init_database
+    from luser_common.tasks import every
     from luser_config import load_config
 
     from .service import Commerce
@@ -43,12 +44,16 @@ async def _reconcile(loop: bool) -> None:
         click.echo("没有启用的支付渠道 (payment.alipay.enabled / payment.wechat.enabled)")
         return
     init_database(config)
+
+    async def one_pass() -> None:
+        _echo(await commerce.reconciler.run_once())
+
     try:
-        while True:
-            _echo(await commerce.reconciler.run_once())
-            if not loop:
-                return
-            await asyncio.sleep(config.payment.reconcile_interval_seconds)
+        if not loop:
+            await one_pass()
+            return
+        interval = config.payment.reconcile_interval_seconds
+        await every(interval, one_pass, name="payment-reconciliation", first=0)
     finally:
         await luser_db.close()
 

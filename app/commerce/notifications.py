@@ -34,12 +34,13 @@ from app.payments import (
     PaymentNotifyMismatch,
     PaymentProviders,
 )
+from luser_common import utc_now
 from luser_common.errors import AppError
 from luser_db import Db, transaction
 
 from .models import Order, PaymentAttempt, PaymentEvent, Refund
 from .refunds import Refunds
-from .subscriptions import Subscriptions, utcnow
+from .subscriptions import Subscriptions
 
 __all__ = ["Outcome", "Payments"]
 
@@ -157,7 +158,7 @@ class Payments:
     ) -> Outcome:
         """Record that ``attempt`` was paid; grant at most once per order."""
         async with transaction():
-            outcome = await self._apply_paid(attempt, trade_no, paid_at or utcnow())
+            outcome = await self._apply_paid(attempt, trade_no, paid_at or utc_now())
             await _finish(event_id, outcome.outcome, outcome.reason, attempt=attempt)
         if outcome.outcome == "flagged":
             await self._refund_late(attempt)

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.payments import PaymentLaunch, PaymentMethod, PaymentProvider, PaymentProviders
-from luser_common import Page
+from luser_common import Page, utc_now
 from luser_common.errors import AppError, ExternalServiceError, ValidationError
 from luser_config.schema import PaymentConfig
 from luser_db import Db, transaction
@@ -26,7 +26,6 @@ from luser_db import Db, transaction
 from ._ids import new_number
 from .errors import OrderExpired, OrderNotFound, OrderNotPayable, PlanUnavailable
 from .models import Order, PaymentAttempt, Plan
-from .subscriptions import utcnow
 
 __all__ = ["Checkout", "Orders"]
 
@@ -103,7 +102,7 @@ class Orders:
             plan_level=plan.level,
             duration_days=plan.duration_days,
             amount_fen=plan.price_fen,
-            expires_at=utcnow() + timedelta(minutes=self.config.order_expire_minutes),
+            expires_at=utc_now() + timedelta(minutes=self.config.order_expire_minutes),
         )
         await order.save()
         return await self._launch(order, channel, method, pay)
@@ -159,7 +158,7 @@ class Orders:
     ) -> PaymentAttempt | None:
         if method == PaymentMethod.JSAPI or pay.get("return_url"):
             return None  # JSAPI parameters are signed per payer and moment
-        since = utcnow() - timedelta(seconds=REUSE_SECONDS)
+        since = utc_now() - timedelta(seconds=REUSE_SECONDS)
         return await (
             PaymentAttempt.query()
             .where("order_id = ? AND provider = ? AND method = ?", order.id, provider, method)
@@ -249,7 +248,7 @@ def _ensure_payable(order: Order) -> None:
     if order.status != "pending":
         raise OrderNotPayable(details={"status": order.status})
     assert order.expires_at is not None
-    if order.expires_at <= utcnow():
+    if order.expires_at <= utc_now():
         raise OrderExpired()
 
 

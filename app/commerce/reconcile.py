@@ -18,13 +18,14 @@ once are wasteful but harmless.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from app.payments import PaymentProviders, TradeState, TradeStatus
+from luser_common import utc_now
 from luser_common.errors import AppError
+from luser_common.tasks import every
 from luser_config.schema import PaymentConfig
 from luser_db import Db
 
@@ -32,7 +33,6 @@ from .models import Order, PaymentAttempt
 from .notifications import Payments
 from .orders import Orders
 from .refunds import Refunds
-from .subscriptions import utcnow
 
 __all__ = ["ReconcileReport", "Reconciler", "reconcile_forever"]
 
@@ -68,7 +68,7 @@ class Reconciler:
         self.refunds = refunds
 
     async def run_once(self, now: datetime | None = None) -> ReconcileReport:
-        now = now or utcnow()
+        now = now or utc_now()
         report = ReconcileReport()
         for attempt in await self._due(now):
             report.checked += 1
@@ -167,13 +167,12 @@ async def _mark_closed(attempt: PaymentAttempt) -> None:
 
 
 async def reconcile_forever(reconciler: Reconciler, interval_seconds: int) -> None:
-    """The service's background job: one pass every ``interval_seconds``."""
-    while True:
-        await asyncio.sleep(interval_seconds)
-        try:
-            report = await reconciler.run_once()
-        except Exception:  # the loop must outlive any one bad pass
-            logger.exception("payment reconciliation pass failed")
-            continue
+    """The service's background job: one pass every ``interval_seconds`` (a failed pass
+    is logged and the next one runs as usual: luser_common.tasks.every)."""
+
+    async def one_pass() -> None:
+        report = await reconciler.run_once()
         if report.paid or report.flagged or report.expired or report.errors:
             logger.info("payment reconciliation: %s", report)
+
+    await every(interval_seconds, one_pass, name="payment-reconciliation")

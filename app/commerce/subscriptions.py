@@ -8,20 +8,17 @@ periods rewritten, all inside the caller's transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from luser_common import utc_now
 from luser_db import Db, in_transaction
 
 from .models import Order, Subscription, SubscriptionPeriod
 from .schedule import Grant, consumed_seconds, schedule
 
-__all__ = ["SubscriptionEntitlements", "SubscriptionStatusView", "Subscriptions", "utcnow"]
+__all__ = ["SubscriptionEntitlements", "SubscriptionStatusView", "Subscriptions"]
 
 DAY_SECONDS = 86_400
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,7 @@ class Subscriptions:
     async def grant(self, order: Order, now: datetime | None = None) -> Subscription:
         """Add the time ``order`` bought to its user's schedule (call inside a transaction)."""
         _require_transaction()
-        now = now or utcnow()
+        now = now or utc_now()
         await _lock_user(order.user_id)
         seconds = order.duration_days * DAY_SECONDS
         sub = Subscription(
@@ -68,7 +65,7 @@ class Subscriptions:
         full) revokes whatever is left.
         """
         _require_transaction()
-        now = now or utcnow()
+        now = now or utc_now()
         await _lock_user(order.user_id)
         sub = await Subscription.query().where("order_id = ?", order.id).first()
         if sub is None:
@@ -114,13 +111,13 @@ class Subscriptions:
             "SELECT coalesce(max(level), 0) FROM subscription_periods"
             " WHERE user_id = ? AND starts_at <= ? AND ends_at > ?",
             user_id,
-            now or utcnow(),
-            now or utcnow(),
+            now or utc_now(),
+            now or utc_now(),
         )
         return level or 0
 
     async def status(self, user_id: int, now: datetime | None = None) -> SubscriptionStatusView:
-        now = now or utcnow()
+        now = now or utc_now()
         periods = await (
             SubscriptionPeriod.query()
             .where("user_id = ? AND ends_at > ?", user_id, now)

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from ..db_metrics import register_database_metrics
+
 __all__ = ["CONTENT_TYPE_LATEST", "OpenApiMetrics"]
 
 
@@ -14,6 +16,7 @@ class OpenApiMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
+        register_database_metrics(r)  # luser_db: queries per source/kind, pool gauges
         self.requests = Counter(
             "open_api_requests",
             "Open API calls by ability and HTTP status",

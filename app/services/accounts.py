@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from luser_common import InvalidToken, TokenExpired, ValidationError
+from luser_common import InvalidToken, TokenExpired, ValidationError, utc_now
 from luser_config.schema import JwtConfig
 from luser_db import Db, transaction
 
@@ -42,10 +42,6 @@ class TokenPair:
     expires_in: int
     refresh_expires_in: int
     token_type: str = "Bearer"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Accounts:
@@ -155,7 +151,7 @@ class Accounts:
             return InvalidToken("刷新令牌已被使用, 该登录已失效")
         if row.revoked_at is not None:
             return InvalidToken("刷新令牌已注销")
-        if row.expires_at is not None and row.expires_at <= _now():
+        if row.expires_at is not None and row.expires_at <= utc_now():
             return TokenExpired("刷新令牌已过期")
         return None
 
@@ -180,7 +176,7 @@ class Accounts:
             user_id=user.id,
             family_id=family_id,
             token_hash=sha256_hex(secret),
-            expires_at=_now() + timedelta(seconds=ttl),
+            expires_at=utc_now() + timedelta(seconds=ttl),
         ).save()
         return TokenPair(
             access_token=self.access.encode(user.id, user.role),
@@ -212,7 +208,7 @@ class Accounts:
         check_password_strength(new_password, field="new_password")
         async with transaction():
             user.password_hash = await hash_password_async(new_password)
-            user.password_changed_at = _now()
+            user.password_changed_at = utc_now()
             await user.update()
             await self.logout_everywhere(user.id)
 

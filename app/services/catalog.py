@@ -8,11 +8,10 @@ admins cannot move a video through an invalid transition.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-from luser_common import NotFound, Page, ValidationError
-from luser_db import QueryBuilder
+from luser_common import NotFound, Page, ValidationError, utc_now
+from luser_db import QueryBuilder, like_contains
 
 from ..models import Category, Video
 from .errors import InvalidState
@@ -42,16 +41,6 @@ _PUBLIC_CARD_SQL = (
     " where id = ? and status = 'published' and deleted_at is null"
 )
 VIDEO_STATUSES = ("draft", "processing", "published", "offline")
-
-
-def like_pattern(term: str) -> str:
-    """``%term%`` with LIKE's wildcards escaped (backslash is PostgreSQL's default escape)."""
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Catalog:
@@ -165,7 +154,7 @@ class Catalog:
         video = await self.video(video_id)
         if not video.media_id or video.media_status != "ready":
             raise InvalidState("视频媒体尚未就绪, 不能发布")
-        now = _now()
+        now = utc_now()
         changed = await (
             Video.query()
             .where("id = ?", video_id)
@@ -184,14 +173,14 @@ class Catalog:
             .where("id = ?", video_id)
             .where("deleted_at is null")
             .where("status = ?", "published")
-            .update(status="offline", updated_at=_now())
+            .update(status="offline", updated_at=utc_now())
         )
         if changed == 0:
             raise InvalidState("只有已发布的视频可以下线")
         return await self.video(video_id)
 
     async def delete_video(self, video_id: int) -> None:
-        now = _now()
+        now = utc_now()
         changed = await (
             Video.query()
             .where("id = ?", video_id)
@@ -222,6 +211,6 @@ def _filtered(
     if category_id is not None:
         query = query.where("category_id = ?", category_id)
     if q:
-        pattern = like_pattern(q)
+        pattern = like_contains(q)
         query = query.where("(title ilike ? or description ilike ?)", pattern, pattern)
     return query

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from luser_common import utc_now
 from luser_db import Db, transaction
 
 from ..models import Video
@@ -48,10 +49,6 @@ class CallbackOutcome:
     video_id: int | None = None
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Media:
     def __init__(self, catalog: Catalog, providers: ProviderLookup) -> None:
         self.catalog = catalog
@@ -80,7 +77,7 @@ class Media:
                 status="processing",
                 media_status="uploading",
                 media_id=creds.media_id or video.media_id,
-                updated_at=_now(),
+                updated_at=utc_now(),
             )
         )
         if changed == 0:

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.commerce.subscriptions import utcnow
 from app.payments.clock import BEIJING
 from app.payments.testing import WechatPayStub
+from luser_common import utc_now
 
 from .conftest import Buyer, MakeBuyer, MakePlan, Order, post_wechat
 
@@ -115,7 +115,7 @@ async def test_admin_orders_by_status_and_reports(
     detail = r.json()["data"]
     assert detail["attempts"][0]["out_trade_no"] == no and detail["refunds"] == []
 
-    today = utcnow().astimezone(BEIJING).date()
+    today = utc_now().astimezone(BEIJING).date()
     r = await shop.get(f"/api/admin/revenue/daily?from={today}&to={today}", headers=admin)
     days = r.json()["data"]
     assert days["total_row"] == 1

@@ -20,16 +20,16 @@ from click.testing import CliRunner
 
 from app.commerce import Commerce, ReconcileReport
 from app.commerce.reconcile import reconcile_forever
-from app.commerce.subscriptions import utcnow
 from app.payments.errors import provider_unavailable
 from app.payments.testing import AlipayStub, WechatPayStub
+from luser_common import utc_now
 from luser_db import Db
 
 from .conftest import Buyer, Order, grants_for, level_of, order_row, post_alipay, post_wechat
 
 
 def later(minutes: int) -> datetime:
-    return utcnow() + timedelta(minutes=minutes)
+    return utc_now() + timedelta(minutes=minutes)
 
 
 async def test_recovers_a_lost_wechat_notification(
