@@ -1,0 +1,91 @@
+"""What the open API's partner, self-service and admin routes share: the service
+locator, ability names, usage windows and log queries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import AwareDatetime, Field
+
+from luser_common import ValidationError
+
+from ...routes._api import Call
+from ...routes._types import Id, Input, QueryInput
+from .. import logs, manage
+from ..logs import LogFilter
+from ..service import OpenApi
+
+_ABILITY = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+
+
+def _ability(default: Any = ...) -> Any:
+    return Field(default, pattern=_ABILITY, max_length=64)
+
+
+def _service(call: Call) -> OpenApi:
+    service: OpenApi | None = getattr(call.request.app.state, "open_api", None)
+    if service is None:
+        raise RuntimeError("open API not installed: call app.open_api.install(app)")
+    return service
+
+
+class UsageQuery(QueryInput):
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    tz: str = Field("UTC", max_length=64, pattern=r"^[A-Za-z_/+\-0-9]+$")
+
+
+def _window(query: UsageQuery) -> tuple[datetime, datetime]:
+    until = query.until or datetime.now(UTC)
+    since = query.since or until - timedelta(days=30)
+    if since.tzinfo is None or until.tzinfo is None:
+        raise ValidationError("时间必须带时区, 例如 2026-11-01T00:00:00Z", field="since")
+    if not since < until <= since + timedelta(days=366):
+        raise ValidationError("时间范围必须为正且不超过 366 天", field="since")
+    return since, until
+
+
+async def _usage(
+    query: UsageQuery,
+    window: tuple[datetime, datetime],
+    user_id: int | None,
+    token_id: int | None = None,
+) -> dict[str, Any]:
+    """Daily totals over ``window`` (from ``_window``, checked before anything is charged)."""
+    since, until = window
+    rows = await logs.daily_usage(user_id, since, until, token_id=token_id, tz=query.tz)
+    days = [{**r, "day": r["day"].isoformat()} for r in rows]
+    return {"since": since, "until": until, "days": days}
+
+
+def _spec(data: Input, fields: set[str]) -> manage.TokenSpec:
+    return manage.TokenSpec(**{name: getattr(data, name) for name in fields})
+
+
+def _token_out(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "key_hash"}
+
+
+class LogQuery(QueryInput):
+    cursor: str | None = Field(None, max_length=200)
+    limit: int = Field(50, ge=1, le=500)
+    token_id: Id | None = None
+    ability: str | None = _ability(None)
+    status_code: int | None = Field(None, ge=100, le=599)
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+
+
+async def _logs(query: LogQuery, user_id: int | None, channel_id: int | None = None) -> Any:
+    flt = LogFilter(
+        user_id=user_id,
+        token_id=query.token_id,
+        ability=query.ability,
+        channel_id=channel_id,
+        status_code=query.status_code,
+        since=query.since,
+        until=query.until,
+    )
+    items, cursor = await logs.query_logs(flt, cursor=query.cursor, limit=query.limit)
+    return {"items": items, "next_cursor": cursor}
