@@ -4,17 +4,28 @@ locator, ability names, usage windows and log queries."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import cache
+from typing import Annotated, Any
+from zoneinfo import available_timezones
 
-from pydantic import AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, Field, StrictInt
+from pydantic_core import PydanticCustomError
 
 from luser_common import ValidationError
 
 from ...routes._api import Call
-from ...routes._types import Id, Input, QueryInput
+from ...routes._types import MAX_BIGINT, Id, Input, QueryInput
 from .. import logs, manage
 from ..logs import LogFilter
 from ..service import OpenApi
+
+# Integers bounded like the columns they are stored in, so that an out-of-range
+# value is a 422 naming the field rather than a driver error.
+Int4 = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)]
+Nano = Annotated[StrictInt, Field(ge=0, le=MAX_BIGINT, description="纳单位 (1 元 = 10^9)")]
+QuotaLimit = Annotated[
+    StrictInt, Field(ge=-1, le=MAX_BIGINT, description="纳单位 (1 元 = 10^9), -1 不限")
+]
 
 _ABILITY = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
 
@@ -30,10 +41,26 @@ def _service(call: Call) -> OpenApi:
     return service
 
 
+@cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(available_timezones()) | {"UTC"}
+
+
+def _known_zone(name: str) -> str:
+    # Checked here, before the database sees it: PostgreSQL refuses an unknown zone
+    # only once the query runs, after a partner call has been charged.
+    if name not in _time_zones():
+        raise PydanticCustomError("unknown_time_zone", "未知的时区, 请使用 IANA 时区名")
+    return name
+
+
+TimeZone = Annotated[str, Field(max_length=64), AfterValidator(_known_zone)]
+
+
 class UsageQuery(QueryInput):
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
-    tz: str = Field("UTC", max_length=64, pattern=r"^[A-Za-z_/+\-0-9]+$")
+    tz: TimeZone = Field("UTC", description="IANA 时区名, 如 Asia/Shanghai")
 
 
 def _window(query: UsageQuery) -> tuple[datetime, datetime]:
@@ -57,6 +84,11 @@ async def _usage(
     rows = await logs.daily_usage(user_id, since, until, token_id=token_id, tz=query.tz)
     days = [{**r, "day": r["day"].isoformat()} for r in rows]
     return {"since": since, "until": until, "days": days}
+
+
+def _given(data: Input, name: str) -> Any:
+    """The field's value when the request sent it; None when it was left out."""
+    return getattr(data, name) if name in data.model_fields_set else None
 
 
 def _spec(data: Input, fields: set[str]) -> manage.TokenSpec:

@@ -3,17 +3,21 @@ tokens, logs and usage across users."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictInt
 
 from ...routes._api import Call, Operation, operation
-from ...routes._types import Id, Input, Patch, QueryInput, Text
+from ...routes._types import MAX_BIGINT, Id, Input, Patch, QueryInput, Text
 from .. import manage
 from ._shared import (
+    Int4,
     LogQuery,
+    Nano,
+    QuotaLimit,
     UsageQuery,
     _ability,
+    _given,
     _logs,
     _service,
     _spec,
@@ -35,7 +39,7 @@ class ChannelIn(Input):
     provider: Literal["tencent", "aliyun"]
     base_url: Text = Field("", max_length=300)
     status: Literal["enabled", "disabled"] = "enabled"
-    priority: StrictInt = 0
+    priority: Int4 = 0
     weight: StrictInt = Field(1, ge=0, le=1_000_000)
     credentials: dict[str, str | int] = Field(default_factory=dict)
 
@@ -44,7 +48,7 @@ class ChannelPatch(Patch):
     name: Text | None = Field(None, min_length=1, max_length=64)
     base_url: Text | None = Field(None, max_length=300)
     status: Literal["enabled", "disabled"] | None = None
-    priority: StrictInt | None = None
+    priority: Int4 | None = None
     weight: StrictInt | None = Field(None, ge=0, le=1_000_000)
     credentials: dict[str, str | int] | None = None
 
@@ -113,7 +117,7 @@ class AbilityIn(Input):
     ability: str = _ability()
     channel_id: Id
     enabled: bool = True
-    priority: StrictInt | None = None
+    priority: Int4 | None = None
     weight: StrictInt | None = Field(None, ge=0, le=1_000_000)
 
 
@@ -161,8 +165,8 @@ async def admin_delete_ability(call: Call) -> Any:
 
 class PriceIn(Input):
     ability: str = _ability()
-    price: StrictInt = Field(ge=0, description="每次调用价格, 纳单位")
-    description: Text = Field("", max_length=200)
+    price: Nano = Field(description="每次调用价格, 纳单位")
+    description: Text = Field("", max_length=200, description="省略则保留原说明")
 
 
 @operation(
@@ -175,15 +179,18 @@ class PriceIn(Input):
 )
 async def admin_set_price(call: Call) -> Any:
     b: PriceIn = call.body
-    row = await manage.set_price(b.ability, b.price, b.description)
+    row = await manage.set_price(b.ability, b.price, _given(b, "description"))
     await _config_changed(call)
     return row
 
 
 class GroupIn(Input):
     name: str = Field(pattern=r"^[a-z0-9_][a-z0-9_.-]{0,63}$")
-    ratio: str | StrictInt = Field(description='价格倍率, 字符串小数如 "0.8"')
-    description: Text = Field("", max_length=200)
+    # A string is checked by manage.save_group: a finite decimal within numeric(12, 6).
+    ratio: Annotated[str, Field(max_length=32)] | Annotated[StrictInt, Field(ge=1, le=999_999)] = (
+        Field(description='价格倍率, 字符串小数如 "0.8"')
+    )
+    description: Text = Field("", max_length=200, description="省略则保留原说明")
 
 
 @operation(
@@ -203,7 +210,7 @@ async def admin_groups(call: Call) -> Any:
 )
 async def admin_save_group(call: Call) -> Any:
     b: GroupIn = call.body
-    row = await manage.save_group(b.name, b.ratio, b.description)
+    row = await manage.save_group(b.name, b.ratio, _given(b, "description"))
     await _config_changed(call)
     return row
 
@@ -229,7 +236,9 @@ async def admin_set_member(call: Call) -> Any:
 
 class TopUpIn(Input):
     user_id: Id
-    amount: StrictInt = Field(description="纳单位; 充值为正, 调整 (kind=adjust) 可为负")
+    amount: StrictInt = Field(
+        ge=-MAX_BIGINT, le=MAX_BIGINT, description="纳单位; 充值为正, 调整 (kind=adjust) 可为负"
+    )
     kind: Literal["topup", "adjust"] = "topup"
     reference: Text | None = Field(None, max_length=128, description="幂等键, 如支付单号")
     note: Text = Field("", max_length=200)
@@ -277,7 +286,7 @@ async def admin_ledger(call: Call) -> Any:
 
 class AdminTokenPatch(Patch):
     status: Literal["enabled", "disabled"] | None = None
-    quota_limit: StrictInt | None = Field(None, ge=-1)
+    quota_limit: QuotaLimit | None = None
 
 
 @operation(

@@ -4,19 +4,29 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, StrictInt
+from pydantic import AwareDatetime, Field
 
 from ...routes._api import Call, Operation, operation
 from ...routes._types import Id, Input, Patch, QueryInput, Text
 from .. import manage
-from ._shared import LogQuery, UsageQuery, _logs, _service, _spec, _token_out, _usage, _window
+from ._shared import (
+    LogQuery,
+    QuotaLimit,
+    UsageQuery,
+    _logs,
+    _service,
+    _spec,
+    _token_out,
+    _usage,
+    _window,
+)
 
 __all__ = ["OPERATIONS"]
 
 
 class TokenIn(Input):
     name: Text = Field("", max_length=64)
-    quota_limit: StrictInt = Field(-1, ge=-1, description="纳单位 (1 元 = 10^9), -1 不限")
+    quota_limit: QuotaLimit = -1
     expired_time: AwareDatetime | None = None
     allowed_abilities: list[str] | None = Field(None, max_length=64)
     allowed_ips: list[str] | None = Field(None, max_length=256)
@@ -26,7 +36,7 @@ class TokenPatch(Patch):
     nullable = frozenset({"expired_time", "allowed_abilities", "allowed_ips"})
     name: Text | None = Field(None, max_length=64)
     status: Literal["enabled", "disabled"] | None = None
-    quota_limit: StrictInt | None = Field(None, ge=-1)
+    quota_limit: QuotaLimit | None = None
     expired_time: AwareDatetime | None = None
     allowed_abilities: list[str] | None = Field(None, max_length=64)
     allowed_ips: list[str] | None = Field(None, max_length=256)
