@@ -408,12 +408,17 @@ async def list_prices() -> list[dict[str, Any]]:
     return [p.to_dict() for p in await AbilityPrice.query().order_by("ability").all()]
 
 
+def group_ratio(value: object) -> Decimal:
+    """A group's price ratio: a positive decimal with at most 6 places that fits the column."""
+    ratio = parse_ratio(value)
+    if ratio > MAX_RATIO:
+        raise ValidationError(f"比例不能超过 {MAX_RATIO}", field="ratio")
+    return ratio
+
+
 async def save_group(name: str, ratio: object, description: str | None = None) -> dict[str, Any]:
     """Create a group or change its ratio; ``description`` None keeps the stored one."""
-    value = parse_ratio(ratio)
-    if value > MAX_RATIO:
-        raise ValidationError(f"比例不能超过 {MAX_RATIO}", field="ratio")
-    group = UserGroup(name=name, ratio=value)
+    group = UserGroup(name=name, ratio=group_ratio(ratio))
     changed = ["ratio", "updated_at"]
     if description is not None:
         group.description = description

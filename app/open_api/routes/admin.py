@@ -3,9 +3,12 @@ tokens, logs and usage across users."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import Field, StrictInt
+from pydantic import Field, StrictInt, field_validator
+from pydantic_core import PydanticCustomError
+
+from luser_common import ValidationError
 
 from ...routes._api import Call, Operation, operation
 from ...routes._types import MAX_BIGINT, Id, Input, Patch, QueryInput, Text
@@ -186,11 +189,17 @@ async def admin_set_price(call: Call) -> Any:
 
 class GroupIn(Input):
     name: str = Field(pattern=r"^[a-z0-9_][a-z0-9_.-]{0,63}$")
-    # A string is checked by manage.save_group: a finite decimal within numeric(12, 6).
-    ratio: Annotated[str, Field(max_length=32)] | Annotated[StrictInt, Field(ge=1, le=999_999)] = (
-        Field(description='价格倍率, 字符串小数如 "0.8"')
-    )
+    ratio: str | StrictInt = Field(description='价格倍率, 字符串小数如 "0.8", 不超过 999999.999999')
     description: Text = Field("", max_length=200, description="省略则保留原说明")
+
+    @field_validator("ratio")
+    @classmethod
+    def _ratio_fits_the_column(cls, value: str | int) -> str | int:
+        try:
+            manage.group_ratio(value)
+        except ValidationError as exc:
+            raise PydanticCustomError("ratio", exc.message) from exc
+        return value
 
 
 @operation(
