@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, Field
 
 from ...routes._api import Call, Operation, operation
-from ...routes._types import Id, Input, Patch, QueryInput, Text
+from ...routes._types import MAX_BIGINT, Id, Input, Patch, QueryInput, Text
 from .. import manage
 from ._shared import (
     LogQuery,
@@ -62,7 +62,7 @@ async def create_token(call: Call) -> Any:
 
 
 class TokenListQuery(QueryInput):
-    after_id: int = Field(0, ge=0)
+    after_id: int = Field(0, ge=0, le=MAX_BIGINT)
     limit: int = Field(50, ge=1, le=200)
 
 
