@@ -188,10 +188,10 @@ async def update_token(
     token_id: int, spec: TokenSpec, user_id: int | None = None
 ) -> dict[str, Any]:
     values = spec.columns()
-    await _require_known_abilities(values)
     token = await _token(token_id, user_id)
     if not values:
         return token.public()
+    await _require_known_abilities(values)
     for name, value in values.items():
         setattr(token, name, value)
     if not await token.update():
@@ -229,14 +229,14 @@ async def top_up(
     if type(amount) is not int or amount == 0 or (kind == "topup" and amount < 0):
         raise ValidationError("金额必须是非零整数 (纳单位); 充值必须为正", field="amount")
     async with transaction():
-        wallet = await _user(user_id).for_update().first()
-        if wallet is None:
+        owner = await _user(user_id).for_update().first()
+        if owner is None:
             raise NotFound("用户不存在", field="user_id")
         if reference is not None:
             first = await WalletEntry.query().where("reference = ?", reference).first()
             if first is not None:
                 return _replayed(first, user_id, amount)
-        balance = wallet["balance"] + amount
+        balance = owner["balance"] + amount
         if balance < 0:
             raise InsufficientBalance()
         if balance > MAX_BALANCE:
@@ -434,7 +434,9 @@ async def list_groups() -> list[dict[str, Any]]:
 async def set_member(user_id: int, group: str) -> None:
     """Put a user in ``group``; 'default' is the absence of a membership."""
     if group == "default":
-        await GroupMember.query().where("user_id = ?", user_id).delete()
+        left = await GroupMember.query().where("user_id = ?", user_id).delete()
+        if not left and not await _user(user_id).exists():
+            raise NotFound("用户不存在", field="user_id")
         return
     member = GroupMember(user_id=user_id, group_name=group)
     with _constraint_errors(
