@@ -3,6 +3,7 @@ bad input and constraint violations are 4xx errors in the envelope, never 500.""
 
 from __future__ import annotations
 
+import base64
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -175,6 +176,20 @@ async def test_integers_beyond_their_column_are_422_naming_the_field(
         error = refused(r, 422, field)
         assert chinese(error["message"]), r.text
     assert await _balance(pool, user_id) == (0, 0)
+
+
+async def test_a_forged_log_cursor_is_a_422(admin: Admin, make_user: MakeUser) -> None:
+    user_id = await make_user()
+    forged = (
+        f"2026-01-01T00:00:00+00:00|{2**70}",  # a row id past bigint
+        "2026-01-01T00:00:00|5",  # a time without a zone
+        "2026-01-01T00:00:00+00:00|-5",
+    )
+    for raw in forged:
+        cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        for path, user in (("/api/tokens/logs", user_id), ("/api/admin/open/logs", None)):
+            r = await admin.send("GET", f"{path}?cursor={cursor}", user=user)
+            assert "游标" in refused(r, 422, "cursor")["message"]
 
 
 async def test_top_up_for_an_unknown_user_is_404(admin: Admin) -> None:
