@@ -1,5 +1,6 @@
 """What the open API's partner, self-service and admin routes share: the service
-locator, ability names, usage windows and log queries."""
+locator, input types bounded like their columns, ability names, usage windows (with
+their time zone) and log queries (with their cursor)."""
 
 from __future__ import annotations
 
