@@ -1,25 +1,41 @@
 """Management operations: tokens (owner-scoped), wallet top-ups, channels, abilities, groups.
 
-These are plain database operations; callers (routes.py) refresh caches after
-a change so revocation is immediate on this node. Other nodes hear about it
-through the ``open_api_tokens`` / ``open_api_config`` notifications.
+Every statement goes through luser_db (the models of ``models.py``, their query
+builder, ``Db``), so an operation called inside ``luser_db.transaction()`` joins
+it, and every database error arrives here as a luser_common ``AppError``. The
+few constraint violations that have a domain meaning (a missing owner, a taken
+channel name) are renamed by constraint, in ``_constraint_errors``.
+
+Callers (the self-service and admin routes) refresh this node's caches after a
+change so that revocation is immediate; other nodes hear about it through the
+``open_api_tokens`` / ``open_api_config`` notifications sent by database triggers.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-import asyncpg
+from luser_common import AppError, Conflict, DuplicateError, NotFound, ValidationError, utc_now
+from luser_db import Db, QueryBuilder, Record, transaction
 
-from luser_common import BusinessError, Conflict, DuplicateError, NotFound, ValidationError
-
-from . import _db
 from .access import parse_networks
 from .errors import InsufficientBalance
-from .models import AbilityPrice, AbilityRoute, ApiToken, Channel, UserGroup, WalletEntry
+from .manage_errors import MAX_BALANCE, BalanceOverflow
+from .models import (
+    AbilityPrice,
+    AbilityRoute,
+    ApiToken,
+    Channel,
+    GroupMember,
+    UserGroup,
+    WalletEntry,
+)
 from .money import parse_ratio
 from .secretbox import SecretBox
 from .tokens import generate_key, hash_key, key_hint
@@ -38,11 +54,25 @@ __all__ = [
 CREDENTIALS_AAD = "open_api.channels.credentials"
 _ABILITY_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 _UNSET: Any = object()
+# user_groups.ratio is numeric(12, 6).
+MAX_RATIO = Decimal("999999.999999")
 
-_TOKEN_COLUMNS = (
-    "id, user_id, name, key_hint, status, quota_limit, used_quota, expired_time, "
-    "accessed_time, allowed_abilities, allowed_ips, created_at, updated_at"
-)
+
+@contextmanager
+def _constraint_errors(**meanings: AppError) -> Iterator[None]:
+    """Re-raise luser_db's error for a violated constraint named in ``meanings`` as
+    the domain error given for it; every other error passes unchanged."""
+    try:
+        yield
+    except AppError as exc:
+        details = exc.details if isinstance(exc.details, dict) else {}
+        meaning = meanings.get(str(details.get("constraint", "")))
+        if meaning is None:
+            raise
+        raise meaning from exc
+
+
+# -- tokens ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -85,11 +115,6 @@ class TokenSpec:
         return out
 
 
-def _dict(row: asyncpg.Record | None) -> dict[str, Any]:
-    assert row is not None  # INSERT/UPSERT ... RETURNING always returns the row
-    return dict(row)
-
-
 def _abilities(values: list[str] | None) -> list[str] | None:
     if values is None:
         return None
@@ -97,6 +122,18 @@ def _abilities(values: list[str] | None) -> list[str] | None:
         if not isinstance(value, str) or not _ABILITY_RE.match(value):
             raise ValidationError(f"能力名称无效: {value}", field="allowed_abilities")
     return sorted(set(values))
+
+
+async def _require_known_abilities(values: dict[str, Any]) -> None:
+    # The billable abilities are the priced ones; a key limited to an unknown name
+    # would silently be limited to nothing.
+    wanted = values.get("allowed_abilities")
+    if not wanted:
+        return
+    known = set(await AbilityPrice.query().where_in("ability", wanted).pluck("ability"))
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise ValidationError(f"未知的能力: {', '.join(unknown)}", field="allowed_abilities")
 
 
 @dataclass(frozen=True)
@@ -109,38 +146,33 @@ class CreatedToken:
 async def create_token(user_id: int, spec: TokenSpec, *, pepper: bytes) -> CreatedToken:
     values = spec.columns()
     values.pop("status", None)
+    expires = values.get("expired_time")
+    if expires is not None and expires <= utc_now():
+        raise ValidationError("过期时间必须晚于当前时间", field="expired_time")
+    await _require_known_abilities(values)
     key = generate_key()
     digest = hash_key(key, pepper)
-    values.update(user_id=user_id, key_hash=digest, key_hint=key_hint(key))
-    names = list(values)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
-    sql = (
-        f"INSERT INTO api_tokens ({', '.join(names)}) VALUES ({placeholders}) "
-        f"RETURNING {_TOKEN_COLUMNS}"
-    )
-    async with _db.connection() as conn:
-        try:
-            row = await conn.fetchrow(sql, *values.values())
-        except asyncpg.ForeignKeyViolationError as exc:
-            raise NotFound("用户不存在") from exc
-    return CreatedToken(key, _dict(row), digest)
+    token = ApiToken(user_id=user_id, key_hash=digest, key_hint=key_hint(key), **values)
+    with _constraint_errors(api_tokens_user_id_fkey=NotFound("用户不存在", field="user_id")):
+        await token.save()
+    return CreatedToken(key, token.public(), digest)
 
 
-def _scope(user_id: int | None, args: list[Any]) -> str:
-    if user_id is None:
-        return ""
-    args.append(user_id)
-    return f" AND user_id = ${len(args)}"
+def _tokens(token_id: int, user_id: int | None) -> QueryBuilder[ApiToken]:
+    """The token ``token_id``, scoped to its owner when ``user_id`` is given."""
+    query = ApiToken.query().where("id = ?", token_id)
+    return query if user_id is None else query.where("user_id = ?", user_id)
+
+
+async def _token(token_id: int, user_id: int | None) -> ApiToken:
+    token = await _tokens(token_id, user_id).first()
+    if token is None:
+        raise NotFound("令牌不存在")
+    return token
 
 
 async def get_token(token_id: int, user_id: int | None = None) -> dict[str, Any]:
-    query = ApiToken.query().where("id = ?", token_id)
-    if user_id is not None:
-        query = query.where("user_id = ?", user_id)
-    token = await query.first()
-    if token is None:
-        raise NotFound("令牌不存在")
-    return token.public()
+    return (await _token(token_id, user_id)).public()
 
 
 async def list_tokens(
@@ -156,33 +188,27 @@ async def update_token(
     token_id: int, spec: TokenSpec, user_id: int | None = None
 ) -> dict[str, Any]:
     values = spec.columns()
+    token = await _token(token_id, user_id)
     if not values:
-        return await get_token(token_id, user_id)
-    args: list[Any] = list(values.values())
-    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(values, start=1))
-    args.append(token_id)
-    sql = (
-        f"UPDATE api_tokens SET {sets}, updated_at = now() WHERE id = ${len(args)}"
-        f"{_scope(user_id, args)} RETURNING {_TOKEN_COLUMNS}"
-    )
-    async with _db.connection() as conn:
-        row = await conn.fetchrow(sql, *args)
-    if row is None:
-        raise NotFound("令牌不存在")
-    return dict(row)
+        return token.public()
+    await _require_known_abilities(values)
+    for name, value in values.items():
+        setattr(token, name, value)
+    if not await token.update():
+        raise NotFound("令牌不存在")  # deleted since it was read
+    return token.public()
 
 
 async def delete_token(token_id: int, user_id: int | None = None) -> None:
-    args: list[Any] = [token_id]
-    async with _db.connection() as conn:
-        status = await conn.execute(
-            f"DELETE FROM api_tokens WHERE id = $1{_scope(user_id, args)}", *args
-        )
-    if status.endswith(" 0"):
+    if not await _tokens(token_id, user_id).delete():
         raise NotFound("令牌不存在")
 
 
 # -- wallet ------------------------------------------------------------------------
+
+
+def _user(user_id: int) -> QueryBuilder[Record]:
+    return Db.query("users").select("balance").where("id = ?", user_id)
 
 
 async def top_up(
@@ -194,42 +220,54 @@ async def top_up(
     note: str = "",
     kind: str = "topup",
 ) -> dict[str, Any]:
-    """Credit (or, with kind='adjust', debit) a wallet and ledger it; idempotent per reference."""
+    """Credit (or, with kind='adjust', debit) a wallet and ledger it; idempotent per reference.
+
+    The wallet row is locked first, so top-ups of one wallet (and retries of one
+    reference) run one after another; inside an enclosing ``transaction()`` this
+    is a savepoint of it.
+    """
     if type(amount) is not int or amount == 0 or (kind == "topup" and amount < 0):
         raise ValidationError("金额必须是非零整数 (纳单位); 充值必须为正", field="amount")
-    async with _db.connection() as conn, conn.transaction():
-        ledger_id = await conn.fetchval(
-            "INSERT INTO wallet_ledger (user_id, amount, balance_after, kind, reference, "
-            "operator_id, note) VALUES ($1, $2, 0, $3, $4, $5, $6) "
-            "ON CONFLICT (reference) DO NOTHING RETURNING id",
-            user_id,
-            amount,
-            kind,
-            reference,
-            operator_id,
-            note,
+    async with transaction():
+        owner = await _user(user_id).for_update().first()
+        if owner is None:
+            raise NotFound("用户不存在", field="user_id")
+        if reference is not None:
+            first = await WalletEntry.query().where("reference = ?", reference).first()
+            if first is not None:
+                return _replayed(first, user_id, amount)
+        balance = owner["balance"] + amount
+        if balance < 0:
+            raise InsufficientBalance()
+        if balance > MAX_BALANCE:
+            raise BalanceOverflow(field="amount")
+        entry = WalletEntry(
+            user_id=user_id,
+            amount=amount,
+            balance_after=balance,
+            kind=kind,
+            reference=reference,
+            operator_id=operator_id,
+            note=note,
         )
-        if ledger_id is None:
-            row = await conn.fetchrow("SELECT * FROM wallet_ledger WHERE reference = $1", reference)
-            first = _dict(row)
-            if first["user_id"] != user_id or first["amount"] != amount:
-                raise Conflict("该充值流水号已用于另一笔充值", details={"reference": reference})
-            return {**first, "replayed": True}
-        balance = await conn.fetchval(
-            "UPDATE users SET balance = balance + $2 WHERE id = $1 AND balance + $2 >= 0 "
-            "RETURNING balance",
-            user_id,
-            amount,
-        )
-        if balance is None:
-            exists = await conn.fetchval("SELECT 1 FROM users WHERE id = $1", user_id)
-            raise NotFound("用户不存在") if not exists else InsufficientBalance()
-        row = await conn.fetchrow(
-            "UPDATE wallet_ledger SET balance_after = $2 WHERE id = $1 RETURNING *",
-            ledger_id,
-            balance,
-        )
-    return {**_dict(row), "replayed": False}
+        # Another wallet's top-up may have taken the reference since the check above.
+        taken = _reference_taken(reference)
+        with _constraint_errors(wallet_ledger_reference_key=taken):
+            await entry.save()
+        await _user(user_id).update(balance=balance)
+    return {**entry.to_dict(), "replayed": False}
+
+
+def _reference_taken(reference: str | None) -> Conflict:
+    return Conflict(
+        "该充值流水号已用于另一笔充值", field="reference", details={"reference": reference}
+    )
+
+
+def _replayed(first: WalletEntry, user_id: int, amount: int) -> dict[str, Any]:
+    if first.user_id != user_id or first.amount != amount:
+        raise _reference_taken(first.reference)
+    return {**first.to_dict(), "replayed": True}
 
 
 async def ledger(
@@ -243,76 +281,65 @@ async def ledger(
 
 
 async def wallet(user_id: int) -> dict[str, Any]:
-    async with _db.connection() as conn:
-        balance = await conn.fetchval("SELECT balance FROM users WHERE id = $1", user_id)
-    if balance is None:
+    row = await _user(user_id).first()
+    if row is None:
         raise NotFound("用户不存在")
-    return {"user_id": user_id, "balance": balance}
+    return {"user_id": user_id, "balance": row["balance"]}
 
 
-# -- channels, abilities, prices, groups -------------------------------------------
-
-_CHANNEL_COLUMNS = (
-    "id, name, provider, base_url, status, priority, weight, "
-    "credentials <> '' AS has_credentials, created_at, updated_at"
-)
-
-
-def _check_channel(values: dict[str, Any]) -> None:
-    if "provider" in values and values["provider"] not in ("tencent", "aliyun"):
-        raise ValidationError("provider 必须是 tencent 或 aliyun", field="provider")
-    if "status" in values and values["status"] not in ("enabled", "disabled"):
-        raise ValidationError("状态必须是 enabled 或 disabled", field="status")
-    if "weight" in values and (type(values["weight"]) is not int or values["weight"] < 0):
-        raise ValidationError("权重必须是非负整数", field="weight")
-    if "priority" in values and type(values["priority"]) is not int:
-        raise ValidationError("优先级必须是整数", field="priority")
-    if "base_url" in values:
-        url = values["base_url"]
-        if url and not re.match(r"^https?://[^\s]+$", str(url)):
-            raise ValidationError("base_url 必须是 http(s) 地址", field="base_url")
-
+# -- channels ----------------------------------------------------------------------
 
 _CHANNEL_FIELDS = ("name", "provider", "base_url", "status", "priority", "weight")
+_BASE_URL = re.compile(r"^https?://[^\s]+$")
 
 
-async def save_channel(
-    data: dict[str, Any], box: SecretBox, channel_id: int | None = None
-) -> dict[str, Any]:
-    """Create (channel_id None) or update a channel; credentials are sealed before storage."""
+def _channel_values(data: dict[str, Any], box: SecretBox) -> dict[str, Any]:
+    """Column values from ``data``; credentials are sealed before they are stored."""
     values = {k: data[k] for k in _CHANNEL_FIELDS if k in data}
-    _check_channel(values)
+    url = values.get("base_url")
+    if url and not _BASE_URL.match(str(url)):
+        raise ValidationError("base_url 必须是 http(s) 地址", field="base_url")
     if "credentials" in data:
         creds = data["credentials"]
         if not isinstance(creds, dict):
             raise ValidationError("credentials 必须是对象", field="credentials")
         values["credentials"] = box.seal(creds, CREDENTIALS_AAD)
-    if channel_id is None and not {"name", "provider"} <= values.keys():
+    return values
+
+
+async def save_channel(
+    data: dict[str, Any], box: SecretBox, channel_id: int | None = None
+) -> dict[str, Any]:
+    """Create (channel_id None) or update a channel."""
+    values = _channel_values(data, box)
+    name_taken = DuplicateError("通道名称已存在", field="name")
+    with _constraint_errors(channels_name_key=name_taken):
+        if channel_id is None:
+            channel = await _new_channel(values)
+        else:
+            channel = await _changed_channel(channel_id, values)
+    return channel.public()
+
+
+async def _new_channel(values: dict[str, Any]) -> Channel:
+    if not {"name", "provider"} <= values.keys():
         raise ValidationError("需要 name 和 provider", field="name")
+    channel = Channel(**values)
+    await channel.save()
+    return channel
+
+
+async def _changed_channel(channel_id: int, values: dict[str, Any]) -> Channel:
     if not values:
         raise ValidationError("没有要修改的字段")
-    names = list(values)
-    args = list(values.values())
-    if channel_id is None:
-        ph = ", ".join(f"${i}" for i in range(1, len(args) + 1))
-        sql = (
-            f"INSERT INTO channels ({', '.join(names)}) VALUES ({ph}) RETURNING {_CHANNEL_COLUMNS}"
-        )
-    else:
-        sets = ", ".join(f"{n} = ${i}" for i, n in enumerate(names, start=1))
-        args.append(channel_id)
-        sql = (
-            f"UPDATE channels SET {sets}, updated_at = now() WHERE id = ${len(args)} "
-            f"RETURNING {_CHANNEL_COLUMNS}"
-        )
-    async with _db.connection() as conn:
-        try:
-            row = await conn.fetchrow(sql, *args)
-        except asyncpg.UniqueViolationError as exc:
-            raise DuplicateError("通道名称已存在") from exc
-    if row is None:
+    channel = await Channel.find_by_id(channel_id)
+    if channel is None:
         raise NotFound("通道不存在")
-    return dict(row)
+    for name, value in values.items():
+        setattr(channel, name, value)
+    if not await channel.update():
+        raise NotFound("通道不存在")  # deleted since it was read
+    return channel
 
 
 async def list_channels() -> list[dict[str, Any]]:
@@ -320,10 +347,11 @@ async def list_channels() -> list[dict[str, Any]]:
 
 
 async def delete_channel(channel_id: int) -> None:
-    async with _db.connection() as conn:
-        status = await conn.execute("DELETE FROM channels WHERE id = $1", channel_id)
-    if status.endswith(" 0"):
+    if not await Channel.query().where("id = ?", channel_id).delete():
         raise NotFound("通道不存在")
+
+
+# -- abilities, prices, groups -----------------------------------------------------
 
 
 async def save_ability(
@@ -335,26 +363,24 @@ async def save_ability(
     priority: int | None = None,
     weight: int | None = None,
 ) -> dict[str, Any]:
-    if weight is not None and (type(weight) is not int or weight < 0):
-        raise ValidationError("权重必须是非负整数", field="weight")
-    async with _db.connection() as conn:
-        try:
-            row = await conn.fetchrow(
-                "INSERT INTO abilities "
-                "(group_name, ability, channel_id, enabled, priority, weight) "
-                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (group_name, ability, channel_id) "
-                "DO UPDATE SET enabled = EXCLUDED.enabled, priority = EXCLUDED.priority, "
-                "weight = EXCLUDED.weight RETURNING *",
-                group,
-                ability,
-                channel_id,
-                enabled,
-                priority,
-                weight,
-            )
-        except asyncpg.ForeignKeyViolationError as exc:
-            raise BusinessError("分组、能力或通道不存在") from exc
-    return _dict(row)
+    """Route ``ability`` of ``group`` to a channel (created, or its settings replaced)."""
+    route = AbilityRoute(
+        group_name=group,
+        ability=ability,
+        channel_id=channel_id,
+        enabled=enabled,
+        priority=priority,
+        weight=weight,
+    )
+    with _constraint_errors(
+        abilities_group_name_fkey=NotFound("分组不存在", field="group"),
+        abilities_ability_fkey=NotFound("能力不存在, 请先设置它的价格", field="ability"),
+        abilities_channel_id_fkey=NotFound("通道不存在", field="channel_id"),
+    ):
+        await route.upsert(
+            ("group_name", "ability", "channel_id"), update=("enabled", "priority", "weight")
+        )
+    return route.to_dict()
 
 
 async def list_abilities() -> list[dict[str, Any]]:
@@ -363,48 +389,42 @@ async def list_abilities() -> list[dict[str, Any]]:
 
 
 async def delete_ability(ability_id: int) -> None:
-    async with _db.connection() as conn:
-        status = await conn.execute("DELETE FROM abilities WHERE id = $1", ability_id)
-    if status.endswith(" 0"):
+    if not await AbilityRoute.query().where("id = ?", ability_id).delete():
         raise NotFound("能力路由不存在")
 
 
-async def set_price(ability: str, price: int, description: str = "") -> dict[str, Any]:
-    if not _ABILITY_RE.match(ability):
-        raise ValidationError("能力名称无效", field="ability")
-    if type(price) is not int or price < 0:
-        raise ValidationError("价格必须是非负整数 (纳单位)", field="price")
-    async with _db.connection() as conn:
-        row = await conn.fetchrow(
-            "INSERT INTO ability_prices (ability, price, description) VALUES ($1, $2, $3) "
-            "ON CONFLICT (ability) DO UPDATE SET price = EXCLUDED.price, "
-            "description = EXCLUDED.description, updated_at = now() RETURNING *",
-            ability,
-            price,
-            description,
-        )
-    return _dict(row)
+async def set_price(ability: str, price: int, description: str | None = None) -> dict[str, Any]:
+    """Create or reprice an ability; ``description`` None keeps the stored one."""
+    row = AbilityPrice(ability=ability, price=price)
+    changed = ["price", "updated_at"]
+    if description is not None:
+        row.description = description
+        changed.append("description")
+    await row.upsert("ability", update=changed)
+    return row.to_dict()
 
 
 async def list_prices() -> list[dict[str, Any]]:
     return [p.to_dict() for p in await AbilityPrice.query().order_by("ability").all()]
 
 
-async def save_group(name: str, ratio: object, description: str = "") -> dict[str, Any]:
-    value = parse_ratio(ratio)
-    async with _db.connection() as conn:
-        try:
-            row = await conn.fetchrow(
-                "INSERT INTO user_groups (name, ratio, description) VALUES ($1, $2, $3) "
-                "ON CONFLICT (name) DO UPDATE SET ratio = EXCLUDED.ratio, "
-                "description = EXCLUDED.description, updated_at = now() RETURNING *",
-                name,
-                value,
-                description,
-            )
-        except asyncpg.CheckViolationError as exc:
-            raise ValidationError("分组名称无效", field="name") from exc
-    return _dict(row)
+def group_ratio(value: object) -> Decimal:
+    """A group's price ratio: a positive decimal with at most 6 places that fits the column."""
+    ratio = parse_ratio(value)
+    if ratio > MAX_RATIO:
+        raise ValidationError(f"比例不能超过 {MAX_RATIO}", field="ratio")
+    return ratio
+
+
+async def save_group(name: str, ratio: object, description: str | None = None) -> dict[str, Any]:
+    """Create a group or change its ratio; ``description`` None keeps the stored one."""
+    group = UserGroup(name=name, ratio=group_ratio(ratio))
+    changed = ["ratio", "updated_at"]
+    if description is not None:
+        group.description = description
+        changed.append("description")
+    await group.upsert("name", update=changed)
+    return group.to_dict()
 
 
 async def list_groups() -> list[dict[str, Any]]:
@@ -412,16 +432,15 @@ async def list_groups() -> list[dict[str, Any]]:
 
 
 async def set_member(user_id: int, group: str) -> None:
-    async with _db.connection() as conn:
-        try:
-            if group == "default":
-                await conn.execute("DELETE FROM group_members WHERE user_id = $1", user_id)
-            else:
-                await conn.execute(
-                    "INSERT INTO group_members (user_id, group_name) VALUES ($1, $2) "
-                    "ON CONFLICT (user_id) DO UPDATE SET group_name = EXCLUDED.group_name",
-                    user_id,
-                    group,
-                )
-        except asyncpg.ForeignKeyViolationError as exc:
-            raise BusinessError("用户或分组不存在") from exc
+    """Put a user in ``group``; 'default' is the absence of a membership."""
+    if group == "default":
+        left = await GroupMember.query().where("user_id = ?", user_id).delete()
+        if not left and not await _user(user_id).exists():
+            raise NotFound("用户不存在", field="user_id")
+        return
+    member = GroupMember(user_id=user_id, group_name=group)
+    with _constraint_errors(
+        group_members_user_id_fkey=NotFound("用户不存在", field="user_id"),
+        group_members_group_name_fkey=NotFound("分组不存在", field="group"),
+    ):
+        await member.upsert("user_id", update=("group_name",))

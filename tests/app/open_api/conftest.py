@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+import luser_db
 from app.open_api import _db
 from app.open_api.manage import TokenSpec, create_token
 from app.open_api.tokens import TokenStore
@@ -33,6 +34,7 @@ async def pool(migrated_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await asyncpg.create_pool(migrated_url, min_size=2, max_size=16)
     assert pool is not None
     _db.set_pool(pool)
+    luser_db.init(migrated_url)  # the management operations run on luser_db
     try:
         yield pool
     finally:

@@ -209,8 +209,13 @@ async def test_error_codes(env: Env, pool: asyncpg.Pool) -> None:
     _, key, _ = await _partner(env, pool, PRICE, allowed_ips=["10.1.0.0/16"])
     assert (await _play(env, key)).status_code == 200
 
+    # A token cannot be created expired (422); one whose expiry has passed is refused.
     past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
-    _, key, _ = await _partner(env, pool, PRICE, expired_time=past)
+    user_id, key, token_id = await _partner(env, pool, PRICE)
+    r = await env.client.patch(
+        f"/api/tokens/{token_id}", headers=env.jwt(user_id), json={"expired_time": past}
+    )
+    assert r.status_code == 200, r.text
     assert await code(await _play(env, key)) == (401, "TOKEN_EXPIRED")
 
     user_id, key, _token_id = await _partner(env, pool, PRICE)

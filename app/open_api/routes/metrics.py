@@ -1,0 +1,25 @@
+"""Prometheus metrics at /metrics (a plain Starlette route, outside the OpenAPI document)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from luser_common import NotFound
+
+from ..metrics import CONTENT_TYPE_LATEST
+from ..service import OpenApi
+
+__all__ = ["metrics_route"]
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    service: OpenApi | None = getattr(request.app.state, "open_api", None)
+    if service is None:
+        raise NotFound("指标未启用")
+    return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_route() -> Route:
+    return Route("/metrics", metrics_endpoint, methods=["GET"], name="open_api_metrics")
