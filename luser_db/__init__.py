@@ -26,8 +26,10 @@ from .fields import Field
 from .model import Model
 from .query import QueryBuilder
 from .record import Record
+from .types import Codec, register_type, unregister_type
 
 __all__ = [
+    "Codec",
     "Db",
     "DbSource",
     "Field",
@@ -45,6 +47,7 @@ __all__ = [
     "on_commit",
     "on_rollback",
     "quote_ident",
+    "register_type",
     "reset",
     "retry_transaction",
     "start_embedded",
@@ -52,4 +55,5 @@ __all__ = [
     "to_dollar",
     "transaction",
     "transactional",
+    "unregister_type",
 ]
