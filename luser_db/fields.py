@@ -145,7 +145,9 @@ class FieldInfo:
         elif self.pg_type is None:
             raise TypeError(
                 f"{getattr(self.model, '__name__', '?')}.{self.name}: no column type for"
-                f" {tp!r}; register it with luser_db.register_type({tp!r}, pg_type=...)"
+                f" {tp!r}"
+                + (" (a forward reference that did not resolve)" if isinstance(tp, str) else "")
+                + "; register the type with luser_db.register_type(Type, pg_type=...)"
                 " or give Field(pg_type=...)"
             )
         if self.pg_type == "jsonb" and self.to_db is None:

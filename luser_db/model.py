@@ -9,6 +9,7 @@ a direct ``__dict__`` fill, which keeps per-row Python work to a minimum.
 from __future__ import annotations
 
 import re
+import sys
 import typing
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -44,11 +45,24 @@ def _snake(name: str) -> str:
 def _hints(cls: type) -> dict[str, Any]:
     try:
         return typing.get_type_hints(cls)
-    except Exception:  # unresolved forward reference: fall back to the raw annotations
+    except Exception:  # an unresolvable forward reference: resolve the others one by one
         merged: dict[str, Any] = {}
         for klass in reversed(cls.__mro__):
-            merged.update(getattr(klass, "__annotations__", {}))
+            module = sys.modules.get(klass.__module__)
+            scope = (vars(module) if module else {}, dict(vars(klass)))
+            for name, annotation in vars(klass).get("__annotations__", {}).items():
+                merged[name] = _resolve(annotation, *scope)
         return merged
+
+
+def _resolve(annotation: Any, globalns: dict[str, Any], localns: dict[str, Any]) -> Any:
+    """A string annotation evaluated like ``get_type_hints`` does; left as is if it fails."""
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        return eval(annotation, globalns, localns)
+    except Exception:
+        return annotation
 
 
 class ModelMeta(type):
@@ -238,7 +252,7 @@ class Model(metaclass=ModelMeta):
                 if value is MISSING:
                     continue
             names.append(f.name)
-            values.append(f.to_db(value) if f.to_db is not None else value)
+            values.append(value if value is None or f.to_db is None else f.to_db(value))
         return tuple(names), values
 
     async def save(self) -> bool:
