@@ -65,6 +65,12 @@ def _resolve(annotation: Any, globalns: dict[str, Any], localns: dict[str, Any])
         return annotation
 
 
+# PEP 681: type checkers synthesise a keyword-only ``__init__`` from the annotations, so
+# ``User(nam="x")``, ``User(age="x")`` and a missing required field are type errors.
+# ``Field`` is deliberately not a field specifier: a field declared ``= Field(...)`` counts
+# as having a default, because its key may be generated or its value filled by the
+# database (a checker cannot see ``primary_key=True`` / ``generated=True``).
+@typing.dataclass_transform(kw_only_default=True, eq_default=False)
 class ModelMeta(type):
     """Builds ``cls._meta`` from annotations; the root ``Model`` is left alone."""
 
