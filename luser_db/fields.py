@@ -150,7 +150,7 @@ class FieldInfo:
                 + "; register the type with luser_db.register_type(Type, pg_type=...)"
                 " or give Field(pg_type=...)"
             )
-        if self.pg_type == "jsonb" and self.to_db is None:
+        if self.pg_type in ("json", "jsonb") and self.to_db is None:
             self.validate = _check_json
 
     def _use_codec(self, codec: Codec) -> None:

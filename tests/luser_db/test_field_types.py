@@ -52,6 +52,7 @@ class Shop(Model, table="orm.shops"):
     tags: list[str] | None = None
     counts: list[int] | None = None
     extra: Any = None
+    legacy: dict[str, Any] | None = Field(default=None, pg_type="json")
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +60,7 @@ async def _table(db_tx: Any) -> None:
     await Db.execute(
         "create table orm.shops (id bigserial primary key, price bigint not null,"
         " prices bigint[], ip inet, address jsonb, data jsonb, items jsonb, tags text[],"
-        " counts bigint[], extra jsonb)"
+        " counts bigint[], extra jsonb, legacy json)"
     )
 
 
@@ -78,7 +79,7 @@ NOT_JSON = [
 @pytest.mark.parametrize(
     "value", NOT_JSON, ids=["datetime", "object", "int-key", "nan", "set", "bytes"]
 )
-@pytest.mark.parametrize("name", ["data", "items", "extra"])
+@pytest.mark.parametrize("name", ["data", "items", "extra", "legacy"])
 async def test_non_json_value_is_refused_at_construction_and_assignment(
     name: str, value: Any
 ) -> None:
@@ -92,8 +93,8 @@ async def test_non_json_value_is_refused_at_construction_and_assignment(
     await shop.save()
     with pytest.raises(ValidationError):
         await Shop.query().where("id = ?", shop.id).update(**{name: stored})
-    assert await Db.find("select data, items, extra from orm.shops") == [
-        {"data": None, "items": None, "extra": None}
+    assert await Db.find("select data, items, extra, legacy from orm.shops") == [
+        {"data": None, "items": None, "extra": None, "legacy": None}
     ]
 
 
