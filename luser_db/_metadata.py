@@ -15,7 +15,10 @@ from ._datasource import PRIMARY
 from ._sql import quote_ident
 from .fields import FieldInfo
 
-__all__ = ["Metadata"]
+__all__ = ["KEY_SHAPES", "Metadata"]
+
+# Values that are the shape of a composite key, never a single key's value.
+KEY_SHAPES = (tuple, list, dict, set, frozenset)
 
 
 def _exact_types(field: FieldInfo) -> frozenset[type] | None:
@@ -134,9 +137,12 @@ class Metadata:
         A value of the wrong shape (a scalar for a composite key, a tuple of the wrong
         length, a tuple for a single-field key) is a ValidationError naming the key.
         """
+        pk = self.pk
+        if pk is not None and not isinstance(key, KEY_SHAPES):  # the common case, kept short
+            return [key if key is None or pk.to_db is None else pk.to_db(key)]
         fields = self.require_key()
         if len(fields) == 1:
-            if isinstance(key, (tuple, list, dict, set, frozenset)):
+            if isinstance(key, KEY_SHAPES):
                 name = fields[0].name
                 raise ValidationError(f"主键 {name} 是单个字段, 应传入一个值", field=name)
             parts: Any = (key,)

@@ -22,7 +22,7 @@ from . import _exec
 from ._datasource import PRIMARY
 from ._gc import bulk
 from ._json import RawJson, load
-from ._metadata import Metadata
+from ._metadata import KEY_SHAPES, Metadata
 from ._sql import quote_ident, to_dollar
 from .fields import MISSING, FieldAccessor, FieldInfo, accessor_for
 
@@ -31,6 +31,7 @@ __all__ = ["Model", "ModelMeta"]
 M = TypeVar("M", bound="Model")
 
 _new = object.__new__
+_NO_SHAPES = frozenset(KEY_SHAPES)
 _LIMIT_TAIL = re.compile(r"\blimit\s+(\S+)(\s+offset\s+\S+)?\s*;?\s*$", re.IGNORECASE)
 
 
@@ -413,11 +414,11 @@ class Model(metaclass=ModelMeta):
         if not wanted:
             return []
         meta = cls._meta
-        if meta.pk is None:
-            return await _find_by_keys(cls, wanted)
-        for key in wanted:
-            meta.key_args(key)  # a tuple for a single-field key is a ValidationError
         pk = meta.pk
+        # The general path converts and checks each key; a plain single key skips it
+        # (the type scan runs in C: no Python call per id).
+        if pk is None or pk.to_db is not None or not _NO_SHAPES.isdisjoint(map(type, wanted)):
+            return await _find_by_keys(cls, wanted)
         sql = meta.sql.get("by_ids")
         if sql is None:
             live = f" AND {meta.live_filter}" if meta.live_filter else ""
@@ -522,7 +523,7 @@ class Model(metaclass=ModelMeta):
 
 
 async def _find_by_keys(cls: type[M], wanted: list[Any]) -> list[M]:
-    """find_by_ids for a composite key: one array per key column, joined with unnest."""
+    """find_by_ids through key_args: one array per key column, joined with unnest."""
     meta = cls._meta
     fields = meta.require_key()
     keys = [tuple(meta.key_args(key)) for key in wanted]

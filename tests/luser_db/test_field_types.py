@@ -26,6 +26,11 @@ class Money:
     fen: int
 
 
+@dataclass(frozen=True)
+class SkuCode:
+    code: str
+
+
 class Address(pydantic.BaseModel):
     city: str
     street: str
@@ -33,6 +38,7 @@ class Address(pydantic.BaseModel):
 
 register_type(Money, pg_type="bigint", to_db=lambda m: m.fen, from_db=Money)
 register_type(ipaddress.IPv4Address, pg_type="inet")
+register_type(SkuCode, pg_type="text", to_db=lambda s: s.code, from_db=SkuCode)
 register_type(
     Address,
     pg_type="jsonb",
@@ -55,6 +61,11 @@ class Shop(Model, table="orm.shops"):
     legacy: dict[str, Any] | None = Field(default=None, pg_type="json")
 
 
+class Sku(Model, table="orm.skus"):
+    code: SkuCode = Field(primary_key=True)
+    stock: int = 0
+
+
 @pytest.fixture(autouse=True)
 async def _table(db_tx: Any) -> None:
     await Db.execute(
@@ -62,6 +73,7 @@ async def _table(db_tx: Any) -> None:
         " prices bigint[], ip inet, address jsonb, data jsonb, items jsonb, tags text[],"
         " counts bigint[], extra jsonb, legacy json)"
     )
+    await Db.execute("create table orm.skus (code text primary key, stock int not null)")
 
 
 # -- values are refused at construction and assignment (issue 13) -----------------------
@@ -234,3 +246,15 @@ def test_an_unregistered_annotation_is_refused_when_the_class_is_created() -> No
         where: Point = Field(pg_type="point")
 
     assert Explicit._meta.fields["where"].pg_type == "point"
+
+
+async def test_a_custom_type_as_primary_key() -> None:
+    await Sku.batch_save([Sku(code=SkuCode("a"), stock=1), Sku(code=SkuCode("b"), stock=2)])
+    found = await Sku.find_by_id(SkuCode("b"))
+    assert found is not None and found.code == SkuCode("b") and found.stock == 2
+    many = await Sku.find_by_ids([SkuCode("b"), SkuCode("x"), SkuCode("a")])
+    assert [s.code for s in many] == [SkuCode("b"), SkuCode("a")]
+    found.stock = 5
+    assert await found.update()
+    assert await found.delete()
+    assert await Db.find("select code, stock from orm.skus") == [{"code": "a", "stock": 1}]
