@@ -1,4 +1,9 @@
-"""``Field(...)``: per-column options, the Python → PostgreSQL type map, and the descriptor.
+"""``Field(...)``: per-column options, value checks, and the descriptor.
+
+A field's column type and converters come from the codec registry (types.py);
+containers (``list[T]``, ``dict[K, V]``) are derived here from the annotation.
+Values are checked on construction and assignment, contents included: a jsonb
+field takes only JSON values, an array field only elements of its type.
 
 The descriptor (``FieldAccessor``) stores values in the instance ``__dict__``
 and records assignments in ``_dirty``, which is how ``update()`` knows what
