@@ -57,6 +57,7 @@ class FieldInfo:
         "accepts",
         "annotation",
         "column",
+        "declared",
         "default",
         "default_factory",
         "enum",
@@ -87,6 +88,9 @@ class FieldInfo:
         self.default_factory = default_factory
         self.primary_key = primary_key
         self.column = column
+        # As written; ``bind`` derives the effective values from these, so a copy bound
+        # to another model (inheritance) re-derives them for its own annotation and key.
+        self.declared = (generated, nullable, pg_type)
         self.generated = generated
         self.nullable = nullable
         self.pg_type = pg_type
@@ -122,13 +126,22 @@ class FieldInfo:
         self.name = name
         self.column = check_ident(self.column or name, name)
         inner, optional = _unwrap_optional(annotation)
-        if self.nullable is None:
-            self.nullable = optional or (self.default is None)
-        if self.generated is None:
-            self.generated = self.primary_key and inner is int and not composite_key
+        generated, nullable, pg_type = self.declared
+        self.nullable = optional or (self.default is None) if nullable is None else nullable
+        self.generated = (
+            self.primary_key and inner is int and not composite_key
+            if generated is None
+            else generated
+        )
         self.annotation = inner
-        if self.pg_type is not None:
-            self.pg_type = check_pg_type(self.pg_type)
+        self.pg_type = None if pg_type is None else check_pg_type(pg_type)
+        self.accepts, self.to_db, self.from_db, self.validate, self.enum = (
+            (),
+            None,
+            None,
+            None,
+            None,
+        )
         self._map_type(inner)
         # Lazily decoded jsonb (JsonAccessor) only when no codec converts the value on load.
         self.is_json = self.pg_type == "jsonb" and self.from_db is None

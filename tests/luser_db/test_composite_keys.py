@@ -55,6 +55,22 @@ def test_key_fields_in_declaration_order() -> None:
     assert repr(OrderLine(order_id=1, line_no=2, sku="x")) == "<OrderLine order_id=1 line_no=2>"
 
 
+def test_a_key_part_inherited_from_a_single_key_base_is_not_generated() -> None:
+    class Order(Model, table="orm.orders"):
+        order_id: int = Field(primary_key=True)
+        note: str | None = None
+
+    class Line(Order, table="orm.order_lines"):
+        line_no: int = Field(primary_key=True)
+
+    assert Order._meta.pk is Order._meta.fields["order_id"]
+    assert Order._meta.fields["order_id"].generated
+    assert [f.name for f in Line._meta.pk_fields] == ["order_id", "line_no"]
+    assert Line._meta.pk is None
+    assert not Line._meta.fields["order_id"].generated  # given by the caller, like line_no
+    assert Order._meta.fields["order_id"].generated  # the base keeps its own
+
+
 async def test_update_touches_only_the_row_with_the_whole_key() -> None:
     line = await OrderLine.find_by_id((1, 1))
     assert line is not None
