@@ -323,31 +323,31 @@ def _check_json(field: FieldInfo, value: Any) -> None:
 
 
 def _is_json(value: Any, depth: int) -> bool:
+    # Runs on every construction and assignment of a jsonb field: containers first
+    # (the common case), plain scalar items skipped by one class lookup each.
     cls = value.__class__
-    if cls in _JSON_SCALARS:
-        return True
-    if cls is float:
-        return math.isfinite(value)  # jsonb has no NaN or Infinity
-    if depth <= 0:
-        return False
     if cls is dict:
+        if depth <= 0:
+            return False
         for key, item in value.items():
-            if not isinstance(key, str):
+            if key.__class__ is not str and not isinstance(key, str):
                 return False
             if item.__class__ not in _JSON_SCALARS and not _is_json(item, depth - 1):
                 return False
         return True
     if cls is list or cls is tuple:
+        if depth <= 0:
+            return False
         for item in value:
             if item.__class__ not in _JSON_SCALARS and not _is_json(item, depth - 1):
                 return False
         return True
-    if cls is RawJson:
-        return True  # read from jsonb, sent back untouched
+    if cls in _JSON_SCALARS or cls is RawJson:
+        return True  # RawJson: read from jsonb, sent back untouched
+    if isinstance(value, float):
+        return math.isfinite(value)  # jsonb has no NaN or Infinity
     # str/int subclasses (StrEnum, IntEnum) are written by json as their plain value.
-    if isinstance(value, (str, int)):
-        return True
-    return isinstance(value, float) and math.isfinite(value)
+    return isinstance(value, (str, int))
 
 
 def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
