@@ -135,13 +135,11 @@ class FieldInfo:
         )
         self.annotation = inner
         self.pg_type = None if pg_type is None else check_pg_type(pg_type)
-        self.accepts, self.to_db, self.from_db, self.validate, self.enum = (
-            (),
-            None,
-            None,
-            None,
-            None,
-        )
+        # Derived from the annotation by _map_type; reset so that a re-bound copy starts clean.
+        self.accepts = ()
+        self.to_db = self.from_db = None
+        self.validate = None
+        self.enum = None
         self._map_type(inner)
         # Lazily decoded jsonb (JsonAccessor) only when no codec converts the value on load.
         self.is_json = self.pg_type == "jsonb" and self.from_db is None
