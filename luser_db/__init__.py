@@ -31,8 +31,10 @@ from .fields import Field
 from .model import Model
 from .query import QueryBuilder
 from .record import Record
+from .types import Codec, register_type, unregister_type
 
 __all__ = [
+    "Codec",
     "CommitUncertain",
     "Connection",
     "Db",
@@ -68,6 +70,7 @@ __all__ = [
     "on_rollback",
     "pool_stats",
     "quote_ident",
+    "register_type",
     "reset",
     "retry",
     "retry_transaction",
@@ -76,4 +79,5 @@ __all__ = [
     "to_dollar",
     "transaction",
     "transactional",
+    "unregister_type",
 ]

@@ -1,4 +1,9 @@
-"""``Field(...)``: per-column options, the Python → PostgreSQL type map, and the descriptor.
+"""``Field(...)``: per-column options, value checks, and the descriptor.
+
+A field's column type and converters come from the codec registry (types.py);
+containers (``list[T]``, ``dict[K, V]``) are derived here from the annotation.
+Values are checked on construction and assignment, contents included: a jsonb
+field takes only JSON values, an array field only elements of its type.
 
 The descriptor (``FieldAccessor``) stores values in the instance ``__dict__``
 and records assignments in ``_dirty``, which is how ``update()`` knows what
@@ -8,18 +13,18 @@ changed. Rows loaded from the database fill ``__dict__`` directly and start clea
 from __future__ import annotations
 
 import enum
+import math
 import types
 import typing
-import uuid
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import date, datetime
 from typing import Any, Union
 
 from luser_common import ValidationError
 
 from ._json import RawJson
 from ._sql import check_ident
+from .types import Codec, check_pg_type, codec_for
 
 __all__ = ["MISSING", "Field", "FieldAccessor", "FieldInfo", "JsonAccessor", "accessor_for"]
 
@@ -33,39 +38,30 @@ class _Missing:
 
 MISSING: Any = _Missing()
 
-# Python type -> (PostgreSQL type, accepted instance types).
-_TYPES: dict[type, tuple[str, tuple[type, ...]]] = {
-    bool: ("boolean", (bool,)),
-    int: ("bigint", (int,)),
-    float: ("double precision", (float, int, Decimal)),
-    Decimal: ("numeric", (Decimal, int)),
-    str: ("text", (str,)),
-    bytes: ("bytea", (bytes, bytearray, memoryview)),
-    datetime: ("timestamptz", (datetime,)),
-    date: ("date", (date,)),
-    time: ("time", (time,)),
-    timedelta: ("interval", (timedelta,)),
-    uuid.UUID: ("uuid", (uuid.UUID,)),
-    dict: ("jsonb", (dict,)),
-}
+# How deep a jsonb value may nest; deeper values are refused before they reach json.dumps.
+MAX_JSON_DEPTH = 200
 
 
 class FieldInfo:
     """Options of one model column.
 
-    ``primary_key`` (db-generated when the type is int and no value is given),
-    ``column`` (the database name when it differs from the attribute), ``default``
-    / ``default_factory``, ``generated`` (the database fills it: omitted on insert
-    when unset, read back by RETURNING) and ``nullable`` (derived from ``X | None``).
+    ``primary_key`` (several form one composite key in declaration order; a single
+    int key is db-generated when no value is given), ``column`` (the database name
+    when it differs from the attribute), ``default`` / ``default_factory``,
+    ``generated`` (the database fills it: omitted on insert when unset, read back
+    by RETURNING), ``nullable`` (derived from ``X | None``) and ``pg_type`` (the
+    column type; derived from the annotation through the codec registry, types.py).
     """
 
     __slots__ = (
         "accepts",
         "annotation",
         "column",
+        "declared",
         "default",
         "default_factory",
         "enum",
+        "from_db",
         "generated",
         "is_json",
         "model",
@@ -74,6 +70,7 @@ class FieldInfo:
         "pg_type",
         "primary_key",
         "to_db",
+        "validate",
     )
 
     def __init__(
@@ -91,6 +88,9 @@ class FieldInfo:
         self.default_factory = default_factory
         self.primary_key = primary_key
         self.column = column
+        # As written; ``bind`` derives the effective values from these, so a copy bound
+        # to another model (inheritance) re-derives them for its own annotation and key.
+        self.declared = (generated, nullable, pg_type)
         self.generated = generated
         self.nullable = nullable
         self.pg_type = pg_type
@@ -99,6 +99,10 @@ class FieldInfo:
         self.accepts: tuple[type, ...] = ()
         self.enum: type[enum.Enum] | None = None
         self.to_db: Callable[[Any], Any] | None = None
+        self.from_db: Callable[[Any], Any] | None = None
+        # Checks the contents of an accepted value (list elements, JSON-ability);
+        # fields with one are always checked, never taken on the exact-type fast path.
+        self.validate: Callable[[FieldInfo, Any], None] | None = None
         self.model: type | None = None
         self.is_json = False
 
@@ -112,44 +116,82 @@ class FieldInfo:
             setattr(clone, slot, getattr(self, slot))
         return clone
 
-    def bind(self, model: type, name: str, annotation: Any) -> None:
-        """Attach to ``model`` as attribute ``name`` with the annotated type."""
+    def bind(self, model: type, name: str, annotation: Any, *, composite_key: bool = False) -> None:
+        """Attach to ``model`` as attribute ``name`` with the annotated type.
+
+        ``composite_key``: this field is one part of a key of several fields; such a
+        part is given by the caller, never generated by the database unless declared so.
+        """
         self.model = model
         self.name = name
         self.column = check_ident(self.column or name, name)
         inner, optional = _unwrap_optional(annotation)
-        if self.nullable is None:
-            self.nullable = optional or (self.default is None)
-        if self.generated is None:
-            self.generated = self.primary_key and inner is int
+        generated, nullable, pg_type = self.declared
+        self.nullable = optional or (self.default is None) if nullable is None else nullable
+        self.generated = (
+            self.primary_key and inner is int and not composite_key
+            if generated is None
+            else generated
+        )
         self.annotation = inner
+        self.pg_type = None if pg_type is None else check_pg_type(pg_type)
+        # Derived from the annotation by _map_type; reset so that a re-bound copy starts clean.
+        self.accepts = ()
+        self.to_db = self.from_db = None
+        self.validate = None
+        self.enum = None
         self._map_type(inner)
-        self.is_json = self.pg_type == "jsonb"
+        # Lazily decoded jsonb (JsonAccessor) only when no codec converts the value on load.
+        self.is_json = self.pg_type == "jsonb" and self.from_db is None
 
     def _map_type(self, tp: Any) -> None:
         origin = typing.get_origin(tp)
-        if isinstance(tp, type) and issubclass(tp, enum.Enum):
-            self.enum = tp
-            self.accepts = (tp,)
-            self.to_db = _enum_value
-            self.pg_type = self.pg_type or "text"
+        codec = codec_for(tp)
+        if codec is not None:
+            self._use_codec(codec)
         elif origin is list or tp is list:
             args = typing.get_args(tp)
-            element = args[0] if args else Any
-            self.accepts = (list, tuple)
-            if element in _TYPES and element is not dict:
-                self.pg_type = self.pg_type or _TYPES[element][0] + "[]"
-            else:
-                self.pg_type = self.pg_type or "jsonb"
+            self._map_list(args[0] if args else Any)
         elif origin is dict:
             self.accepts = (dict,)
             self.pg_type = self.pg_type or "jsonb"
-        elif tp in _TYPES:
-            pg, self.accepts = _TYPES[tp]
-            self.pg_type = self.pg_type or pg
-        else:
-            self.accepts = ()  # Any / unknown: no type check, stored as given
+        elif tp is Any or isinstance(tp, typing.TypeVar):
+            self.accepts = ()  # any JSON value (or anything, when pg_type says otherwise)
             self.pg_type = self.pg_type or "jsonb"
+        elif self.pg_type is None:
+            raise TypeError(
+                f"{getattr(self.model, '__name__', '?')}.{self.name}: no column type for"
+                f" {tp!r}"
+                + (" (a forward reference that did not resolve)" if isinstance(tp, str) else "")
+                + "; register the type with luser_db.register_type(Type, pg_type=...)"
+                " or give Field(pg_type=...)"
+            )
+        if self.pg_type in ("json", "jsonb") and self.to_db is None:
+            self.validate = _check_json
+
+    def _use_codec(self, codec: Codec) -> None:
+        self.accepts = codec.accepts
+        self.to_db = codec.to_db
+        self.from_db = codec.from_db
+        self.pg_type = self.pg_type or codec.pg_type
+        if issubclass(codec.py_type, enum.Enum):
+            self.enum = codec.py_type
+        if codec.from_db is not None and self.pg_type == "jsonb":
+            self.from_db = _from_json(codec.from_db)
+
+    def _map_list(self, element: Any) -> None:
+        self.accepts = (list, tuple)
+        codec = codec_for(element)
+        if codec is None or codec.pg_type == "jsonb":
+            self.pg_type = self.pg_type or "jsonb"  # list[Any], list[dict], ...
+            return
+        # A PostgreSQL array of the element's column type; elements are checked one by one.
+        self.pg_type = self.pg_type or codec.pg_type + "[]"
+        self.validate = _element_check(codec)
+        if codec.to_db is not None:
+            self.to_db = _each(codec.to_db)
+        if codec.from_db is not None:
+            self.from_db = _each(codec.from_db)
 
     def initial(self) -> Any:
         """The value a new instance starts with (MISSING when there is none)."""
@@ -168,25 +210,26 @@ class FieldInfo:
                 raise ValidationError(f"{self.name} 不能为空", field=self.name)
             return None
         accepts = self.accepts
-        cls = type(value)
-        if not accepts or cls in accepts:
-            return value
+        if accepts and type(value) not in accepts:
+            value = self._coerce(value)
+        if self.validate is not None:
+            self.validate(self, value)
+        return value
+
+    def _coerce(self, value: Any) -> Any:
         if self.enum is not None:
             try:
                 return self.enum(value)
             except ValueError as exc:
                 raise ValidationError(f"{self.name} 的取值不合法", field=self.name) from exc
-        if cls is bool:
-            raise self._type_error()
-        if isinstance(value, accepts) and not (
-            self.annotation is date and isinstance(value, datetime)
-        ):
+        if _instance_of(value, self.accepts, self.annotation):
             return value
         raise self._type_error()
 
     def _type_error(self) -> ValidationError:
-        expected = getattr(self.annotation, "__name__", str(self.annotation))
-        return ValidationError(f"{self.name} 的类型应为 {expected}", field=self.name)
+        return ValidationError(
+            f"{self.name} 的类型应为 {_type_name(self.annotation)}", field=self.name
+        )
 
 
 def Field(
@@ -215,8 +258,94 @@ def Field(
     )
 
 
-def _enum_value(value: Any) -> Any:
-    return value.value if isinstance(value, enum.Enum) else value
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _instance_of(value: Any, accepts: tuple[type, ...], annotation: Any) -> bool:
+    """isinstance, except that a bool is not an int and a datetime is not a date."""
+    if value.__class__ is bool and bool not in accepts:
+        return False
+    if annotation is date and isinstance(value, datetime):
+        return False
+    return isinstance(value, accepts)
+
+
+def _element_check(codec: Codec) -> Callable[[FieldInfo, Any], None]:
+    accepts, exact = codec.accepts, frozenset(codec.accepts)
+
+    def check(field: FieldInfo, values: Any) -> None:
+        for item in values:
+            if (
+                item is not None
+                and item.__class__ not in exact
+                and not _instance_of(item, accepts, codec.py_type)
+            ):
+                raise ValidationError(
+                    f"{field.name} 的元素类型应为 {_type_name(codec.py_type)}",
+                    field=field.name,
+                )
+
+    return check
+
+
+def _each(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def each(values: Any) -> Any:
+        return [None if v is None else convert(v) for v in values]
+
+    return each
+
+
+def _from_json(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def from_json(value: Any) -> Any:
+        return convert(value.load() if value.__class__ is RawJson else value)
+
+    return from_json
+
+
+_JSON_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _check_json(field: FieldInfo, value: Any) -> None:
+    """ValidationError unless ``value`` is what JSON can hold (no silent ``str()``)."""
+    try:
+        ok = _is_json(value, MAX_JSON_DEPTH)
+    except RecursionError:
+        ok = False
+    if not ok:
+        raise ValidationError(
+            f"{field.name} 只能保存 JSON 值 (dict/list/str/数字/布尔/None, dict 的键为字符串,"
+            f" 嵌套不超过 {MAX_JSON_DEPTH} 层)",
+            field=field.name,
+        )
+
+
+def _is_json(value: Any, depth: int) -> bool:
+    # Runs on every construction and assignment of a jsonb field: containers first
+    # (the common case), plain scalar items skipped by one class lookup each.
+    cls = value.__class__
+    if cls is dict:
+        if depth <= 0:
+            return False
+        for key, item in value.items():
+            if key.__class__ is not str and not isinstance(key, str):
+                return False
+            if item.__class__ not in _JSON_SCALARS and not _is_json(item, depth - 1):
+                return False
+        return True
+    if cls is list or cls is tuple:
+        if depth <= 0:
+            return False
+        for item in value:
+            if item.__class__ not in _JSON_SCALARS and not _is_json(item, depth - 1):
+                return False
+        return True
+    if cls in _JSON_SCALARS or cls is RawJson:
+        return True  # RawJson: read from jsonb, sent back untouched
+    if isinstance(value, float):
+        return math.isfinite(value)  # jsonb has no NaN or Infinity
+    # str/int subclasses (StrEnum, IntEnum) are written by json as their plain value.
+    return isinstance(value, (str, int))
 
 
 def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:

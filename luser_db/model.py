@@ -9,6 +9,7 @@ a direct ``__dict__`` fill, which keeps per-row Python work to a minimum.
 from __future__ import annotations
 
 import re
+import sys
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from . import _exec
 from ._datasource import PRIMARY
 from ._gc import bulk
 from ._json import RawJson, load
-from ._metadata import Metadata
+from ._metadata import KEY_SHAPES, Metadata
 from ._sql import Expr, quote_ident, to_dollar
 from .fields import MISSING, FieldAccessor, FieldInfo, accessor_for
 
@@ -30,6 +31,7 @@ __all__ = ["Model", "ModelMeta"]
 M = TypeVar("M", bound="Model")
 
 _new = object.__new__
+_NO_SHAPES = frozenset(KEY_SHAPES)
 _LIMIT_TAIL = re.compile(r"\blimit\s+(\S+)(\s+offset\s+\S+)?\s*;?\s*$", re.IGNORECASE)
 
 
@@ -44,13 +46,32 @@ def _snake(name: str) -> str:
 def _hints(cls: type) -> dict[str, Any]:
     try:
         return typing.get_type_hints(cls)
-    except Exception:  # unresolved forward reference: fall back to the raw annotations
+    except Exception:  # an unresolvable forward reference: resolve the others one by one
         merged: dict[str, Any] = {}
         for klass in reversed(cls.__mro__):
-            merged.update(getattr(klass, "__annotations__", {}))
+            module = sys.modules.get(klass.__module__)
+            scope = (vars(module) if module else {}, dict(vars(klass)))
+            for name, annotation in vars(klass).get("__annotations__", {}).items():
+                merged[name] = _resolve(annotation, *scope)
         return merged
 
 
+def _resolve(annotation: Any, globalns: dict[str, Any], localns: dict[str, Any]) -> Any:
+    """A string annotation evaluated like ``get_type_hints`` does; left as is if it fails."""
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        return eval(annotation, globalns, localns)
+    except Exception:
+        return annotation
+
+
+# PEP 681: type checkers synthesise a keyword-only ``__init__`` from the annotations, so
+# ``User(nam="x")``, ``User(age="x")`` and a missing required field are type errors.
+# ``Field`` is deliberately not a field specifier: a field declared ``= Field(...)`` counts
+# as having a default, because its key may be generated or its value filled by the
+# database (a checker cannot see ``primary_key=True`` / ``generated=True``).
+@typing.dataclass_transform(kw_only_default=True, eq_default=False)
 class ModelMeta(type):
     """Builds ``cls._meta`` from annotations; the root ``Model`` is left alone."""
 
@@ -78,10 +99,16 @@ class ModelMeta(type):
             else bool(parent and parent.soft_delete),
             source=source or (parent.source if parent else PRIMARY),
         )
-        for attr, annotation in _hints(cls).items():
-            if attr.startswith("_") or typing.get_origin(annotation) is ClassVar:
-                continue
-            meta.add_field(mcs._field_for(cls, attr, annotation))
+        declared = [
+            (attr, annotation, mcs._field_for(cls, attr))
+            for attr, annotation in _hints(cls).items()
+            if not attr.startswith("_") and typing.get_origin(annotation) is not ClassVar
+        ]
+        # Several primary-key fields form one composite key, in declaration order.
+        composite = sum(field.primary_key for _, _, field in declared) > 1
+        for attr, annotation, field in declared:
+            field.bind(cls, attr, annotation, composite_key=composite)
+            meta.add_field(field)
         meta.finish()
         cls._meta = meta  # type: ignore[attr-defined]
         for f in meta.field_list:
@@ -89,7 +116,7 @@ class ModelMeta(type):
         return cls
 
     @staticmethod
-    def _field_for(cls: type, attr: str, annotation: Any) -> FieldInfo:
+    def _field_for(cls: type, attr: str) -> FieldInfo:
         declared = cls.__dict__.get(attr, MISSING)
         if declared is MISSING:
             declared = getattr(cls, attr, MISSING)  # inherited from a base model or mixin
@@ -100,7 +127,6 @@ class ModelMeta(type):
             field = declared.copy() if declared.model is not None else declared
         else:
             field = FieldInfo(declared)
-        field.bind(cls, attr, annotation)
         return field
 
 
@@ -140,10 +166,10 @@ class Model(metaclass=ModelMeta):
             # Declared jsonb fields decode on first read; extra columns are decoded now.
             if value.__class__ is RawJson and key not in fields:
                 data[key] = value.load()
-        for name, enum_type in cls._meta.converters:
+        for name, from_db in cls._meta.converters:
             value = data.get(name)
             if value is not None:
-                data[name] = enum_type(value)
+                data[name] = from_db(value)
         return obj
 
     @classmethod
@@ -197,16 +223,20 @@ class Model(metaclass=ModelMeta):
         return frozenset(self.__dict__.get("_dirty") or ())
 
     def __repr__(self) -> str:
-        pk = self._meta.pk
-        ident = f" {pk.name}={self.__dict__.get(pk.name)!r}" if pk else ""
+        data = self.__dict__
+        ident = "".join(f" {f.name}={data.get(f.name)!r}" for f in self._meta.pk_fields)
         return f"<{type(self).__name__}{ident}>"
 
-    def _pk_value(self) -> Any:
-        pk = self._meta.require_pk()
-        value = self.__dict__.get(pk.name)
-        if value is None:
-            raise ValidationError(f"{pk.name} 为空, 记录尚未保存", field=pk.name)
-        return value
+    def _key_values(self) -> list[Any]:
+        """This row's primary key as database values (every part set, else ValidationError)."""
+        data = self.__dict__
+        values = []
+        for f in self._meta.require_key():
+            value = data.get(f.name)
+            if value is None:
+                raise ValidationError(f"{f.name} 为空, 记录尚未保存", field=f.name)
+            values.append(value if f.to_db is None else f.to_db(value))
+        return values
 
     # -- writes ----------------------------------------------------------------------
 
@@ -229,7 +259,7 @@ class Model(metaclass=ModelMeta):
                 if value is MISSING:
                     continue
             names.append(f.name)
-            values.append(f.to_db(value) if f.to_db is not None else value)
+            values.append(value if value is None or f.to_db is None else f.to_db(value))
         return tuple(names), values
 
     async def save(self) -> bool:
@@ -240,16 +270,18 @@ class Model(metaclass=ModelMeta):
         if sql is None:
             sql = meta.sql[("insert", names)] = _insert_sql(meta, names, "", full=False)
         row = await _exec.fetchrow(sql, values, meta.source)
-        self.__dict__.update(row.items())
-        self._after_load()
+        self._load(row)
         return True
 
-    def _after_load(self) -> None:
+    def _load(self, row: Any) -> None:
+        """Take the columns of ``row`` (converted by their codecs); the instance is clean."""
         data = self.__dict__
+        data.update(row.items())
         data.pop("_dirty", None)
-        for name, enum_type in self._meta.converters:
-            if data.get(name) is not None:
-                data[name] = enum_type(data[name])
+        for name, from_db in self._meta.converters:
+            # Only what the row brought: values already on the instance are Python values.
+            if row.get(name) is not None:
+                data[name] = from_db(data[name])
 
     async def upsert(
         self,
@@ -269,7 +301,7 @@ class Model(metaclass=ModelMeta):
         targets = (
             (conflict,)
             if isinstance(conflict, str)
-            else tuple(conflict or (meta.require_pk().name,))
+            else tuple(conflict or (f.name for f in meta.require_key()))
         )
         target_cols = tuple(meta.column(t) for t in targets)
         names, values = self._insert_values(_now())
@@ -286,8 +318,7 @@ class Model(metaclass=ModelMeta):
         row = await _exec.fetchrow(sql, values, meta.source)
         if row is None:
             return False
-        self.__dict__.update(row.items())
-        self._after_load()
+        self._load(row)
         return True
 
     async def update(self, **changes: Any) -> bool:
@@ -306,23 +337,20 @@ class Model(metaclass=ModelMeta):
         meta = self._meta
         data = self.__dict__
         dirty = data.get("_dirty")
-        pk = meta.require_pk()
+        meta.require_key()
         if not dirty:
             return False
         if meta.has_updated_at and "updated_at" not in dirty:
             data["updated_at"] = _now()
             dirty.add("updated_at")
-        names = tuple(f.name for f in meta.field_list if f.name in dirty and f is not pk)
+        names = tuple(f.name for f in meta.field_list if f.name in dirty and not f.primary_key)
         if not names:
             return False
         sql = meta.sql.get(("update", names))
         if sql is None:
-            sets = ", ".join(f"{meta.column(n)} = ${i}" for i, n in enumerate(names, 1))
-            sql = meta.sql[("update", names)] = (
-                f"UPDATE {meta.qtable} SET {sets} WHERE {meta.column(pk.name)} = ${len(names) + 1}"
-            )
+            sql = meta.sql[("update", names)] = _update_sql(meta, names)
         values = [_db_value(meta, n, data.get(n)) for n in names]
-        values.append(self._pk_value())
+        values += self._key_values()
         count = await _exec.execute(sql, values, meta.source)
         data.pop("_dirty", None)
         return count > 0
@@ -330,36 +358,35 @@ class Model(metaclass=ModelMeta):
     async def _update_exprs(self, exprs: dict[str, Expr]) -> bool:
         meta = self._meta
         data = self.__dict__
-        pk = meta.require_pk()
         for name in exprs:
-            if meta.field(name) is pk:
+            if meta.field(name).primary_key:
                 raise ValidationError("不能用表达式修改主键", field=name)
         dirty = data.get("_dirty") or set()
         if meta.has_updated_at and "updated_at" not in dirty and "updated_at" not in exprs:
             data["updated_at"] = _now()
             dirty.add("updated_at")
-        names = [f.name for f in meta.field_list if f.name in dirty and f is not pk]
-        names = [n for n in names if n not in exprs]
+        names = [
+            f.name
+            for f in meta.field_list
+            if f.name in dirty and not f.primary_key and f.name not in exprs
+        ]
         params = [_db_value(meta, n, data.get(n)) for n in names]
         sets = [f"{meta.column(n)} = ${i}" for i, n in enumerate(names, 1)]
         for name, expr in exprs.items():
             sets.append(f"{meta.column(name)} = {expr.render(len(params))}")
             params.extend(expr.params)
-        params.append(self._pk_value())
+        where = meta.key_where(len(params) + 1)
+        params += self._key_values()
         back = ", ".join(
             meta.column(n) + ("" if meta.fields[n].column == n else f" AS {quote_ident(n)}")
             for n in exprs
         )
-        sql = (
-            f"UPDATE {meta.qtable} SET {', '.join(sets)} "
-            f"WHERE {meta.column(pk.name)} = ${len(params)} RETURNING {back}"
-        )
+        sql = f"UPDATE {meta.qtable} SET {', '.join(sets)} WHERE {where} RETURNING {back}"
         row = await _exec.fetchrow(sql, params, meta.source)
         data.pop("_dirty", None)
         if row is None:
             return False
-        data.update(row.items())
-        self._after_load()
+        self._load(row)
         return True
 
     async def delete(self) -> bool:
@@ -376,9 +403,8 @@ class Model(metaclass=ModelMeta):
     async def hard_delete(self) -> bool:
         """DELETE the row even when the model uses soft delete."""
         meta = self._meta
-        pk = meta.require_pk()
-        sql = f"DELETE FROM {meta.qtable} WHERE {meta.column(pk.name)} = $1"
-        return await _exec.execute(sql, [self._pk_value()], meta.source) > 0
+        sql = f"DELETE FROM {meta.qtable} WHERE {meta.key_where(1)}"
+        return await _exec.execute(sql, self._key_values(), meta.source) > 0
 
     async def restore(self) -> bool:
         """Undo a soft delete."""
@@ -391,7 +417,6 @@ class Model(metaclass=ModelMeta):
         meta = self._meta
         if not meta.soft_delete:
             raise TypeError(f"{type(self).__name__} does not use soft delete")
-        pk = meta.require_pk()
         sets = f"{meta.column('deleted_at')} = $1"
         args: list[Any] = [value]
         if meta.has_updated_at:
@@ -399,43 +424,52 @@ class Model(metaclass=ModelMeta):
             args.append(_now())
         cond = "IS NULL" if value is not None else "IS NOT NULL"
         sql = (
-            f"UPDATE {meta.qtable} SET {sets} WHERE {meta.column(pk.name)} = ${len(args) + 1}"
+            f"UPDATE {meta.qtable} SET {sets} WHERE {meta.key_where(len(args) + 1)}"
             f" AND {meta.column('deleted_at')} {cond}"
         )
-        args.append(self._pk_value())
+        args += self._key_values()
         return await _exec.execute(sql, args, meta.source)
 
     # -- class-level reads -----------------------------------------------------------
 
     @classmethod
     async def find_by_id(cls: type[M], id: Any) -> M | None:
-        """The row with primary key ``id`` (soft-deleted rows excluded), or None."""
+        """The row with primary key ``id`` (soft-deleted rows excluded), or None.
+
+        For a composite key ``id`` is a tuple in the key's declaration order.
+        """
         meta = cls._meta
         sql = meta.sql.get("by_id")
         if sql is None:
-            pk = meta.require_pk()
             live = f" AND {meta.live_filter}" if meta.live_filter else ""
             sql = meta.sql["by_id"] = (
-                f"SELECT {meta.select_list} FROM {meta.qtable}"
-                f" WHERE {meta.column(pk.name)} = $1{live}"
+                f"SELECT {meta.select_list} FROM {meta.qtable} WHERE {meta.key_where(1)}{live}"
             )
-        row = await _exec.fetchrow(sql, (id,), meta.source)
+        row = await _exec.fetchrow(sql, meta.key_args(id), meta.source)
         if row is None:
             return None
         obj = _new(cls)
-        obj.__dict__.update(row.items())
         if meta.converters:
-            obj._after_load()
+            obj._load(row)
+        else:
+            obj.__dict__.update(row.items())
         return obj
 
     @classmethod
     async def find_by_ids(cls: type[M], ids: Iterable[Any]) -> list[M]:
-        """Rows for ``ids``, in the order the ids were given (missing ones skipped)."""
+        """Rows for ``ids``, in the order the ids were given (missing ones skipped).
+
+        For a composite key each id is a tuple in the key's declaration order.
+        """
         wanted = list(ids)
         if not wanted:
             return []
         meta = cls._meta
-        pk = meta.require_pk()
+        pk = meta.pk
+        # The general path converts and checks each key; a plain single key skips it
+        # (the type scan runs in C: no Python call per id).
+        if pk is None or pk.to_db is not None or not _NO_SHAPES.isdisjoint(map(type, wanted)):
+            return await _find_by_keys(cls, wanted)
         sql = meta.sql.get("by_ids")
         if sql is None:
             live = f" AND {meta.live_filter}" if meta.live_filter else ""
@@ -513,7 +547,7 @@ class Model(metaclass=ModelMeta):
     async def batch_update(cls: type[M], models: Sequence[M]) -> int:
         """Update many rows, one executemany per distinct set of changed fields."""
         meta = cls._meta
-        pk = meta.require_pk()
+        meta.require_key()
         groups: dict[tuple[str, ...], list[M]] = {}
         now = _now()
         for m in models:
@@ -523,16 +557,13 @@ class Model(metaclass=ModelMeta):
             if meta.has_updated_at and "updated_at" not in dirty:
                 m.__dict__["updated_at"] = now
                 dirty.add("updated_at")
-            names = tuple(f.name for f in meta.field_list if f.name in dirty and f is not pk)
+            names = tuple(f.name for f in meta.field_list if f.name in dirty and not f.primary_key)
             groups.setdefault(names, []).append(m)
         total = 0
         for names, group in groups.items():
-            sets = ", ".join(f"{meta.column(n)} = ${i}" for i, n in enumerate(names, 1))
-            sql = (
-                f"UPDATE {meta.qtable} SET {sets} WHERE {meta.column(pk.name)} = ${len(names) + 1}"
-            )
+            sql = _update_sql(meta, names)
             rows = [
-                [_db_value(meta, n, m.__dict__.get(n)) for n in names] + [m._pk_value()]
+                [_db_value(meta, n, m.__dict__.get(n)) for n in names] + m._key_values()
                 for m in group
             ]
             await _exec.executemany(sql, rows, meta.source)
@@ -540,6 +571,30 @@ class Model(metaclass=ModelMeta):
                 m.__dict__.pop("_dirty", None)
             total += len(group)
         return total
+
+
+async def _find_by_keys(cls: type[M], wanted: list[Any]) -> list[M]:
+    """find_by_ids through key_args: one array per key column, joined with unnest."""
+    meta = cls._meta
+    fields = meta.require_key()
+    keys = [tuple(meta.key_args(key)) for key in wanted]
+    sql = meta.sql.get("by_keys")
+    if sql is None:
+        columns = ", ".join(quote_ident(f.column or f.name) for f in fields)
+        arrays = ", ".join(f"${i}::{f.pg_type}[]" for i, f in enumerate(fields, 1))
+        live = f" AND {meta.live_filter}" if meta.live_filter else ""
+        sql = meta.sql["by_keys"] = (
+            f"SELECT {meta.select_list} FROM {meta.qtable}"
+            f" WHERE ({columns}) IN (SELECT * FROM unnest({arrays})){live}"
+        )
+    rows = cls._from_rows(await _exec.fetch(sql, list(zip(*keys, strict=True)), meta.source))
+    found = {tuple(r._key_values()): r for r in rows}
+    return [found[key] for key in keys if key in found]
+
+
+def _update_sql(meta: Metadata, names: tuple[str, ...]) -> str:
+    sets = ", ".join(f"{meta.column(n)} = ${i}" for i, n in enumerate(names, 1))
+    return f"UPDATE {meta.qtable} SET {sets} WHERE {meta.key_where(len(names) + 1)}"
 
 
 def _build_exact(cls: type[M], rows: Iterable[Any]) -> list[M]:
@@ -622,7 +677,7 @@ def _on_conflict(
     if update:
         chosen = [meta.column(n) for n in update]
     else:
-        keep = {"created_at", meta.pk.name if meta.pk else ""}
+        keep = {"created_at", *(f.name for f in meta.pk_fields)}
         chosen = [meta.column(n) for n in names if n not in keep]
         chosen = [c for c in chosen if c not in targets]
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in chosen)
