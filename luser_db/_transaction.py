@@ -224,7 +224,8 @@ class transaction:
             self._xact = conn.transaction()
             try:
                 await _exec.guard(conn, self._xact.start, "SAVEPOINT", self.using)
-                await self._apply_settings(conn)
+                if self._settings:
+                    await self._apply_settings(conn)
             except BaseException:
                 tx.levels.pop()
                 raise
@@ -237,7 +238,8 @@ class transaction:
                 isolation=self.isolation, readonly=self.readonly, deferrable=self.deferrable
             )
             await _exec.guard(conn, self._xact.start, "BEGIN", self.using)
-            await self._apply_settings(conn)
+            if self._settings:
+                await self._apply_settings(conn)
         except BaseException:
             await pool.release(conn)
             raise
@@ -248,8 +250,6 @@ class transaction:
         self._token = current_txs.set(txs)
 
     async def _apply_settings(self, conn: Any) -> None:
-        if not self._settings:
-            return
         args = [part for pair in self._settings for part in pair]
         await _exec.send(
             conn, _exec.OPS["execute"], _settings_sql(len(self._settings)), args, self.using, True
@@ -265,8 +265,10 @@ class transaction:
             try:
                 if exc_type is not None:
                     await _exec.guard(conn, self._xact.rollback, "ROLLBACK", self.using)
-                else:
-                    cancelled = await self._commit(conn)
+                else:  # to its end even if the task is cancelled meanwhile (re-raised below)
+                    cancelled = await _to_the_end(
+                        _exec.guard(conn, self._xact.commit, "COMMIT", self.using, in_tx=False)
+                    )
             except BaseException:
                 await _run_callbacks(tx.levels[0].on_rollback)
                 raise
@@ -278,12 +280,6 @@ class transaction:
         await _run_callbacks(tx.levels[0].on_rollback if exc_type else tx.levels[0].on_commit)
         if cancelled is not None:
             raise cancelled
-
-    async def _commit(self, conn: Any) -> BaseException | None:
-        """COMMIT to its end even if the task is cancelled meanwhile; returns that
-        cancellation (to re-raise once the outcome is settled) or None."""
-        commit = _exec.guard(conn, self._xact.commit, "COMMIT", self.using, in_tx=False)
-        return await _to_the_end(commit)
 
     async def _exit_savepoint(self, failed: bool) -> None:
         tx, level = self._tx, self._level
