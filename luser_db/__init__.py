@@ -26,7 +26,7 @@ from ._transaction import (
 )
 from .db import Db, DbSource
 from .embedded import start_embedded, stop_embedded
-from .errors import CommitUncertain, PoolClosed, ReadOnlyError, is_retryable
+from .errors import CommitUncertain, PoolClosed, ReadOnlyError, is_retryable, sqlstate
 from .fields import Field
 from .model import Model
 from .query import QueryBuilder
@@ -74,6 +74,7 @@ __all__ = [
     "reset",
     "retry",
     "retry_transaction",
+    "sqlstate",
     "start_embedded",
     "stop_embedded",
     "to_dollar",

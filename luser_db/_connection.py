@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from luser_common import InternalServerError
+
 from . import _exec
 from ._datasource import PRIMARY
 from ._pool import acquire, get_pool
@@ -107,6 +109,8 @@ class Connection:
         if tx is None:
             in_tx = self._conn.is_in_transaction()  # a BEGIN sent on this connection
             return await _exec.send(self._conn, op, sql, args, self._source, in_tx)
+        if not tx.active:  # the block outlived its transaction: that connection is gone
+            raise InternalServerError("事务已结束, 不能再使用它的连接")
         tx.connection()  # the owner-task check: a gathered task must not share it
         tx.busy = True
         try:

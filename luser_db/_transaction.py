@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
@@ -224,7 +224,8 @@ class transaction:
             self._xact = conn.transaction()
             try:
                 await _exec.guard(conn, self._xact.start, "SAVEPOINT", self.using)
-                await self._apply_settings(conn)
+                if self._settings:
+                    await self._apply_settings(conn)
             except BaseException:
                 tx.levels.pop()
                 raise
@@ -237,7 +238,8 @@ class transaction:
                 isolation=self.isolation, readonly=self.readonly, deferrable=self.deferrable
             )
             await _exec.guard(conn, self._xact.start, "BEGIN", self.using)
-            await self._apply_settings(conn)
+            if self._settings:
+                await self._apply_settings(conn)
         except BaseException:
             await pool.release(conn)
             raise
@@ -248,8 +250,6 @@ class transaction:
         self._token = current_txs.set(txs)
 
     async def _apply_settings(self, conn: Any) -> None:
-        if not self._settings:
-            return
         args = [part for pair in self._settings for part in pair]
         await _exec.send(
             conn, _exec.OPS["execute"], _settings_sql(len(self._settings)), args, self.using, True
@@ -265,8 +265,10 @@ class transaction:
             try:
                 if exc_type is not None:
                     await _exec.guard(conn, self._xact.rollback, "ROLLBACK", self.using)
-                else:
-                    cancelled = await self._commit(conn)
+                else:  # to its end even if the task is cancelled meanwhile (re-raised below)
+                    cancelled = await _to_the_end(
+                        _exec.guard(conn, self._xact.commit, "COMMIT", self.using, in_tx=False)
+                    )
             except BaseException:
                 await _run_callbacks(tx.levels[0].on_rollback)
                 raise
@@ -279,22 +281,6 @@ class transaction:
         if cancelled is not None:
             raise cancelled
 
-    async def _commit(self, conn: Any) -> BaseException | None:
-        """COMMIT to its end even if the task is cancelled meanwhile; returns that
-        cancellation (to re-raise once the outcome is settled) or None."""
-        commit = asyncio.ensure_future(
-            _exec.guard(conn, self._xact.commit, "COMMIT", self.using, in_tx=False)
-        )
-        cancelled: BaseException | None = None
-        while True:
-            try:
-                await asyncio.shield(commit)
-                return cancelled
-            except asyncio.CancelledError as exc:
-                if commit.done():
-                    raise  # the commit itself was cancelled from outside: nothing settled
-                cancelled = exc  # keep waiting for the server's answer
-
     async def _exit_savepoint(self, failed: bool) -> None:
         tx, level = self._tx, self._level
         tx.levels.pop()
@@ -306,6 +292,42 @@ class transaction:
         await _exec.guard(conn, self._xact.commit, "RELEASE SAVEPOINT", self.using)
         tx.levels[-1].on_commit.extend(level.on_commit)
         tx.levels[-1].on_rollback.extend(level.on_rollback)
+
+
+async def _to_the_end(coro: Coroutine[Any, Any, Any]) -> BaseException | None:
+    """Drive ``coro`` to completion inside the calling task, shielded from its cancellation.
+
+    ``asyncio.shield`` would do, but it costs a Task (and two loop turns) on every
+    COMMIT. Here the task waits on a private future chained to each future ``coro``
+    waits on, so ``task.cancel()`` cancels only that private future: the driver's
+    own await is never interrupted. Returns the cancellation that arrived meanwhile.
+    """
+    cancelled: BaseException | None = None
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            awaited = coro.send(None)
+        except StopIteration:
+            return cancelled
+        if awaited is None:  # a bare yield (sleep(0)): give the loop one turn
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError as exc:
+                cancelled = exc
+            continue
+        awaited._asyncio_future_blocking = False
+        while not awaited.done():
+            relay = loop.create_future()
+            awaited.add_done_callback(functools.partial(_relay_done, relay))
+            try:
+                await relay
+            except asyncio.CancelledError as exc:
+                cancelled = exc
+
+
+def _relay_done(relay: asyncio.Future[None], _done: Any) -> None:
+    if not relay.done():
+        relay.set_result(None)
 
 
 @asynccontextmanager

@@ -52,6 +52,7 @@ __all__ = [
     "failure",
     "is_retryable",
     "may_write",
+    "sqlstate",
     "translate",
     "unavailable",
 ]
@@ -197,6 +198,17 @@ def translate(exc: BaseException) -> AppError:
     if isinstance(exc, OSError):
         return DatabaseUnavailable()
     return DatabaseError()
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE behind a (translated) error, e.g. a custom ``RAISE ... USING
+    ERRCODE = 'LU402'`` from a function: lets callers branch without asyncpg."""
+    state = getattr(exc, "sqlstate", None)
+    cause = exc.__cause__
+    while state is None and cause is not None:
+        state = getattr(cause, "sqlstate", None)
+        cause = cause.__cause__
+    return state if isinstance(state, str) else None
 
 
 def unavailable(exc: BaseException) -> AppError:

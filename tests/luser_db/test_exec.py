@@ -167,3 +167,15 @@ async def test_closed_pool_is_a_clear_error(own_pool: str) -> None:
     async with aclosing(Person.query().iterate()) as rows:
         with pytest.raises(luser_db.PoolClosed):
             await rows.__anext__()
+
+
+async def test_custom_sqlstates_reach_the_caller_without_the_driver() -> None:
+    await Db.execute(
+        "create or replace function orm.refuse(code text) returns text language plpgsql as"
+        " $$ begin raise exception 'refused' using errcode = code; end $$"
+    )
+    with pytest.raises(AppError) as info:
+        async with luser_db.connection() as conn:
+            await conn.fetchval("select orm.refuse($1)", "LU402")
+    assert luser_db.sqlstate(info.value) == "LU402"
+    assert luser_db.sqlstate(ValueError()) is None
