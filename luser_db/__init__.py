@@ -26,6 +26,7 @@ from .fields import Field
 from .model import Model
 from .query import QueryBuilder
 from .record import Record
+from .templates import SqlTemplateError, render_template, set_sql_dirs
 
 __all__ = [
     "Db",
@@ -36,6 +37,7 @@ __all__ = [
     "QueryBuilder",
     "Record",
     "SharedConnectionError",
+    "SqlTemplateError",
     "close",
     "connection",
     "current_connection",
@@ -45,8 +47,10 @@ __all__ = [
     "on_commit",
     "on_rollback",
     "quote_ident",
+    "render_template",
     "reset",
     "retry_transaction",
+    "set_sql_dirs",
     "start_embedded",
     "stop_embedded",
     "to_dollar",

@@ -489,6 +489,14 @@ class Model(metaclass=ModelMeta):
             total += len(group)
         return total
 
+    @classmethod
+    async def template(cls: type[M], name: str, /, *args: Any, **params: Any) -> list[M]:
+        """Run the SQL template ``name`` (see luser_db.templates) into models."""
+        from .templates import render_template
+
+        sql, values = render_template(name, *args, **params)
+        return cls._from_rows(await _exec.fetch(sql, values, cls._meta.source, True))
+
 
 def _build_exact(cls: type[M], rows: Iterable[Any]) -> list[M]:
     out: list[M] = []
