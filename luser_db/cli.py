@@ -321,3 +321,76 @@ def _current_env() -> str:
         if name.lower() in _PRODUCTION:
             return name
     return declared or str(cfg.env)
+
+
+# -- luser db sql / generate-models ---------------------------------------------------------
+
+
+def _database_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        (
+            env_option,
+            click.option(
+                "--data-source", default=None, help="Named data source (default: primary)."
+            ),
+            click.option(
+                "--database-url",
+                default=None,
+                help="Connect here instead of the configured data source.",
+            ),
+        )
+    ):
+        fn = option(fn)
+    return fn
+
+
+async def _connect(database_url: str | None, data_source: str | None) -> Any:
+    import asyncpg
+
+    from ._datasource import resolve_url
+    from .errors import unavailable
+
+    url = database_url or resolve_url(data_source)
+    try:
+        return await asyncpg.connect(url, timeout=10)
+    except Exception as exc:
+        raise unavailable(exc) from exc
+
+
+@db_group.group("sql")
+def sql_group() -> None:
+    """SQL template files (database.sql_dir)."""
+
+
+@sql_group.command("check")
+@click.option(
+    "--dir",
+    "directories",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Template folder; repeatable (default: database.sql_dir).",
+)
+@_database_options
+@cli_errors
+def sql_check_cmd(
+    directories: tuple[Path, ...], data_source: str | None, database_url: str | None
+) -> None:
+    """PREPARE every rendering of every SQL template against the (migrated) database."""
+    from .template_check import check_templates
+    from .templates import SqlFiles, configured_dirs
+
+    files = SqlFiles.scan(directories or configured_dirs())
+
+    async def check() -> Any:
+        conn = await _connect(database_url, data_source)
+        try:
+            return await check_templates(files, conn)
+        finally:
+            await conn.close()
+
+    report = _run(check())
+    for problem in report.problems:
+        click.echo(problem)
+    if report.problems:
+        raise BusinessError(f"SQL 模板检查发现 {len(report.problems)} 处问题")
+    click.echo(f"已检查 {report.templates} 个模板, {report.renderings} 种渲染, 未发现问题")

@@ -222,6 +222,7 @@ class SqlTemplate:
     jinja_variables: frozenset[str]
     compiled: Compiled | None  # set when the statement has no Jinja syntax
     jinja: Any = None
+    body_line: int = 0  # first line of the SQL itself, for messages
     defaults: dict[str, None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -274,7 +275,9 @@ def _build(name: str, path: Path, line: int, doc: str, sql: str, body_line: int)
     if not _JINJA.search(sql):
         compiled = compile_sql(sql)
         names = frozenset(compiled.names)
-        return SqlTemplate(name, path, line, doc, sql, names, frozenset(), compiled)
+        return SqlTemplate(
+            name, path, line, doc, sql, names, frozenset(), compiled, body_line=body_line
+        )
     from jinja2 import TemplateSyntaxError, meta, nodes
 
     env = _environment()
@@ -304,6 +307,7 @@ def _build(name: str, path: Path, line: int, doc: str, sql: str, body_line: int)
         jinja_vars,
         None,
         env.from_string(tree),
+        body_line,
     )
 
 
@@ -334,6 +338,13 @@ class SqlFiles:
         files = cls(tuple(Path(d) for d in dirs), reload)
         files._read()
         files.raise_problems()
+        return files
+
+    @classmethod
+    def scan(cls, dirs: Sequence[str | os.PathLike[str]]) -> SqlFiles:
+        """Read every file, keeping what loads and listing the rest in ``problems``."""
+        files = cls(tuple(Path(d) for d in dirs))
+        files._read()
         return files
 
     def raise_problems(self) -> None:
@@ -444,6 +455,11 @@ def _configured() -> tuple[list[str], bool]:
     dirs = cfg.database.sql_dir
     development = cfg.env == "development" or cfg.server.debug
     return ([dirs] if isinstance(dirs, str) else list(dirs)), development
+
+
+def configured_dirs() -> list[str]:
+    """The folders ``database.sql_dir`` names."""
+    return _configured()[0]
 
 
 def sql_files() -> SqlFiles:
