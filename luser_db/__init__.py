@@ -23,6 +23,7 @@ from ._transaction import (
 from .db import Db, DbSource
 from .embedded import start_embedded, stop_embedded
 from .fields import Field
+from .generate import generate_models
 from .model import Model
 from .query import QueryBuilder
 from .record import Record
@@ -41,6 +42,7 @@ __all__ = [
     "close",
     "connection",
     "current_connection",
+    "generate_models",
     "get_pool",
     "in_transaction",
     "init",
