@@ -57,6 +57,8 @@ __all__ = [
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DOLLAR = re.compile(r"\$([0-9]+)")
 _JINJA = re.compile(r"\{[{%#]")
+_MEMO_SIZE = 256
+_TRUTH_TESTS = ("none", "defined", "undefined")
 
 
 class SqlTemplateError(ConfigError):
@@ -224,6 +226,9 @@ class SqlTemplate:
     jinja: Any = None
     body_line: int = 0  # first line of the SQL itself, for messages
     defaults: dict[str, None] = field(default_factory=dict)
+    # (variable, only tested for truth?) in a fixed order: the memo key of a rendering.
+    shape: tuple[tuple[str, bool], ...] = ()
+    memo: dict[tuple[Any, ...], Compiled] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.defaults = dict.fromkeys(self.jinja_variables)
@@ -232,12 +237,33 @@ class SqlTemplate:
     def location(self) -> str:
         return f"{self.path}:{self.line}"
 
+    def _rendered(self, params: Mapping[str, Any]) -> Compiled:
+        """The compiled rendering for ``params``, memoised by what the fragments read of them.
+
+        A variable only tested for truth (``{% if x %}``, ``is none``) contributes its
+        truthiness to the key, any other its value; Jinja runs once per distinct key
+        (up to _MEMO_SIZE per template), which is what keeps a call near ``Db.find``.
+        """
+        # A variable the caller left out is None, so ``{% if x is not none %}`` reads well.
+        values = {**self.defaults, **params}
+        key = tuple(
+            (values[n] is None, not values[n]) if tested else values[n] for n, tested in self.shape
+        )
+        try:
+            compiled = self.memo.get(key)
+        except TypeError:  # an unhashable value (a list walked by {% for %}): no memo
+            return compile_sql(self.jinja.render(values))
+        if compiled is None:
+            compiled = compile_sql(self.jinja.render(values))
+            if len(self.memo) < _MEMO_SIZE:
+                self.memo[key] = compiled
+        return compiled
+
     def render(self, args: Sequence[Any], params: Mapping[str, Any]) -> tuple[str, list[Any]]:
         """``(sql, arguments)`` for a call; ValidationError on a missing or extra parameter."""
         compiled = self.compiled
         if compiled is None:
-            # A variable the caller left out is None, so ``{% if x is not none %}`` reads well.
-            compiled = compile_sql(self.jinja.render({**self.defaults, **params}))
+            compiled = self._rendered(params)
         if len(params) > len(compiled.names):
             extra = [k for k in params if k not in self.variables]
             if extra:
@@ -295,6 +321,7 @@ def _build(name: str, path: Path, line: int, doc: str, sql: str, body_line: int)
                 " (它能把取值写进 SQL; 取值请用 :name 参数绑定)"
             )
     jinja_vars = frozenset(meta.find_undeclared_variables(tree))
+    tested = _truth_only(tree, jinja_vars)
     text = " ".join(n.data for n in tree.find_all(nodes.TemplateData))
     bound = frozenset(t[1:] for _, _, t in _scan(text) if t.startswith(":"))
     return SqlTemplate(
@@ -308,7 +335,40 @@ def _build(name: str, path: Path, line: int, doc: str, sql: str, body_line: int)
         None,
         env.from_string(tree),
         body_line,
+        shape=tuple((n, n in tested) for n in sorted(jinja_vars)),
     )
+
+
+def _truth_only(tree: Any, variables: frozenset[str]) -> frozenset[str]:
+    """The variables every use of which is a truth test in an ``{% if %}`` condition."""
+    from jinja2 import nodes
+
+    valued: set[str] = set()
+
+    def walk(node: Any, in_test: bool) -> None:
+        if isinstance(node, nodes.If):
+            walk(node.test, True)
+            for child in (*node.body, *node.elif_, *node.else_):
+                walk(child, False)
+        elif isinstance(node, nodes.Name):
+            if not in_test:
+                valued.add(node.name)
+        elif in_test and isinstance(node, nodes.Not | nodes.And | nodes.Or):
+            for child in node.iter_child_nodes():
+                walk(child, True)
+        elif (
+            in_test
+            and isinstance(node, nodes.Test)
+            and node.name in _TRUTH_TESTS
+            and isinstance(node.node, nodes.Name)
+        ):
+            walk(node.node, True)
+        else:
+            for child in node.iter_child_nodes():
+                walk(child, False)
+
+    walk(tree, False)
+    return variables - valued
 
 
 # -- a folder of files --------------------------------------------------------------------

@@ -110,6 +110,29 @@ def test_an_output_that_is_not_an_identifier_is_refused(sql_dir: Path) -> None:
         render_template("users.search", sort=1)
 
 
+def test_renderings_are_memoised_by_what_the_fragments_read(sql_dir: Path) -> None:
+    template = luser_db.templates.sql_files().get("users.search")
+    assert template.shape == (("min_age", True), ("name", True), ("sort", False))
+    first = render_template("users.search", name="ann", sort="age")
+    second = render_template("users.search", name="bob", sort="age")
+    assert first[0] == second[0] and first[1] == ["ann"] and second[1] == ["bob"]
+    assert len(template.memo) == 1
+    assert "name =" not in render_template("users.search", name="", sort="age")[0]
+    assert render_template("users.search", min_age=0)[1] == [0]  # 0 is not None: kept
+    assert 'ORDER BY "name"' in render_template("users.search", sort="name")[0]
+    with pytest.raises(ValidationError):  # a new value is rendered, never served from memo
+        render_template("users.search", sort="age; drop table orm.users")
+
+
+def test_a_list_walked_by_for_renders_without_memo(tmp_path: Path) -> None:
+    _write(tmp_path, "c.sql", "-- name: cols\nSELECT {% for c in cols %}{{ c }}, {% endfor %}1\n")
+    template = SqlFiles.load([tmp_path]).get("c.cols")
+    assert template.render((), {"cols": ["a", "b"]})[0] == 'SELECT "a", "b", 1'
+    assert template.render((), {"cols": ["c"]})[0] == 'SELECT "c", 1'
+    with pytest.raises(ValidationError):
+        template.render((), {"cols": ["a", "1; drop"]})
+
+
 @pytest.mark.parametrize(
     "body, tag",
     [
