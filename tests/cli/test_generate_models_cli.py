@@ -61,3 +61,9 @@ def test_unknown_table_is_a_clear_error_and_writes_nothing(migrated: Path, luser
 def test_check_needs_out(migrated: Path, luser: Luser) -> None:
     result = luser("db", "generate-models", "--check")
     assert result.returncode == 2 and "--out" in result.stderr
+
+
+def test_unknown_data_source_is_one_line(migrated: Path, luser: Luser) -> None:
+    result = luser("db", "generate-models", "--data-source", "nope")
+    assert result.returncode == 1
+    assert result.stderr.startswith("错误: 未配置的数据源: nope")

@@ -52,6 +52,9 @@ def test_exported_members() -> None:
         "testing",
         "cli",
         "migrations",
+        "templates",
+        "template_check",
+        "generate",
     }
     assert set(luser_db.__all__) == public - modules
     assert luser_db.__all__ == sorted(luser_db.__all__)
