@@ -174,10 +174,11 @@ async def generate_models(
     """The source of a module with one Model per table of ``schema`` (formatted)."""
     infos, enums = await introspect(conn, schema, tables)
     missing = sorted(set(tables or ()) - {t.name for t in infos})
-    if missing:
+    if missing or not infos:
         from luser_common import NotFound
 
-        raise NotFound(f"schema {schema} 中没有这些表: {', '.join(missing)}")
+        what = f"这些表: {', '.join(missing)}" if missing else "任何表"
+        raise NotFound(f"schema {schema} 中没有{what}")
     return format_source(render_models(infos, enums, schema=schema, command=command))
 
 

@@ -153,6 +153,8 @@ async def test_only_the_tables_asked_for(gen_conn: asyncpg.Connection) -> None:
     assert "StrEnum" not in source and "from uuid import UUID" in source
     with pytest.raises(NotFound, match="nope"):
         await generate_models(gen_conn, "gen", ["tokens", "nope"])
+    with pytest.raises(NotFound, match="schema no_such_schema 中没有任何表"):
+        await generate_models(gen_conn, "no_such_schema")
 
 
 async def test_output_passes_ruff_and_mypy_strict(
