@@ -90,6 +90,8 @@ def test_placeholder_lexer_leaves_literals_comments_and_casts_alone() -> None:
     assert "data ? 'k'" in compiled.sql
     assert compiled.sql.endswith("a = $1 and b = $2 and c = $1")
     assert compile_sql("select * from t where a = ? and b = ?").arity == 2
+    dollar = compile_sql("select $2::int, $1")
+    assert dollar.arity == 2 and dollar.sql == "select $2::int, $1" and dollar.names == ()
 
 
 def test_optional_fragments_bind_every_value(sql_dir: Path) -> None:
