@@ -115,6 +115,10 @@ class DatabaseConfig(DataSourceConfig):
         description="named extra data sources (read replicas)",
     )
     migrations_dir: str = Field(default="migrations", description="SQL migrations folder")
+    sql_dir: str | list[str] = Field(
+        default="sql",
+        description="SQL template folder(s) read by Db.template (a list allowed)",
+    )
     migration_lock_timeout: float = Field(
         default=5.0,
         gt=0,

@@ -28,9 +28,11 @@ from .db import Db, DbSource
 from .embedded import start_embedded, stop_embedded
 from .errors import CommitUncertain, PoolClosed, ReadOnlyError, is_retryable, sqlstate
 from .fields import Field
+from .generate import generate_models
 from .model import Model
 from .query import QueryBuilder
 from .record import Record
+from .templates import SqlTemplateError, render_template, set_sql_dirs
 from .types import Codec, register_type, unregister_type
 
 __all__ = [
@@ -52,11 +54,13 @@ __all__ = [
     "ReadOnlyError",
     "Record",
     "SharedConnectionError",
+    "SqlTemplateError",
     "close",
     "configure_sql_log",
     "connection",
     "current_connection",
     "full_jitter",
+    "generate_models",
     "get_pool",
     "in_transaction",
     "init",
@@ -71,9 +75,11 @@ __all__ = [
     "pool_stats",
     "quote_ident",
     "register_type",
+    "render_template",
     "reset",
     "retry",
     "retry_transaction",
+    "set_sql_dirs",
     "sqlstate",
     "start_embedded",
     "stop_embedded",

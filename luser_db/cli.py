@@ -321,3 +321,148 @@ def _current_env() -> str:
         if name.lower() in _PRODUCTION:
             return name
     return declared or str(cfg.env)
+
+
+# -- luser db sql / generate-models ---------------------------------------------------------
+
+
+def _database_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        (
+            env_option,
+            click.option(
+                "--data-source", default=None, help="Named data source (default: primary)."
+            ),
+            click.option(
+                "--database-url",
+                default=None,
+                help="Connect here instead of the configured data source.",
+            ),
+        )
+    ):
+        fn = option(fn)
+    return fn
+
+
+async def _connect(database_url: str | None, data_source: str | None) -> Any:
+    import asyncpg
+
+    from ._datasource import resolve_url
+    from .errors import unavailable
+
+    url = database_url or resolve_url(data_source)
+    try:
+        return await asyncpg.connect(url, timeout=10)
+    except Exception as exc:
+        raise unavailable(exc) from exc
+
+
+@db_group.group("sql")
+def sql_group() -> None:
+    """SQL template files (database.sql_dir)."""
+
+
+@sql_group.command("check")
+@click.option(
+    "--dir",
+    "directories",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Template folder; repeatable (default: database.sql_dir).",
+)
+@_database_options
+@cli_errors
+def sql_check_cmd(
+    directories: tuple[Path, ...], data_source: str | None, database_url: str | None
+) -> None:
+    """PREPARE every rendering of every SQL template against the (migrated) database."""
+    from .template_check import check_templates
+    from .templates import SqlFiles, configured_dirs
+
+    files = SqlFiles.scan(directories or configured_dirs())
+
+    async def check() -> Any:
+        conn = await _connect(database_url, data_source)
+        try:
+            return await check_templates(files, conn)
+        finally:
+            await conn.close()
+
+    report = _run(check())
+    for problem in report.problems:
+        click.echo(problem)
+    if report.problems:
+        raise BusinessError(f"SQL 模板检查发现 {len(report.problems)} 处问题")
+    click.echo(f"已检查 {report.templates} 个模板, {report.renderings} 种渲染, 未发现问题")
+
+
+@db_group.command("generate-models")
+@click.option("--schema", default="public", show_default=True, help="Schema to read.")
+@click.option("--tables", default=None, help="Comma-separated tables (default: all).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the module here (default: standard output).",
+)
+@click.option("--check", is_flag=True, help="Exit 1 and print a diff when --out has drifted.")
+@_database_options
+@cli_errors
+def generate_models_cmd(
+    schema: str,
+    tables: str | None,
+    out: Path | None,
+    check: bool,
+    data_source: str | None,
+    database_url: str | None,
+) -> None:
+    """Write one Model class per table of a live schema."""
+    from .generate import generate_models
+
+    chosen = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
+    command = "luser db generate-models" + (f" --schema {schema}" if schema != "public" else "")
+    if tables:
+        command += f" --tables {','.join(chosen or [])}"
+
+    async def generate() -> str:
+        conn = await _connect(database_url, data_source)
+        try:
+            return await generate_models(conn, schema, chosen, command=command)
+        finally:
+            await conn.close()
+
+    source = _run(generate())
+    if check:
+        _check_drift(out, source)
+    elif out is None:
+        click.echo(source, nl=False)
+    else:
+        _write_atomically(out, source)
+        click.echo(f"已生成 {out}")
+
+
+def _check_drift(out: Path | None, source: str) -> None:
+    import difflib
+
+    if out is None:
+        raise click.UsageError("--check 需要 --out 指定要比较的文件")
+    current = out.read_text(encoding="utf-8") if out.exists() else ""
+    if current == source:
+        click.echo(f"{out} 与数据库结构一致")
+        return
+    diff = difflib.unified_diff(
+        current.splitlines(keepends=True),
+        source.splitlines(keepends=True),
+        fromfile=f"{out} (文件)",
+        tofile=f"{out} (数据库)",
+    )
+    click.echo("".join(diff), nl=False)
+    raise BusinessError(f"{out} 与数据库结构不一致: 请重新运行 luser db generate-models")
+
+
+def _write_atomically(out: Path, source: str) -> None:
+    # A temporary file renamed over the target: a failed run never leaves half a module.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(source, encoding="utf-8")
+    os.replace(tmp, out)

@@ -21,8 +21,9 @@ from ._sql import quote_ident, to_dollar
 from ._transaction import transaction
 from .query import MAX_PAGE_SIZE, QueryBuilder
 from .record import Record, record_from
+from .templates import render_template
 
-__all__ = ["Db", "DbSource", "raw_paginate"]
+__all__ = ["Db", "DbSource", "paginate_sql", "raw_paginate"]
 
 
 def _records(rows: Sequence[Any]) -> list[Record]:
@@ -87,6 +88,26 @@ class DbSource:
         return await raw_paginate(
             self.source, page, size, select, sql_except_select, params, _records
         )
+
+    # -- SQL template files (luser_db.templates) -------------------------------------
+
+    async def template(self, name: str, /, *args: Any, **params: Any) -> list[Record]:
+        """Run the SQL template ``name`` (``users.find_adults``); rows as Records."""
+        sql, values = render_template(name, *args, **params)
+        return _records(await _exec.fetch(sql, values, self.source, True))
+
+    async def template_first(self, name: str, /, *args: Any, **params: Any) -> Record | None:
+        """The first row of template ``name`` (only one row is transferred), or None."""
+        sql, values = render_template(name, *args, **params)
+        row = await _exec.fetchrow(sql, values, self.source, True)
+        return None if row is None else record_from(row)
+
+    async def template_paginate(
+        self, name: str, page: int, size: int, /, *args: Any, **params: Any
+    ) -> Page[Record]:
+        """One page of template ``name``; the total is counted over the same rendering."""
+        sql, values = render_template(name, *args, **params)
+        return await paginate_sql(self.source, page, size, sql, values, _records)
 
     def query(self, table: str) -> QueryBuilder[Record]:
         """A query builder over a table without a model; rows come back as Records."""
@@ -228,11 +249,23 @@ async def raw_paginate(
     convert: Callable[[list[Any]], list[Any]],
 ) -> Page[Any]:
     """JFinal's paginate: count over ``sql_except_select``, then one page of rows."""
+    body = to_dollar(f"{select} {sql_except_select}")
+    return await paginate_sql(source, page, size, body, params, convert)
+
+
+async def paginate_sql(
+    source: str,
+    page: int,
+    size: int,
+    body: str,
+    params: Sequence[Any],
+    convert: Callable[[list[Any]], list[Any]],
+) -> Page[Any]:
+    """Count the rows of ``body`` (SQL with ``$n`` placeholders), then fetch one page."""
     if type(page) is not int or page < 1:
         raise ValidationError("page 必须是正整数", field="page")
     if type(size) is not int or not 1 <= size <= MAX_PAGE_SIZE:
         raise ValidationError(f"size 必须在 1 到 {MAX_PAGE_SIZE} 之间", field="size")
-    body = to_dollar(f"{select} {sql_except_select}")
     count_sql = f"SELECT count(*) FROM ({body}) AS _q"
     total = int(await _exec.fetchval(count_sql, params, source, True))
     offset = (page - 1) * size

@@ -572,6 +572,14 @@ class Model(metaclass=ModelMeta):
             total += len(group)
         return total
 
+    @classmethod
+    async def template(cls: type[M], name: str, /, *args: Any, **params: Any) -> list[M]:
+        """Run the SQL template ``name`` (see luser_db.templates) into models."""
+        from .templates import render_template
+
+        sql, values = render_template(name, *args, **params)
+        return cls._from_rows(await _exec.fetch(sql, values, cls._meta.source, True))
+
 
 async def _find_by_keys(cls: type[M], wanted: list[Any]) -> list[M]:
     """find_by_ids through key_args: one array per key column, joined with unnest."""

@@ -53,6 +53,9 @@ def test_exported_members() -> None:
         "cli",
         "migrations",
         "types",
+        "templates",
+        "template_check",
+        "generate",
     }
     assert set(luser_db.__all__) == public - modules
     assert luser_db.__all__ == sorted(luser_db.__all__)
