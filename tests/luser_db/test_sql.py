@@ -80,15 +80,20 @@ _tag = st.sampled_from(["", "q", "fn_1"])
 
 @st.composite
 def _literal(draw: st.DrawFn) -> str:
-    """A token PostgreSQL lexes as one unit, whatever '?' it contains."""
+    """A token PostgreSQL lexes as one unit, whatever '?' it contains.
+
+    Each starts with a space: two quoted tokens written back to back are one token to
+    PostgreSQL (``'a'`` then ``'b'`` is ``'a''b'``), so joining them bare would make SQL
+    whose expected rewrite is wrong, not the scanner.
+    """
     body = draw(_text)
     kind = draw(st.sampled_from(["str", "estr", "ident", "dollar", "line", "block"]))
     if kind == "str":
-        return "'" + body.replace("'", "''") + "'"
+        return " '" + body.replace("'", "''") + "'"
     if kind == "estr":
         return " E'" + body.replace("\\", "\\\\").replace("'", "\\'") + "'"
     if kind == "ident":
-        return '"' + body.replace('"', '""') + '"'
+        return ' "' + body.replace('"', '""') + '"'
     if kind == "dollar":
         tag = draw(_tag)
         delim = f"${tag}$"
