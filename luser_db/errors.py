@@ -13,8 +13,8 @@ parameter values ever reach them. Callers ``raise translate(exc) from exc``.
     23P01 exclusion_violation         → Conflict
     40001 / 40P01 serialization, deadlock, 55P03 lock_not_available → Conflict(retryable)
     57014 query_canceled, command_timeout → TimeoutError (504)
-    08xxx, 53xxx, 57P0x, 28xxx, 3D000, closed pool, OSError, acquire timeout (unavailable())
-                                      → DatabaseUnavailable (503)
+    08xxx, 53xxx, 57P0x, 28xxx, 3D000, closed pool, OSError, acquire timeout (unavailable()),
+    "another operation is in progress"  → DatabaseUnavailable (503)
     anything else                     → DatabaseError (500)
 """
 
@@ -141,7 +141,7 @@ def translate(exc: BaseException) -> AppError:
         return ValidationError("参数类型与数据库列类型不匹配")
     if isinstance(exc, asyncpg.InterfaceError):
         if isinstance(exc, asyncpg.exceptions.InterfaceError) and "another operation" in str(exc):
-            return DatabaseError("同一连接上有并发操作")
+            return DatabaseUnavailable("数据库连接正忙, 请稍后重试")  # e.g. after killed backends
         return DatabaseUnavailable()
     if isinstance(exc, asyncio.TimeoutError):
         return TimeoutError("数据库操作超时")  # command_timeout; acquire uses unavailable()
