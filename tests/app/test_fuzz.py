@@ -189,8 +189,8 @@ def _fuzz(
 # Codes of the authentication gate (JWT or sk- key). A 401/403 with another code
 # (a wrong old password, a bad callback signature) came from the operation itself.
 GATE_CODES = frozenset(
-    {"UNAUTHORIZED", "INVALID_TOKEN", "TOKEN_EXPIRED", "TOKEN_INVALID", "FORBIDDEN"}
-    | {"ACCOUNT_DISABLED"}
+    {"UNAUTHORIZED", "INVALID_TOKEN", "TOKEN_EXPIRED", "FORBIDDEN", "ACCOUNT_DISABLED"}
+    | {"TOKEN_DISABLED", "OWNER_DISABLED", "ABILITY_NOT_ALLOWED", "IP_NOT_ALLOWED"}
 )
 
 
