@@ -66,6 +66,22 @@ async def test_category_crud(api: httpx.AsyncClient, admin: Account) -> None:
     assert r.status_code == 404
 
 
+async def test_deleting_a_category_in_use_is_409(api: httpx.AsyncClient, admin: Account) -> None:
+    # It used to succeed and silently orphan the videos (category_id set to NULL).
+    cat = await _category(api, admin)
+    video = await _video(api, admin, publish=False, category_id=cat["id"])
+    url = f"/api/admin/categories/{cat['id']}"
+    r = await api.delete(url, headers=admin.headers)
+    assert r.status_code == 409 and error_code(r) == "CATEGORY_IN_USE"
+    assert r.json()["error"]["details"] == {"videos": 1}
+    row = await Db.find_first("select category_id from videos where id = ?", video["id"])
+    assert row is not None and row["category_id"] == cat["id"]
+    # Once the video is deleted (soft), the category may go.
+    r = await api.delete(f"/api/admin/videos/{video['id']}", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert (await api.delete(url, headers=admin.headers)).status_code == 200
+
+
 async def test_admin_routes_need_an_admin(
     api: httpx.AsyncClient, make_account: MakeAccount
 ) -> None:
