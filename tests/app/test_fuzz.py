@@ -132,6 +132,9 @@ KNOWN_SERVER_ERRORS = {
     "GET /open/v1/usage": "unknown tz: InvalidParameterValueError",
     "GET /api/tokens/usage": "unknown tz: InvalidParameterValueError",
     "GET /api/admin/open/usage": "unknown tz: InvalidParameterValueError",
+    "POST /api/tokens": "quota_limit beyond bigint",
+    "POST /api/admin/open/channels": "priority beyond integer",
+    "PATCH /api/admin/open/channels/{id}": "priority beyond integer",
 }
 
 
