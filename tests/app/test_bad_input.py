@@ -22,7 +22,7 @@ from app.routes._api import operations_of
 from luser_common.http import MAX_JSON_DEPTH, MAX_NUMBER_LENGTH
 from luser_config.schema import AppConfig
 
-from .conftest import detached_pool
+from .conftest import TENCENT_CALLBACK_TOKEN, detached_pool
 from .live_service import live_service, own_database, sign_up
 
 
@@ -127,5 +127,20 @@ def test_login_refuses_deep_json_without_credentials(live: Live) -> None:
         second = conn.getresponse()
         assert second.status == 401
         assert json.loads(second.read())["error"]["code"] == "INVALID_CREDENTIALS"
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("kind", ["nested-30000", "number-5000-digits"])
+def test_vod_callback_with_a_valid_token_refuses_hostile_json(live: Live, kind: str) -> None:
+    # A provider callback is a JSON route too; past its token check it decoded with
+    # json.loads, where RecursionError escaped the ValueError handler.
+    conn = http.client.HTTPConnection(live.host, live.port, timeout=30)
+    try:
+        path = f"/api/vod/callbacks/tencent?token={TENCENT_CALLBACK_TOKEN}"
+        status, payload, closes = _send(conn, "POST", path, HOSTILE[kind], live.admin_jwt)
+        error = payload.get("error")
+        assert status == 400 and not closes, payload
+        assert isinstance(error, dict) and error["code"] == "DESERIALIZATION_ERROR"
     finally:
         conn.close()
