@@ -132,9 +132,15 @@ KNOWN_SERVER_ERRORS = {
     "GET /open/v1/usage": "unknown tz: InvalidParameterValueError",
     "GET /api/tokens/usage": "unknown tz: InvalidParameterValueError",
     "GET /api/admin/open/usage": "unknown tz: InvalidParameterValueError",
+    # Integers beyond the column's range (issue 13 lists each of these).
     "POST /api/tokens": "quota_limit beyond bigint",
+    "PATCH /api/tokens/{id}": "quota_limit beyond bigint",
+    "PATCH /api/admin/open/tokens/{id}": "quota_limit beyond bigint",
     "POST /api/admin/open/channels": "priority beyond integer",
     "PATCH /api/admin/open/channels/{id}": "priority beyond integer",
+    "POST /api/admin/open/abilities": "route priority beyond integer",
+    "POST /api/admin/open/groups": "ratio beyond the column's range",
+    "POST /api/admin/open/prices": "price beyond bigint",
 }
 
 
