@@ -42,7 +42,7 @@ from .conftest import detached_pool
 from .live_service import live_service, own_database, sign_up
 
 # Examples per operation and role; 3 roles x ~80 operations stay well under a minute.
-MAX_EXAMPLES = 8
+MAX_EXAMPLES = 6
 ROLES = ("anonymous", "user", "admin")
 PARTNER_PREFIX = "/open/v1/"
 
