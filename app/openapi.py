@@ -103,6 +103,9 @@ def _parameters(op: Operation, schemas: _Schemas) -> list[dict[str, Any]]:
     return params
 
 
+_NO_BODY = frozenset({204, 304})
+
+
 def _error_statuses(op: Operation) -> list[int]:
     statuses = set(op.errors)
     if op.body is not None or op.raw_body:
@@ -128,12 +131,10 @@ def _responses(op: Operation, schemas: _Schemas) -> dict[str, Any]:
         },
     }
     error = {"application/json": {"schema": {"$ref": REF.format(model="ErrorEnvelope")}}}
-    responses: dict[str, Any] = {
-        str(op.status): {
-            "description": "成功",
-            "content": {"application/json": {"schema": envelope}},
-        }
-    }
+    ok: dict[str, Any] = {"description": "成功"}
+    if op.status not in _NO_BODY:  # success() sends 204/304 without a body
+        ok["content"] = {"application/json": {"schema": envelope}}
+    responses: dict[str, Any] = {str(op.status): ok}
     for status in _error_statuses(op):
         responses[str(status)] = {"description": _ERROR_TEXT.get(status, "错误"), "content": error}
     responses["default"] = {"description": "其他错误 (统一错误信封)", "content": error}

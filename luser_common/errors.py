@@ -42,6 +42,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from ._validation_messages import validation_message
+
 __all__ = [
     "AppError",
     "BadRequest",
@@ -382,6 +384,25 @@ def _pydantic_field(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc if part not in ("body", "query"))
 
 
+def _validation_error(exc: Any) -> ValidationError:
+    """A pydantic ValidationError as ours: every message in Chinese, chosen by error type."""
+    # include_input=False: the offending value may be a secret.
+    errors = exc.errors(include_input=False, include_url=False)
+    details = [
+        {
+            "field": _pydantic_field(tuple(e["loc"])),
+            "message": validation_message(e),
+            "type": e["type"],
+        }
+        for e in errors
+    ]
+    first = details[0] if details else {"field": "", "message": "参数校验失败"}
+    field = first["field"] or None
+    return ValidationError(
+        f"参数校验失败: {field or '请求'} {first['message']}", field=field, details=details
+    )
+
+
 def _convert(exc: BaseException) -> AppError:
     if isinstance(exc, AppError):
         return exc
@@ -390,20 +411,11 @@ def _convert(exc: BaseException) -> AppError:
     except ImportError:  # pragma: no cover - pydantic is a dependency
         pydantic = None  # type: ignore[assignment]
     if pydantic is not None and isinstance(exc, pydantic.ValidationError):
-        # include_input=False: the offending value may be a secret.
-        errors = exc.errors(include_input=False, include_url=False)
-        first = errors[0] if errors else {"loc": (), "msg": ""}
-        details = [
-            {"field": _pydantic_field(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
-            for e in errors
-        ]
-        field = _pydantic_field(tuple(first["loc"])) or None
-        return ValidationError(
-            f"参数校验失败: {field or '请求'} {first['msg']}", field=field, details=details
-        )
+        return _validation_error(exc)
     if isinstance(exc, json.JSONDecodeError):
         return DeserializationError(
-            f"JSON 解析失败: 第 {exc.lineno} 行第 {exc.colno} 列", details=exc.msg
+            f"JSON 解析失败: 第 {exc.lineno} 行第 {exc.colno} 列",
+            details={"line": exc.lineno, "column": exc.colno},
         )
     if isinstance(exc, KeyError):
         # os.environ["X"] -> KeyError('X'): the usual shape of a missing variable.

@@ -15,8 +15,8 @@ parameter values ever reach them. Callers ``raise translate(exc) from exc``.
     57014 query_canceled, command_timeout → TimeoutError (504)
     25006 read_only_sql_transaction   → ReadOnlyError (503, READ_ONLY): a replica or
                                         default_transaction_read_only
-    08xxx, 53xxx, 57P0x, 28xxx, 3D000, closed pool, OSError, acquire timeout (unavailable())
-                                      → DatabaseUnavailable (503)
+    08xxx, 53xxx, 57P0x, 28xxx, 3D000, closed pool, OSError, acquire timeout (unavailable()),
+    "another operation is in progress"  → DatabaseUnavailable (503)
     anything else                     → DatabaseError (500)
 
 :func:`failure` is what the executor calls: it adds the one case ``translate``
@@ -191,7 +191,7 @@ def translate(exc: BaseException) -> AppError:
         return ValidationError("参数类型与数据库列类型不匹配")
     if isinstance(exc, asyncpg.InterfaceError):
         if isinstance(exc, asyncpg.exceptions.InterfaceError) and "another operation" in str(exc):
-            return DatabaseError("同一连接上有并发操作")
+            return DatabaseUnavailable("数据库连接正忙, 请稍后重试")  # e.g. after killed backends
         return DatabaseUnavailable()
     if isinstance(exc, asyncio.TimeoutError):
         return TimeoutError("数据库操作超时")  # command_timeout; acquire uses unavailable()

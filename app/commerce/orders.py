@@ -90,7 +90,7 @@ class Orders:
         self, user_id: int, plan_id: int, provider: str, method: str, **pay: Any
     ) -> Checkout:
         """A pending order for ``plan_id``, then its first payment attempt."""
-        channel = self._channel(provider, method, pay.get("return_url"))
+        channel = self._channel(provider, method, pay)
         plan = await Plan.find_by_id(plan_id)
         if plan is None or not plan.active:
             raise PlanUnavailable(details={"plan_id": plan_id})
@@ -111,17 +111,18 @@ class Orders:
         self, order_id: int, user_id: int, provider: str, method: str, **pay: Any
     ) -> Checkout:
         """Pay a pending order again, possibly with another channel or method."""
-        channel = self._channel(provider, method, pay.get("return_url"))
+        channel = self._channel(provider, method, pay)
         order = await self.get(order_id, user_id)
         return await self._launch(order, channel, method, pay)
 
-    def _channel(
-        self, provider: str, method: str, return_url: str | None = None
-    ) -> PaymentProvider:
-        """The provider, once the request's channel options are known to be acceptable."""
+    def _channel(self, provider: str, method: str, pay: dict[str, Any]) -> PaymentProvider:
+        """The provider, once the request's channel options are known to be acceptable.
+
+        Runs before anything is written: a refused checkout leaves no order or attempt.
+        """
         channel = self.providers.get(provider)
-        if return_url:
-            _check_return_url(channel, return_url)
+        if pay.get("return_url"):
+            _check_return_url(channel, pay["return_url"])
         try:
             chosen = PaymentMethod(method)
         except ValueError:
@@ -129,6 +130,8 @@ class Orders:
         if chosen is None or chosen not in channel.methods:
             allowed = ", ".join(sorted(channel.methods))
             raise ValidationError(f"{provider} 不支持该支付方式, 可选: {allowed}", field="method")
+        if chosen is PaymentMethod.JSAPI and not (pay.get("payer_openid") or "").strip():
+            raise ValidationError("JSAPI 支付需要用户的 payer_openid", field="payer_openid")
         return channel
 
     async def _launch(

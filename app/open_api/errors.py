@@ -2,7 +2,7 @@
 
     AppError
     ├── Unauthorized 401
-    │   ├── InvalidToken 401 ........ OpenTokenInvalid   401 TOKEN_INVALID (no/bad/unknown key)
+    │   ├── InvalidToken 401 ........ OpenTokenInvalid   401 INVALID_TOKEN (no/bad/unknown key)
     │   │                             OpenTokenDisabled  401 TOKEN_DISABLED
     │   └── TokenExpired 401 ........ OpenTokenExpired   401 TOKEN_EXPIRED
     ├── Forbidden 403 ............... OwnerDisabled      403 OWNER_DISABLED
@@ -45,9 +45,8 @@ __all__ = [
 
 
 class OpenTokenInvalid(InvalidToken):
-    """No key, a malformed key, or a key that matches no token."""
+    """No key, a malformed key, or a key that matches no token (luser_common's code)."""
 
-    code = "TOKEN_INVALID"
     default_message = "API 令牌无效"
 
 

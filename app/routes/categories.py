@@ -76,11 +76,11 @@ async def update_category(call: Call) -> CategoryOut:
 @operation(
     "DELETE",
     "/api/admin/categories/{id}",
-    summary="Delete a category",
+    summary="Delete a category that no video uses (409 CATEGORY_IN_USE otherwise)",
     tag="admin",
     response=DeletedOut,
     access="admin",
-    errors=(404,),
+    errors=(404, 409),
 )
 async def delete_category(call: Call) -> DeletedOut:
     await call.services.catalog.delete_category(call.path_id())

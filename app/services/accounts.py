@@ -18,6 +18,7 @@ from luser_db import Db, transaction
 
 from ..models import RefreshToken, User
 from .credentials import (
+    account_name,
     check_password_strength,
     normalize_account,
     normalize_email,
@@ -65,7 +66,7 @@ class Accounts:
             raise ValidationError("请提供邮箱或手机号之一", field="email")
         email_n = normalize_email(email) if email else None
         phone_n = normalize_phone(phone) if phone else None
-        check_password_strength(password, account=(email_n or phone_n or "").split("@")[0])
+        check_password_strength(password, account=account_name(email_n, phone_n))
         user = User(
             email=email_n,
             phone=phone_n,
@@ -89,7 +90,7 @@ class Accounts:
                 nickname=nickname,
                 role="admin",
             )
-        check_password_strength(password)
+        check_password_strength(password, account=account_name(existing.email, existing.phone))
         existing.role = "admin"
         existing.status = "active"
         existing.password_hash = await hash_password_async(password)
@@ -205,7 +206,9 @@ class Accounts:
             raise InvalidCredentials("原密码错误")
         if old_password == new_password:
             raise ValidationError("新密码不能与原密码相同", field="new_password")
-        check_password_strength(new_password, field="new_password")
+        check_password_strength(
+            new_password, field="new_password", account=account_name(user.email, user.phone)
+        )
         async with transaction():
             user.password_hash = await hash_password_async(new_password)
             user.password_changed_at = utc_now()

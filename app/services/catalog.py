@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from luser_common import NotFound, Page, ValidationError, utc_now
-from luser_db import QueryBuilder, like_contains
+from luser_db import QueryBuilder, like_contains, transaction
 
 from ..models import Category, Video
-from .errors import InvalidState
+from .errors import CategoryInUse, InvalidState
 
 SORTS: Mapping[str, tuple[str, ...]] = {
     "newest": ("published_at desc", "id desc"),
@@ -68,8 +68,28 @@ class Catalog:
         return category
 
     async def delete_category(self, category_id: int) -> None:
-        category = await self.category(category_id)
-        await category.delete()  # videos keep existing with category_id set to NULL
+        """Delete an empty category; one that videos still use is refused (409).
+
+        FOR UPDATE conflicts with the key-share lock a concurrent video insert or
+        move takes on the category through the foreign key, so no video can join
+        between the count and the delete. Soft-deleted videos do not count; the
+        foreign key sets their category to NULL.
+        """
+        async with transaction():
+            category = await Category.find_first(
+                "select * from categories where id = ? for update", category_id
+            )
+            if category is None:
+                raise NotFound("分类不存在")
+            used = (
+                await Video.query()
+                .where("category_id = ?", category_id)
+                .where("deleted_at is null")
+                .count()
+            )
+            if used:
+                raise CategoryInUse(details={"videos": used})
+            await category.delete()
 
     # -- public reads ------------------------------------------------------------
 

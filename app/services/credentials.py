@@ -47,14 +47,21 @@ def normalize_account(value: str, field: str = "account") -> tuple[str, str]:
     return "phone", normalize_phone(value, field)
 
 
+def account_name(email: str | None, phone: str | None) -> str:
+    """The part of an account a password must not contain: the e-mail's local part
+    or the phone number."""
+    return (email or "").split("@", 1)[0] or (phone or "")
+
+
 def check_password_strength(password: str, field: str = "password", account: str = "") -> None:
+    """Refuse a weak password with a message that says what is wrong with it."""
     error = validate_password_strength(password, field)
     if error is not None:
         raise error
     lowered = password.lower()
-    if (
-        lowered in _COMMON
-        or len(set(password)) < 4
-        or (len(account) >= 4 and account.lower() in lowered)
-    ):
-        raise ValidationError("密码过于简单, 请换一个", field=field)
+    if len(account) >= 4 and account.lower() in lowered:
+        raise ValidationError("密码过于简单: 不能包含账号名", field=field)
+    if lowered in _COMMON:
+        raise ValidationError("密码过于简单: 这是最常见的泄露密码之一", field=field)
+    if len(set(password)) < 4:
+        raise ValidationError("密码过于简单: 至少需要 4 个不同的字符", field=field)

@@ -25,3 +25,10 @@ class PreviewNotAvailable(Forbidden):
 class InvalidState(Conflict):
     code = "INVALID_STATE"
     default_message = "当前状态不允许此操作"
+
+
+class CategoryInUse(Conflict):
+    """Videos still belong to the category: move or delete them first."""
+
+    code = "CATEGORY_IN_USE"
+    default_message = "该分类下仍有视频, 请先移走或删除这些视频"

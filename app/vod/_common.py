@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from luser_common import (
     NetworkError,
     NotFound,
 )
+from luser_common.http import decode_json
 
 T = TypeVar("T")
 
@@ -82,9 +82,9 @@ def lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
 def json_object(body: bytes) -> dict[str, Any]:
     """Decode a callback body that must be a JSON object."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DeserializationError("回调内容不是合法的 JSON") from exc
+        data = decode_json(body)  # the same limits as request bodies (depth, numbers)
+    except DeserializationError as exc:
+        raise DeserializationError(f"回调内容不是合法的 JSON: {exc.message}") from exc
     if not isinstance(data, dict):
         raise DeserializationError("回调内容必须是 JSON 对象")
     return data

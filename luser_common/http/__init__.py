@@ -11,11 +11,15 @@ from .handlers import (
     send_error,
     unhandled_exception_handler,
 )
+from .json_input import MAX_JSON_DEPTH, MAX_NUMBER_LENGTH, decode_json
 
 __all__ = [
     "DEFAULT_BODY_LIMIT",
+    "MAX_JSON_DEPTH",
+    "MAX_NUMBER_LENGTH",
     "EnvelopeResponse",
     "app_error_handler",
+    "decode_json",
     "error_body",
     "error_response",
     "exception_handlers",

@@ -1,13 +1,13 @@
 """Reading request input safely: JSON bodies and query strings, with size and type checks.
 
 Every failure is a 4xx AppError: 415 wrong content type, 413 too large, 400 malformed
-JSON, 422 a value the model rejects (``field`` names it, nested paths dotted).
+JSON (also too deep or with an over-long number, see ``json_input``), 422 a value the
+model rejects (``field`` names it, nested paths dotted).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import types
 from typing import Any, TypeVar, Union, get_args, get_origin, overload
 
@@ -21,6 +21,7 @@ from ..errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
+from .json_input import decode_json
 
 __all__ = ["DEFAULT_BODY_LIMIT", "is_json_content_type", "parse_query", "read_body", "read_json"]
 
@@ -90,10 +91,7 @@ async def read_json(
     body = await read_body(request, limit)
     if not body.strip():
         raise DeserializationError("请求体不能为空")
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AppError.from_exception(exc) from exc
+    data = decode_json(body)
     if model is None:
         return data
     return _validate(model, data)

@@ -13,7 +13,9 @@ __all__ = [
     "validate_password_strength",
 ]
 
-_MOBILE = re.compile(r"(?:\+?86[- ]?)?(1[3-9]\d{9})")
+_MOBILE = re.compile(r"(?:\+?86)?(1[3-9]\d{9})")
+# How people group a number when they type it: "+86 138 0013 8000", "138-0013-8000".
+_GROUPING = re.compile(r"[ \t\-\u00a0\u3000]")
 # Deliberately simple: dot-atom local part and LDH labels. Anything rarer is not worth
 # accepting for sign-up; a confirmation mail is the real check.
 _EMAIL_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
@@ -25,8 +27,11 @@ PASSWORD_MAX = 128
 
 
 def normalize_mobile(value: str) -> str | None:
-    """The 11-digit form of a mainland mobile number (``+86`` dropped), or None."""
-    match = _MOBILE.fullmatch(value.strip()) if isinstance(value, str) else None
+    """The 11-digit form of a mainland mobile number (``+86`` and the spaces or hyphens
+    that group its digits dropped), or None."""
+    if not isinstance(value, str):
+        return None
+    match = _MOBILE.fullmatch(_GROUPING.sub("", value))
     return match.group(1) if match else None
 
 

@@ -28,6 +28,15 @@ async def test_register_with_email_and_with_phone(api: httpx.AsyncClient) -> Non
     assert r.status_code == 201, r.text
     assert r.json()["data"]["phone"] == phone
 
+    # The format docs/service.md shows: "+86 138 0013 8000" (grouped); login accepts it too.
+    grouped = unique_phone()
+    typed = f"+86 {grouped[:3]} {grouped[3:7]} {grouped[7:]}"
+    r = await api.post("/api/auth/register", json={"phone": typed, "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    assert r.json()["data"]["phone"] == grouped
+    r = await api.post("/api/auth/login", json={"account": typed, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+
 
 async def test_password_is_stored_as_argon2id(api: httpx.AsyncClient) -> None:
     email = unique_email()
@@ -69,6 +78,41 @@ async def test_bad_registrations_are_422(
     assert r.status_code == 422, r.text
     assert error_code(r) == "VALIDATION_ERROR"
     assert r.json()["error"]["field"] == field
+
+
+@pytest.mark.parametrize(
+    "password, reason",
+    [
+        ("{account}-2024", "不能包含账号名"),
+        ("password123", "最常见的泄露密码"),
+        ("ab1ab1ab1ab1", "至少需要 4 个不同的字符"),
+        ("short1", "至少需要 8 位"),
+        ("onlyletters", "字母和数字"),
+    ],
+)
+async def test_weak_password_message_says_why(
+    api: httpx.AsyncClient, password: str, reason: str
+) -> None:
+    # "密码过于简单, 请换一个" alone did not tell the user what to change.
+    email = unique_email()
+    password = password.format(account=email.split("@")[0].upper())
+    r = await api.post("/api/auth/register", json={"email": email, "password": password})
+    assert r.status_code == 422, r.text
+    assert reason in r.json()["error"]["message"]
+    assert r.json()["error"]["field"] == "password"
+
+
+async def test_validation_messages_are_chinese(api: httpx.AsyncClient) -> None:
+    # pydantic's "Field required" and raw patterns used to reach users.
+    r = await api.post("/api/auth/login", json={"password": "x"})
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["field"] == "account" and error["message"] == "参数校验失败: account 必填"
+    r = await api.post("/api/auth/register", json={"email": "a@example.com", "password": 5})
+    assert r.json()["error"]["message"] == "参数校验失败: password 必须是字符串"
+    r = await api.post("/api/auth/register", json={"email": "a@example.com", "nope": 1})
+    messages = {d["field"]: d["message"] for d in r.json()["error"]["details"]}
+    assert messages == {"password": "必填", "nope": "是不允许的字段"}
 
 
 async def test_malformed_wrong_type_and_oversized_bodies(api: httpx.AsyncClient) -> None:

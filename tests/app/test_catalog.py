@@ -66,6 +66,22 @@ async def test_category_crud(api: httpx.AsyncClient, admin: Account) -> None:
     assert r.status_code == 404
 
 
+async def test_deleting_a_category_in_use_is_409(api: httpx.AsyncClient, admin: Account) -> None:
+    # It used to succeed and silently orphan the videos (category_id set to NULL).
+    cat = await _category(api, admin)
+    video = await _video(api, admin, publish=False, category_id=cat["id"])
+    url = f"/api/admin/categories/{cat['id']}"
+    r = await api.delete(url, headers=admin.headers)
+    assert r.status_code == 409 and error_code(r) == "CATEGORY_IN_USE"
+    assert r.json()["error"]["details"] == {"videos": 1}
+    row = await Db.find_first("select category_id from videos where id = ?", video["id"])
+    assert row is not None and row["category_id"] == cat["id"]
+    # Once the video is deleted (soft), the category may go.
+    r = await api.delete(f"/api/admin/videos/{video['id']}", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert (await api.delete(url, headers=admin.headers)).status_code == 200
+
+
 async def test_admin_routes_need_an_admin(
     api: httpx.AsyncClient, make_account: MakeAccount
 ) -> None:
@@ -187,12 +203,28 @@ async def test_bad_list_queries_are_422(api: httpx.AsyncClient, params: dict[str
     ],
 )
 async def test_search_is_injection_safe(api: httpx.AsyncClient, admin: Account, term: str) -> None:
-    await _video(api, admin, title="无关的视频 100%_done")
-    r = await api.get("/api/videos", params={"q": term})
-    assert r.status_code == 200, r.text
-    for item in r.json()["data"]["items"]:
-        assert term.lower() in (item["title"] + item["description"]).lower()
-    assert (await Db.query_int("select count(*) from videos") or 0) > 0  # table intact
+    # Seeded rows make every assertion bite: an empty result (a broken search, a
+    # swallowed error) fails here instead of letting the loop assert nothing.
+    tag = uuid.uuid4().hex[:10]
+    hit = await _video(api, admin, title=f"{tag} {term}")
+    other = await _video(api, admin, title=f"{tag} 无关的视频 100 done")
+
+    async def search(q: str) -> list[dict[str, Any]]:
+        r = await api.get("/api/videos", params={"q": q, "size": 100})
+        assert r.status_code == 200, r.text
+        return list(r.json()["data"]["items"])
+
+    assert {v["id"] for v in await search(tag)} == {hit["id"], other["id"]}  # benign query
+    assert [v["id"] for v in await search(f"{tag} {term}")] == [hit["id"]]  # literal match
+    found = await search(term)
+    assert hit["id"] in {v["id"] for v in found} and other["id"] not in {v["id"] for v in found}
+    for item in found:
+        assert term.lower() in (item["title"] + (item["description"] or "")).lower()
+    r = await api.get("/api/admin/videos", headers=admin.headers, params={"q": f"{tag} {term}"})
+    assert r.status_code == 200 and [v["id"] for v in r.json()["data"]["items"]] == [hit["id"]]
+    # Nothing was dropped or rewritten: the seeded rows and the users table are intact.
+    assert {v["id"] for v in await search(tag)} == {hit["id"], other["id"]}
+    assert (await Db.query_int("select count(*) from users where id = ?", admin.id)) == 1
 
 
 async def test_like_wildcards_match_literally(api: httpx.AsyncClient, admin: Account) -> None:

@@ -54,6 +54,10 @@ async def raw(request: Request) -> Response:
     return success({"data": data, "length": len(await request.body())})
 
 
+async def raw_big(request: Request) -> Response:
+    return success(await read_json(request))
+
+
 async def listing(request: Request) -> Response:
     return success(parse_query(request, Listing))
 
@@ -92,6 +96,7 @@ async def raises_not_found_with_details(request: Request) -> Response:
 ROUTES = [
     Route("/echo", echo, methods=["POST"]),
     Route("/raw", raw, methods=["POST"]),
+    Route("/raw_big", raw_big, methods=["POST"]),
     Route("/list", listing),
     Route("/boom", boom),
     Route("/missing", missing),

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import builtins
 import json
+from datetime import datetime
+from typing import Any, Literal
 
 import pydantic
 import pytest
 
 import luser_common.errors as errors_module
 from luser_common import errors
+from luser_common._validation_messages import validation_message
 from luser_common.errors import AppError, parse_bool, parse_int, require_env
 from luser_common.http import error_body
 
@@ -126,6 +129,74 @@ def test_from_pydantic_validation_error_names_nested_field() -> None:
     assert err.__cause__ is info.value
     # include_input=False: the rejected value is not echoed back.
     assert "'x'" not in json.dumps(err.details)
+
+
+class _Signup(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    name: str = pydantic.Field(min_length=2, max_length=4, pattern=r"^[a-z]+$")
+    age: int = pydantic.Field(ge=0, le=150)
+    kind: Literal["a", "b"] = "a"
+    tags: list[str] = pydantic.Field(default=[], max_length=1)
+    born: datetime | None = None
+
+    @pydantic.field_validator("tags")
+    @classmethod
+    def _no_x(cls, value: list[str]) -> list[str]:
+        if "x" in value:
+            raise ValueError("标签不能是 x")
+        return value
+
+
+def _messages(data: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(pydantic.ValidationError) as info:
+        _Signup.model_validate(data)
+    err = AppError.from_exception(info.value)
+    assert isinstance(err, errors.ValidationError)
+    return {d["field"]: d["message"] for d in err.details}
+
+
+def _is_chinese(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({}, {"name": "必填", "age": "必填"}),
+        ({"name": "a", "age": 1}, {"name": "长度至少为 2 个字符"}),
+        ({"name": "abcde", "age": 1}, {"name": "长度不能超过 4 个字符"}),
+        ({"name": "AB", "age": 1}, {"name": "格式不正确"}),
+        ({"name": "ab", "age": "x"}, {"age": "必须是整数"}),
+        ({"name": "ab", "age": 1.5}, {"age": "必须是整数, 不能带小数"}),
+        ({"name": "ab", "age": -1}, {"age": "不能小于 0"}),
+        ({"name": "ab", "age": 151}, {"age": "不能大于 150"}),
+        ({"name": "ab", "age": 1, "kind": "c"}, {"kind": "必须是以下之一: 'a', 'b'"}),
+        ({"name": "ab", "age": 1, "tags": ["p", "q"]}, {"tags": "最多 1 项"}),
+        ({"name": "ab", "age": 1, "tags": ["x"]}, {"tags": "标签不能是 x"}),
+        ({"name": "ab", "age": 1, "born": "soon"}, {"born": "必须是日期时间 (ISO 8601)"}),
+        ({"name": "ab", "age": 1, "extra": 1}, {"extra": "是不允许的字段"}),
+        ({"name": 5, "age": 1}, {"name": "必须是字符串"}),
+    ],
+)
+def test_pydantic_messages_are_chinese_by_type(
+    data: dict[str, Any], expected: dict[str, str]
+) -> None:
+    # "Field required", "String should match pattern '^[a-z]+$'" reached users before.
+    messages = _messages(data)
+    assert messages == expected
+    for text in messages.values():
+        assert _is_chinese(text) and "[a-z]" not in text and "Input should" not in text
+
+
+def test_validation_error_message_names_field_and_reason() -> None:
+    with pytest.raises(pydantic.ValidationError) as info:
+        _Signup.model_validate({"age": 1})
+    assert AppError.from_exception(info.value).message == "参数校验失败: name 必填"
+
+
+def test_unknown_pydantic_error_type_falls_back_to_chinese() -> None:
+    assert validation_message({"type": "some_future_type", "msg": "Something odd"}) == "取值无效"
 
 
 def test_from_json_decode_error() -> None:

@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from luser_common import Page, SerializationError, exception_handlers, success
 from luser_common.enums import OrderStatus
 from luser_common.errors import NotFound
-from luser_common.http import error_response
+from luser_common.http import MAX_JSON_DEPTH, MAX_NUMBER_LENGTH, decode_json, error_response
 
 from .conftest import make_app
 
@@ -115,6 +115,55 @@ def test_starlette_max_body_size_becomes_envelope() -> None:
     assert streamed.status_code == 413
     assert streamed.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
     assert declared.status_code == 413
+
+
+@pytest.mark.parametrize("depth", [33, 1_000, 5_000, 30_000])
+@pytest.mark.parametrize("shape", ["[{}]", '{{"a":{}}}'])
+def test_deeply_nested_json_is_400(client: TestClient, depth: int, shape: str) -> None:
+    # json.loads raised RecursionError past ~1,000 levels: a 500 on every JSON route.
+    body = "0"
+    for _ in range(depth):
+        body = shape.format(body)
+    err = _assert_error(
+        client.post("/raw_big", content=body.encode(), headers=JSON), 400, "DESERIALIZATION_ERROR"
+    )
+    assert "嵌套过深" in err["message"]
+    assert err["details"] == {"limit": MAX_JSON_DEPTH}
+
+
+def test_nesting_up_to_the_limit_is_accepted(client: TestClient) -> None:
+    body = "0"
+    for _ in range(MAX_JSON_DEPTH):
+        body = f"[{body}]"
+    resp = client.post("/raw_big", content=body.encode(), headers=JSON)
+    assert resp.status_code == 200, resp.text
+
+
+@pytest.mark.parametrize(
+    "literal",
+    ["1" * 5_000, "1" * (MAX_NUMBER_LENGTH + 1), "0." + "1" * 5_000, "-" + "9" * 70],
+    ids=["5000-digits", "limit-plus-1", "5000-decimals", "negative-70-digits"],
+)
+def test_overlong_number_is_400(client: TestClient, literal: str) -> None:
+    # 5,000 digits broke int()'s 4,300-digit guard: ValueError, a 500.
+    resp = client.post("/echo", content=f'{{"name":"a","age":{literal}}}'.encode(), headers=JSON)
+    err = _assert_error(resp, 400, "DESERIALIZATION_ERROR")
+    assert "数字过长" in err["message"]
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_non_finite_number_is_400(client: TestClient, literal: str) -> None:
+    resp = client.post("/raw_big", content=f'{{"x":{literal}}}'.encode(), headers=JSON)
+    _assert_error(resp, 400, "DESERIALIZATION_ERROR")
+
+
+def test_numbers_within_limits_are_decoded() -> None:
+    assert decode_json(b'{"a":9223372036854775807,"b":-1.5e3,"c":[1,[2]]}') == {
+        "a": 2**63 - 1,
+        "b": -1500.0,
+        "c": [1, [2]],
+    }
+    assert decode_json("\ufeff[1]".encode()) == [1]  # a UTF-8 BOM is tolerated
 
 
 def test_validation_error_is_422_with_nested_field(client: TestClient) -> None:

@@ -119,7 +119,33 @@ def test_mainland_mobile_valid(value: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["12800138000", "1380013800", "138001380000", "+8513800138000", "abc", "", "1380013800a"],
+    [
+        "+86 138 0013 8000",
+        "138 0013 8000",
+        "138-0013-8000",
+        "+86-138-0013-8000",
+        " 86 13800138000 ",
+    ],
+)
+def test_mainland_mobile_grouped_as_people_type_it(value: str) -> None:
+    # docs/service.md shows "+86 138 0013 8000"; it used to be refused.
+    assert normalize_mobile(value) == "13800138000"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "12800138000",
+        "1380013800",
+        "138001380000",
+        "+8513800138000",
+        "abc",
+        "",
+        "1380013800a",
+        "138 0013 800",
+        "+86 138 0013 8000 1",
+        "138_0013_8000",
+    ],
 )
 def test_mainland_mobile_invalid(value: str) -> None:
     assert not is_mainland_mobile(value)

@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 
 from app.commerce import SubscriptionEntitlements
 from app.payments.testing import AlipayStub, WechatPayStub
+from luser_db import Db
 
 from .conftest import (
     Buyer,
@@ -116,6 +117,42 @@ async def test_wechat_jsapi_returns_signed_bridge_parameters(
         json={"plan_id": plan["id"], "provider": "wechat", "method": "jsapi"},
     )
     assert r.status_code == 422
+
+
+async def test_refused_jsapi_checkout_writes_nothing(
+    shop: httpx.AsyncClient, buyer: Buyer, plan: dict[str, Any], order_for: Order
+) -> None:
+    # A pending order, then a JSAPI pay without payer_openid: both are refused before
+    # any order or attempt row is written (they used to be saved, then the 422 came).
+    pending = await order_for(buyer, plan)
+    before = await _rows_of(buyer.id)
+    for path, extra in (
+        ("/api/orders", {"plan_id": plan["id"]}),
+        (
+            f"/api/orders/{pending['order']['id']}/pay",
+            {},
+        ),
+    ):
+        for openid in ({}, {"payer_openid": ""}, {"payer_openid": "   "}):
+            body = {**extra, "provider": "wechat", "method": "jsapi", **openid}
+            r = await shop.post(path, headers=buyer.headers, json=body)
+            assert r.status_code == 422, r.text
+            error = r.json()["error"]
+            assert error["code"] == "VALIDATION_ERROR" and error["field"] == "payer_openid"
+            assert "openid" in error["message"]
+    assert await _rows_of(buyer.id) == before
+
+
+async def _rows_of(user_id: int) -> tuple[int, int]:
+    counts = await Db.find_first(
+        "SELECT (SELECT count(*) FROM orders WHERE user_id = ?) AS orders,"
+        " (SELECT count(*) FROM payment_attempts a JOIN orders o ON o.id = a.order_id"
+        "  WHERE o.user_id = ?) AS attempts",
+        user_id,
+        user_id,
+    )
+    assert counts is not None
+    return counts["orders"], counts["attempts"]
 
 
 async def test_buying_again_extends_and_orders_are_private(

@@ -190,9 +190,9 @@ async def test_error_codes(env: Env, pool: asyncpg.Pool) -> None:
         return r.status_code, r.json()["error"]["code"]
 
     r = await env.client.get(f"/open/v1/videos/{env.video_id}/play_url")
-    assert await code(r) == (401, "TOKEN_INVALID")
-    assert await code(await _play(env, "sk-" + "x" * 43)) == (401, "TOKEN_INVALID")
-    assert await code(await _play(env, "not-a-key")) == (401, "TOKEN_INVALID")
+    assert await code(r) == (401, "INVALID_TOKEN")
+    assert await code(await _play(env, "sk-" + "x" * 43)) == (401, "INVALID_TOKEN")
+    assert await code(await _play(env, "not-a-key")) == (401, "INVALID_TOKEN")
 
     _, key, _ = await _partner(env, pool, 0)
     assert await code(await _play(env, key)) == (402, "INSUFFICIENT_BALANCE")
@@ -254,7 +254,7 @@ async def test_revocation_through_the_management_api_is_immediate(
     assert r.status_code == 404
     r = await env.client.delete(f"/api/tokens/{token_id}", headers=env.jwt(user_id))
     assert r.status_code == 204
-    assert (await _play(env, key)).json()["error"]["code"] == "TOKEN_INVALID"
+    assert (await _play(env, key)).json()["error"]["code"] == "INVALID_TOKEN"
 
 
 async def test_hot_path_issues_no_sql_reads(env: Env, pool: asyncpg.Pool) -> None:

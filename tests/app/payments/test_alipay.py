@@ -382,24 +382,32 @@ async def test_wrong_amount_for_the_order(alipay: AlipayProvider, alipay_stub: A
     with pytest.raises(PaymentNotifyMismatch) as info:
         note.ensure_amount(3000)
     assert info.value.reason == "amount"
-    with pytest.raises(PaymentNotifyMismatch):
+    with pytest.raises(PaymentNotifyMismatch) as info:
         note.ensure_amount(1, currency="USD")
+    assert info.value.reason == "currency"
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "reason"),
     [
-        b"",
-        b"\xff\xfe",
-        b"notify_id=1&notify_id=2&sign=abc",
-        b"out_trade_no=ORD1&total_amount=30.00",  # no sign at all
-        b"a=b&sign=abc&sign_type=RSA",
-        b"a=b&sign=!!!notbase64",
+        (b"", "signature"),
+        (b"\xff\xfe", "format"),
+        (b"notify_id=1&notify_id=2&sign=abc", "format"),
+        (b"out_trade_no=ORD1&total_amount=30.00", "signature"),  # no sign at all
+        (b"a=b&sign=abc&sign_type=RSA", "sign_type"),
+        (b"a=b&sign=!!!notbase64", "signature"),
     ],
 )
-async def test_malformed_notifications_refused(alipay: AlipayProvider, body: bytes) -> None:
-    with pytest.raises(PaymentNotifyInvalid):
+async def test_malformed_notifications_refused(
+    alipay: AlipayProvider, body: bytes, reason: str
+) -> None:
+    with pytest.raises(PaymentNotifyInvalid) as info:
         await alipay.verify_notification({}, body)
+    assert (type(info.value), info.value.status_code, info.value.reason) == (
+        PaymentNotifyInvalid,
+        400,
+        reason,
+    )
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,14 @@ async def test_wechat_notify_over_http(
     headers, body = wechat_stub.notification("ORD20240001", apiv3_key="0" * 32)
     bad = await client.post("/notify/wechat", content=body, headers=headers)
     assert bad.status_code == 400
-    assert bad.json()["code"] == "FAIL" and bad.json()["message"]
+    assert bad.json() == {"code": "FAIL", "message": "微信支付通知解密失败"}  # reason: decrypt
+    # Signed and decryptable, but for another amount: refused as a mismatch, not a crash.
+    wechat_stub.add_trade("ORD20240002", 1)
+    wechat_stub.mark_paid("ORD20240002")
+    headers, body = wechat_stub.notification("ORD20240002", event_id="EV-2")
+    bad = await client.post("/notify/wechat", content=body, headers=headers)
+    assert bad.status_code == 400
+    assert bad.json() == {"code": "FAIL", "message": "支付通知金额与订单不符"}
     assert seen == ["EV-1"]
 
 

@@ -418,8 +418,9 @@ async def test_float_amount_refused(wechat: WechatPayProvider, wechat_stub: Wech
 
 async def test_non_json_body_refused(wechat: WechatPayProvider, wechat_stub: WechatPayStub) -> None:
     headers, _ = wechat_stub.notification("", resource={"mchid": wechat_stub.mch_id})
-    with pytest.raises(PaymentNotifyInvalid):
+    with pytest.raises(PaymentNotifyInvalid) as info:
         await wechat.verify_notification(headers, b"\xff not json")
+    assert info.value.reason == "format"
 
 
 def test_replies(wechat: WechatPayProvider) -> None:
