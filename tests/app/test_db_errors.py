@@ -38,11 +38,15 @@ async def _wait_until_running(pid: int, deadline_s: float = 10.0) -> None:
 
 async def _busy_connection_error() -> asyncpg.InterfaceError:
     async with luser_db.connection() as conn:
-        pid = conn.get_server_pid()
-        running = asyncio.create_task(conn.fetchval("select pg_sleep(0.5)"))
+        raw = conn.raw  # the driver itself, to see the error before translation
+        pid = raw.get_server_pid()
+        running = asyncio.create_task(raw.fetchval("select pg_sleep(0.5)"))
         try:
             await _wait_until_running(pid)
             with pytest.raises(asyncpg.InterfaceError) as info:
+                await raw.fetchval("select 1")
+            # The same collision through luser_db's door arrives already translated.
+            with pytest.raises(DatabaseUnavailable):
                 await conn.fetchval("select 1")
         finally:
             await running
