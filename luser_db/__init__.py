@@ -26,6 +26,7 @@ from .fields import Field
 from .model import Model
 from .query import QueryBuilder
 from .record import Record
+from .relations import belongs_to, has_many, has_one, many_to_many
 
 __all__ = [
     "Db",
@@ -36,12 +37,16 @@ __all__ = [
     "QueryBuilder",
     "Record",
     "SharedConnectionError",
+    "belongs_to",
     "close",
     "connection",
     "current_connection",
     "get_pool",
+    "has_many",
+    "has_one",
     "in_transaction",
     "init",
+    "many_to_many",
     "on_commit",
     "on_rollback",
     "quote_ident",

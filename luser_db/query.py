@@ -30,6 +30,7 @@ from ._sql import Template, compile_template, quote_ident
 from ._transaction import _acquire, current_tx
 from .errors import DB_ERRORS, translate
 from .record import record_from
+from .relations import IncludeTree, compile_includes, load_includes
 
 if TYPE_CHECKING:
     from typing import Self
@@ -90,6 +91,10 @@ class QueryBuilder(Generic[T]):
         self._group: tuple[str, ...] = ()
         self._having: tuple[Entry, ...] = ()
         self._order: tuple[str, ...] = ()
+        # (name, descending, nulls) per order_by key, for keyset(): the SQL text above
+        # is what runs, this is what a cursor is made of.
+        self._order_keys: tuple[tuple[str, bool, str | None], ...] = ()
+        self._include: IncludeTree = ()
         self._limit: int | None = None
         self._offset: int | None = None
         self._lock = ""
@@ -250,12 +255,16 @@ class QueryBuilder(Generic[T]):
     def order_by(self, *keys: str) -> Self:
         """``order_by("id desc", "-age", "name asc nulls last")``; keys are checked."""
         items = []
+        order_keys = []
         for spec in keys:
             if not isinstance(spec, str):
                 raise ValidationError("非法的排序字段", field="order_by")
             for name, suffix in _parse_order(spec):
                 items.append(self._order_col(name) + suffix)
-        return self._clone(order=self._order + tuple(items))
+                order_keys.append(_order_key(name, suffix))
+        return self._clone(
+            order=self._order + tuple(items), order_keys=self._order_keys + tuple(order_keys)
+        )
 
     def _order_col(self, name: str) -> str:
         try:
@@ -288,6 +297,15 @@ class QueryBuilder(Generic[T]):
     def using(self, source: str) -> Self:
         """Run against data source ``source`` (``[database.data_sources.<name>]``)."""
         return self._clone(source=source)
+
+    def include(self, *relations: str) -> Self:
+        """Eager-load relations (``"author"``, ``"comments.author"``): one query per path.
+
+        Checked now, against the model's declared relations; see luser_db.relations.
+        """
+        if self._model is None:
+            raise ValidationError("include() 只能用于模型查询", field="include")
+        return self._clone(include=compile_includes(self._model, self._include, relations))
 
     def with_deleted(self) -> Self:
         """Include soft-deleted rows."""
@@ -389,9 +407,19 @@ class QueryBuilder(Generic[T]):
             return self._model._from_rows(rows, exact=self._fields_only and not self._joins)
         return bulk(rows, lambda: [record_from(r) for r in rows])
 
+    async def _loaded(self, rows: list[Any]) -> list[Any]:
+        """``_rows`` plus the included relations."""
+        items = self._rows(rows)
+        if self._include:
+            await load_includes(self._model, items, self._include, self._source)  # type: ignore[arg-type]
+        return items
+
     async def all(self) -> list[T]:
         sql, params = self._compiled("select", self.to_sql)
-        return self._rows(await _exec.fetch(sql, params, self._source))
+        rows = await _exec.fetch(sql, params, self._source)
+        if self._include:
+            return await self._loaded(rows)
+        return self._rows(rows)
 
     def __await__(self) -> Generator[Any, None, list[T]]:
         return self.all().__await__()
@@ -399,7 +427,7 @@ class QueryBuilder(Generic[T]):
     async def first(self) -> T | None:
         sql, params = self.limit(1).to_sql()
         row = await _exec.fetchrow(sql, params, self._source)
-        return None if row is None else self._rows([row])[0]
+        return None if row is None else (await self._loaded([row]))[0]
 
     async def count(self) -> int:
         sql, params = self._compiled("count", self._count_sql)
@@ -422,7 +450,7 @@ class QueryBuilder(Generic[T]):
             return Page([], page, size, total)
         sql, params = self._compiled("page", self._page_sql)
         params += (size, offset)
-        items = self._rows(await _exec.fetch(sql, params, self._source))
+        items = await self._loaded(await _exec.fetch(sql, params, self._source))
         return Page(items, page, size, total)
 
     async def pluck(self, column: str) -> list[Any]:
@@ -519,7 +547,7 @@ class QueryBuilder(Generic[T]):
     ) -> AsyncIterator[list[T]]:
         cursor = await _guard(conn.cursor(sql, *params))
         while rows := await _guard(cursor.fetch(batch)):
-            yield self._rows(rows)
+            yield await self._loaded(rows)
 
     def __repr__(self) -> str:
         sql, params = self.to_sql()
@@ -599,6 +627,11 @@ def _render(entries: tuple[Entry, ...], params: list[Any]) -> str:
                 text = f"({text})"
         out.append(text if i == 0 else f" {connector} {text}")
     return "".join(out)
+
+
+def _order_key(name: str, suffix: str) -> tuple[str, bool, str | None]:
+    nulls = suffix.rsplit(" ", 1)[1] if " NULLS " in suffix else None
+    return name, suffix.startswith(" DESC"), nulls
 
 
 def _non_negative(n: Any, what: str) -> int:
