@@ -127,6 +127,10 @@ class DatabaseConfig(DataSourceConfig):
         le=86400,
         description="0 = no limit",
     )
+    cursor_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key of keyset cursors; unset -> a random key per process",
+    )
 
 
 class JwtConfig(_Section):

@@ -14,6 +14,7 @@ fields or a strict identifier pattern and quoted.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Sequence
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from ._json import load
 from ._sql import Template, compile_template, quote_ident
 from ._transaction import _acquire, current_tx
 from .errors import DB_ERRORS, translate
+from .keyset import KeysetPage, keyset_page
 from .record import record_from
 from .relations import IncludeTree, compile_includes, load_includes
 
@@ -42,6 +44,7 @@ __all__ = ["MAX_PAGE_SIZE", "QueryBuilder"]
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 1000
+_COUNTS = ("exact", "estimate", "none")
 
 _ORDER_ITEM = re.compile(
     r"\s*(-)?([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)"
@@ -438,20 +441,60 @@ class QueryBuilder(Generic[T]):
         sql = f"SELECT EXISTS(SELECT 1{self._body(params, order=False)})"
         return bool(await _exec.fetchval(sql, params, self._source))
 
-    async def paginate(self, page: int, size: int) -> Page[T]:
-        """One page plus totals; the data query is skipped when the page is past the end."""
+    async def paginate(self, page: int, size: int, *, count: str = "exact") -> Page[T]:
+        """One page plus totals.
+
+        ``count``: ``"exact"`` runs ``count(*)`` (the data query is skipped when the page
+        is past the end); ``"estimate"`` asks the planner instead (cheap on big tables,
+        approximate); ``"none"`` counts nothing. With the last two, ``total_row`` is exact
+        on the last page and never less than the rows seen plus one while more exist, so
+        ``is_last_page`` is always right.
+        """
         page = _positive(page, "page")
         size = _positive(size, "size")
         if size > MAX_PAGE_SIZE:
             raise ValidationError(f"size 不能超过 {MAX_PAGE_SIZE}", field="size")
-        total = await self.count()
+        if count not in _COUNTS:
+            raise ValidationError("count 必须是 exact、estimate 或 none", field="count")
         offset = (page - 1) * size
+        if count != "exact":
+            return await self._page_uncounted(page, size, offset, count == "estimate")
+        total = await self.count()
         if offset >= total:
             return Page([], page, size, total)
         sql, params = self._compiled("page", self._page_sql)
         params += (size, offset)
         items = await self._loaded(await _exec.fetch(sql, params, self._source))
         return Page(items, page, size, total)
+
+    async def _page_uncounted(self, page: int, size: int, offset: int, estimate: bool) -> Page[T]:
+        # One row more than the page tells whether another page follows.
+        sql, params = self._compiled("page", self._page_sql)
+        params += (size + 1, offset)
+        rows = await _exec.fetch(sql, params, self._source)
+        more = len(rows) > size
+        items = await self._loaded(rows[:size])
+        seen = offset + len(items) if items else 0
+        total = seen + 1 if more else seen
+        if estimate and (more or not items):
+            total = max(total, await self.estimate_count())
+        return Page(items, page, size, total)
+
+    async def estimate_count(self) -> int:
+        """The planner's row estimate for this query (no rows are read; needs ANALYZE stats)."""
+        sql, params = self._compiled("estimate", self._estimate_sql)
+        plan = load(await _exec.fetchval(sql, params, self._source))
+        if isinstance(plan, str | bytes):
+            plan = json.loads(plan)
+        return int(plan[0]["Plan"]["Plan Rows"])
+
+    def _estimate_sql(self) -> tuple[str, list[Any]]:
+        sql, params = self._clone(order=(), limit=None, offset=None, lock="").to_sql()
+        return "EXPLAIN (FORMAT JSON) " + sql, params
+
+    async def keyset(self, size: int = 50, after: str | None = None) -> KeysetPage[T]:
+        """The ``size`` rows after cursor ``after`` in this ordering; see luser_db.keyset."""
+        return await keyset_page(self, size, after)
 
     async def pluck(self, column: str) -> list[Any]:
         """Values of one column."""
