@@ -40,13 +40,14 @@ async def _videos(n: int) -> None:
 async def _walk(q: Any, size: int) -> list[int]:
     ids: list[int] = []
     cursor = None
-    while True:
+    for _ in range(1000):  # a walk that never ends is a failure, not a hang
         page = await q.keyset(size=size, after=cursor)
         ids.extend(v.id for v in page.items)
         if not page.has_more:
             assert page.next_cursor is None
             return ids
         cursor = page.next_cursor
+    raise AssertionError("keyset walk did not end")
 
 
 @pytest.mark.parametrize(
