@@ -28,6 +28,8 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable, Sequence
+from itertools import groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, overload
 
 from luser_common import InternalServerError, ValidationError
@@ -163,7 +165,7 @@ class BelongsTo(Relation[M, "M | None"]):
     def _select_sql(self, meta: Metadata) -> str:
         if self._sql is None:
             where = f"{meta.column(meta.require_pk().name)} = ANY($1)"
-            self._sql = _select(meta, where, order=False)
+            self._sql = _select(meta, where, order=None)
         return self._sql
 
 
@@ -185,13 +187,18 @@ class HasMany(Relation[M, "list[M]"]):
     async def load(self, items: Sequence[Model], source: str) -> list[Model]:
         pk = self._owner_meta().require_pk().name
         keys = _distinct(_key_values(items, pk, self))
-        found: list[Model] = []
+        found: list[Any] = []
+        groups: dict[Any, list[Model]] = {}
         if keys:
             meta = self.target._meta
+            fk = self.foreign_key
             if self._sql is None:
-                self._sql = _select(meta, f"{meta.column(self.foreign_key)} = ANY($1)")
-            found = await _fetch(self.target, self._sql, keys, source)
-        self._assign(items, pk, _group(found, self.foreign_key))
+                fk_col = meta.column(fk)
+                self._sql = _select(meta, f"{fk_col} = ANY($1)", order=f"{fk_col}, ")
+            rows = await _exec.fetch(self._sql, (keys,), source)
+            found = self.target._from_rows(rows, exact=True)
+            groups = _runs(rows, fk, found)
+        self._assign(items, pk, groups)
         return found
 
     def _assign(self, items: Sequence[Model], pk: str, groups: dict[Any, list[Model]]) -> None:
@@ -447,16 +454,25 @@ def _distinct(values: list[Any]) -> list[Any]:
     return out
 
 
-def _group(found: list[Model], key: str) -> dict[Any, list[Model]]:
+def _runs(rows: Sequence[Any], key: str, found: list[Any]) -> dict[Any, list[Model]]:
+    """``found`` (built from ``rows``, sorted by ``key``) cut into one list per key value.
+
+    The key is read from the driver's rows and grouped by ``groupby``, both in C: a
+    Python step per group rather than per row.
+    """
     groups: dict[Any, list[Model]] = {}
-    for obj in found:
-        groups.setdefault(obj.__dict__[key], []).append(obj)
+    start = 0
+    for value, run in groupby(map(itemgetter(key), rows)):
+        end = start + sum(1 for _ in run)
+        groups[value] = found[start:end]
+        start = end
     return groups
 
 
-def _select(meta: Metadata, where: str, order: bool = True) -> str:
+def _select(meta: Metadata, where: str, order: str | None = "") -> str:
+    """SELECT the fields WHERE ``where`` (live rows), ORDER BY ``order`` + primary key."""
     live = f" AND {meta.live_filter}" if meta.live_filter else ""
-    tail = f" ORDER BY {meta.column(meta.require_pk().name)}" if order else ""
+    tail = f" ORDER BY {order}{meta.column(meta.require_pk().name)}" if order is not None else ""
     return f"SELECT {meta.select_list} FROM {meta.qtable} WHERE {where}{live}{tail}"
 
 
