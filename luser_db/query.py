@@ -428,7 +428,7 @@ class QueryBuilder(Generic[T]):
         return self.all().__await__()
 
     async def first(self) -> T | None:
-        sql, params = self.limit(1).to_sql()
+        sql, params = self._compiled("first", lambda: self.limit(1).to_sql())
         row = await _exec.fetchrow(sql, params, self._source)
         return None if row is None else (await self._loaded([row]))[0]
 
