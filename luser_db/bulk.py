@@ -80,11 +80,12 @@ def to_records(
             raise ValidationError("模型行不需要 columns 参数", field="columns")
         return _model_records(model, rows, now)
     if shape == "dict":
-        names = _checked_names(meta, tuple(rows[0]))
+        keys = tuple(rows[0])  # attribute or column names, as the rows spell them
+        names = _checked_names(meta, keys)
         first = rows[0].keys()
         if any(row.keys() != first for row in rows):
             raise ValidationError("批量写入的 dict 行必须有相同的键", field="rows")
-        getter = itemgetter(*names)
+        getter = itemgetter(*keys)
         records: Sequence[Sequence[Any]] = (
             [getter(r) for r in rows] if len(names) > 1 else [(getter(r),) for r in rows]
         )

@@ -192,7 +192,7 @@ def _after_template(meta: Metadata, keys: Keys) -> tuple[Template, tuple[int, ..
     One direction throughout: a row comparison, which a matching index serves. Mixed
     directions: ``(a > $1) OR (a = $1 AND b < $2) ...``.
     """
-    cols = [meta.column(n) for n, _ in keys]
+    cols = [_qualified(meta, n) for n, _ in keys]
     if len({d for _, d in keys}) == 1:
         op = "<" if keys[0][1] else ">"
         pieces = (f"({', '.join(cols)}) {op} (", *([", "] * (len(cols) - 1)), ")")
@@ -240,14 +240,22 @@ async def keyset_page(builder: QueryBuilder[T], size: int, after: str | None) ->
     cursor = None
     if more:
         last = items[-1].__dict__
+        missing = [name for name, _ in keys if name not in last]
+        if missing:
+            raise ValidationError(f"keyset() 需要查询出排序字段 {missing[0]}", field="order_by")
         cursor = encode_cursor(print_, [last[name] for name, _ in keys])
     return KeysetPage(items, cursor, more)
+
+
+def _qualified(meta: Metadata, name: str) -> str:
+    # Qualified, so a joined table with a column of the same name is no ambiguity.
+    return f"{meta.qtable}.{meta.column(name)}"
 
 
 def _sql(builder: QueryBuilder[Any], keys: Keys) -> tuple[str, list[Any]]:
     meta = builder._meta
     assert meta is not None
-    order = tuple(meta.column(n) + (" DESC" if d else "") for n, d in keys)
+    order = tuple(_qualified(meta, n) + (" DESC" if d else "") for n, d in keys)
     shaped = builder._clone(order=order)
     return shaped.limit(0).to_sql()
 

@@ -130,6 +130,10 @@ class Relation(Generic[M, V]):
         assert self.owner is not None, "relation used before its class was created"
         return self.owner._meta
 
+    def check(self) -> None:
+        """Resolve the target and key fields now (a declaration mistake is a TypeError)."""
+        _ = self.target
+
     async def load(self, items: Sequence[Model], source: str) -> list[Model]:
         """Fill this relation on ``items`` with one query; returns the loaded targets."""
         raise NotImplementedError
@@ -146,8 +150,10 @@ class BelongsTo(Relation[M, "M | None"]):
 
     @property
     def foreign_key(self) -> str:
-        name = self._foreign_key or f"{self.name}_id"
-        return self._owner_meta().field(name).name
+        return _declared(self._owner_meta(), self._foreign_key or f"{self.name}_id", self)
+
+    def check(self) -> None:
+        _ = self.foreign_key
 
     async def load(self, items: Sequence[Model], source: str) -> list[Model]:
         fk, name = self.foreign_key, self.name
@@ -182,7 +188,10 @@ class HasMany(Relation[M, "list[M]"]):
     def foreign_key(self) -> str:
         assert self.owner is not None
         name = self._foreign_key or f"{_snake(self.owner.__name__)}_id"
-        return self.target._meta.field(name).name
+        return _declared(self.target._meta, name, self)
+
+    def check(self) -> None:
+        _ = self.foreign_key
 
     async def load(self, items: Sequence[Model], source: str) -> list[Model]:
         pk = self._owner_meta().require_pk().name
@@ -282,6 +291,18 @@ class ManyToMany(Relation[M, "list[M]"]):
         return self._sql
 
 
+def _declared(meta: Metadata, name: str, relation: Relation[Any, Any]) -> str:
+    """The field ``name`` of ``meta``'s model; a declaration mistake is a TypeError."""
+    field = meta.fields.get(name) or meta.by_column.get(name)
+    if field is None:
+        owner = relation.owner.__name__ if relation.owner else "?"
+        raise TypeError(
+            f"{owner}.{relation.name}: {meta.model.__name__} has no field {name!r};"
+            " pass foreign_key=..."
+        )
+    return field.name
+
+
 # -- declaring -------------------------------------------------------------------------
 
 
@@ -367,6 +388,7 @@ def compile_includes(model: type[Model], tree: IncludeTree, paths: Iterable[str]
         visited: list[type[Model]] = [model]
         for part in path.split("."):
             relation = _relation(current, part)
+            relation.check()
             target = relation.target
             # A path may not come back to a model it passed through (post.comments.post):
             # that reloads rows already in hand. A self relation (user.manager) is fine.

@@ -145,3 +145,17 @@ async def test_upsert_bad_input(orm_schema: str, db_tx: Any) -> None:
     with assert_queries(0), pytest.raises(ValidationError, match="不一致"):
         await User.batch_upsert([rows[0], ("a", "b")], conflict="email")
     assert await User.batch_upsert([], conflict="email") == UpsertResult(0, 0)
+
+
+class Clip(Model, table="orm.videos", soft_delete=True):
+    id: int = Field(primary_key=True)
+    owner_id: int | None = Field(default=None, column="user_id")
+    title: str
+    deleted_at: datetime | None = None
+
+
+async def test_dict_rows_may_use_attribute_or_column_names(orm_schema: str, db_tx: Any) -> None:
+    await Db.execute("insert into orm.users (id, name, email) values (7, 'u', 'u@x')")
+    await Clip.batch_save([{"owner_id": 7, "title": "a"}])
+    await Clip.batch_save([{"user_id": 7, "title": "b"}])
+    assert await Db.query_int("select count(*) from orm.videos where user_id = 7") == 2

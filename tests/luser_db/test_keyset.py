@@ -177,3 +177,14 @@ async def test_cursor_secret_from_config(orm_schema: str, db_tx: Any, tmp_path: 
     finally:
         set_cursor_secret(None)
         luser_config.reset_config()
+
+
+async def test_keyset_with_join_and_partial_select(orm_schema: str, db_tx: Any) -> None:
+    await Db.execute("insert into orm.users (id, name, email) values (1, 'u', 'u@x')")
+    await Db.execute("insert into orm.videos (user_id, title) values (1, 'a'), (1, 'b'), (1, 'c')")
+    q = Video.query().join("orm.users u", "u.id = videos.user_id").order_by("id")
+    first = await q.keyset(size=2)  # "id" exists in both tables: the keyset SQL qualifies it
+    rest = await q.keyset(size=2, after=first.next_cursor)
+    assert [v.title for v in [*first.items, *rest.items]] == ["a", "b", "c"]
+    with pytest.raises(ValidationError, match="id"):
+        await Video.query().select("title").order_by("title").keyset(size=1)

@@ -205,3 +205,15 @@ async def test_preload_models_in_hand(blog: dict[str, Any]) -> None:
 async def test_include_needs_the_key_column(blog: dict[str, Any]) -> None:
     with pytest.raises(ValidationError, match="author_id"):
         await Post.query().select("id", "title").include("author").all()
+
+
+def test_a_wrong_foreign_key_is_a_declaration_error(rel_schema: str) -> None:
+    class Orphan(Model, table="rel.post"):
+        id: int = Field(primary_key=True)
+        title: str
+        writer = belongs_to(Author)
+
+    with pytest.raises(TypeError, match="writer_id"):
+        Orphan.query().include("writer")
+    with pytest.raises(TypeError, match="foreign_key"):
+        _ = Orphan.writer.foreign_key
