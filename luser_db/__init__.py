@@ -20,23 +20,29 @@ from ._transaction import (
     transaction,
     transactional,
 )
+from .bulk import UpsertResult
 from .db import Db, DbSource
 from .embedded import start_embedded, stop_embedded
 from .fields import Field
+from .keyset import InvalidCursor, KeysetPage
 from .model import Model
 from .query import QueryBuilder
 from .record import Record
-from .relations import belongs_to, has_many, has_one, many_to_many
+from .relations import RelationNotLoaded, belongs_to, has_many, has_one, many_to_many
 
 __all__ = [
     "Db",
     "DbSource",
     "Field",
+    "InvalidCursor",
+    "KeysetPage",
     "Model",
     "Page",
     "QueryBuilder",
     "Record",
+    "RelationNotLoaded",
     "SharedConnectionError",
+    "UpsertResult",
     "belongs_to",
     "close",
     "connection",
