@@ -12,6 +12,11 @@ harness of bench_orm.py). Ratio = raw time / luser time (higher is better).
 ``keyset``/``offset``: one page of 50 at page 1 and at page 10,000 of a table ordered by
 ``created_at desc, id desc`` (index on both): keyset pages continue after a cursor,
 OFFSET pages skip rows. Ratio = page-1 time / deep-page time (1.0 = as fast deep).
+
+``batch_save tuples/dicts``: 10,000 rows through ``batch_save`` against raw binary
+COPY of the same rows (the raw side turns dicts into tuples itself).
+``batch_upsert``: 10,000 rows, half of them already present, against the same
+temp table + COPY + ``INSERT ... ON CONFLICT`` written by hand.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ CREATE INDEX bench_child_parent ON bench_child (bench_parent_id);
 CREATE TABLE bench_event (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL,
                           kind text NOT NULL, amount int NOT NULL);
 CREATE INDEX bench_event_order ON bench_event (created_at, id);
+CREATE TABLE bench_member (id bigserial PRIMARY KEY, email text NOT NULL UNIQUE,
+                           name text NOT NULL, n int NOT NULL);
 """
 
 
@@ -66,6 +73,21 @@ class BenchEvent(Model, table="bench_event"):
     kind: str
     amount: int
 
+
+class BenchMember(Model, table="bench_member"):
+    id: int = Field(primary_key=True)
+    email: str
+    name: str
+    n: int
+
+
+MEMBER_COLUMNS = ["email", "name", "n"]
+RAW_UPSERT = (
+    "WITH up AS (INSERT INTO bench_member (email, name, n) SELECT email, name, n FROM _raw_up"
+    " ON CONFLICT (email) DO UPDATE SET name = EXCLUDED.name, n = EXCLUDED.n"
+    " RETURNING (xmax = 0) AS inserted)"
+    " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
+)
 
 PARENT_SQL = "SELECT id, name, score FROM bench_parent ORDER BY id LIMIT 1000"
 CHILD_SQL = (
@@ -121,6 +143,63 @@ class RelationBench(Bench):
 
         return await self.measure("include", repeats, raw, orm)
 
+    async def bulk(self, shape: str, n: int) -> Result:
+        """batch_save of ``n`` tuples or dicts against raw binary COPY of the same rows."""
+        pool = self.raw
+        assert pool is not None
+        tuples = [(f"m{i}@x", f"name{i}", i) for i in range(n)]
+        dicts = [{"email": e, "name": a, "n": k} for e, a, k in tuples]
+
+        async def raw() -> None:
+            rows = tuples if shape == "tuples" else [(d["email"], d["name"], d["n"]) for d in dicts]
+            async with pool.acquire() as conn:
+                await conn.copy_records_to_table(
+                    "bench_member", records=rows, columns=MEMBER_COLUMNS
+                )
+
+        async def orm() -> None:
+            if shape == "tuples":
+                await BenchMember.batch_save(tuples, columns=MEMBER_COLUMNS)
+            else:
+                await BenchMember.batch_save(dicts)
+
+        return await self.measure(f"batch_save {shape}", n, raw, orm, self._empty_members)
+
+    async def upsert(self, n: int) -> Result:
+        """batch_upsert of ``n`` rows (half new) against the same steps by hand."""
+        pool = self.raw
+        assert pool is not None
+        rows = [(f"m{i}@x", f"new{i}", i) for i in range(n)]
+
+        async def raw() -> None:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "CREATE TEMP TABLE _raw_up ON COMMIT DROP AS"
+                    " SELECT email, name, n FROM bench_member WITH NO DATA"
+                )
+                await conn.copy_records_to_table("_raw_up", records=rows, columns=MEMBER_COLUMNS)
+                await conn.fetchrow(RAW_UPSERT)
+
+        async def orm() -> None:
+            await BenchMember.batch_upsert(
+                rows, conflict="email", update=("name", "n"), columns=MEMBER_COLUMNS
+            )
+
+        async def half_present() -> None:
+            await self._empty_members()
+            assert pool is not None
+            await pool.execute(
+                "INSERT INTO bench_member (email, name, n)"
+                " SELECT 'm' || i || '@x', 'old', 0 FROM generate_series(0, $1 - 1, 2) i",
+                n,
+            )
+
+        return await self.measure("batch_upsert", n, raw, orm, half_present)
+
+    async def _empty_members(self) -> None:
+        assert self.raw is not None
+        await self.raw.execute("TRUNCATE bench_member RESTART IDENTITY")
+
     async def pages(self, name: str, deep_page: int, size: int, repeats: int) -> Result:
         """Result whose raw side is page 1 and whose orm side is page ``deep_page``."""
         q = BenchEvent.query().order_by("created_at desc", "id desc")
@@ -175,6 +254,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
     dsn = with_database(server, scratch)
     deep_page, size = (200, 50) if args.quick else (10_000, 50)
     repeats = 5 if args.quick else 20
+    bulk_rows = 2_000 if args.quick else 10_000
     bench = RelationBench(dsn, Sizes(), args.rounds)
     results: list[Result] = []
     try:
@@ -187,6 +267,9 @@ async def run(args: argparse.Namespace) -> list[Result]:
             await bench.include(repeats),
             await bench.pages("keyset", deep_page, size, repeats * 5),
             await bench.pages("offset", deep_page, size, repeats),
+            await bench.bulk("tuples", bulk_rows),
+            await bench.bulk("dicts", bulk_rows),
+            await bench.upsert(bulk_rows),
         ):
             results.append(result)
             print(_line(result), flush=True)
@@ -198,6 +281,11 @@ async def run(args: argparse.Namespace) -> list[Result]:
 
 
 def _line(r: Result) -> str:
+    if r.name.startswith("batch_"):
+        return (
+            f"| {r.name}, {r.ops:,} rows | {r.raw * 1e3:.2f} ms (raw asyncpg)"
+            f" | {r.orm * 1e3:.2f} ms (luser_db) | {r.ratio:.2f} |"
+        )
     if r.name == "include":
         return (
             f"| include 1,000 parents x 10 children | {r.raw / r.ops * 1e3:.2f} ms (2 hand-written"
