@@ -217,3 +217,55 @@ def test_a_wrong_foreign_key_is_a_declaration_error(rel_schema: str) -> None:
         Orphan.query().include("writer")
     with pytest.raises(TypeError, match="foreign_key"):
         _ = Orphan.writer.foreign_key
+
+
+class ReplicaAuthor(Model, table="rel.author", source="replica"):
+    id: int = Field(primary_key=True)
+    name: str
+
+
+class ReplicaPost(Model, table="rel.post"):
+    id: int = Field(primary_key=True)
+    author_id: int | None = None
+    title: str
+    author = belongs_to(Author)
+    replica_author = belongs_to(ReplicaAuthor, foreign_key="author_id")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def committed_post(rel_schema: str) -> AsyncIterator[int]:
+    """A committed author and post (id of the author), removed after the test.
+
+    Requested before ``db_tx`` so that its cleanup runs after the test transaction
+    has rolled back and released its row locks.
+    """
+    conn = await asyncpg.connect(rel_schema)
+    try:
+        author_id = await conn.fetchval(
+            "insert into rel.author (name) values ('stored') returning id"
+        )
+        await conn.execute("insert into rel.post (author_id, title) values ($1, 'x')", author_id)
+        yield author_id
+    finally:
+        await conn.execute("delete from rel.post where author_id = $1", author_id)
+        await conn.execute("delete from rel.author where id = $1", author_id)
+        await conn.close()
+
+
+async def test_related_rows_come_from_the_right_data_source(
+    rel_schema: str, committed_post: int, db_tx: Any
+) -> None:
+    """A second source on the same database sees committed rows only, never db_tx's edits."""
+    import luser_db
+
+    luser_db.init(rel_schema, name="replica", min_size=0, max_size=2)
+    await Db.execute("update rel.author set name = 'uncommitted' where id = ?", committed_post)
+
+    post = await ReplicaPost.query().using("replica").include("author").first()
+    assert post is not None and post.author is not None
+    assert post.author.name == "stored"  # the parents' source carried over
+
+    post = await ReplicaPost.query().include("author", "replica_author").first()
+    assert post is not None and post.author is not None and post.replica_author is not None
+    assert post.author.name == "uncommitted"  # default source: the test transaction
+    assert post.replica_author.name == "stored"  # the target declares its own source
