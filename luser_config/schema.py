@@ -141,6 +141,10 @@ class DatabaseConfig(DataSourceConfig):
         default=False,
         description="show parameter values in luser_db.sql logs (masked when false)",
     )
+    cursor_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key of keyset cursors; unset -> a random key per process",
+    )
 
 
 class JwtConfig(_Section):

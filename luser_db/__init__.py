@@ -24,14 +24,17 @@ from ._transaction import (
     transaction,
     transactional,
 )
+from .bulk import UpsertResult
 from .db import Db, DbSource
 from .embedded import start_embedded, stop_embedded
 from .errors import CommitUncertain, PoolClosed, ReadOnlyError, is_retryable, sqlstate
 from .fields import Field
 from .generate import generate_models
+from .keyset import InvalidCursor, KeysetPage
 from .model import Model
 from .query import QueryBuilder
 from .record import Record
+from .relations import RelationNotLoaded, belongs_to, has_many, has_one, many_to_many
 from .templates import SqlTemplateError, render_template, set_sql_dirs
 from .types import Codec, register_type, unregister_type
 
@@ -43,6 +46,8 @@ __all__ = [
     "DbSource",
     "Expr",
     "Field",
+    "InvalidCursor",
+    "KeysetPage",
     "Listener",
     "Model",
     "Notification",
@@ -53,8 +58,11 @@ __all__ = [
     "QueryEvent",
     "ReadOnlyError",
     "Record",
+    "RelationNotLoaded",
     "SharedConnectionError",
     "SqlTemplateError",
+    "UpsertResult",
+    "belongs_to",
     "close",
     "configure_sql_log",
     "connection",
@@ -62,12 +70,15 @@ __all__ = [
     "full_jitter",
     "generate_models",
     "get_pool",
+    "has_many",
+    "has_one",
     "in_transaction",
     "init",
     "is_retryable",
     "like_contains",
     "like_escape",
     "listen",
+    "many_to_many",
     "notify",
     "on_commit",
     "on_query",

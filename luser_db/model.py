@@ -19,11 +19,13 @@ from typing import Any, ClassVar, TypeVar
 from luser_common import Page, ValidationError
 
 from . import _exec
+from . import bulk as bulk_writes
 from ._datasource import PRIMARY
 from ._gc import bulk
 from ._json import RawJson, load
 from ._metadata import KEY_SHAPES, Metadata
 from ._sql import Expr, quote_ident, to_dollar
+from .bulk import UpsertResult
 from .fields import MISSING, FieldAccessor, FieldInfo, accessor_for
 
 __all__ = ["Model", "ModelMeta"]
@@ -520,28 +522,31 @@ class Model(metaclass=ModelMeta):
     # -- batches ---------------------------------------------------------------------
 
     @classmethod
-    async def batch_save(cls: type[M], models: Sequence[M]) -> int:
+    async def batch_save(
+        cls: type[M],
+        models: Sequence[M] | Sequence[dict[str, Any]] | Sequence[tuple[Any, ...]],
+        *,
+        columns: Sequence[str] | None = None,
+    ) -> int:
         """Insert many rows with COPY; generated columns are not read back. Returns the count.
 
-        Every model must set the same fields; the whole batch is checked before any
-        data is sent, and COPY is all or nothing.
+        Rows are models, dicts or tuples (in ``columns`` order), one shape per batch
+        (see luser_db.bulk). Every row must set the same fields; the whole batch is
+        checked before any data is sent, and COPY is all or nothing.
         """
-        if not models:
-            return 0
-        meta = cls._meta
-        now = _now()
-        names, _ = models[0]._insert_values(now)
-        chosen = set(names)
-        plan = [
-            (n, meta.fields[n].to_db, meta.fields[n].nullable and not meta.fields[n].generated)
-            for n in names
-        ]
-        skipped = [f.name for f in meta.field_list if f.name not in chosen]
-        stamps = [n for n in ("created_at", "updated_at") if n in meta.fields]
-        records = [_copy_row(m.__dict__, plan, skipped, stamps, now) for m in models]
-        columns = [meta.fields[n].column or n for n in names]
-        table, schema = _split_table(meta.table)
-        return await _exec.copy_records(table, columns, records, schema, meta.source)
+        return await bulk_writes.save_rows(cls, models, columns)
+
+    @classmethod
+    async def batch_upsert(
+        cls: type[M],
+        rows: Sequence[M] | Sequence[dict[str, Any]] | Sequence[tuple[Any, ...]],
+        conflict: str | Sequence[str],
+        update: Sequence[str] | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+    ) -> UpsertResult:
+        """COPY ``rows`` into a temp table, then one INSERT ... ON CONFLICT; see luser_db.bulk."""
+        return await bulk_writes.batch_upsert(cls, rows, conflict, update, columns=columns)
 
     @classmethod
     async def batch_update(cls: type[M], models: Sequence[M]) -> int:
@@ -645,11 +650,6 @@ def _copy_row(
 def _db_value(meta: Metadata, name: str, value: Any) -> Any:
     convert = meta.fields[name].to_db
     return convert(value) if convert is not None and value is not None else value
-
-
-def _split_table(table: str) -> tuple[str, str | None]:
-    schema, _, name = table.rpartition(".")
-    return name, schema or None
 
 
 def _insert_sql(meta: Metadata, names: tuple[str, ...], tail: str, full: bool = True) -> str:

@@ -14,6 +14,7 @@ fields or a strict identifier pattern and quoted.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Sequence
 from datetime import UTC, datetime
@@ -28,7 +29,9 @@ from ._gc import bulk
 from ._json import load
 from ._sql import Expr, Template, compile_template, quote_ident
 from ._transaction import _acquire, current_tx
+from .keyset import KeysetPage, keyset_page
 from .record import record_from
+from .relations import IncludeTree, compile_includes, load_includes
 
 if TYPE_CHECKING:
     from typing import Self
@@ -40,6 +43,7 @@ __all__ = ["MAX_PAGE_SIZE", "QueryBuilder"]
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 1000
+_COUNTS = ("exact", "estimate", "none")
 
 _ORDER_ITEM = re.compile(
     r"\s*(-)?([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)"
@@ -89,6 +93,10 @@ class QueryBuilder(Generic[T]):
         self._group: tuple[str, ...] = ()
         self._having: tuple[Entry, ...] = ()
         self._order: tuple[str, ...] = ()
+        # (name, descending, nulls) per order_by key, for keyset(): the SQL text above
+        # is what runs, this is what a cursor is made of.
+        self._order_keys: tuple[tuple[str, bool, str | None], ...] = ()
+        self._include: IncludeTree = ()
         self._limit: int | None = None
         self._offset: int | None = None
         self._lock = ""
@@ -249,12 +257,16 @@ class QueryBuilder(Generic[T]):
     def order_by(self, *keys: str) -> Self:
         """``order_by("id desc", "-age", "name asc nulls last")``; keys are checked."""
         items = []
+        order_keys = []
         for spec in keys:
             if not isinstance(spec, str):
                 raise ValidationError("非法的排序字段", field="order_by")
             for name, suffix in _parse_order(spec):
                 items.append(self._order_col(name) + suffix)
-        return self._clone(order=self._order + tuple(items))
+                order_keys.append(_order_key(name, suffix))
+        return self._clone(
+            order=self._order + tuple(items), order_keys=self._order_keys + tuple(order_keys)
+        )
 
     def _order_col(self, name: str) -> str:
         try:
@@ -287,6 +299,15 @@ class QueryBuilder(Generic[T]):
     def using(self, source: str) -> Self:
         """Run against data source ``source`` (``[database.data_sources.<name>]``)."""
         return self._clone(source=source)
+
+    def include(self, *relations: str) -> Self:
+        """Eager-load relations (``"author"``, ``"comments.author"``): one query per path.
+
+        Checked now, against the model's declared relations; see luser_db.relations.
+        """
+        if self._model is None:
+            raise ValidationError("include() 只能用于模型查询", field="include")
+        return self._clone(include=compile_includes(self._model, self._include, relations))
 
     def with_deleted(self) -> Self:
         """Include soft-deleted rows."""
@@ -388,17 +409,27 @@ class QueryBuilder(Generic[T]):
             return self._model._from_rows(rows, exact=self._fields_only and not self._joins)
         return bulk(rows, lambda: [record_from(r) for r in rows])
 
+    async def _loaded(self, rows: list[Any]) -> list[Any]:
+        """``_rows`` plus the included relations."""
+        items = self._rows(rows)
+        if self._include:
+            await load_includes(self._model, items, self._include, self._source)  # type: ignore[arg-type]
+        return items
+
     async def all(self) -> list[T]:
         sql, params = self._compiled("select", self.to_sql)
-        return self._rows(await _exec.fetch(sql, params, self._source))
+        rows = await _exec.fetch(sql, params, self._source)
+        if self._include:
+            return await self._loaded(rows)
+        return self._rows(rows)
 
     def __await__(self) -> Generator[Any, None, list[T]]:
         return self.all().__await__()
 
     async def first(self) -> T | None:
-        sql, params = self.limit(1).to_sql()
+        sql, params = self._compiled("first", lambda: self.limit(1).to_sql())
         row = await _exec.fetchrow(sql, params, self._source)
-        return None if row is None else self._rows([row])[0]
+        return None if row is None else (await self._loaded([row]))[0]
 
     async def count(self) -> int:
         sql, params = self._compiled("count", self._count_sql)
@@ -409,20 +440,60 @@ class QueryBuilder(Generic[T]):
         sql = f"SELECT EXISTS(SELECT 1{self._body(params, order=False)})"
         return bool(await _exec.fetchval(sql, params, self._source))
 
-    async def paginate(self, page: int, size: int) -> Page[T]:
-        """One page plus totals; the data query is skipped when the page is past the end."""
+    async def paginate(self, page: int, size: int, *, count: str = "exact") -> Page[T]:
+        """One page plus totals.
+
+        ``count``: ``"exact"`` runs ``count(*)`` (the data query is skipped when the page
+        is past the end); ``"estimate"`` asks the planner instead (cheap on big tables,
+        approximate); ``"none"`` counts nothing. With the last two, ``total_row`` is exact
+        on the last page and never less than the rows seen plus one while more exist, so
+        ``is_last_page`` is always right.
+        """
         page = _positive(page, "page")
         size = _positive(size, "size")
         if size > MAX_PAGE_SIZE:
             raise ValidationError(f"size 不能超过 {MAX_PAGE_SIZE}", field="size")
-        total = await self.count()
+        if count not in _COUNTS:
+            raise ValidationError("count 必须是 exact、estimate 或 none", field="count")
         offset = (page - 1) * size
+        if count != "exact":
+            return await self._page_uncounted(page, size, offset, count == "estimate")
+        total = await self.count()
         if offset >= total:
             return Page([], page, size, total)
         sql, params = self._compiled("page", self._page_sql)
         params += (size, offset)
-        items = self._rows(await _exec.fetch(sql, params, self._source))
+        items = await self._loaded(await _exec.fetch(sql, params, self._source))
         return Page(items, page, size, total)
+
+    async def _page_uncounted(self, page: int, size: int, offset: int, estimate: bool) -> Page[T]:
+        # One row more than the page tells whether another page follows.
+        sql, params = self._compiled("page", self._page_sql)
+        params += (size + 1, offset)
+        rows = await _exec.fetch(sql, params, self._source)
+        more = len(rows) > size
+        items = await self._loaded(rows[:size])
+        seen = offset + len(items) if items else 0
+        total = seen + 1 if more else seen
+        if estimate and (more or not items):
+            total = max(total, await self.estimate_count())
+        return Page(items, page, size, total)
+
+    async def estimate_count(self) -> int:
+        """The planner's row estimate for this query (no rows are read; needs ANALYZE stats)."""
+        sql, params = self._compiled("estimate", self._estimate_sql)
+        plan = load(await _exec.fetchval(sql, params, self._source))
+        if isinstance(plan, str | bytes):
+            plan = json.loads(plan)
+        return int(plan[0]["Plan"]["Plan Rows"])
+
+    def _estimate_sql(self) -> tuple[str, list[Any]]:
+        sql, params = self._clone(order=(), limit=None, offset=None, lock="").to_sql()
+        return "EXPLAIN (FORMAT JSON) " + sql, params
+
+    async def keyset(self, size: int = 50, after: str | None = None) -> KeysetPage[T]:
+        """The ``size`` rows after cursor ``after`` in this ordering; see luser_db.keyset."""
+        return await keyset_page(self, size, after)
 
     async def pluck(self, column: str) -> list[Any]:
         """Values of one column."""
@@ -526,7 +597,7 @@ class QueryBuilder(Generic[T]):
         cursor = await _exec.guard(conn, lambda: conn.cursor(sql, *params), sql, source)
         fetch = f"FETCH {batch}"
         while rows := await _exec.guard(conn, lambda: cursor.fetch(batch), fetch, source):
-            yield self._rows(rows)
+            yield await self._loaded(rows)
 
     def __repr__(self) -> str:
         sql, params = self.to_sql()
@@ -599,6 +670,11 @@ def _render(entries: tuple[Entry, ...], params: list[Any]) -> str:
                 text = f"({text})"
         out.append(text if i == 0 else f" {connector} {text}")
     return "".join(out)
+
+
+def _order_key(name: str, suffix: str) -> tuple[str, bool, str | None]:
+    nulls = suffix.rsplit(" ", 1)[1] if " NULLS " in suffix else None
+    return name, suffix.startswith(" DESC"), nulls
 
 
 def _non_negative(n: Any, what: str) -> int:

@@ -42,13 +42,16 @@ async def test_assert_queries_counts_and_fails(db_tx: object) -> None:
 def test_exported_members() -> None:
     public = {name for name in dir(luser_db) if not name.startswith("_")}
     modules = {
+        "bulk",
         "db",
         "embedded",
         "errors",
         "fields",
+        "keyset",
         "model",
         "query",
         "record",
+        "relations",
         "testing",
         "cli",
         "migrations",
