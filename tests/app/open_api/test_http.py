@@ -13,7 +13,7 @@ import os
 import re
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -533,6 +533,17 @@ def _overlapped(env: Env, outcome: str) -> float:
     return float(env.service.metrics.overlapped.labels(outcome)._value.get())
 
 
+@pytest.fixture
+def overlap_on(env: Env) -> Iterator[None]:
+    """Turn the (off by default) overlap of read-only work and charge on for one test."""
+    env.service.overlap_reads = True
+    try:
+        yield
+    finally:
+        env.service.overlap_reads = env.config.open_api.overlap_reads
+
+
+@pytest.mark.usefixtures("overlap_on")
 async def test_read_only_work_runs_while_the_charge_commits(
     env: Env, pool: asyncpg.Pool, stubs: tuple[TencentVodStub, TencentVodStub]
 ) -> None:
@@ -589,6 +600,7 @@ async def test_otherwise_the_work_starts_after_the_charge(
         service.overlap_reads = env.config.open_api.overlap_reads
 
 
+@pytest.mark.usefixtures("overlap_on")
 async def test_an_overlapped_call_refused_at_the_charge_is_not_served(
     env: Env, pool: asyncpg.Pool, stubs: tuple[TencentVodStub, TencentVodStub]
 ) -> None:
