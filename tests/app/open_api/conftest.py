@@ -86,3 +86,7 @@ def make_token(pool: asyncpg.Pool) -> MakeToken:
         return created.token["id"], created.key
 
     return make
+
+
+# The HTTP service fixtures (module-scoped: one app per test module that uses them).
+from .service_env import env, stubs  # noqa: E402, F401
