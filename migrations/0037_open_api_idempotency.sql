@@ -9,6 +9,7 @@
 --   outcome_*    the stored outcome of a keyed call (HTTP status, error code/message,
 --                or the response data) that replays return without new work;
 --   ability, path, log_request_id  what a lost log row is rebuilt from.
+-- Crash recovery scans by created_at (quota_deductions_created_idx): no new index.
 -- router_logs.deduction_id names the deduction a row accounts for (only on the row
 -- of the attempt that charged), so rows lost to a hard kill can be found.
 ALTER TABLE quota_deductions
@@ -24,15 +25,10 @@ ALTER TABLE quota_deductions
     ADD COLUMN outcome_body    jsonb,
     ADD COLUMN finished_at     timestamptz;
 
--- Keyed calls still waiting for their outcome: what crash recovery scans.
-CREATE INDEX quota_deductions_unfinished_idx ON quota_deductions (created_at)
-    WHERE keyed AND finished_at IS NULL;
-
 ALTER TABLE router_logs ADD COLUMN deduction_id text;
 
 -- migrate:down
 ALTER TABLE router_logs DROP COLUMN deduction_id;
-DROP INDEX quota_deductions_unfinished_idx;
 ALTER TABLE quota_deductions
     DROP COLUMN attempt,
     DROP COLUMN fingerprint,
