@@ -183,13 +183,13 @@ class ConfigRefresher:
         poll_interval: float = 5.0,
         on_token_change: Callable[[str], None] | None = None,
         on_config_change: Callable[[], None] | None = None,
-        on_reconnect: Callable[[], None] | None = None,
+        on_listen_gap: Callable[[], None] | None = None,
     ) -> None:
         self.config = RouterConfig()
         self._poll_interval = poll_interval
         self._on_token_change = on_token_change
         self._on_config_change = on_config_change
-        self._on_reconnect = on_reconnect
+        self._on_listen_gap = on_listen_gap
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listen_conn: _db.Conn | None = None
@@ -253,15 +253,16 @@ class ConfigRefresher:
         """Listen again after the connection was lost, then distrust what may have been missed.
 
         Notifications sent while nobody listened are gone: token and owner changes
-        among them. So the token cache is dropped (``on_reconnect``) and the routing
-        snapshot reloaded, after LISTEN is back, so that no change can fall in between.
+        among them. So the token cache is dropped (``on_listen_gap``, also called when
+        the loss was noticed) and the routing snapshot reloaded, after LISTEN is back,
+        so that no change can fall in between.
         """
         await self._unlisten()
         await self._listen()
         self.reconnects += 1
         log.warning("open API: LISTEN connection re-established; caches refreshed")
-        if self._on_reconnect is not None:
-            self._on_reconnect()
+        if self._on_listen_gap is not None:
+            self._on_listen_gap()
         await self.refresh()
 
     async def _refresh_if_moved(self) -> None:
@@ -282,6 +283,10 @@ class ConfigRefresher:
         self._listen_conn = conn
 
     def _lost(self, conn: object) -> None:
+        # From now on notifications are missed: nothing cached is trusted, and the
+        # loop reconnects at once (and drops the cache again once LISTEN is back).
+        if self._on_listen_gap is not None:
+            self._on_listen_gap()
         self._wake.set()
 
     async def _unlisten(self) -> None:

@@ -115,7 +115,7 @@ class OpenApi:
             # Group memberships live in the token cache entries: drop them on any change.
             on_config_change=self.tokens.clear,
             # Token/owner notifications missed while LISTEN was down: reload on demand.
-            on_reconnect=self.tokens.clear,
+            on_listen_gap=self.tokens.clear,
         )
         self.logs = LogWriter(
             queue_size=config.log_queue_size,
