@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,6 +19,8 @@ import asyncpg
 import httpx
 
 from app.open_api import _db
+from app.open_api.quota import CallRecord, deduct_quota
+from app.open_api.recovery import recover
 from app.open_api.tokens import Invalid, Valid
 from app.vod.testing import TencentVodStub
 
@@ -93,6 +96,7 @@ async def test_one_key_buys_one_call_of_one_request(
 
 async def test_upload_credentials_are_issued_once_per_key(env: Env, pool: asyncpg.Pool) -> None:
     user_id, key, _ = await partner(env, pool, UPLOAD_PRICE)
+    await env.service.tokens.validate(key)  # cached: the burst needs no key lookups
     headers = sk(key, **{"Idempotency-Key": str(uuid.uuid4())})
     body = {"title": "t", "file_name": "a.mp4"}
     calls = [env.client.post("/open/v1/uploads", headers=headers, json=body) for _ in range(20)]
@@ -140,6 +144,7 @@ async def test_concurrent_requests_with_one_key_do_the_work_once(
     env: Env, pool: asyncpg.Pool, stubs: Stubs
 ) -> None:
     user_id, key, _ = await partner(env, pool, 10 * PRICE)
+    await env.service.tokens.validate(key)  # cached: the burst needs no key lookups
     k = {"Idempotency-Key": str(uuid.uuid4())}
     seen = _provider_calls(stubs)
     results = await asyncio.gather(*(play(env, key, **k) for _ in range(30)))
@@ -273,3 +278,49 @@ async def test_a_burst_on_a_small_wallet_calls_the_provider_only_for_charged_cal
     assert {_code(r) for r in results if r.status_code != 200} == {(402, "INSUFFICIENT_BALANCE")}
     assert _provider_calls(stubs) == seen + charged
     assert await _state(pool, user_id) == (0, 5, 0)
+
+
+# -- 4. a keyed call whose process died mid-call ----------------------------------------
+
+
+async def test_a_keyed_call_left_unanswered_by_a_dead_process_is_refunded_by_recovery(
+    env: Env, pool: asyncpg.Pool, stubs: Stubs
+) -> None:
+    user_id, key, token_id = await partner(env, pool, 3 * PRICE)
+    first = {"Idempotency-Key": str(uuid.uuid4())}
+    _data(await play(env, key, **first))
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT fingerprint, path FROM quota_deductions WHERE request_id = $1",
+            f"{user_id}:{first['Idempotency-Key']}",
+        )
+    assert row is not None
+    # A process charged this same request under another key, then died before answering.
+    dead = {"Idempotency-Key": str(uuid.uuid4())}
+    await deduct_quota(
+        user_id,
+        token_id,
+        PRICE,
+        f"{user_id}:{dead['Idempotency-Key']}",
+        call=CallRecord(
+            fingerprint=row["fingerprint"], keyed=True, ability="video.play_url", path=row["path"]
+        ),
+    )
+    seen = _provider_calls(stubs)
+    assert _code(await play(env, key, **dead)) == (409, "IDEMPOTENCY_KEY_IN_PROGRESS")
+    assert await _state(pool, user_id) == (PRICE, 2, 0)
+    await flush(env)
+    report = await recover(older_than=timedelta(0))  # nobody runs that call any more
+    assert report.interrupted >= 1
+    assert await _state(pool, user_id) == (2 * PRICE, 1, 1)
+    for _ in range(2):  # the key now replays the interruption, never a free call
+        assert _code(await play(env, key, **dead)) == (502, "CALL_INTERRUPTED")
+    assert _provider_calls(stubs) == seen
+    await flush(env)
+    async with pool.acquire() as conn:
+        rebuilt = await conn.fetchrow(
+            "SELECT status_code, error_code, cost FROM router_logs WHERE deduction_id = $1",
+            f"{user_id}:{dead['Idempotency-Key']}",
+        )
+    assert rebuilt is not None
+    assert tuple(rebuilt) == (502, "CALL_INTERRUPTED", 0)
