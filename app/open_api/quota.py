@@ -36,12 +36,14 @@ import json
 import logging
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from luser_common import Conflict, DatabaseUnavailable, ValidationError
+from luser_common.http import EnvelopeResponse
 
 from . import _db
 from .errors import (
@@ -57,6 +59,8 @@ from .errors import (
 __all__ = ["CallRecord", "Deduction", "Outcome", "deduct_quota", "refund_quota", "store_outcome"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _TRANSIENT = (
     asyncpg.SerializationError,
@@ -138,26 +142,14 @@ async def deduct_quota(
         raise ValidationError("扣费金额必须是非负整数 (纳单位)", field="amount")
     if not request_id or len(request_id) > 128:
         raise ValidationError("request_id 必须是 1-128 个字符", field="request_id")
-    attempt = attempt or uuid.uuid4().hex
-    call = call or CallRecord()
-    tries = 0
-    while True:
-        try:
-            return await _deduct_once(
-                user_id,
-                token_id,
-                amount,
-                request_id,
-                "on" if synchronous_commit else "off",
-                attempt,
-                call,
-            )
-        except _TRANSIENT as exc:
-            tries += 1
-            if tries > retries:
-                raise DeductionFailed(details={"request_id": request_id}) from exc
-            log.warning("deduction %s: transient %r, retry %d", request_id, exc, tries)
-            await asyncio.sleep(min(0.2, 0.005 * 2**tries) * random.random())
+    nonce, record = attempt or uuid.uuid4().hex, call or CallRecord()
+    sync = "on" if synchronous_commit else "off"
+    return await _retrying(
+        lambda: _deduct_once(user_id, token_id, amount, request_id, sync, nonce, record),
+        request_id,
+        None,
+        retries,
+    )
 
 
 _DEDUCT_SQL = """
@@ -319,6 +311,7 @@ async def store_outcome(request_id: str, attempt: str, outcome: Outcome) -> None
             body,
         ),
         request_id,
+        "保存请求结果暂时失败",
     )
 
 
@@ -329,8 +322,6 @@ async def _execute(sql: str, *args: Any) -> None:
 
 def _json_text(data: Any) -> str:
     # Exactly the JSON the caller received (datetimes, Decimals as the envelope writes them).
-    from luser_common.http import EnvelopeResponse
-
     return bytes(EnvelopeResponse(data).body).decode()
 
 
@@ -342,10 +333,16 @@ async def refund_quota(
     ``outcome`` (a keyed call's failure) is stored in the same transaction, so a
     replay of a refunded call answers that failure and never runs for free.
     """
-    return await _retrying(lambda: _refund_once(request_id, outcome), request_id, retries)
+    return await _retrying(
+        lambda: _refund_once(request_id, outcome), request_id, "退款暂时失败", retries
+    )
 
 
-async def _retrying(fn: Any, request_id: str, retries: int = 5) -> Any:
+async def _retrying(
+    fn: Callable[[], Awaitable[T]], request_id: str, failure: str | None, retries: int = 5
+) -> T:
+    """``fn()``, retried on transient errors (safe: every write here is keyed by
+    ``request_id``); DeductionFailed(``failure``) when they persist."""
     tries = 0
     while True:
         try:
@@ -353,7 +350,8 @@ async def _retrying(fn: Any, request_id: str, retries: int = 5) -> Any:
         except _TRANSIENT as exc:
             tries += 1
             if tries > retries:
-                raise DeductionFailed("退款暂时失败", details={"request_id": request_id}) from exc
+                raise DeductionFailed(failure, details={"request_id": request_id}) from exc
+            log.warning("open API %s: transient %r, retry %d", request_id, exc, tries)
             await asyncio.sleep(min(0.2, 0.005 * 2**tries) * random.random())
 
 

@@ -237,6 +237,13 @@ async def test_the_charge_refuses_what_a_stale_cache_still_trusts(
     await _silently(pool, "UPDATE api_tokens SET status = 'disabled' WHERE id = $1", token_id)
     assert isinstance(await env.service.tokens.validate(key), Valid)
     assert _code(await play(env, key)) == (401, "TOKEN_DISABLED")
+    await _silently(
+        pool,
+        "UPDATE api_tokens SET status = 'enabled', expired_time = now() WHERE id = $1",
+        token_id,
+    )
+    assert isinstance(await env.service.tokens.validate(key), Valid)  # cached: no expiry
+    assert _code(await play(env, key)) == (401, "TOKEN_EXPIRED")
     assert await _state(pool, user_id) == (9 * PRICE, 1, 0)
 
 
