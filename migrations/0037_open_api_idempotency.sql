@@ -22,7 +22,7 @@ ALTER TABLE quota_deductions
     ADD COLUMN outcome_status  integer,
     ADD COLUMN outcome_code    text,
     ADD COLUMN outcome_message text,
-    ADD COLUMN outcome_body    jsonb,
+    ADD COLUMN outcome_body    json,  -- json, not jsonb: the exact text the caller got
     ADD COLUMN finished_at     timestamptz;
 
 ALTER TABLE router_logs ADD COLUMN deduction_id text;

@@ -291,7 +291,7 @@ async def _token_refusal(conn: _db.Conn, token_id: int, user_id: int) -> Excepti
 
 _STORE_SQL = """
 UPDATE quota_deductions
-SET outcome_status = $3, outcome_code = $4, outcome_message = $5, outcome_body = $6::jsonb,
+SET outcome_status = $3, outcome_code = $4, outcome_message = $5, outcome_body = $6::json,
     finished_at = now()
 WHERE request_id = $1 AND attempt = $2 AND finished_at IS NULL
 """

@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from luser_common import AppError, ConfigError, EncryptionError, ExternalServiceError, NetworkError
+from luser_common import (
+    AppError,
+    ConfigError,
+    EncryptionError,
+    ExternalServiceError,
+    NetworkError,
+    ValidationError,
+)
 from luser_common import TimeoutError as AppTimeout
 from luser_config.schema import OpenApiConfig, VodConfig
 
@@ -62,6 +69,7 @@ Action = Callable[[ChannelInfo, VodProvider], Awaitable[T]]
 _CHANNEL_FAILURES = (ExternalServiceError, NetworkError, AppTimeout, ConfigError, EncryptionError)
 
 PARTITION_JOB_SECONDS = 3600.0
+MAX_IDEMPOTENCY_KEY = 100  # characters; the deduction id adds the user id
 RECOVERY_JOB_SECONDS = 300.0
 
 
@@ -247,6 +255,10 @@ class OpenApi:
     ) -> T:
         info = ctx.info = await self.tokens.authenticate(ctx.key)
         self.tokens.check_access(info, ctx.ability, ctx.client_ip)
+        if ctx.idempotency_key is not None and len(ctx.idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            raise ValidationError(
+                f"Idempotency-Key 最多 {MAX_IDEMPOTENCY_KEY} 个字符", field="Idempotency-Key"
+            )
         provider = await resolve() if resolve is not None else None
         config = self.router.config
         cost = config.cost(ctx.ability, info.group)

@@ -90,6 +90,8 @@ async def test_one_key_buys_one_call_of_one_request(
     assert _code(other) == (409, "IDEMPOTENCY_KEY_REUSED")
     search = await env.client.get("/open/v1/videos", headers=sk(key, **k1))
     assert _code(search) == (409, "IDEMPOTENCY_KEY_REUSED")
+    too_long = await play(env, key, **{"Idempotency-Key": "k" * 101})
+    assert _code(too_long) == (422, "VALIDATION_ERROR")
     assert _provider_calls(stubs) == seen
     assert await _state(pool, user_id) == (0, 1, 0)
 
