@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -63,7 +64,7 @@ async def _wait_ready(server: Server) -> None:
 
 
 @pytest.fixture
-async def server(migrated_url: str) -> AsyncIterator[Server]:
+async def server(migrated_url: str, tmp_path: Path) -> AsyncIterator[Server]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LUSER")}
     env.update(
@@ -76,6 +77,8 @@ async def server(migrated_url: str) -> AsyncIterator[Server]:
             "LUSER__OPEN_API__LOG_BATCH_SIZE": "100000",
         }
     )
+    # A file, not a pipe: a pipe nobody reads would block the server once full.
+    stderr = (tmp_path / "server.log").open("wb")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -91,7 +94,7 @@ async def server(migrated_url: str) -> AsyncIterator[Server]:
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
     )
     server = Server(process, f"http://127.0.0.1:{port}")
     try:
@@ -101,8 +104,7 @@ async def server(migrated_url: str) -> AsyncIterator[Server]:
         if process.poll() is None:
             process.kill()
         process.wait(timeout=60)
-        assert process.stderr is not None
-        process.stderr.close()
+        stderr.close()
 
 
 async def _partner(conn: asyncpg.Connection, balance: int) -> tuple[int, str]:
