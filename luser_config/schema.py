@@ -365,9 +365,10 @@ class OpenApiConfig(_Section):
     # committed deductions (wallet, token and idempotency row together: never partial).
     deduction_synchronous_commit: bool = True
     # Read-only calls (play URLs, catalog search, usage) start their work while the
-    # charge commits and release it once charged; false: charge first, then work.
+    # charge commits and release it once charged; false (default): charge first, then
+    # work. On, a call the charge then refuses may already have reached the provider.
     overlap_reads: bool = Field(
-        default=True, description="read-only calls work while the charge commits"
+        default=False, description="read-only calls work while the charge commits"
     )
     upstream_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
 

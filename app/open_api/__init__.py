@@ -21,7 +21,10 @@ from starlette.applications import Starlette
 
 from .errors import (
     AbilityNotAllowed,
+    CallInterrupted,
     DeductionFailed,
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
     InsufficientBalance,
     IpNotAllowed,
     NoChannel,
@@ -34,6 +37,7 @@ from .errors import (
 )
 from .logs import LogFilter, LogRow, LogWriter, daily_usage, query_logs
 from .quota import Deduction, deduct_quota, refund_quota
+from .recovery import RecoveryReport, recover
 from .router import ConfigRefresher, RouterConfig, load_router_config
 from .routes import OPERATIONS, metrics_route
 from .service import CallContext, OpenApi
@@ -43,10 +47,13 @@ __all__ = [
     "OPERATIONS",
     "AbilityNotAllowed",
     "CallContext",
+    "CallInterrupted",
     "ConfigRefresher",
     "Deduction",
     "DeductionFailed",
     "Expired",
+    "IdempotencyKeyInProgress",
+    "IdempotencyKeyReused",
     "InsufficientBalance",
     "Invalid",
     "IpNotAllowed",
@@ -60,6 +67,7 @@ __all__ = [
     "OpenTokenInvalid",
     "OwnerDisabled",
     "QuotaExceeded",
+    "RecoveryReport",
     "RouterConfig",
     "TokenInfo",
     "TokenStore",
@@ -71,6 +79,7 @@ __all__ = [
     "lifespan",
     "load_router_config",
     "query_logs",
+    "recover",
     "refund_quota",
 ]
 

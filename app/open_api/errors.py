@@ -10,7 +10,10 @@
     │                                 IpNotAllowed       403 IP_NOT_ALLOWED
     ├── LimitExceeded 429 ........... QuotaExceeded      429 QUOTA_EXCEEDED
     │                                 InsufficientBalance 402 INSUFFICIENT_BALANCE
+    ├── Conflict 409 ................ IdempotencyKeyReused     409 IDEMPOTENCY_KEY_REUSED
+    │                                 IdempotencyKeyInProgress 409 IDEMPOTENCY_KEY_IN_PROGRESS
     ├── ExternalServiceError 502 .... UpstreamFailed     502 UPSTREAM_FAILED
+    │                                 CallInterrupted    502 CALL_INTERRUPTED (stored, replayed)
     │                                 NoChannel          503 NO_CHANNEL_AVAILABLE
     └── DatabaseUnavailable 503 ..... DeductionFailed    503 DEDUCTION_FAILED (retryable)
 
@@ -21,6 +24,8 @@ for an exhausted token quota (the key's own limit, like a rate limit).
 from __future__ import annotations
 
 from luser_common import (
+    AppError,
+    Conflict,
     DatabaseUnavailable,
     ExternalServiceError,
     Forbidden,
@@ -31,7 +36,10 @@ from luser_common import (
 
 __all__ = [
     "AbilityNotAllowed",
+    "CallInterrupted",
     "DeductionFailed",
+    "IdempotencyKeyInProgress",
+    "IdempotencyKeyReused",
     "InsufficientBalance",
     "IpNotAllowed",
     "NoChannel",
@@ -41,6 +49,7 @@ __all__ = [
     "OwnerDisabled",
     "QuotaExceeded",
     "UpstreamFailed",
+    "replayed_failure",
 ]
 
 
@@ -119,4 +128,38 @@ class DeductionFailed(DatabaseUnavailable):
     """The deduction could not be committed after retries; nothing was charged."""
 
     code = "DEDUCTION_FAILED"
-    default_message = "扣费暂时失败, 请使用相同的请求 ID 重试"
+    default_message = "扣费暂时失败, 请使用相同的 Idempotency-Key 重试"
+
+
+class IdempotencyKeyReused(Conflict):
+    """The Idempotency-Key was first used with another request (method, path, parameters)."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+    default_message = "该 Idempotency-Key 已用于另一个请求"
+
+
+class IdempotencyKeyInProgress(Conflict):
+    """The first request with this Idempotency-Key is still running; retry shortly."""
+
+    code = "IDEMPOTENCY_KEY_IN_PROGRESS"
+    default_message = "相同 Idempotency-Key 的请求正在处理中, 请稍后重试"
+    retryable = True
+
+
+class CallInterrupted(ExternalServiceError):
+    """The process handling a keyed call died before answering; recovery refunded it."""
+
+    code = "CALL_INTERRUPTED"
+    default_message = "请求处理中断, 费用已退回; 请使用新的 Idempotency-Key 重试"
+
+
+_replay_classes: dict[tuple[int, str], type[AppError]] = {}
+
+
+def replayed_failure(status: int, code: str, message: str | None) -> AppError:
+    """The stored failure of a keyed call, raised again for its replays (same status/code)."""
+    cls = _replay_classes.get((status, code))
+    if cls is None:
+        cls = type("ReplayedFailure", (AppError,), {"status_code": status, "code": code})
+        _replay_classes[(status, code)] = cls
+    return cls(message)

@@ -61,6 +61,9 @@ class LogRow(NamedTuple):
     cost: int
     client_ip: str | None
     created_at: datetime
+    # The quota_deductions row this call charged (None for refusals and replays):
+    # crash recovery rebuilds the rows of charges that have none (app.open_api.recovery).
+    deduction_id: str | None = None
 
 
 LOG_COLUMNS = list(LogRow._fields)

@@ -3,41 +3,64 @@
 One SQL statement (``_DEDUCT_SQL``), hence one implicit transaction and one round
 trip, made of three data-modifying CTEs pulled in a fixed order:
 
-1. ``INSERT INTO quota_deductions (request_id, ...) ON CONFLICT DO NOTHING`` -- a
-   replay of the same request_id blocks here until the first attempt commits or
-   rolls back, then inserts nothing: the first outcome is returned unchanged;
-2. ``UPDATE users SET balance = balance - c WHERE id = u AND balance >= c``;
-3. ``UPDATE api_tokens SET used_quota = used_quota + c WHERE id = t AND
-   status = 'enabled' AND (quota_limit < 0 OR used_quota + c <= quota_limit)``.
+1. ``INSERT INTO quota_deductions (request_id, attempt, fingerprint, ...) ON CONFLICT
+   DO NOTHING`` -- a second use of the same request_id blocks here until the first
+   attempt commits or rolls back, then inserts nothing;
+2. ``UPDATE users SET balance = balance - c WHERE id = u AND status = 'active' AND
+   balance >= c``;
+3. ``UPDATE api_tokens SET used_quota = used_quota + c WHERE id = t AND status =
+   'enabled' AND (not expired) AND (quota_limit < 0 OR used_quota + c <= quota_limit)``.
 
 Each UPDATE is a conditional single-row update: PostgreSQL re-checks the
 condition on the latest row version after waiting for its lock, so concurrent
-calls can never overdraw. When either matches no row the statement raises
-(``open_api_refuse``: SQLSTATE LU402 wallet, LU429 token), which rolls all three
-writes back: the wallet and the token always move together. Rows are locked
-only for the statement and its commit. Transient failures (serialization,
-deadlock, lost connection) are retried with the same request_id -- safe because
-of step 1 -- and surface as DeductionFailed when retries run out. Nothing is
-ever swallowed.
+calls can never overdraw, and a disabled owner or key is refused by the charge
+itself whatever a node's cache believes. When either matches no row the
+statement raises (``open_api_refuse``: SQLSTATE LU402 wallet/owner, LU429
+token), which rolls all three writes back: the wallet and the token always move
+together. Rows are locked only for the statement and its commit.
+
+When the request_id is already there, the row says who put it there: the same
+``attempt`` nonce means this very call committed before its reply was lost (a
+retry after a cut connection), so the charge is this call's own; another attempt
+with the same fingerprint is a replay (``replayed=True``, with the stored outcome
+once the first call finished); anything else is a reused key
+(``IdempotencyKeyReused``). Transient failures (serialization, deadlock, lost
+connection) are retried with the same request_id and attempt, and surface as
+DeductionFailed when retries run out. Nothing is ever swallowed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import asyncpg
 
 from luser_common import Conflict, DatabaseUnavailable, ValidationError
+from luser_common.http import EnvelopeResponse
 
 from . import _db
-from .errors import DeductionFailed, InsufficientBalance, OpenTokenDisabled, QuotaExceeded
+from .errors import (
+    DeductionFailed,
+    IdempotencyKeyReused,
+    InsufficientBalance,
+    OpenTokenDisabled,
+    OpenTokenExpired,
+    OwnerDisabled,
+    QuotaExceeded,
+)
 
-__all__ = ["Deduction", "deduct_quota", "refund_quota"]
+__all__ = ["CallRecord", "Deduction", "Outcome", "deduct_quota", "refund_quota", "store_outcome"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _TRANSIENT = (
     asyncpg.SerializationError,
@@ -53,8 +76,41 @@ _TRANSIENT = (
 
 
 @dataclass(frozen=True, slots=True)
+class CallRecord:
+    """What the deduction row remembers about the call it charges.
+
+    ``fingerprint`` binds an idempotency key to one request (see ``fingerprint``
+    in ``app.open_api.idempotency``); ``keyed`` says the caller sent an
+    Idempotency-Key, so the call's outcome is stored for replays. ``ability``,
+    ``path`` and ``log_request_id`` rebuild the call's log row after a hard kill.
+    """
+
+    fingerprint: bytes | None = None
+    keyed: bool = False
+    ability: str | None = None
+    path: str | None = None
+    log_request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The stored outcome of a finished keyed call: its data, or its error."""
+
+    status: int
+    code: str | None = None  # None: success, ``body`` is the response data
+    message: str | None = None
+    body: Any = None
+
+
+@dataclass(frozen=True, slots=True)
 class Deduction:
-    """The outcome of a deduction; ``replayed`` when the request_id was seen before."""
+    """The outcome of a deduction.
+
+    ``replayed=False``: this call attempt owns the charge of ``amount`` (a fresh
+    charge, or its own earlier commit whose reply was lost). ``replayed=True``:
+    another attempt of the same request charged; ``outcome`` is what it answered,
+    or None while it is still running.
+    """
 
     request_id: str
     user_id: int
@@ -63,6 +119,7 @@ class Deduction:
     replayed: bool
     balance_after: int | None = None
     used_quota_after: int | None = None
+    outcome: Outcome | None = None
 
 
 async def deduct_quota(
@@ -73,42 +130,48 @@ async def deduct_quota(
     *,
     retries: int = 5,
     synchronous_commit: bool = True,
+    attempt: str | None = None,
+    call: CallRecord | None = None,
 ) -> Deduction:
-    """Charge ``amount`` nano-units once per ``request_id``; raise when refused or failing."""
+    """Charge ``amount`` nano-units once per ``request_id``; raise when refused or failing.
+
+    ``attempt`` identifies this call attempt (a fresh nonce by default): every
+    retry below reuses it, so a commit whose reply was lost is recognised as ours.
+    """
     if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
         raise ValidationError("扣费金额必须是非负整数 (纳单位)", field="amount")
     if not request_id or len(request_id) > 128:
         raise ValidationError("request_id 必须是 1-128 个字符", field="request_id")
-    attempt = 0
-    while True:
-        try:
-            return await _deduct_once(
-                user_id, token_id, amount, request_id, "on" if synchronous_commit else "off"
-            )
-        except _TRANSIENT as exc:
-            attempt += 1
-            if attempt > retries:
-                raise DeductionFailed(details={"request_id": request_id}) from exc
-            log.warning("deduction %s: transient %r, retry %d", request_id, exc, attempt)
-            await asyncio.sleep(min(0.2, 0.005 * 2**attempt) * random.random())
+    nonce, record = attempt or uuid.uuid4().hex, call or CallRecord()
+    sync = "on" if synchronous_commit else "off"
+    return await _retrying(
+        lambda: _deduct_once(user_id, token_id, amount, request_id, sync, nonce, record),
+        request_id,
+        None,
+        retries,
+    )
 
 
 _DEDUCT_SQL = """
 WITH ins AS (
-    INSERT INTO quota_deductions (request_id, user_id, token_id, amount)
-    VALUES ($1, $2, $3, $4) ON CONFLICT (request_id) DO NOTHING RETURNING 1
+    INSERT INTO quota_deductions
+        (request_id, user_id, token_id, amount, attempt, fingerprint, keyed, ability, path,
+         log_request_id)
+    VALUES ($1, $2, $3, $4, $6, $7, $8, $9, $10, $11)
+    ON CONFLICT (request_id) DO NOTHING RETURNING 1
 ), wallet AS (
     UPDATE users SET balance = balance - $4
-    WHERE id = $2 AND balance >= $4 AND EXISTS (SELECT 1 FROM ins)
+    WHERE id = $2 AND status = 'active' AND balance >= $4 AND EXISTS (SELECT 1 FROM ins)
     RETURNING balance
 ), token AS (
     UPDATE api_tokens SET used_quota = used_quota + $4
     WHERE id = $3 AND user_id = $2 AND status = 'enabled'
+      AND (expired_time IS NULL OR expired_time > now())
       AND (quota_limit < 0 OR used_quota + $4 <= quota_limit) AND EXISTS (SELECT 1 FROM ins)
     RETURNING used_quota
 )
 SELECT CASE
-           WHEN NOT EXISTS (SELECT 1 FROM ins) THEN 'replayed'
+           WHEN NOT EXISTS (SELECT 1 FROM ins) THEN 'exists'
            WHEN NOT EXISTS (SELECT 1 FROM wallet) THEN open_api_refuse('LU402')
            WHEN NOT EXISTS (SELECT 1 FROM token) THEN open_api_refuse('LU429')
            ELSE 'charged'
@@ -120,69 +183,197 @@ SELECT CASE
 
 
 async def _deduct_once(
-    user_id: int, token_id: int, amount: int, request_id: str, sync: str
+    user_id: int,
+    token_id: int,
+    amount: int,
+    request_id: str,
+    sync: str,
+    attempt: str,
+    call: CallRecord,
 ) -> Deduction:
     # One statement = one implicit transaction and one round trip: the wallet and
     # token rows stay locked only for this statement and its commit.
     async with _db.connection(stateless=True) as conn:  # set_config(..., true) is local
         try:
-            row = await conn.fetchrow(_DEDUCT_SQL, request_id, user_id, token_id, amount, sync)
+            row = await conn.fetchrow(
+                _DEDUCT_SQL,
+                request_id,
+                user_id,
+                token_id,
+                amount,
+                sync,
+                attempt,
+                call.fingerprint,
+                call.keyed,
+                call.ability,
+                call.path,
+                call.log_request_id,
+            )
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == "LU402":
-                raise InsufficientBalance() from exc
+                raise await _wallet_refusal(conn, user_id) from exc
             if exc.sqlstate == "LU429":
                 raise await _token_refusal(conn, token_id, user_id) from exc
             raise
         assert row is not None
-        if row["outcome"] == "replayed":
-            return await _replayed(conn, user_id, token_id, amount, request_id)
+        if row["outcome"] == "exists":
+            return await _existing(conn, user_id, token_id, amount, request_id, attempt, call)
     return Deduction(
         request_id, user_id, token_id, amount, False, row["balance"], row["used_quota"]
     )
 
 
-async def _replayed(
-    conn: _db.Conn, user_id: int, token_id: int, amount: int, request_id: str
+_EXISTING_SQL = """
+SELECT user_id, token_id, amount, attempt, fingerprint, outcome_status, outcome_code,
+       outcome_message, outcome_body
+FROM quota_deductions WHERE request_id = $1
+"""
+
+
+async def _existing(
+    conn: _db.Conn,
+    user_id: int,
+    token_id: int,
+    amount: int,
+    request_id: str,
+    attempt: str,
+    call: CallRecord,
 ) -> Deduction:
-    row = await conn.fetchrow(
-        "SELECT user_id, token_id, amount FROM quota_deductions WHERE request_id = $1", request_id
-    )
-    if row is None:  # pragma: no cover - the row existed a statement ago and is never deleted live
+    """The request_id was charged before: by this attempt, by a replayed one, or misused."""
+    # A new statement, a new snapshot: the row that made the insert back off is visible.
+    row = await conn.fetchrow(_EXISTING_SQL, request_id)
+    if row is None:  # pragma: no cover - the row existed a statement ago; pruned only when old
         raise Conflict("扣费记录状态异常, 请重试", retryable=True)
-    if (row["user_id"], row["token_id"], row["amount"]) != (user_id, token_id, amount):
-        raise Conflict("request_id 已用于另一笔扣费", details={"request_id": request_id})
-    return Deduction(request_id, user_id, token_id, amount, True)
+    if row["attempt"] == attempt:
+        # Our own commit, its reply lost on the way: the charge is ours, at its real cost.
+        return Deduction(request_id, user_id, token_id, row["amount"], False)
+    same_request = (
+        row["fingerprint"] == call.fingerprint
+        if row["fingerprint"] is not None or call.fingerprint is not None
+        else row["amount"] == amount
+    )
+    if (row["user_id"], row["token_id"]) != (user_id, token_id) or not same_request:
+        raise IdempotencyKeyReused(details={"request_id": request_id})
+    outcome = None
+    if row["outcome_status"] is not None:
+        body = row["outcome_body"]
+        outcome = Outcome(
+            row["outcome_status"],
+            row["outcome_code"],
+            row["outcome_message"],
+            None if body is None else json.loads(body),
+        )
+    return Deduction(request_id, user_id, token_id, row["amount"], True, outcome=outcome)
+
+
+async def _wallet_refusal(conn: _db.Conn, user_id: int) -> Exception:
+    # Only on the refusal path: an empty wallet, or an owner disabled since the cache.
+    status = await conn.fetchval("SELECT status FROM users WHERE id = $1", user_id)
+    if status != "active":
+        return OwnerDisabled()
+    return InsufficientBalance()
 
 
 async def _token_refusal(conn: _db.Conn, token_id: int, user_id: int) -> Exception:
     # Only on the refusal path: say precisely why the token update matched nothing.
-    status = await conn.fetchval(
-        "SELECT status FROM api_tokens WHERE id = $1 AND user_id = $2", token_id, user_id
+    row = await conn.fetchrow(
+        "SELECT status, expired_time <= now() AS expired FROM api_tokens "
+        "WHERE id = $1 AND user_id = $2",
+        token_id,
+        user_id,
     )
-    if status is None or status != "enabled":
+    if row is None or row["status"] != "enabled":
         return OpenTokenDisabled()
+    if row["expired"]:
+        return OpenTokenExpired()
     return QuotaExceeded()
 
 
-async def refund_quota(request_id: str, *, retries: int = 5) -> bool:
-    """Undo a deduction once (e.g. every upstream failed); False if nothing to refund."""
-    attempt = 0
+_STORE_SQL = """
+UPDATE quota_deductions
+SET outcome_status = $3, outcome_code = $4, outcome_message = $5, outcome_body = $6::json,
+    finished_at = now()
+WHERE request_id = $1 AND attempt = $2 AND finished_at IS NULL
+"""
+
+
+async def store_outcome(request_id: str, attempt: str, outcome: Outcome) -> None:
+    """Record a keyed call's answer so that replays return it without new work."""
+    body = None if outcome.body is None else _json_text(outcome.body)
+    await _retrying(
+        lambda: _execute(
+            _STORE_SQL,
+            request_id,
+            attempt,
+            outcome.status,
+            outcome.code,
+            outcome.message,
+            body,
+        ),
+        request_id,
+        "保存请求结果暂时失败",
+    )
+
+
+async def _execute(sql: str, *args: Any) -> None:
+    async with _db.connection(stateless=True) as conn:
+        await conn.execute(sql, *args)
+
+
+def _json_text(data: Any) -> str:
+    # Exactly the JSON the caller received (datetimes, Decimals as the envelope writes them).
+    return bytes(EnvelopeResponse(data).body).decode()
+
+
+async def refund_quota(
+    request_id: str, *, retries: int = 5, outcome: Outcome | None = None
+) -> bool:
+    """Undo a deduction once (e.g. every upstream failed); False if nothing to refund.
+
+    ``outcome`` (a keyed call's failure) is stored in the same transaction, so a
+    replay of a refunded call answers that failure and never runs for free.
+    """
+    return await _retrying(
+        lambda: _refund_once(request_id, outcome), request_id, "退款暂时失败", retries
+    )
+
+
+async def _retrying(
+    fn: Callable[[], Awaitable[T]], request_id: str, failure: str | None, retries: int = 5
+) -> T:
+    """``fn()``, retried on transient errors (safe: every write here is keyed by
+    ``request_id``); DeductionFailed(``failure``) when they persist."""
+    tries = 0
     while True:
         try:
-            return await _refund_once(request_id)
+            return await fn()
         except _TRANSIENT as exc:
-            attempt += 1
-            if attempt > retries:
-                raise DeductionFailed("退款暂时失败", details={"request_id": request_id}) from exc
-            await asyncio.sleep(min(0.2, 0.005 * 2**attempt) * random.random())
+            tries += 1
+            if tries > retries:
+                raise DeductionFailed(failure, details={"request_id": request_id}) from exc
+            log.warning("open API %s: transient %r, retry %d", request_id, exc, tries)
+            await asyncio.sleep(min(0.2, 0.005 * 2**tries) * random.random())
 
 
-async def _refund_once(request_id: str) -> bool:
+_REFUND_SQL = """
+UPDATE quota_deductions
+SET refunded_at = now(),
+    outcome_status = coalesce($2, outcome_status), outcome_code = coalesce($3, outcome_code),
+    outcome_message = coalesce($4, outcome_message),
+    finished_at = CASE WHEN $2::integer IS NULL THEN finished_at ELSE now() END
+WHERE request_id = $1 AND refunded_at IS NULL
+RETURNING user_id, token_id, amount
+"""
+
+
+async def _refund_once(request_id: str, outcome: Outcome | None) -> bool:
     async with _db.connection(stateless=True) as conn, conn.transaction():
         row = await conn.fetchrow(
-            "UPDATE quota_deductions SET refunded_at = now() "
-            "WHERE request_id = $1 AND refunded_at IS NULL RETURNING user_id, token_id, amount",
+            _REFUND_SQL,
             request_id,
+            outcome.status if outcome else None,
+            outcome.code if outcome else None,
+            outcome.message if outcome else None,
         )
         if row is None:
             return False

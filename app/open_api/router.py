@@ -183,16 +183,19 @@ class ConfigRefresher:
         poll_interval: float = 5.0,
         on_token_change: Callable[[str], None] | None = None,
         on_config_change: Callable[[], None] | None = None,
+        on_listen_gap: Callable[[], None] | None = None,
     ) -> None:
         self.config = RouterConfig()
         self._poll_interval = poll_interval
         self._on_token_change = on_token_change
         self._on_config_change = on_config_change
+        self._on_listen_gap = on_listen_gap
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listen_conn: _db.Conn | None = None
         self._lock = asyncio.Lock()
         self.refreshes = 0
+        self.reconnects = 0
 
     async def refresh(self) -> RouterConfig:
         """Reload now and swap the snapshot in (single-flight)."""
@@ -228,18 +231,39 @@ class ConfigRefresher:
     async def _run(self) -> None:
         while True:
             try:
-                if self._listen_conn is None or self._listen_conn.is_closed():
-                    await self._listen()
+                if not self.listening:
+                    await self._relisten()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_interval)
                 self._wake.clear()
-                await self._refresh_if_moved()
+                if self.listening:  # else: lost meanwhile, reconnect (and reload) first
+                    await self._refresh_if_moved()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # keep serving the last good snapshot; retry next round
+            except Exception:  # keep serving the last good snapshot; retry soon
                 log.exception("open API config refresh failed; keeping the last snapshot")
                 await self._unlisten()
-                await asyncio.sleep(self._poll_interval)
+                await asyncio.sleep(min(self._poll_interval, 1.0))
+
+    @property
+    def listening(self) -> bool:
+        return self._listen_conn is not None and not self._listen_conn.is_closed()
+
+    async def _relisten(self) -> None:
+        """Listen again after the connection was lost, then distrust what may have been missed.
+
+        Notifications sent while nobody listened are gone: token and owner changes
+        among them. So the token cache is dropped (``on_listen_gap``, also called when
+        the loss was noticed) and the routing snapshot reloaded, after LISTEN is back,
+        so that no change can fall in between.
+        """
+        await self._unlisten()
+        await self._listen()
+        self.reconnects += 1
+        log.warning("open API: LISTEN connection re-established; caches refreshed")
+        if self._on_listen_gap is not None:
+            self._on_listen_gap()
+        await self.refresh()
 
     async def _refresh_if_moved(self) -> None:
         async with _db.connection() as conn:
@@ -254,7 +278,16 @@ class ConfigRefresher:
         conn: _db.Conn = await pool.acquire()
         await conn.add_listener("open_api_config", self._notified)
         await conn.add_listener("open_api_tokens", self._notified)
+        # A lost connection wakes the loop at once, not at the next poll.
+        conn.add_termination_listener(self._lost)
         self._listen_conn = conn
+
+    def _lost(self, conn: object) -> None:
+        # From now on notifications are missed: nothing cached is trusted, and the
+        # loop reconnects at once (and drops the cache again once LISTEN is back).
+        if self._on_listen_gap is not None:
+            self._on_listen_gap()
+        self._wake.set()
 
     async def _unlisten(self) -> None:
         conn, self._listen_conn = self._listen_conn, None
@@ -263,6 +296,7 @@ class ConfigRefresher:
         with contextlib.suppress(Exception):
             await conn.remove_listener("open_api_config", self._notified)
             await conn.remove_listener("open_api_tokens", self._notified)
+            conn.remove_termination_listener(self._lost)
         # The pool may already be closed (shutdown order, outage): then the connection
         # is gone with it, and a failure here must not kill the refresher loop.
         with contextlib.suppress(Exception):

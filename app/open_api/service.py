@@ -5,7 +5,15 @@ authenticate the key (cache) -> check status, owner, expiry, ability and IP ->
 price it from the routing snapshot -> pick the channel order (snapshot) ->
 deduct (one write transaction) -> call the upstream, failing over channel by
 channel -> refund if every channel failed -> enqueue the log row. Read-only work
-may run during the deduction; it is released only once the charge commits.
+may run during the deduction when ``overlap_reads`` is on; it is released only
+once the charge commits.
+
+A call with an ``Idempotency-Key`` is bound to its request (``fingerprint``): a
+replay of a finished call returns the stored outcome with no new provider work
+and no new charge; a replay while the first still runs is refused (409
+``IDEMPOTENCY_KEY_IN_PROGRESS``); the key on another request is refused (409
+``IDEMPOTENCY_KEY_REUSED``). Its outcome is stored before it is answered, with
+the refund in one transaction when the work failed. Docs: docs/open-api.md.
 """
 
 from __future__ import annotations
@@ -14,22 +22,37 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from luser_common import AppError, ConfigError, EncryptionError, ExternalServiceError, NetworkError
+from luser_common import (
+    AppError,
+    ConfigError,
+    EncryptionError,
+    ExternalServiceError,
+    NetworkError,
+    ValidationError,
+)
 from luser_common import TimeoutError as AppTimeout
 from luser_config.schema import OpenApiConfig, VodConfig
 
 from ..vod.base import VodProvider
-from .errors import NoChannel, UpstreamFailed
+from .errors import (
+    CallInterrupted,
+    IdempotencyKeyInProgress,
+    NoChannel,
+    UpstreamFailed,
+    replayed_failure,
+)
 from .headroom import Headroom
 from .logs import LogRow, LogWriter
 from .metrics import OpenApiMetrics
 from .partitions import maintain_partitions
-from .quota import Deduction, deduct_quota, refund_quota
+from .quota import CallRecord, Deduction, Outcome, deduct_quota, refund_quota, store_outcome
+from .recovery import recover
 from .router import ChannelInfo, ConfigRefresher, RouterConfig
 from .secretbox import SecretBox
 from .tokens import AccessTracker, TokenInfo, TokenStore
@@ -46,6 +69,8 @@ Action = Callable[[ChannelInfo, VodProvider], Awaitable[T]]
 _CHANNEL_FAILURES = (ExternalServiceError, NetworkError, AppTimeout, ConfigError, EncryptionError)
 
 PARTITION_JOB_SECONDS = 3600.0
+MAX_IDEMPOTENCY_KEY = 100  # characters; the deduction id adds the user id
+RECOVERY_JOB_SECONDS = 300.0
 
 
 @dataclass
@@ -58,11 +83,19 @@ class CallContext:
     client_ip: str | None
     request_id: str
     idempotency_key: str | None = None
+    fingerprint: bytes | None = None  # of (method, path, parameters), with a key
+    # This call attempt: its deduction retries carry it, to recognise their own commit.
+    attempt: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: float = field(default_factory=time.perf_counter)
     info: TokenInfo | None = None
     channel_id: int | None = None
     failed: list[int] = field(default_factory=list)
     cost: int = 0
+    deduction_id: str | None = None  # set when this attempt owns a charge
+
+    @property
+    def keyed(self) -> bool:
+        return self.idempotency_key is not None
 
 
 class OpenApi:
@@ -89,6 +122,8 @@ class OpenApi:
             on_token_change=self.tokens.on_notify,
             # Group memberships live in the token cache entries: drop them on any change.
             on_config_change=self.tokens.clear,
+            # Token/owner notifications missed while LISTEN was down: reload on demand.
+            on_listen_gap=self.tokens.clear,
         )
         self.logs = LogWriter(
             queue_size=config.log_queue_size,
@@ -101,6 +136,9 @@ class OpenApi:
         self.headroom = Headroom(max_tokens=config.token_cache_size)
         self.overlap_reads = config.overlap_reads
         self._tasks: list[asyncio.Task[None]] = []
+        # The first recovery after a start looks a day back (the process may have been
+        # down a while); later runs only cover what happened since.
+        self._recovery_lookback = timedelta(days=1)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -117,6 +155,7 @@ class OpenApi:
                 self._every(self.config.accessed_time_flush_seconds, self.access.flush)
             ),
             asyncio.create_task(self._every(PARTITION_JOB_SECONDS, self.maintain, first=0.0)),
+            asyncio.create_task(self._every(RECOVERY_JOB_SECONDS, self.recover, first=0.0)),
         ]
 
     async def stop(self) -> None:
@@ -141,6 +180,17 @@ class OpenApi:
         if report.created or report.dropped:
             log.info(
                 "router_logs partitions: created %s, dropped %s", report.created, report.dropped
+            )
+
+    async def recover(self) -> None:
+        """Refund calls a dead process left unanswered, rebuild the log rows it lost."""
+        report = await recover(lookback=self._recovery_lookback)
+        self._recovery_lookback = timedelta(hours=1)
+        if report.interrupted or report.logs_rebuilt:
+            log.warning(
+                "open API recovery: %d interrupted keyed calls refunded, %d log rows rebuilt",
+                report.interrupted,
+                report.logs_rebuilt,
             )
 
     @staticmethod
@@ -205,6 +255,10 @@ class OpenApi:
     ) -> T:
         info = ctx.info = await self.tokens.authenticate(ctx.key)
         self.tokens.check_access(info, ctx.ability, ctx.client_ip)
+        if ctx.idempotency_key is not None and len(ctx.idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            raise ValidationError(
+                f"Idempotency-Key 最多 {MAX_IDEMPOTENCY_KEY} 个字符", field="Idempotency-Key"
+            )
         provider = await resolve() if resolve is not None else None
         config = self.router.config
         cost = config.cost(ctx.ability, info.group)
@@ -226,8 +280,14 @@ class OpenApi:
                 return await local(info)
             return await self._failover(ctx, order, action)
 
-        # The charge is a durable commit: for read-only work, overlap the two.
-        overlap = read_only and self.overlap_reads and self.headroom.covers(info.token_id, cost)
+        # The charge is a durable commit: for read-only work, overlap the two (when on).
+        # Never for a keyed call: its replays must not reach the provider.
+        overlap = (
+            read_only
+            and self.overlap_reads
+            and not ctx.keyed
+            and self.headroom.covers(info.token_id, cost)
+        )
         pending = asyncio.ensure_future(work()) if overlap else None
         try:
             deduction = await self._deduct(ctx, info, cost)
@@ -238,23 +298,40 @@ class OpenApi:
                 ctx.channel_id = None
                 self.metrics.overlapped.labels("discarded").inc()
             raise
+        if deduction.replayed:
+            return self._replay(deduction)
         self.access.touch(info.token_id)
         try:
             if pending is None:
-                return await work()
-            result = await pending
-            self.metrics.overlapped.labels("served").inc()
+                result = await work()
+            else:
+                result = await pending
+                self.metrics.overlapped.labels("served").inc()
+            if ctx.keyed:
+                await store_outcome(deduction.request_id, ctx.attempt, Outcome(200, body=result))
             return result
-        except BaseException:
-            if not deduction.replayed and deduction.amount:
-                await refund_quota(deduction.request_id)
+        except BaseException as exc:
+            failure = _failure(exc) if ctx.keyed else None
+            if deduction.amount or failure is not None:
+                await refund_quota(deduction.request_id, outcome=failure)
                 self.metrics.deductions.labels("refunded").inc()
             ctx.cost = 0
             raise
 
+    @staticmethod
+    def _replay(deduction: Deduction) -> Any:
+        """The stored outcome of the first call with this key: no work, no charge."""
+        outcome = deduction.outcome
+        if outcome is None:  # the first call has not answered yet
+            raise IdempotencyKeyInProgress(details={"request_id": deduction.request_id})
+        if outcome.code is not None:
+            raise replayed_failure(outcome.status, outcome.code, outcome.message)
+        return outcome.body
+
     async def _deduct(self, ctx: CallContext, info: TokenInfo, cost: int) -> Deduction:
-        # Ids are scoped by user: two partners choosing the same id never collide.
-        dedup = f"{info.user_id}:{ctx.idempotency_key or ctx.request_id}"
+        # Ids are scoped by user: two partners choosing the same key never collide.
+        # Without an Idempotency-Key every call attempt is a charge of its own.
+        dedup = f"{info.user_id}:{ctx.idempotency_key or ctx.attempt}"
         try:
             deduction = await deduct_quota(
                 info.user_id,
@@ -263,6 +340,14 @@ class OpenApi:
                 dedup,
                 retries=self.config.deduction_retries,
                 synchronous_commit=self.config.deduction_synchronous_commit,
+                attempt=ctx.attempt,
+                call=CallRecord(
+                    fingerprint=ctx.fingerprint,
+                    keyed=ctx.keyed,
+                    ability=ctx.ability,
+                    path=ctx.path[:512],
+                    log_request_id=ctx.request_id,
+                ),
             )
         except AppError as err:
             refused = err.status_code < 500
@@ -277,6 +362,7 @@ class OpenApi:
             self.metrics.deductions.labels("charged").inc()
             self.metrics.deducted_nano.inc(deduction.amount)
             ctx.cost = deduction.amount
+            ctx.deduction_id = dedup
         return deduction
 
     async def _failover(self, ctx: CallContext, order: list[ChannelInfo], action: Action[T]) -> T:
@@ -324,6 +410,7 @@ class OpenApi:
                 cost=ctx.cost,
                 client_ip=ctx.client_ip,
                 created_at=datetime.now(UTC),
+                deduction_id=ctx.deduction_id,
             )
         )
 
@@ -334,6 +421,17 @@ class OpenApi:
             yield self
         finally:
             await self.stop()
+
+
+def _failure(exc: BaseException) -> Outcome:
+    """What a keyed call's replays answer after this failure (its charge is refunded)."""
+    if isinstance(exc, AppError):
+        return Outcome(exc.status_code, exc.code, exc.message)
+    if isinstance(exc, asyncio.CancelledError):
+        return Outcome(
+            CallInterrupted.status_code, CallInterrupted.code, CallInterrupted.default_message
+        )
+    return Outcome(500, "INTERNAL_ERROR", "服务器内部错误")
 
 
 def _consume(task: asyncio.Future[Any]) -> None:

@@ -12,6 +12,7 @@ from ...routes._api import Call, Operation, operation
 from ...routes._types import Input, QueryInput, Text
 from ...services.errors import InvalidState
 from ...vod.base import VodProvider
+from ..idempotency import request_fingerprint
 from ..router import ChannelInfo
 from ..service import CallContext
 from ._shared import UsageQuery, _service, _usage, _window
@@ -27,13 +28,22 @@ def _bearer(request: Request) -> str | None:
 
 def _context(call: Call, ability: str) -> CallContext:
     request = call.request
+    idempotency_key = request.headers.get("idempotency-key") or None
     return CallContext(
         key=_bearer(request),
         ability=ability,
         path=request.url.path,
         client_ip=request.client.host if request.client else None,
         request_id=str(request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex),
-        idempotency_key=request.headers.get("idempotency-key") or None,
+        idempotency_key=idempotency_key,
+        # The key is bound to this request: method, path and validated parameters.
+        fingerprint=None
+        if idempotency_key is None
+        else request_fingerprint(
+            request.method,
+            request.url.path,
+            {"path": request.path_params, "query": call.query, "body": call.body},
+        ),
     )
 
 

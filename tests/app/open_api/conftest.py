@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -39,7 +40,14 @@ async def pool(migrated_url: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
     finally:
         _db.set_pool(None)
-        await pool.close()
+        # The session-wide app of tests/app/conftest.py may still hold a connection of
+        # this pool (its refresher re-listens on whichever pool is set when its LISTEN
+        # connection drops) until its own teardown, which runs after this one: close
+        # what is idle, cut what is still held.
+        try:
+            await asyncio.wait_for(pool.close(), 5)
+        except TimeoutError:
+            pool.terminate()
 
 
 @pytest.fixture
@@ -88,3 +96,7 @@ def make_token(pool: asyncpg.Pool) -> MakeToken:
         return created.token["id"], created.key
 
     return make
+
+
+# The HTTP service fixtures (module-scoped: one app per test module that uses them).
+from .service_env import env, stubs  # noqa: E402, F401

@@ -233,3 +233,30 @@ async def test_change_made_elsewhere_reaches_the_cache_by_notify(
             await store.authorize(key, "catalog.search", None)
     finally:
         await refresher.stop()
+
+
+async def test_owner_disabled_elsewhere_reaches_the_cache_by_notify(
+    conn: asyncpg.Connection, make_user: MakeUser, make_token: MakeToken, store: TokenStore
+) -> None:
+    import asyncio
+    import time
+
+    from app.open_api.router import ConfigRefresher
+
+    user_id = await make_user()
+    _, key = await make_token(user_id)
+    refresher = ConfigRefresher(poll_interval=3600, on_token_change=store.on_notify)
+    await refresher.start()
+    try:
+        await store.authorize(key, "catalog.search", None)  # cached on "this node"
+        # "Another node" (plain SQL) disables the owner: only the users trigger's
+        # ``user:<id>`` notification can tell this node; nobody calls invalidate_*.
+        await conn.execute("UPDATE users SET status = 'disabled' WHERE id = $1", user_id)
+        deadline = time.monotonic() + 10
+        while len(store):
+            assert time.monotonic() < deadline, "the user: notification never reached the cache"
+            await asyncio.sleep(0.01)
+        with pytest.raises(OwnerDisabled):
+            await store.authorize(key, "catalog.search", None)
+    finally:
+        await refresher.stop()
