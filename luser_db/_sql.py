@@ -95,6 +95,38 @@ def _skip_block_comment(sql: str, i: int) -> int:
     return n
 
 
+# Characters that may open a literal, a quoted identifier, a dollar quote or a comment.
+OPENERS = frozenset("'\"-/$")
+
+
+def skip_literal(sql: str, i: int, standard_strings: bool = True) -> int:
+    """Index just past the string literal, quoted identifier, dollar-quoted body or
+    comment that starts at ``sql[i]``; ``i`` itself when none starts there.
+
+    The one lexer rule every scanner here shares (placeholders, statement splitting,
+    SQL template parameters): what it skips is text, never SQL.
+    """
+    c = sql[i]
+    if c == "'":
+        escape = (not standard_strings) or (
+            i > 0 and sql[i - 1] in "eE" and not (i > 1 and _ident_char(sql[i - 2]))
+        )
+        return _skip_quoted(sql, i, "'", escape)
+    if c == '"':
+        return _skip_quoted(sql, i, '"', False)
+    if c == "-" and sql.startswith("--", i):
+        end = sql.find("\n", i)
+        return len(sql) if end < 0 else end + 1
+    if c == "/" and sql.startswith("/*", i):
+        return _skip_block_comment(sql, i)
+    if c == "$" and not (i > 0 and _ident_char(sql[i - 1])):
+        tag = _TAG.match(sql, i)  # $$ or $name$ (never $1: a tag cannot start with a digit)
+        if tag:
+            end = sql.find(tag.group(0), tag.end())
+            return len(sql) if end < 0 else end + len(tag.group(0))
+    return i
+
+
 def _scan(sql: str, standard_strings: bool) -> list[tuple[int, int, int]]:
     """Placeholder-like tokens outside literals: (start, end, n) with n = k-1 for ``$k``,
     -1 for ``?`` and -2 for ``??``."""
@@ -102,27 +134,16 @@ def _scan(sql: str, standard_strings: bool) -> list[tuple[int, int, int]]:
     i, n = 0, len(sql)
     while i < n:
         c = sql[i]
-        if c == "'":
-            escape = (not standard_strings) or (
-                i > 0 and sql[i - 1] in "eE" and not (i > 1 and _ident_char(sql[i - 2]))
-            )
-            i = _skip_quoted(sql, i, "'", escape)
-        elif c == '"':
-            i = _skip_quoted(sql, i, '"', False)
-        elif c == "-" and sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end + 1
-        elif c == "/" and sql.startswith("/*", i):
-            i = _skip_block_comment(sql, i)
-        elif c == "$" and not (i > 0 and _ident_char(sql[i - 1])):
+        if c in OPENERS:
+            skipped = skip_literal(sql, i, standard_strings)
+            if skipped != i:
+                i = skipped
+                continue
+        if c == "$" and not (i > 0 and _ident_char(sql[i - 1])):
             param = _PARAM.match(sql, i)
-            tag = None if param else _TAG.match(sql, i)
             if param:
                 marks.append((i, param.end(), int(param.group(1)) - 1))
                 i = param.end()
-            elif tag:
-                end = sql.find(tag.group(0), tag.end())
-                i = n if end < 0 else end + len(tag.group(0))
             else:
                 i += 1
         elif c == "?":
@@ -144,29 +165,15 @@ def split_statements(sql: str) -> list[str]:
     i, start, n = 0, 0, len(sql)
     while i < n:
         c = sql[i]
-        if c == "'":
-            escape = i > 0 and sql[i - 1] in "eE" and not (i > 1 and _ident_char(sql[i - 2]))
-            i = _skip_quoted(sql, i, "'", escape)
-        elif c == '"':
-            i = _skip_quoted(sql, i, '"', False)
-        elif c == "-" and sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end + 1
-        elif c == "/" and sql.startswith("/*", i):
-            i = _skip_block_comment(sql, i)
-        elif c == "$" and not (i > 0 and _ident_char(sql[i - 1])):
-            tag = _TAG.match(sql, i)
-            if tag:
-                end = sql.find(tag.group(0), tag.end())
-                i = n if end < 0 else end + len(tag.group(0))
-            else:
-                i += 1
-        elif c == ";":
+        if c in OPENERS:
+            skipped = skip_literal(sql, i)
+            if skipped != i:
+                i = skipped
+                continue
+        if c == ";":
             parts.append(sql[start:i])
-            i += 1
-            start = i
-        else:
-            i += 1
+            start = i + 1
+        i += 1
     parts.append(sql[start:])
     return [part for part in (p.strip() for p in parts) if part and not _only_comments(part)]
 

@@ -43,7 +43,7 @@ from typing import Any
 
 from luser_common import ConfigError, ValidationError
 
-from ._sql import _TAG, _ident_char, _skip_block_comment, _skip_quoted, quote_ident
+from ._sql import OPENERS, _ident_char, quote_ident, skip_literal
 
 __all__ = [
     "SqlFiles",
@@ -91,17 +91,12 @@ def _scan(sql: str) -> list[tuple[int, int, str]]:
     i, n = 0, len(sql)
     while i < n:
         c = sql[i]
-        if c == "'":
-            escape = i > 0 and sql[i - 1] in "eE" and not (i > 1 and _ident_char(sql[i - 2]))
-            i = _skip_quoted(sql, i, "'", escape)
-        elif c == '"':
-            i = _skip_quoted(sql, i, '"', False)
-        elif c == "-" and sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end + 1
-        elif c == "/" and sql.startswith("/*", i):
-            i = _skip_block_comment(sql, i)
-        elif c == ":":
+        if c in OPENERS:
+            skipped = skip_literal(sql, i)
+            if skipped != i:
+                i = skipped
+                continue
+        if c == ":":
             if sql.startswith("::", i):
                 i += 2
                 continue
@@ -114,13 +109,9 @@ def _scan(sql: str) -> list[tuple[int, int, str]]:
                 i += 1
         elif c == "$" and not (i > 0 and _ident_char(sql[i - 1])):
             param = _DOLLAR.match(sql, i)
-            tag = None if param else _TAG.match(sql, i)
             if param:
                 marks.append((i, param.end(), param.group(0)))
                 i = param.end()
-            elif tag:
-                end = sql.find(tag.group(0), tag.end())
-                i = n if end < 0 else end + len(tag.group(0))
             else:
                 i += 1
         elif c == "?":
