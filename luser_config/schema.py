@@ -110,6 +110,10 @@ class DatabaseConfig(DataSourceConfig):
         default=".luser/pgdata",
         description="data folder of the embedded PostgreSQL",
     )
+    embedded_in_production: bool = Field(
+        default=False,
+        description="allow the embedded PostgreSQL (no url) when env is production",
+    )
     data_sources: dict[str, DataSourceConfig] = Field(
         default_factory=dict,
         description="named extra data sources (read replicas)",
