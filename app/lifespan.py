@@ -54,10 +54,14 @@ def mask_secrets_in_access_logs() -> None:
             logger.addFilter(SecretUrlFilter())
 
 
-def apply_log_level(config: AppConfig) -> None:
-    """``server.log_level`` for the service's own loggers (uvicorn's get it from ``serve``)."""
+def apply_log_level(config: AppConfig) -> int:
+    """``server.log_level`` for the service's own loggers (uvicorn's get it from ``serve``);
+    returns the level it replaced, restored at shutdown."""
+    logger = logging.getLogger("luser")
+    previous = logger.level
     level = config.server.log_level.upper()
-    logging.getLogger("luser").setLevel(TRACE if level == "TRACE" else level)
+    logger.setLevel(TRACE if level == "TRACE" else level)
+    return previous
 
 
 def init_database(config: AppConfig) -> None:
@@ -127,12 +131,13 @@ class CleanStartupFailure:
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     config, installed = await resolve_config(app.state.explicit_config)
     check_production(config)
-    apply_log_level(config)
+    previous_log_level = apply_log_level(config)
     init_database(config)
     try:
         await check_migrated()
     except AppError:
         await luser_db.close()
+        logging.getLogger("luser").setLevel(previous_log_level)
         if installed:
             luser_config.reset_config()
         raise
@@ -149,5 +154,6 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await asyncio.gather(*tasks, return_exceptions=True)
         await app.state.services.aclose()
         await luser_db.close()
+        logging.getLogger("luser").setLevel(previous_log_level)
         if installed:
             luser_config.reset_config()

@@ -10,6 +10,7 @@ from luser_common.middleware import RequestIdMiddleware
 from luser_config.schema import AppConfig
 
 from . import commerce, open_api
+from .config_features import FeatureGate
 from .lifespan import CleanStartupFailure, lifespan, mask_secrets_in_access_logs
 from .openapi import docs_routes
 from .routes import OPERATIONS
@@ -42,7 +43,11 @@ def create_app(
     mask_secrets_in_access_logs()
     app = Starlette(
         routes=[op.route() for op in OPERATIONS] + docs_routes(),
-        middleware=[Middleware(CleanStartupFailure), Middleware(RequestIdMiddleware)],
+        middleware=[
+            Middleware(CleanStartupFailure),
+            Middleware(RequestIdMiddleware),
+            Middleware(FeatureGate),
+        ],
         lifespan=lifespan,
     )
     install_error_handlers(app)
