@@ -32,9 +32,20 @@ def main() -> None:
 @click.option("--workers", default=None, type=int, help="Worker processes (default: config).")
 @click.option("--no-migrate", is_flag=True, help="Do not apply pending migrations first.")
 @click.option("--no-seed", is_flag=True, help="Do not insert demo data (development only anyway).")
+@click.option(
+    "--forwarded-allow-ips",
+    default=None,
+    help="Proxies trusted for X-Forwarded-For/-Proto, comma-separated "
+    "(default: $FORWARDED_ALLOW_IPS or 127.0.0.1).",
+)
 @env_option
 def serve(
-    host: str | None, port: int | None, workers: int | None, no_migrate: bool, no_seed: bool
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    no_migrate: bool,
+    no_seed: bool,
+    forwarded_allow_ips: str | None,
 ) -> None:
     """Apply pending migrations (and seed demo data in development), then run the service.
 
@@ -64,6 +75,7 @@ def serve(
                 port=port or cfg.server.port,
                 workers=workers or cfg.server.workers,
                 log_level=cfg.server.log_level,
+                forwarded_allow_ips=forwarded_allow_ips,
             )
         )
     finally:

@@ -136,6 +136,19 @@ def test_serve_that_fails_at_startup_exits_non_zero_with_the_reason(
     assert "Traceback" not in result.stderr and "UndefinedTable" not in result.stderr
 
 
+def test_serve_passes_server_log_level_to_uvicorn(
+    luser: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    port = str(_free_port())
+    chatty = luser("serve", "--no-migrate", "--port", port)
+    quiet = luser(
+        "serve", "--no-migrate", "--port", port, env={"LUSER__SERVER__LOG_LEVEL": "error"}
+    )
+    assert "INFO:" in chatty.stderr  # uvicorn's "Started server process"
+    assert quiet.returncode == 3 and "INFO:" not in quiet.stderr, quiet.stderr
+    assert f"启动失败: {UNMIGRATED}" in quiet.stderr
+
+
 # -- SIGTERM stops the embedded PostgreSQL that serve started ------------------------------
 
 
@@ -190,7 +203,8 @@ def test_access_log_masks_secret_query_parameters(project: Path, cli_env: dict[s
         "LUSER__VOD__TENCENT__CALLBACK_TOKEN": secret,
     }
     serve = subprocess.Popen(
-        [LUSER, "serve", "--port", str(port)],
+        # Only 10.1.2.3 may set X-Forwarded-For; uvicorn alone would trust 127.0.0.1.
+        [LUSER, "serve", "--port", str(port), "--forwarded-allow-ips", "10.1.2.3"],
         cwd=project,
         env=env,
         stdout=subprocess.PIPE,
@@ -201,7 +215,8 @@ def test_access_log_masks_secret_query_parameters(project: Path, cli_env: dict[s
         base = f"http://127.0.0.1:{port}"
         _wait_for(lambda: _answers(f"{base}/health"), 180, "the service")
         httpx.post(f"{base}/api/vod/callbacks/tencent?token={secret}&id=7", json={}, timeout=10)
-        httpx.get(f"{base}/health?sign=s1gn4ture&x-api-key=k3y&page=2", timeout=10)
+        forged = {"X-Forwarded-For": "203.0.113.9"}
+        httpx.get(f"{base}/health?sign=s1gn4ture&x-api-key=k3y&page=2", headers=forged)
         serve.send_signal(signal.SIGTERM)
         output, _ = serve.communicate(timeout=60)
     finally:
@@ -211,3 +226,4 @@ def test_access_log_masks_secret_query_parameters(project: Path, cli_env: dict[s
     assert "/api/vod/callbacks/tencent?token=***&id=7" in output, output
     assert "/health?sign=***&x-api-key=***&page=2" in output, output
     assert secret not in output and "s1gn4ture" not in output and "k3y" not in output
+    assert "203.0.113.9" not in output  # --forwarded-allow-ips reached uvicorn
