@@ -3,16 +3,12 @@ every key the service writes (checked against a real Redis)."""
 
 from __future__ import annotations
 
-import os
 import secrets
 
-import pytest
 import redis.asyncio as aioredis
 
 from app.services import LoginLimiter
 from luser_config.schema import AppConfig, RedisConfig
-
-REDIS_URL = os.environ.get("LUSER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def test_connection_url_applies_password_and_db() -> None:
@@ -27,19 +23,17 @@ def test_connection_url_applies_password_and_db() -> None:
     assert no_user.connection_url() == "redis://:x@h"
 
 
-async def test_login_limiter_keys_carry_the_prefix_and_the_db() -> None:
+async def test_login_limiter_keys_carry_the_prefix_and_the_db(redis_url: str) -> None:
     prefix = f"t{secrets.token_hex(4)}:"
-    cfg = AppConfig.model_validate({"redis": {"url": REDIS_URL, "db": 3, "key_prefix": prefix}})
+    cfg = AppConfig.model_validate({"redis": {"url": redis_url, "db": 3, "key_prefix": prefix}})
     limiter = LoginLimiter.for_config(cfg)
     client = aioredis.from_url(
-        RedisConfig.model_validate({"url": REDIS_URL, "db": 3}).connection_url() or ""
+        RedisConfig.model_validate({"url": redis_url, "db": 3}).connection_url() or ""
     )
     try:
         await limiter.hit("ann@example.com", "10.0.0.1")
         keys = [k.decode() async for k in client.scan_iter(f"{prefix}*")]
         assert keys == [f"{prefix}login:login:ann@example.com|10.0.0.1"]
-    except OSError as exc:  # a machine without Redis fails loudly, never skips
-        pytest.fail(f"Redis at {REDIS_URL} is required by this test: {exc}")
     finally:
         await client.delete(*[k async for k in client.scan_iter(f"{prefix}*")] or ["-"])
         await client.aclose()
