@@ -13,11 +13,10 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from luser_db.testing import database_name
+from luser_db.testing import database_name, server_url
 
 ORM_DOC = Path(__file__).resolve().parents[2] / "docs" / "orm.md"
 BLOCK = re.compile(r"^```(?P<lang>\w+)\n(?P<body>.*?)^```$", re.M | re.S)
-SOCKET_DIR = "/var/run/postgresql"
 
 
 def test_database_name_comes_from_the_path_not_the_socket_query() -> None:
@@ -43,8 +42,15 @@ def _tour_example() -> dict[str, str]:
 
 
 def _socket_url() -> str:
-    # The embedded server's URL form: the socket folder (with slashes) in the query.
-    return f"postgresql://postgres@/postgres?host={SOCKET_DIR}"
+    """The test server in the embedded server's URL form: the server in the query, which
+    holds slashes (the embedded socket folder; here an application_name)."""
+    base = server_url()
+    parts = urlsplit(base)
+    if "host=" in parts.query:  # the embedded server itself
+        return base
+    login = parts.netloc.rsplit("@", 1)[0] if "@" in parts.netloc else "postgres"
+    query = f"host={parts.hostname}&port={parts.port or 5432}&application_name=luser/plugin"
+    return f"postgresql://{login}@/postgres?{query}"
 
 
 async def _databases_like(prefix: str) -> list[str]:
@@ -59,7 +65,6 @@ async def _databases_like(prefix: str) -> list[str]:
 
 
 def test_documented_example_runs_migrated_and_drops_its_database(tmp_path: Path) -> None:
-    assert Path(SOCKET_DIR).is_dir(), f"this test needs PostgreSQL's socket in {SOCKET_DIR}"
     for path, text in _tour_example().items():
         target = tmp_path / path
         target.parent.mkdir(parents=True, exist_ok=True)
