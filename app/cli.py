@@ -14,6 +14,7 @@ from luser_db import start_embedded, stop_embedded
 from luser_db.cli import cli_errors, db_group, env_option, migrate_group, run_migrations
 
 from .commerce.cli import payments_group
+from .config_checks import check_production, uses_embedded
 
 if TYPE_CHECKING:
     import uvicorn
@@ -59,7 +60,7 @@ def serve(
     # A signal arriving now, or uvicorn re-raising it after its graceful shutdown, must
     # unwind through the finally below rather than kill the process on the spot.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    embedded = cfg.database.url is None
+    embedded = uses_embedded(cfg)
     try:
         if embedded:
             _start_embedded(cfg.database.embedded_data_dir)
@@ -113,8 +114,6 @@ def run_uvicorn(config: uvicorn.Config) -> int:
 def _checked_config() -> AppConfig:
     """The config to serve with, refused early when production must not run with it."""
     from luser_config import load_config
-
-    from .config_checks import check_production
 
     cfg = load_config()
     check_production(cfg)

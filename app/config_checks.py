@@ -15,10 +15,17 @@ __all__ = [
     "check_migrated",
     "check_production",
     "production_problems",
+    "uses_embedded",
 ]
 
 PRODUCTION_ENVS = ("production", "prod")
 UNMIGRATED = "数据库未迁移, 请先运行 luser migrate up"
+
+
+def uses_embedded(config: AppConfig) -> bool:
+    """Whether the primary database is the embedded PostgreSQL (no ``database.url``)."""
+    url = config.database.url
+    return url is None or not url.get_secret_value()
 
 
 def _env_var(key: str) -> str:
@@ -34,7 +41,7 @@ def production_problems(config: AppConfig) -> list[str]:
         for key in public_secrets(config)
     ]
     problems += [f"{key} 不能为空, 请设置 {_env_var(key)}" for key in _empty_required(config)]
-    if config.database.url is None and not config.database.embedded_in_production:
+    if uses_embedded(config) and not config.database.embedded_in_production:
         problems.append(
             "未配置 database.url: 生产环境默认不使用内置 PostgreSQL "
             "(确需使用请设置 database.embedded_in_production = true)"
