@@ -118,14 +118,6 @@ def test_serve_refuses_production_defaults_before_starting_anything(
 # -- an unmigrated database: one clear line and a non-zero exit -----------------------------
 
 
-async def test_create_app_on_an_unmigrated_database_says_to_migrate(fresh_url: str) -> None:
-    app = create_app(AppConfig.model_validate({"env": "test", "database": {"url": fresh_url}}))
-    with pytest.raises(ConfigError) as info:
-        async with app.router.lifespan_context(app):
-            pass
-    assert info.value.message == UNMIGRATED
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_that_fails_at_startup_exits_non_zero_with_the_reason(
     luser: Callable[..., subprocess.CompletedProcess[str]], workers: int
