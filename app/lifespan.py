@@ -6,20 +6,26 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import luser_config
 import luser_db
-from luser_common import ConfigError
+from luser_common import AppError
 from luser_common.tasks import every
-from luser_config.schema import AppConfig, JwtConfig
+from luser_common.utils import SecretUrlFilter
+from luser_config.schema import AppConfig
 from luser_db import Db
+
+from .config_checks import check_migrated, check_production
 
 logger = logging.getLogger("luser.app")
 
 TOKEN_SWEEP_SECONDS = 3600
+TRACE = 5  # uvicorn's "trace" level, below DEBUG
 
 
 async def resolve_config(explicit: AppConfig | None) -> tuple[AppConfig, bool]:
@@ -36,11 +42,26 @@ async def resolve_config(explicit: AppConfig | None) -> tuple[AppConfig, bool]:
     return luser_config.get_config(), True
 
 
-def check_secrets(config: AppConfig) -> None:
-    """Refuse to run production with the development JWT secret everyone can read."""
-    default = JwtConfig().secret.get_secret_value()
-    if config.env in ("production", "prod") and config.jwt.secret.get_secret_value() == default:
-        raise ConfigError("生产环境必须设置 jwt.secret (LUSER__JWT__SECRET)", field="jwt.secret")
+ACCESS_LOGGERS = ("uvicorn.access", "luser.access")
+
+
+def mask_secrets_in_access_logs() -> None:
+    """Access log lines carry the query string: the Tencent callback's ``?token=``, a
+    signed URL's ``sign=``. Mask such parameters (idempotent, process-wide)."""
+    for name in ACCESS_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, SecretUrlFilter) for f in logger.filters):
+            logger.addFilter(SecretUrlFilter())
+
+
+def apply_log_level(config: AppConfig) -> int:
+    """``server.log_level`` for the service's own loggers (uvicorn's get it from ``serve``);
+    returns the level it replaced, restored at shutdown."""
+    logger = logging.getLogger("luser")
+    previous = logger.level
+    level = config.server.log_level.upper()
+    logger.setLevel(TRACE if level == "TRACE" else level)
+    return previous
 
 
 def init_database(config: AppConfig) -> None:
@@ -73,13 +94,47 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+class CleanStartupFailure:
+    """Pure ASGI: a startup refused with an AppError is reported by its message alone.
+
+    uvicorn logs the lifespan's failure message and exits non-zero; Starlette's message
+    is the whole traceback, which buries a one-line, actionable reason.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_clean(message: Message) -> None:
+            # Starlette sends "startup.failed" from inside its except block.
+            error = sys.exc_info()[1]
+            if message["type"] == "lifespan.startup.failed" and isinstance(error, AppError):
+                message = {**message, "message": f"启动失败: {error.message}"}
+            await send(message)
+
+        await self.app(scope, receive, send_clean)
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     config, installed = await resolve_config(app.state.explicit_config)
-    check_secrets(config)
+    check_production(config)
+    previous_log_level = apply_log_level(config)
+    init_database(config)
+    try:
+        await check_migrated()
+    except AppError:
+        await luser_db.close()
+        logging.getLogger("luser").setLevel(previous_log_level)
+        if installed:
+            luser_config.reset_config()
+        raise
     app.state.config = config
     app.state.services = app.state.build_services(config)
-    init_database(config)
     tasks = [
         asyncio.create_task(
             every(TOKEN_SWEEP_SECONDS, sweep_refresh_tokens, name="sweep-refresh-tokens")
@@ -95,5 +150,6 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await asyncio.gather(*tasks, return_exceptions=True)
         await app.state.services.aclose()
         await luser_db.close()
+        logging.getLogger("luser").setLevel(previous_log_level)
         if installed:
             luser_config.reset_config()

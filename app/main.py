@@ -10,7 +10,8 @@ from luser_common.middleware import RequestIdMiddleware
 from luser_config.schema import AppConfig
 
 from . import commerce, open_api
-from .lifespan import lifespan
+from .config_features import FeatureGate
+from .lifespan import CleanStartupFailure, lifespan, mask_secrets_in_access_logs
 from .openapi import docs_routes
 from .routes import OPERATIONS
 from .services import EntitlementChecker, LoginLimiter, ProviderLookup, Services
@@ -39,9 +40,14 @@ def create_app(
             login_limiter,
         )
 
+    mask_secrets_in_access_logs()
     app = Starlette(
         routes=[op.route() for op in OPERATIONS] + docs_routes(),
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[
+            Middleware(CleanStartupFailure),
+            Middleware(RequestIdMiddleware),
+            Middleware(FeatureGate),
+        ],
         lifespan=lifespan,
     )
     install_error_handlers(app)

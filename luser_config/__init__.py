@@ -18,6 +18,7 @@ from ._global import (
     set,
 )
 from ._loader import KNOWN_ENVS, load_config
+from ._public import public_secrets
 from ._rotate import RotationReport, rotate_key
 from ._snapshot import Snapshot
 from .manager import ConfigBuilder, ConfigManager
@@ -65,6 +66,7 @@ __all__ = [
     "is_encrypted",
     "is_initialized",
     "load_config",
+    "public_secrets",
     "reload",
     "reset_config",
     "rotate_key",

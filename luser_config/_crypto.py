@@ -38,6 +38,7 @@ _TOKEN = re.compile(r"^ENC\(([A-Za-z0-9_.-]+):([A-Za-z0-9+/=_-]+)\)$")
 TOKEN_IN_TEXT = re.compile(r"ENC\([A-Za-z0-9_.-]+:[A-Za-z0-9+/=_-]+\)")
 _KID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _NONCE = 12
+UNBOUND = ""  # the key path of a token made without one (`luser config encrypt VALUE`)
 
 
 def is_encrypted(value: object) -> bool:
@@ -161,8 +162,12 @@ class KeyRing:
         """The ring as ``kid:base64,...`` (for LUSER_ENCRYPTION_KEY). Contains key material."""
         return ",".join(f"{k.kid}:{base64.b64encode(k.key).decode()}" for k in self._keys)
 
-    def encrypt(self, plaintext: str, key_path: str) -> str:
-        """Encrypt under the primary key, bound to ``key_path`` (the AAD)."""
+    def encrypt(self, plaintext: str, key_path: str = UNBOUND) -> str:
+        """Encrypt under the primary key, bound to ``key_path`` (the AAD).
+
+        Bound, the token decrypts only as the value of ``key_path``: copied into another
+        key it fails. ``UNBOUND`` (no key) gives a token valid under any key.
+        """
         k = self._keys[0]
         nonce = os.urandom(_NONCE)
         ct = AESGCM(k.key).encrypt(nonce, plaintext.encode("utf-8"), key_path.encode("utf-8"))
@@ -177,14 +182,16 @@ class KeyRing:
                 f"{key_path}: 没有密钥 ID 为 {kid} 的密钥 (当前密钥: {', '.join(self.kids)})",
                 field=key_path,
             )
-        try:
-            plain = AESGCM(key).decrypt(blob[:_NONCE], blob[_NONCE:], key_path.encode("utf-8"))
-        except InvalidTag as exc:
-            raise EncryptionError(
-                f"{key_path}: 解密失败 (密钥 {kid} 不匹配, 或密文被篡改/复制自其他配置项)",
-                field=key_path,
-            ) from exc
-        return plain.decode("utf-8")
+        for aad in dict.fromkeys((key_path, UNBOUND)):  # bound to this key, or to none
+            try:
+                plain = AESGCM(key).decrypt(blob[:_NONCE], blob[_NONCE:], aad.encode("utf-8"))
+            except InvalidTag:
+                continue
+            return plain.decode("utf-8")
+        raise EncryptionError(
+            f"{key_path}: 解密失败 (密钥 {kid} 不匹配, 或密文被篡改/复制自其他配置项)",
+            field=key_path,
+        )
 
     def key_id_of(self, token: str, key_path: str = "?") -> str:
         return _split_token(token, key_path)[0]

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from luser_common import AppError
 
-from ._crypto import KeyRing, generate_key
+from ._crypto import UNBOUND, KeyRing, generate_key
 from ._loader import Loader
 from ._paths import flatten
 from ._problems import REDACTED
@@ -128,8 +128,9 @@ def show(
     "-k",
     "--key",
     "key_path",
-    required=True,
-    help="Dotted config key the value belongs to (bound into the ciphertext).",
+    default=UNBOUND,
+    help="Dotted config key the value belongs to, bound into the ciphertext so that it "
+    "cannot be copied to another key (recommended). Without it the value works under any key.",
 )
 @click.option(
     "--key-file",
@@ -146,7 +147,8 @@ def encrypt(
     config_dir: Path | None,
     value: str | None,
 ) -> None:
-    """Print ENC(...) for VALUE (read from stdin when omitted)."""
+    """Print ENC(...) for VALUE (read from stdin when omitted), encrypted with the primary
+    key of $LUSER_ENCRYPTION_KEY (or _FILE, --key-file, encryption.key_file)."""
     if value is None:
         value = sys.stdin.read().rstrip("\n")
     try:

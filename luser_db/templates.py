@@ -25,7 +25,7 @@ macros, call blocks, include/import/extends) are refused when the file loads.
 Statements without Jinja syntax are compiled once at load, so a call costs a dict
 lookup and an argument list on top of ``Db.find``. Rendered dynamic statements are
 compiled once per distinct text (memoised). Files load once; with ``reload`` (the
-default in development: ``env == "development"`` or ``server.debug``) every lookup
+default in development: ``env == "development"``) every lookup
 re-reads the folder when a file was added, removed or changed.
 """
 
@@ -504,7 +504,7 @@ def _configured() -> tuple[list[str], bool]:
 
     cfg = get_config() if is_initialized() else load_config()
     dirs = cfg.database.sql_dir
-    development = cfg.env == "development" or cfg.server.debug
+    development = cfg.env == "development"
     return ([dirs] if isinstance(dirs, str) else list(dirs)), development
 
 

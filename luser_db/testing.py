@@ -6,13 +6,18 @@ embedded PostgreSQL wheel. Each session creates its own database and drops it at
 the end, so parallel sessions never see each other's rows.
 
 Fixtures:
-    database_url  (session) URL of the fresh, empty database
+    database_url  (session) URL of the fresh database: empty, or migrated with the
+                            folder named by the ``luser_db_migrations`` ini option
     db_pool       (session) the global luser_db pool initialised on that database
     db_tx         (test)    a transaction rolled back after the test; ORM calls made
                             by the test and by app code it awaits join it
 
 ``assert_queries(n)`` fails when a block sends a different number of queries
 (catches N+1 patterns).
+
+The async fixtures live on the session event loop: set ``asyncio_mode = "auto"``
+(or mark tests ``@pytest.mark.asyncio``) and ``asyncio_default_fixture_loop_scope =
+"session"`` / ``asyncio_default_test_loop_scope = "session"`` (docs/orm.md, Testing).
 """
 
 from __future__ import annotations
@@ -23,16 +28,20 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import pytest_asyncio
 
 from .embedded import start_embedded, with_database
 
+MIGRATIONS_INI = "luser_db_migrations"
+
 __all__ = [
     "QueryLog",
     "assert_queries",
     "create_test_database",
+    "database_name",
     "database_url",
     "db_pool",
     "db_tx",
@@ -80,17 +89,44 @@ def create_test_database(base_url: str, prefix: str = "luser_test") -> str:
     return with_database(base_url, name)
 
 
+def database_name(url: str) -> str:
+    """The database a URL names: its path, never its query (the embedded server's
+    ``?host=/path/to/socket`` holds slashes too)."""
+    return unquote(urlsplit(url).path.lstrip("/"))
+
+
 def drop_test_database(base_url: str, url: str) -> None:
-    name = url.rsplit("/", 1)[-1].split("?", 1)[0]
+    name = database_name(url)
+    if not name:
+        raise ValueError(f"no database name in {url!r}")
     asyncio.run(_admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        MIGRATIONS_INI,
+        "migrations folder (relative to the rootdir) applied to the session database",
+        default="",
+    )
+
+
+def _migrate(config: pytest.Config, url: str) -> None:
+    folder = str(config.getini(MIGRATIONS_INI) or "")
+    if not folder:
+        return
+    from .migrations import Migrator
+
+    asyncio.run(Migrator(url, directory=config.rootpath / folder).up())
+
+
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """A freshly created, empty database for this test session."""
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A freshly created database for this test session, migrated when the
+    ``luser_db_migrations`` ini option names a folder; dropped at the end."""
     base = server_url()
     url = create_test_database(base)
     try:
+        _migrate(request.config, url)
         yield url
     finally:
         drop_test_database(base, url)

@@ -19,7 +19,7 @@ exactly as the provider does, and builds signed notifications::
         wx.mark_paid("ORD0002")
         headers, body = wx.notification("ORD0002")
 
-Wire formats follow INTEGRATIONS.md §2 (verified against the SDKs).
+Wire formats are the providers' own, verified against the SDKs.
 """
 
 from __future__ import annotations

@@ -112,8 +112,9 @@ class LoginLimiter:
     @classmethod
     def for_config(cls, config: AppConfig) -> LoginLimiter:
         """Shared through Redis when ``redis.url`` is set (several workers), else in memory."""
-        url = config.redis.url.get_secret_value() if config.redis.url is not None else None
-        return cls(limiter=make_limiter(Rate(5 / 60.0, 5), url or None, prefix="luser:login:"))
+        redis = config.redis
+        prefix = f"{redis.key_prefix}login:"
+        return cls(limiter=make_limiter(Rate(5 / 60.0, 5), redis.connection_url(), prefix=prefix))
 
     @staticmethod
     def _key(account: str, ip: str) -> str:

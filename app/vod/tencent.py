@@ -2,7 +2,7 @@
 
 API calls go through ``VodClient.call_json`` and the provider checks the reply's
 ``Response.Error`` itself: the SDK only raises for error replies whose Content-Type
-is exactly ``application/json`` (INTEGRATIONS §3.1), so a gateway answering
+is exactly ``application/json`` (verified against the SDK), so a gateway answering
 ``application/json; charset=utf-8`` would otherwise pass an error off as success.
 
 Callbacks: classic VOD event notifications carry no signature, so the callback URL

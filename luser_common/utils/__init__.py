@@ -2,7 +2,7 @@
 
 from .crypto import constant_time_equals, hmac_sha256, hmac_sha256_hex, random_token, sha256_hex
 from .logging import JsonFormatter, PlainFormatter, RequestIdFilter, configure_logging
-from .masking import mask_email, mask_phone
+from .masking import SecretUrlFilter, mask_email, mask_phone, mask_url_secrets
 from .passwords import hash_password, needs_rehash, verify_password
 from .time import SHANGHAI, ensure_utc, format_shanghai, iso_z, parse_datetime, utc_now
 from .validators import (
@@ -17,6 +17,7 @@ __all__ = [
     "JsonFormatter",
     "PlainFormatter",
     "RequestIdFilter",
+    "SecretUrlFilter",
     "configure_logging",
     "constant_time_equals",
     "ensure_utc",
@@ -29,6 +30,7 @@ __all__ = [
     "iso_z",
     "mask_email",
     "mask_phone",
+    "mask_url_secrets",
     "needs_rehash",
     "normalize_mobile",
     "parse_datetime",

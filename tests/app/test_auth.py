@@ -345,16 +345,8 @@ async def test_admin_routes_refuse_users(
     assert r.status_code == 404
 
 
-async def test_login_limiter_shared_through_redis() -> None:
-    redis = pytest.importorskip("redis.asyncio")
-    client = redis.from_url("redis://127.0.0.1:6379/0")
-    try:
-        await client.ping()
-    except Exception:
-        pytest.skip("no Redis on 127.0.0.1:6379")
-    finally:
-        await client.aclose()
-    config = AppConfig.model_validate({"redis": {"url": "redis://127.0.0.1:6379/0"}})
+async def test_login_limiter_shared_through_redis(redis_url: str) -> None:
+    config = AppConfig.model_validate({"redis": {"url": redis_url}})
     limiter = LoginLimiter.for_config(config)
     account = unique_email()
     try:

@@ -19,9 +19,15 @@ from .conftest import make_app
 def restore_root() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    # A service app running in this session set server.log_level on "luser": these
+    # tests are about the root configuration alone.
+    service = logging.getLogger("luser")
+    service_level = service.level
+    service.setLevel(logging.NOTSET)
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    service.setLevel(service_level)
 
 
 def _lines(stream: io.StringIO) -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from luser_common import EncryptionError
 from luser_config import KeyRing, generate_key
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,3 +156,33 @@ def test_show_with_database_rows(tmp_path: Path, database_url: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["server.workers"]["value"] == 7
+
+
+def test_encrypt_without_a_config_key_uses_the_environment_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = generate_key("env")
+    env = {"LUSER_ENCRYPTION_KEY": key}
+    result = run("encrypt", "s3cret value", env=env, cwd=tmp_path, full=True)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert token.startswith("ENC(env:")
+    # Not bound to a key: it decrypts wherever it is put, and a config file loads it.
+    assert KeyRing.parse(key).decrypt(token, "jwt.secret") == "s3cret value"
+    assert run("decrypt", "-k", "open_api.token_pepper", token, env=env).stdout == (
+        "s3cret value\n"
+    )
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "default.toml").write_text(f'[jwt]\nsecret = "{token}"\n')
+    from luser_config import load_config
+
+    monkeypatch.setenv("LUSER_ENCRYPTION_KEY", key)
+    assert load_config("test", config).jwt.secret.get_secret_value() == "s3cret value"
+
+
+def test_a_bound_token_still_refuses_another_key() -> None:
+    ring = KeyRing.parse(generate_key("b"))
+    token = ring.encrypt("v", "jwt.secret")
+    with pytest.raises(EncryptionError, match="解密失败"):
+        ring.decrypt(token, "open_api.token_pepper")

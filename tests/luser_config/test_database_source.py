@@ -86,7 +86,9 @@ async def test_invalid_db_value_names_the_table(cfg_dir, write, database_url, ta
 
 
 async def test_force_init_syncs_files_into_table(cfg_dir, write, database_url, table, conn) -> None:  # type: ignore[no-untyped-def]
-    write("default.toml", '[server]\nport = 1000\n[redis]\nnodes = ["a:1"]\n')
+    write(
+        "default.toml", '[server]\nport = 1000\n[encryption]\nsensitive_keys = ["extensions.a"]\n'
+    )
     await (await _builder(cfg_dir, database_url, table).build()).close()  # creates the table
     await _put(conn, table, "server.port", 5555)
     manager = await _builder(cfg_dir, database_url, table).build()
@@ -97,7 +99,7 @@ async def test_force_init_syncs_files_into_table(cfg_dir, write, database_url, t
         r["key"]: json.loads(r["value"])
         for r in await conn.fetch(f"SELECT key, value FROM {table} WHERE env = 'test'")
     }
-    assert rows == {"server.port": 1000, "redis.nodes": ["a:1"]}
+    assert rows == {"server.port": 1000, "encryption.sensitive_keys": ["extensions.a"]}
 
 
 async def test_set_persists_encrypts_secrets_and_bumps_version(  # type: ignore[no-untyped-def]

@@ -40,8 +40,8 @@ def test_env_file_overrides_default_deep_merge_lists_replace(cfg_dir, write) -> 
         [server]
         host = "0.0.0.0"
         port = 8000
-        [redis]
-        nodes = ["a:1", "b:2"]
+        [encryption]
+        sensitive_keys = ["extensions.a", "extensions.b"]
         [extensions.shop]
         name = "x"
         tags = ["a"]
@@ -52,15 +52,15 @@ def test_env_file_overrides_default_deep_merge_lists_replace(cfg_dir, write) -> 
         """
         [server]
         port = 8080
-        [redis]
-        nodes = ["c:3"]
+        [encryption]
+        sensitive_keys = ["extensions.c"]
         [extensions.shop]
         tags = ["b"]
     """,
     )
     cfg = load_config("production", cfg_dir)
     assert (cfg.server.host, cfg.server.port) == ("0.0.0.0", 8080)
-    assert cfg.redis.nodes == ["c:3"]
+    assert cfg.encryption.sensitive_keys == ["extensions.c"]
     assert cfg.extensions == {"shop": {"name": "x", "tags": ["b"]}}
 
 
@@ -68,9 +68,9 @@ def test_environment_variables_win_and_are_typed(cfg_dir, write, monkeypatch) ->
     write("default.toml", "[server]\nport = 8000\n[database]\nmax_connections = 10\n")
     monkeypatch.setenv("LUSER__SERVER__PORT", "9000")
     monkeypatch.setenv("luser__database__MAX_CONNECTIONS", "42")
-    monkeypatch.setenv("LUSER__SERVER__DEBUG", "true")
+    monkeypatch.setenv("LUSER__SERVER__GC_FREEZE", "true")
     monkeypatch.setenv("LUSER__DATABASE__URL", "postgresql://u:p@127.0.0.1/db")
-    monkeypatch.setenv("LUSER__REDIS__NODES", '["n1:1", "n2:2"]')
+    monkeypatch.setenv("LUSER__REDIS__DB", "3")
     monkeypatch.setenv("LUSER__ENCRYPTION__SENSITIVE_KEYS", "extensions.a,extensions.b")
     monkeypatch.setenv("LUSER__DATABASE__DATA_SOURCES__REPLICA__URL", "postgresql://r@h/db")
     monkeypatch.setenv("LUSER__DATABASE__COMMAND_TIMEOUT", "")
@@ -78,10 +78,10 @@ def test_environment_variables_win_and_are_typed(cfg_dir, write, monkeypatch) ->
     cfg = load_config("test", cfg_dir)
     assert cfg.server.port == 9000
     assert cfg.database.max_connections == 42
-    assert cfg.server.debug is True
+    assert cfg.server.gc_freeze is True
     assert cfg.database.url is not None
     assert cfg.database.url.get_secret_value() == "postgresql://u:p@127.0.0.1/db"
-    assert cfg.redis.nodes == ["n1:1", "n2:2"]
+    assert cfg.redis.db == 3
     assert cfg.encryption.sensitive_keys == ["extensions.a", "extensions.b"]
     assert cfg.database.data_sources["replica"].url.get_secret_value() == "postgresql://r@h/db"  # type: ignore[union-attr]
     assert cfg.database.command_timeout is None
@@ -133,7 +133,7 @@ def test_provenance_names_file_line_env_and_default(cfg_dir, write, monkeypatch)
 
         port = 1
         [database]
-        "pool_name" = "p"
+        "migrations_dir" = "p"
         [payment.alipay]
         app_id = "a"
     """,
@@ -143,7 +143,7 @@ def test_provenance_names_file_line_env_and_default(cfg_dir, write, monkeypatch)
     snap = Loader.create("test", cfg_dir).load()
     host = snap.source_of("server.host")
     assert (host.kind, Path(host.name).name, host.line) == ("file", "default.toml", 3)
-    assert snap.source_of("database.pool_name").line == 7
+    assert snap.source_of("database.migrations_dir").line == 7
     assert snap.source_of("payment.alipay.app_id").line == 9
     workers = snap.source_of("server.workers")
     assert (Path(workers.name).name, workers.line) == ("test.toml", 1)

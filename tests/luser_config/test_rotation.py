@@ -152,3 +152,54 @@ async def test_manager_rotate_key_switches_to_combined_ring(cfg_dir, monkeypatch
     assert report.total == 5
     assert _plain(manager.get_config()) == SECRETS
     assert "ENC(a:" not in (cfg_dir / "default.toml").read_text()
+
+
+async def test_database_rotation_is_all_or_nothing(database_url, cfg_dir) -> None:  # type: ignore[no-untyped-def]
+    a, b, stranger = (KeyRing.parse(generate_key(k)) for k in "abz")
+    table = f"cfg_{secrets.token_hex(4)}"
+    source = DatabaseSource(database_url, "test", table)
+    await source.put("extensions.good", a.encrypt("fine", "extensions.good"))
+    await source.put("extensions.bad", stranger.encrypt("lost?", "extensions.bad"))
+    conn = await asyncpg.connect(database_url)
+    try:
+        query = f"SELECT key, value, version FROM {table} ORDER BY key"
+        before = [tuple(r) for r in await conn.fetch(query)]
+        with pytest.raises(EncryptionError) as info:
+            await source.rotate(a, b)
+        assert [d["key"] for d in info.value.details] == ["extensions.bad"]
+        # Skipping the undecryptable value would have re-encrypted the good one.
+        assert [tuple(r) for r in await conn.fetch(query)] == before
+        # Through rotate_key: the files are left alone too.
+        path = cfg_dir / "default.toml"
+        path.write_text(f'[jwt]\nsecret = "{a.encrypt("x", "jwt.secret")}"\n')
+        text = path.read_text()
+        with pytest.raises(EncryptionError):
+            await rotate_key(cfg_dir, a, b, db=source)
+        assert path.read_text() == text
+        assert [tuple(r) for r in await conn.fetch(query)] == before
+    finally:
+        await conn.execute(f"DROP TABLE IF EXISTS {table}")
+        await conn.close()
+
+
+@pytest.mark.parametrize("crash_at", ["fsync", "replace"])
+async def test_a_crash_while_writing_leaves_the_old_file_whole(  # type: ignore[no-untyped-def]
+    cfg_dir, monkeypatch, crash_at: str
+) -> None:
+    a, b = KeyRing.parse(generate_key("a")), KeyRing.parse(generate_key("b"))
+    path = cfg_dir / "default.toml"
+    path.write_text(f'# keep me\n[jwt]\nsecret = "{a.encrypt("x", "jwt.secret")}"\n')
+    before = path.read_bytes()
+
+    def crash(*args: object) -> None:
+        raise OSError("simulated crash")
+
+    # Between writing the new text and putting it in place (or while flushing it).
+    monkeypatch.setattr(f"luser_config._rotate.os.{crash_at}", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        await rotate_key(cfg_dir, a, b)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in cfg_dir.iterdir()) == ["default.toml"]  # no temp file left
+    monkeypatch.undo()
+    await rotate_key(cfg_dir, a, b)  # and a rerun completes
+    assert "ENC(b:" in path.read_text() and path.read_text().startswith("# keep me\n")

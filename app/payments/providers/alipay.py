@@ -1,6 +1,6 @@
 """Alipay (python-alipay-sdk, RSA2, public-key mode).
 
-Pitfalls handled here (see INTEGRATIONS.md §2.1):
+Pitfalls handled here (each verified against python-alipay-sdk 3.4):
 - the SDK has no gateway argument; :class:`_AliPayClient` sets the private
   ``_gateway`` in exactly one place;
 - the SDK stamps requests with ``datetime.now()`` (naive, server-local); Alipay

@@ -1,7 +1,7 @@
 """WeChat Pay API v3 (wechatpayv3), platform *public-key* mode only.
 
 Certificate mode is never used: it downloads certificates at construction time
-and whenever it meets an unknown serial. Pitfalls handled here (INTEGRATIONS.md §2.2):
+and whenever it meets an unknown serial. Pitfalls handled here (verified, wechatpayv3 2.0):
 - base URL: no constructor argument; set ``_core._gate_way`` in exactly one place;
 - notifications: the serial must equal our ``public_key_id`` *before* the SDK is
   called (an unknown serial would make it fetch certificates from the network);

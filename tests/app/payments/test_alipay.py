@@ -96,7 +96,7 @@ async def test_expire_at_is_sent_in_beijing_time(alipay: AlipayProvider) -> None
 async def test_request_timestamp_is_beijing_whatever_the_host_tz(
     alipay: AlipayProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The SDK stamps naive local time; we re-stamp in Beijing time (INTEGRATIONS §2.1)."""
+    """The SDK stamps naive local time; we re-stamp in Beijing time."""
     monkeypatch.setenv("TZ", "America/New_York")
     time.tzset()
     try:

@@ -1,0 +1,78 @@
+"""What the service refuses to start with: public secrets and, unless allowed, the
+embedded database in production; a database without the service's schema anywhere."""
+
+from __future__ import annotations
+
+from luser_common import ConfigError
+from luser_config import public_secrets
+from luser_config.schema import AppConfig
+from luser_db import Db
+from luser_db.migrations import SCHEMA_TABLE
+
+__all__ = [
+    "PRODUCTION_ENVS",
+    "UNMIGRATED",
+    "check_migrated",
+    "check_production",
+    "production_problems",
+    "uses_embedded",
+]
+
+PRODUCTION_ENVS = ("production", "prod")
+UNMIGRATED = "数据库未迁移, 请先运行 luser migrate up"
+
+
+def uses_embedded(config: AppConfig) -> bool:
+    """Whether the primary database is the embedded PostgreSQL (no ``database.url``)."""
+    url = config.database.url
+    return url is None or not url.get_secret_value()
+
+
+def _env_var(key: str) -> str:
+    return "LUSER__" + key.upper().replace(".", "__")
+
+
+def production_problems(config: AppConfig) -> list[str]:
+    """Why ``config`` must not run in production (empty when it may, or is not production)."""
+    if config.env.lower() not in PRODUCTION_ENVS:
+        return []
+    problems = [
+        f"{key} 使用了公开的默认值, 请设置 {_env_var(key)} (或 ENC(...) 加密值)"
+        for key in public_secrets(config)
+    ]
+    problems += [f"{key} 不能为空, 请设置 {_env_var(key)}" for key in _empty_required(config)]
+    if uses_embedded(config) and not config.database.embedded_in_production:
+        problems.append(
+            "未配置 database.url: 生产环境默认不使用内置 PostgreSQL "
+            "(确需使用请设置 database.embedded_in_production = true)"
+        )
+    return problems
+
+
+def _empty_required(config: AppConfig) -> list[str]:
+    # Secrets production cannot run without: an empty one is as public as the default.
+    required = {
+        "jwt.secret": config.jwt.secret,
+        "open_api.token_pepper": config.open_api.token_pepper,
+    }
+    return [key for key, secret in required.items() if not secret.get_secret_value()]
+
+
+def check_production(config: AppConfig) -> None:
+    """Raise ConfigError naming every reason ``config`` must not run in production."""
+    problems = production_problems(config)
+    if problems:
+        raise ConfigError("生产环境拒绝启动: " + "; ".join(problems), field=_first_key(problems))
+
+
+def _first_key(problems: list[str]) -> str:
+    return problems[0].split(" ", 1)[0]
+
+
+async def check_migrated() -> None:
+    """Raise ConfigError when the database has no applied migration (a fresh database)."""
+    exists = await Db.query_int(
+        "select count(*) from pg_class where oid = to_regclass(?)", SCHEMA_TABLE
+    )
+    if not exists or not await Db.query_int(f"select count(*) from {SCHEMA_TABLE}"):
+        raise ConfigError(UNMIGRATED)
