@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 import traceback
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +72,11 @@ async def _run_file(path: Path, url: str) -> None:
     import luser_db
 
     luser_db.init(url)
-    namespace: dict[str, object] = {"__name__": "__doc_snippet__"}
+    # A real module, registered: dataclasses, pydantic and typing resolve a class's
+    # annotations through sys.modules[cls.__module__].
+    module = types.ModuleType("__doc_snippet__")
+    sys.modules[module.__name__] = module
+    namespace: dict[str, object] = module.__dict__
     try:
         for snippet in snippets(path):
             if snippet.no_run is not None:
@@ -83,7 +88,15 @@ async def _run_file(path: Path, url: str) -> None:
 
 async def _run_snippet(snippet: Snippet, namespace: dict[str, object]) -> None:
     try:
-        code = compile(snippet.code, snippet.label, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        # dont_inherit: this runner's own `from __future__ import annotations` must not
+        # turn a snippet's annotations into strings.
+        code = compile(
+            snippet.code,
+            snippet.label,
+            "exec",
+            flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
+            dont_inherit=True,
+        )
         result = eval(code, namespace)  # running the docs is the point
         if inspect.iscoroutine(result):
             await result
