@@ -19,6 +19,7 @@ from . import _observe
 from ._context import current_txs
 from ._datasource import PRIMARY
 from ._pool import acquire, get_pool, pools, touches_session
+from ._replicas import plain_sources, run_routed
 from .errors import DB_ERRORS, failure
 
 __all__ = [
@@ -85,9 +86,20 @@ class _StepOp:
 
 
 async def run(
-    op: Op, sql: str, args: Sequence[Any], source: str = PRIMARY, raw: bool = False
+    op: Op,
+    sql: str,
+    args: Sequence[Any],
+    source: str = PRIMARY,
+    raw: bool = False,
+    routed: bool = False,
 ) -> Any:
-    """Run ``op(conn, sql, args)`` in the current transaction or on a pooled connection."""
+    """Run ``op(conn, sql, args)`` in the current transaction or on a pooled connection.
+
+    A source with read replicas (or pinned with ``"primary"``) first goes through
+    ``_replicas.run_routed``, which picks the server and calls back with ``routed``.
+    """
+    if not routed and source not in plain_sources:
+        return await run_routed(run, op, sql, args, source, raw)
     if listeners:
         for listener in listeners:
             listener(sql)
