@@ -100,9 +100,9 @@ async def configure(
         await luser_db.close()
         luser_db.reset()
         luser_db.init(db_pool, min_size=1, max_size=10)
-        await _on(pair.standby_url, "select pg_wal_replay_resume()")
         if not (pair.root / "standby" / "postmaster.pid").exists():
             pair.start_standby()
+        await _on(pair.standby_url, "select pg_wal_replay_resume()")
 
 
 async def _in_recovery(db: Any = Db) -> bool:
