@@ -36,6 +36,7 @@ __all__ = [
     "ReplicaStats",
     "base_source",
     "check_replicas",
+    "inline_target",
     "plain_sources",
     "read_source",
     "replica_stats",
@@ -195,27 +196,41 @@ def mark_written() -> None:
 Run = Callable[..., Coroutine[Any, Any, Any]]
 
 
-async def run_routed(run: Run, op: Any, sql: str, args: Any, source: str, raw: bool) -> Any:
-    """``run`` for a source that has replicas or is pinned: pick the server, then run."""
+def inline_target(source: str, sql: str) -> str | None:
+    """Where ``run`` sends ``sql`` itself: the primary's name when no replica is
+    involved (no replicas, pinned, in a transaction, sticky), else None and
+    :func:`run_routed` takes over (a read for a replica, a write to mark sticky)."""
     base, pinned = _split(source)
     group = _group(base)
-    if group is None and not pinned:
-        plain_sources.add(base)
-        return await run(op, sql, args, base, raw, True)
+    if group is None:
+        if not pinned:
+            plain_sources.add(base)
+        return base
     txs = current_txs.get()
     tx = txs.get(base) if txs is not None else None
-    writes = may_write(sql)
     if tx is not None and tx.active:
-        if writes and group is not None:
+        if may_write(sql):
             mark_written()
             _on_commit(tx, mark_written)  # the window starts when the data is visible
-        return await run(op, sql, args, base, raw, True)
-    if group is None or pinned or writes or time.monotonic() < _sticky_until.get():
+        return base
+    if may_write(sql):
+        return None
+    if pinned or time.monotonic() < _sticky_until.get():
+        return base
+    return None
+
+
+async def run_routed(run: Run, op: Any, sql: str, args: Any, source: str, raw: bool) -> Any:
+    """``run`` for what :func:`inline_target` left: a write outside a transaction
+    (then reads stick to the primary), or a read for a replica."""
+    base, _ = _split(source)
+    group = _group(base)
+    assert group is not None
+    if may_write(sql):
         try:
             return await run(op, sql, args, base, raw, True)
         finally:
-            if writes and group is not None:
-                mark_written()
+            mark_written()
     replica = group.pick()
     if replica is None:
         return await run(op, sql, args, base, raw, True)

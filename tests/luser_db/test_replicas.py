@@ -83,12 +83,13 @@ async def configure(
     """``await configure(key=value, ...)``: the [database] section pointing at the pair."""
     import luser_config
 
-    async def apply(replicas: list[str] | None = None, **keys: Any) -> None:
+    async def apply(replicas: list[str] | None = None, extra: str = "", **keys: Any) -> None:
         urls = [pair.standby_url] if replicas is None else replicas
         keys = {"min_connections": 0, **keys}
         lines = [f'url = "{pair.primary_url}"', f"replicas = {urls!r}"]
         lines += [f"{key} = {value!r}" for key, value in keys.items()]
-        (tmp_path / "default.toml").write_text("[database]\n" + "\n".join(lines) + "\n")
+        text = "[database]\n" + "\n".join(lines) + "\n" + extra
+        (tmp_path / "default.toml").write_text(text)
         await luser_db.close()
         luser_db.reset()
         await luser_config.init_config(env="test", config_dir=tmp_path)
@@ -310,3 +311,19 @@ async def test_round_robin_and_least_busy(pair: Pair, configure: Configure) -> N
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_named_source_routes_to_its_own_replicas(pair: Pair, configure: Configure) -> None:
+    reports = (
+        "[database.data_sources.reports]\n"
+        f'url = "{pair.primary_url}"\nmin_connections = 0\n'
+        f'replicas = ["{pair.standby_url}"]\nreplica_check_ms = 60000\n'
+    )
+    await configure(replicas=[], extra=reports)
+    assert not await _in_recovery()  # the default source lists no replicas here
+    await luser_db.check_replicas("reports")
+    assert await _in_recovery(Db.use("reports"))
+    assert not await _in_recovery(Db.use("reports:primary"))
+    assert [(s.source, s.replica, s.reads) for s in _stats()] == [
+        ("reports", "reports@replica1", 1)
+    ]
