@@ -194,6 +194,12 @@ async def test_sticky_is_per_context_and_window(pair: Pair, configure: Configure
 
     await _until(window_over, "the 300 ms sticky window to end")
 
+    # A transaction longer than the window: the window counts from its commit.
+    async with transaction():
+        await Item(name="long-tx").save()
+        await Db.execute("select pg_sleep(0.5)")  # the transaction outlives the window
+    assert await Item.query().where(name="long-tx").first() is not None
+
 
 async def test_sticky_window_zero_is_off(pair: Pair, configure: Configure) -> None:
     await configure(max_lag_ms=600_000, replica_check_ms=60_000, sticky_after_write_ms=0)
