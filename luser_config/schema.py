@@ -11,7 +11,7 @@ field descriptions and constraints here (``luser config docs``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -96,6 +96,26 @@ class DataSourceConfig(_Section):
     ssl_ca: str | None = Field(default=None, description="CA bundle path")
     ssl_cert: str | None = Field(default=None, description="client certificate path")
     ssl_key: str | None = Field(default=None, description="client key path")
+    replicas: list[SecretStr] = Field(
+        default_factory=list,
+        description="read replica URLs: reads outside a transaction go to a healthy one",
+    )
+    replica_strategy: Literal["round_robin", "least_busy"] = Field(
+        default="round_robin",
+        description="how a read picks among healthy replicas",
+    )
+    max_lag_ms: float = Field(
+        default=1000,
+        ge=0,
+        le=86_400_000,
+        description="skip a replica whose replay lags the primary by more than this",
+    )
+    replica_check_ms: float = Field(
+        default=1000,
+        ge=10,
+        le=3_600_000,
+        description="measure replica health and lag at most this often (cached between)",
+    )
 
 
 class DatabaseConfig(DataSourceConfig):
@@ -143,6 +163,12 @@ class DatabaseConfig(DataSourceConfig):
     cursor_secret: SecretStr | None = Field(
         default=None,
         description="HMAC key of keyset cursors; unset -> a random key per process",
+    )
+    sticky_after_write_ms: float = Field(
+        default=1000,
+        ge=0,
+        le=3_600_000,
+        description="after a write, this task's reads use the primary for this long (0 = off)",
     )
 
 

@@ -12,6 +12,7 @@ from ._connection import Connection, connection
 from ._listen import Listener, Notification, listen, notify
 from ._observe import QueryEvent, configure_sql_log, on_query
 from ._pool import PoolStats, close, get_pool, init, pool_stats, reset
+from ._replicas import ReplicaStats, check_replicas, replica_stats
 from ._retry import full_jitter, retry
 from ._sql import Expr, like_contains, like_escape, quote_ident, to_dollar
 from ._transaction import (
@@ -59,10 +60,12 @@ __all__ = [
     "ReadOnlyError",
     "Record",
     "RelationNotLoaded",
+    "ReplicaStats",
     "SharedConnectionError",
     "SqlTemplateError",
     "UpsertResult",
     "belongs_to",
+    "check_replicas",
     "close",
     "configure_sql_log",
     "connection",
@@ -87,6 +90,7 @@ __all__ = [
     "quote_ident",
     "register_type",
     "render_template",
+    "replica_stats",
     "reset",
     "retry",
     "retry_transaction",

@@ -19,6 +19,7 @@ from . import _observe
 from ._context import current_txs
 from ._datasource import PRIMARY
 from ._pool import acquire, get_pool, pools, touches_session
+from ._replicas import inline_target, plain_sources, run_routed
 from .errors import DB_ERRORS, failure
 
 __all__ = [
@@ -85,9 +86,24 @@ class _StepOp:
 
 
 async def run(
-    op: Op, sql: str, args: Sequence[Any], source: str = PRIMARY, raw: bool = False
+    op: Op,
+    sql: str,
+    args: Sequence[Any],
+    source: str = PRIMARY,
+    raw: bool = False,
+    routed: bool = False,
 ) -> Any:
-    """Run ``op(conn, sql, args)`` in the current transaction or on a pooled connection."""
+    """Run ``op(conn, sql, args)`` in the current transaction or on a pooled connection.
+
+    A source with read replicas (or pinned with ``"primary"``) is resolved by
+    ``_replicas``: to its primary here, or through ``run_routed`` (a replica read, a
+    write that makes reads sticky), which calls back with ``routed``.
+    """
+    if not routed and source not in plain_sources:
+        target = inline_target(source, sql)
+        if target is None:
+            return await run_routed(run, op, sql, args, source, raw)
+        source = target
     if listeners:
         for listener in listeners:
             listener(sql)

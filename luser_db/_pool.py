@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -148,6 +148,8 @@ def init(url: str | None = None, *, name: str = PRIMARY, **pool_options: Any) ->
         base.options["statement_cache_size"] = 0
     _state.settings[name] = base
     _state.closed = False
+    for hook in reset_hooks:
+        hook()
     entry = pools.pop(name, None)
     if entry is not None:
         _discard(*entry)
@@ -175,9 +177,15 @@ def _discard(pool: asyncpg.Pool, loop: asyncio.AbstractEventLoop) -> None:
 _background: set[asyncio.Task[Any]] = set()
 
 
+# Called by reset() and init(): state derived from the sources' settings (replica routing).
+reset_hooks: list[Callable[[], None]] = []
+
+
 def reset() -> None:
     """Forget every pool and explicit setting without closing them (tests: close() first)."""
     reset_sql_log()
+    for hook in reset_hooks:
+        hook()
     pools.clear()
     acquire_timeouts.clear()
     _state.settings.clear()

@@ -17,6 +17,7 @@ from . import _exec
 from ._datasource import PRIMARY
 from ._gc import bulk
 from ._json import load
+from ._replicas import base_source
 from ._sql import quote_ident, to_dollar
 from ._transaction import transaction
 from .query import MAX_PAGE_SIZE, QueryBuilder
@@ -42,7 +43,8 @@ class DbSource:
         return f"<Db {self.source!r}>"
 
     def use(self, name: str) -> DbSource:
-        """The facade for data source ``name`` (``[database.data_sources.<name>]``)."""
+        """The facade for data source ``name`` (``[database.data_sources.<name>]``);
+        ``use("primary")`` reads the default source's primary, never a replica."""
         return DbSource(name)
 
     # -- reads -----------------------------------------------------------------------
@@ -216,7 +218,7 @@ class DbSource:
 
     def transaction(self, **options: Any) -> Any:
         """``transaction(...)`` on this data source."""
-        return transaction(using=self.source, **options)
+        return transaction(using=base_source(self.source), **options)
 
     async def tx(self, fn: Callable[..., Awaitable[Any] | Any], *args: Any, **options: Any) -> bool:
         """Run ``fn(*args)`` in a transaction: returning False or raising rolls back.
@@ -224,7 +226,7 @@ class DbSource:
         Returns True when committed, False when ``fn`` returned False.
         """
         try:
-            async with transaction(using=self.source, **options):
+            async with transaction(using=base_source(self.source), **options):
                 result = fn(*args)
                 if inspect.isawaitable(result):
                     result = await result

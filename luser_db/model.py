@@ -512,6 +512,11 @@ class Model(metaclass=ModelMeta):
         return QueryBuilder(cls)
 
     @classmethod
+    def using(cls: type[M], source: str) -> QueryBuilder[M]:
+        """A query on data source ``source``; ``using("primary")`` never reads a replica."""
+        return QueryBuilder(cls).using(source)
+
+    @classmethod
     def with_deleted(cls: type[M]) -> QueryBuilder[M]:
         return QueryBuilder(cls).with_deleted()
 

@@ -27,6 +27,7 @@ from . import _exec
 from ._datasource import PRIMARY
 from ._gc import bulk
 from ._json import load
+from ._replicas import base_source, read_source
 from ._sql import Expr, Template, compile_template, quote_ident
 from ._transaction import _acquire, current_tx
 from .keyset import KeysetPage, keyset_page
@@ -297,7 +298,8 @@ class QueryBuilder(Generic[T]):
         return self._clone(lock=lock)
 
     def using(self, source: str) -> Self:
-        """Run against data source ``source`` (``[database.data_sources.<name>]``)."""
+        """Run against data source ``source`` (``[database.data_sources.<name>]``);
+        ``"primary"`` (or ``"<name>:primary"``) reads that source's primary, never a replica."""
         return self._clone(source=source)
 
     def include(self, *relations: str) -> Self:
@@ -571,7 +573,7 @@ class QueryBuilder(Generic[T]):
         if _exec.listeners:
             for listener in _exec.listeners:
                 listener(sql)
-        tx = current_tx(self._source)
+        tx = current_tx(base_source(self._source))
         if tx is not None:
             async for chunk in self._chunks(tx.connection(), sql, params, batch):
                 for item in chunk:
@@ -579,7 +581,7 @@ class QueryBuilder(Generic[T]):
             return
         # Not via transaction(): an async generator may be finalised in another
         # context, where resetting the transaction ContextVar would fail.
-        source = self._source
+        source = read_source(self._source)  # a replica when the source has one
         async with _acquire(source) as conn:
             xact = conn.transaction(readonly=True)
             await _exec.guard(conn, xact.start, "BEGIN READ ONLY", source)
