@@ -16,18 +16,16 @@ import asyncio
 import base64
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-import asyncpg
+import luser_db
+from luser_common import AppError, DatabaseUnavailable, ValidationError
+from luser_db import Db, full_jitter, sqlstate
 
-from luser_common import AppError, ValidationError
-
-from . import _db
 from .metrics import OpenApiMetrics
 
 __all__ = [
@@ -68,23 +66,25 @@ class LogRow(NamedTuple):
 
 LOG_COLUMNS = list(LogRow._fields)
 
-_TRANSIENT = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.InsufficientResourcesError,
-    asyncpg.QueryCanceledError,
-    asyncpg.AdminShutdownError,
-    OSError,
-    TimeoutError,
-)
+# Between retries of a batch: full jitter, 50 ms doubling, at most 2 s.
+_backoff = full_jitter(base=0.05, cap=2.0)
 
 
 def _transient(exc: BaseException) -> bool:
-    # luser_db reports an unreachable database or exhausted pool as a retryable AppError.
-    return isinstance(exc, _TRANSIENT) or (isinstance(exc, AppError) and exc.retryable)
+    """Worth writing the same batch again: an unreachable database, an exhausted pool, a
+    serialization failure or deadlock. Not a COPY whose connection died mid-flight
+    (CommitUncertain): its rows may be in, and a duplicate log row double-counts usage;
+    crash recovery rebuilds the rows of charged calls that are missing."""
+    return isinstance(exc, AppError) and exc.retryable
+
+
+def _refused_row(exc: BaseException) -> bool:
+    # The server refused the data (a constraint, a bad value): one row may be to blame.
+    return sqlstate(exc) is not None and not isinstance(exc, DatabaseUnavailable)
+
+
+async def _copy(rows: Sequence[LogRow]) -> int:
+    return await Db.copy_records("router_logs", rows, LOG_COLUMNS)
 
 
 class LogWriter:
@@ -181,45 +181,37 @@ class LogWriter:
         return batch
 
     async def _write(self, batch: list[LogRow]) -> None:
-        attempt = 0
-        while True:
-            started = time.perf_counter()
-            try:
-                async with _db.connection(stateless=True) as conn:
-                    await conn.copy_records_to_table(
-                        "router_logs", records=batch, columns=LOG_COLUMNS
-                    )
-            except Exception as exc:
-                if isinstance(exc, asyncpg.PostgresError) and not _transient(exc):
-                    # A row the table refuses (a bad value) must not sink its batch-mates.
-                    await self._write_one_by_one(batch, exc)
-                    return
-                if not _transient(exc):
-                    self._give_up(batch, "error", exc)
-                    return
-                attempt += 1
-                if attempt > self._max_retries:
-                    self._give_up(batch, "write_failed", exc)
-                    return
-                self._metrics.log_flush_retries.inc()
-                log.warning(
-                    "request-log batch of %d: transient %r, retry %d", len(batch), exc, attempt
-                )
-                await asyncio.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random() / 2))
-                continue
-            self._metrics.log_flush_seconds.observe(time.perf_counter() - started)
-            self._written(len(batch))
+        started = time.perf_counter()
+        try:
+            await luser_db.retry(
+                lambda: _copy(batch),
+                attempts=self._max_retries + 1,
+                retry_on=self._retry_on,
+                backoff=_backoff,
+            )
+        except Exception as exc:
+            if _refused_row(exc) and not _transient(exc):
+                # A row the table refuses (a bad value) must not sink its batch-mates.
+                await self._write_one_by_one(batch, exc)
+            else:
+                self._give_up(batch, "write_failed" if _transient(exc) else "error", exc)
             return
+        self._metrics.log_flush_seconds.observe(time.perf_counter() - started)
+        self._written(len(batch))
+
+    def _retry_on(self, exc: BaseException) -> bool:
+        if not _transient(exc):
+            return False
+        self._metrics.log_flush_retries.inc()
+        log.warning("request-log batch: transient %r, retrying", exc)
+        return True
 
     async def _write_one_by_one(self, batch: list[LogRow], first: Exception) -> None:
         log.warning("request-log batch refused (%r); writing rows one by one", first)
         for row in batch:
             try:
-                async with _db.connection() as conn:
-                    await conn.copy_records_to_table(
-                        "router_logs", records=[row], columns=LOG_COLUMNS
-                    )
-            except asyncpg.PostgresError as exc:
+                await _copy([row])
+            except AppError as exc:
                 self._give_up([row], "rejected", exc)
             else:
                 self._written(1)
@@ -305,8 +297,7 @@ async def query_logs(
     if not 1 <= limit <= 500:
         raise ValidationError("limit 必须在 1-500 之间", field="limit")
     sql, args = build_log_query(flt, cursor, limit)
-    async with _db.connection() as conn:
-        rows = await conn.fetch(sql, *args)
+    rows = await Db.find(sql, *args)
     items = [dict(r) for r in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
@@ -338,6 +329,4 @@ async def daily_usage(
         "coalesce(sum(cost), 0)::bigint AS cost "
         f"FROM router_logs WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"
     )
-    async with _db.connection() as conn:
-        rows = await conn.fetch(sql, *args)
-    return [dict(r) for r in rows]
+    return [dict(r) for r in await Db.find(sql, *args)]
