@@ -13,20 +13,20 @@ and counts drops). ``stop()`` writes every queued row before returning.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import luser_db
 from luser_common import AppError, DatabaseUnavailable, ValidationError
-from luser_db import Db, full_jitter, sqlstate
+from luser_db import Db, QueryBuilder, full_jitter, sqlstate
 
 from .metrics import OpenApiMetrics
+from .models import RouterLog
 
 __all__ = [
     "LOG_COLUMNS",
@@ -34,8 +34,7 @@ __all__ = [
     "LogRow",
     "LogWriter",
     "daily_usage",
-    "decode_cursor",
-    "encode_cursor",
+    "log_query",
     "query_logs",
 ]
 
@@ -240,70 +239,55 @@ class LogFilter:
     until: datetime | None = None
 
 
-def encode_cursor(created_at: datetime, row_id: int) -> str:
-    raw = f"{created_at.astimezone(UTC).isoformat()}|{row_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, _, ident = raw.partition("|")
-        return datetime.fromisoformat(stamp), int(ident)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError("分页游标无效", field="cursor") from exc
-
-
-_COLUMNS_SQL = (
-    "id, request_id, user_id, token_id, path, ability, channel_id, failed_channel_ids, "
-    "status_code, error_code, latency_ms, units, cost, client_ip, created_at"
+# What a listing shows of a row (deduction_id is recovery's bookkeeping).
+LISTED = (
+    "id",
+    "request_id",
+    "user_id",
+    "token_id",
+    "path",
+    "ability",
+    "channel_id",
+    "failed_channel_ids",
+    "status_code",
+    "error_code",
+    "latency_ms",
+    "units",
+    "cost",
+    "client_ip",
+    "created_at",
 )
+_ORDER = ("created_at desc", "id desc")  # newest first; the primary key, so unique
 
 
-def build_log_query(flt: LogFilter, cursor: str | None, limit: int) -> tuple[str, list[Any]]:
-    """SQL for one page, newest first, keyset-paginated on (created_at, id)."""
-    where: list[str] = []
-    args: list[Any] = []
-
-    def add(sql: str, value: Any) -> None:
-        args.append(value)
-        where.append(sql.replace("?", f"${len(args)}"))
-
-    for column in ("user_id", "token_id", "ability", "channel_id", "status_code"):
-        value = getattr(flt, column)
-        if value is not None:
-            add(f"{column} = ?", value)
+def log_query(flt: LogFilter) -> QueryBuilder[RouterLog]:
+    """The rows ``flt`` selects, newest first (the ordering keyset pages follow)."""
+    query = RouterLog.query().select(*LISTED)
+    equal = {
+        column: value
+        for column in ("user_id", "token_id", "ability", "channel_id", "status_code")
+        if (value := getattr(flt, column)) is not None
+    }
+    if equal:
+        query = query.where(**equal)
     if flt.since is not None:
-        add("created_at >= ?", flt.since)
+        query = query.where("created_at >= ?", flt.since)
     if flt.until is not None:
-        add("created_at < ?", flt.until)
-    if cursor:
-        created_at, row_id = decode_cursor(cursor)
-        args.extend([created_at, row_id])
-        where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
-    args.append(limit + 1)
-    clause = f"WHERE {' AND '.join(where)} " if where else ""
-    sql = (
-        f"SELECT {_COLUMNS_SQL} FROM router_logs {clause}"
-        f"ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
-    )
-    return sql, args
+        query = query.where("created_at < ?", flt.until)
+    return query.order_by(*_ORDER)
 
 
 async def query_logs(
     flt: LogFilter, *, cursor: str | None = None, limit: int = 50
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of logs and the cursor of the next page (None at the end)."""
+    """One page of logs and the cursor of the next page (None at the end).
+
+    Keyset pages (``luser_db`` signed cursors): a cursor that was edited, or made for
+    another listing, is refused with 422 ``INVALID_CURSOR`` (field ``cursor``)."""
     if not 1 <= limit <= 500:
         raise ValidationError("limit 必须在 1-500 之间", field="limit")
-    sql, args = build_log_query(flt, cursor, limit)
-    rows = await Db.find(sql, *args)
-    items = [dict(r) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = encode_cursor(last["created_at"], last["id"])
-    return items, next_cursor
+    page = await log_query(flt).keyset(size=limit, after=cursor)
+    return [row.to_dict(*LISTED) for row in page.items], page.next_cursor
 
 
 async def daily_usage(

@@ -11,11 +11,11 @@ import asyncpg
 import pytest
 
 from app.open_api import logs
-from app.open_api.logs import LogFilter, LogRow, LogWriter, build_log_query, daily_usage, query_logs
+from app.open_api.logs import LogFilter, LogRow, LogWriter, daily_usage, log_query, query_logs
 from app.open_api.metrics import OpenApiMetrics
 from app.open_api.partitions import add_months, maintain_partitions, month_start
 from luser_common import DatabaseUnavailable
-from luser_db import CommitUncertain
+from luser_db import CommitUncertain, InvalidCursor
 
 
 def _row(
@@ -178,6 +178,13 @@ async def test_keyset_pagination_and_filters(conn: asyncpg.Connection) -> None:
         )
     await writer.flush()
     seen: list[int] = []
+    _, cursor = await query_logs(LogFilter(user_id=user_id), limit=5)
+    assert cursor is not None
+    edited = ("B" if cursor[0] != "B" else "C") + cursor[1:]  # the signed body changed
+    for forged in (edited, "2026|5"):
+        with pytest.raises(InvalidCursor) as info:  # signed: an edited cursor is refused
+            await query_logs(LogFilter(user_id=user_id), cursor=forged, limit=5)
+        assert (info.value.status_code, info.value.field) == (422, "cursor")
     cursor = None
     while True:
         items, cursor = await query_logs(LogFilter(user_id=user_id), cursor=cursor, limit=5)
@@ -288,8 +295,11 @@ async def test_listing_uses_indexes_on_a_large_table(conn: asyncpg.Connection) -
         ),
     ]
     for flt, index_hint in cases:
-        for cursor in (None, logs.encode_cursor(now - timedelta(days=1), 10**12)):
-            sql, args = build_log_query(flt, cursor, 50)
+        for after in (None, (now - timedelta(days=1), 10**12)):
+            query = log_query(flt)
+            if after is not None:  # the condition a keyset cursor adds (luser_db.keyset)
+                query = query.where("(created_at, id) < (?, ?)", *after)
+            sql, args = query.limit(51).to_sql()
             plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args))[0]["Plan"]
             nodes = _plan_nodes(plan)
             scans = [n for n in nodes if "Scan" in n["Node Type"]]
