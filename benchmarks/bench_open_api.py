@@ -101,7 +101,8 @@ async def bench_logs(pool: asyncpg.Pool, rows: int, single: int, concurrency: in
     copy_rate = rows / (time.perf_counter() - started)
 
     cols = ", ".join(LOG_COLUMNS)
-    sql = f"INSERT INTO router_logs ({cols}) VALUES ({', '.join(f'${i}' for i in range(1, 15))})"
+    marks = ", ".join(f"${i}" for i in range(1, len(LOG_COLUMNS) + 1))
+    sql = f"INSERT INTO router_logs ({cols}) VALUES ({marks})"
     todo = iter(batch[:single])
 
     async def worker() -> None:
@@ -377,6 +378,9 @@ async def main(args: argparse.Namespace) -> None:
                 await quiesce(pool)
                 await bench_hot_path(url, pool, args.seconds, args.concurrency)
             if "deductions" in args.phases:
+                # The in-process phase ran the app's lifespan, whose shutdown closed
+                # luser_db's pools: open them again on the scratch database.
+                luser_db.init(url, min_size=4, max_size=args.pool_size)
                 await bench_deductions(pool, args.deductions, args.concurrency)
         finally:
             await pool.close()
