@@ -13,11 +13,12 @@ database:
    same operation without key, charge and log; saturated, then paced at shares
    of the bare endpoint's rate (``--http-load``); target overhead p99 < 5 ms;
 2. log writer: rows/s through ``LogWriter`` (binary COPY batches) vs one INSERT
-   per row (``--insert-concurrency`` connections), target >= 50,000 rows/s;
+   per row (``--insert-concurrency`` connections), target >= 100,000 rows/s;
 3. hot path in-process: the same two endpoints through the ASGI interface at
-   ``--concurrency`` concurrent clients, with SQL reads per call (counted on the
-   open API's connections; the catalog lookup of the video is luser_db's, in
-   both variants), and the gateway's steps alone;
+   ``--concurrency`` concurrent clients, with the open API's SQL reads per call
+   (every statement luser_db runs is counted by ``luser_db.testing.count_statements``;
+   the catalog's lookup of the video, the same in both variants, is left out), and
+   the gateway's steps alone;
 4. deductions/s: ``deduct_quota`` on one hot wallet vs spread over 1,000 wallets.
 """
 
@@ -46,15 +47,21 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
+import luser_db  # noqa: E402
 from app import create_app, open_api  # noqa: E402
-from app.open_api import _db, manage  # noqa: E402
+from app.open_api import manage  # noqa: E402
 from app.open_api.logs import LOG_COLUMNS, LogRow, LogWriter  # noqa: E402
 from app.open_api.quota import deduct_quota  # noqa: E402
 from app.vod.testing import PROXY_ENV_VARS, TencentVodStub  # noqa: E402
 from benchmarks.open_api.overhead import bench_overhead_http  # noqa: E402
 from luser_config.schema import AppConfig  # noqa: E402
 from luser_db.migrations import Migrator  # noqa: E402
-from luser_db.testing import create_test_database, drop_test_database, server_url  # noqa: E402
+from luser_db.testing import (  # noqa: E402
+    count_statements,
+    create_test_database,
+    drop_test_database,
+    server_url,
+)
 
 PEPPER = "bench-pepper"
 
@@ -94,7 +101,8 @@ async def bench_logs(pool: asyncpg.Pool, rows: int, single: int, concurrency: in
     copy_rate = rows / (time.perf_counter() - started)
 
     cols = ", ".join(LOG_COLUMNS)
-    sql = f"INSERT INTO router_logs ({cols}) VALUES ({', '.join(f'${i}' for i in range(1, 15))})"
+    marks = ", ".join(f"${i}" for i in range(1, len(LOG_COLUMNS) + 1))
+    sql = f"INSERT INTO router_logs ({cols}) VALUES ({marks})"
     todo = iter(batch[:single])
 
     async def worker() -> None:
@@ -107,7 +115,7 @@ async def bench_logs(pool: asyncpg.Pool, rows: int, single: int, concurrency: in
     insert_rate = single / (time.perf_counter() - started)
     print(
         f"log writer     COPY batches : {copy_rate:>10,.0f} rows/s  ({rows:,} rows, "
-        f"target >= 50,000)  {'OK' if copy_rate >= 50_000 else 'BELOW TARGET'}"
+        f"target >= 100,000)  {'OK' if copy_rate >= 100_000 else 'BELOW TARGET'}"
     )
     print(
         f"               INSERT per row: {insert_rate:>10,.0f} rows/s  ({single:,} rows, "
@@ -237,11 +245,12 @@ async def bench_hot_path(url: str, pool: asyncpg.Pool, seconds: float, concurren
                     service.config = service.config.model_copy(
                         update={"deduction_synchronous_commit": name != "async cm"}
                     )
-                    async with _db.count_statements() as counter:
+                    with count_statements() as counter:
                         rate, lat = await _drive(client, path, headers, seconds)
+                    reads = [r for r in counter.reads if not r.startswith(_VIDEO_LOOKUP)]
                     best = results.get(name)
                     if best is None or rate > best[0]:
-                        results[name] = (rate, lat, len(counter.reads))
+                        results[name] = (rate, lat, len(reads))
         gateway = await _gateway_only(service, keys, seconds)
         await service.logs.flush()
     stub.stop()
@@ -255,7 +264,8 @@ async def bench_hot_path(url: str, pool: asyncpg.Pool, seconds: float, concurren
             )
         print(
             f"hot path       {name:<9}: {rate:>7,.0f} req/s  p50 {_pct(lat, 0.5):6.2f} ms  "
-            f"p99 {_pct(lat, 0.99):6.2f} ms  SQL reads/call {reads / len(lat):.3f}{extra}"
+            f"p99 {_pct(lat, 0.99):6.2f} ms  open API SQL reads/call {reads / len(lat):.3f}"
+            f"{extra}"
         )
     for name, lat in gateway.items():
         print(
@@ -268,6 +278,10 @@ async def bench_hot_path(url: str, pool: asyncpg.Pool, seconds: float, concurren
         "'async cm': deductions committed with synchronous_commit=off; "
         "target overhead p99 < 5 ms)"
     )
+
+
+# The catalog's read of the video a play serves: the resource itself, in both variants.
+_VIDEO_LOOKUP = "select * from videos where id = $1"
 
 
 async def _gateway_only(
@@ -338,9 +352,11 @@ async def main(args: argparse.Namespace) -> None:
         await Migrator(
             url, directory=ROOT / "migrations", lock_timeout=10, statement_timeout=0
         ).up()
+        # The open API runs on luser_db's pool; this one sets up rows and runs the
+        # one-INSERT-per-row baseline.
+        luser_db.init(url, min_size=4, max_size=args.pool_size)
         pool = await asyncpg.create_pool(url, min_size=4, max_size=args.pool_size)
         assert pool is not None
-        _db.set_pool(pool)
         try:
             # Latency first, on a fresh database: the bulk phases below leave autovacuum
             # and checkpoint work behind that would land in the percentiles.
@@ -362,13 +378,13 @@ async def main(args: argparse.Namespace) -> None:
                 await quiesce(pool)
                 await bench_hot_path(url, pool, args.seconds, args.concurrency)
             if "deductions" in args.phases:
+                # The in-process phase ran the app's lifespan, whose shutdown closed
+                # luser_db's pools: open them again on the scratch database.
+                luser_db.init(url, min_size=4, max_size=args.pool_size)
                 await bench_deductions(pool, args.deductions, args.concurrency)
         finally:
-            _db.set_pool(None)
             await pool.close()
     finally:
-        import luser_db
-
         await luser_db.close()
         await asyncio.to_thread(drop_test_database, base, url)
 

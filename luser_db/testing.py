@@ -13,7 +13,8 @@ Fixtures:
                             by the test and by app code it awaits join it
 
 ``assert_queries(n)`` fails when a block sends a different number of queries
-(catches N+1 patterns).
+(catches N+1 patterns); ``count_statements()`` records every statement that ran
+(from any task) and sorts them into reads and writes.
 
 The async fixtures live on the session event loop: set ``asyncio_mode = "auto"``
 (or mark tests ``@pytest.mark.asyncio``) and ``asyncio_default_fixture_loop_scope =
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -39,7 +41,9 @@ MIGRATIONS_INI = "luser_db_migrations"
 
 __all__ = [
     "QueryLog",
+    "StatementCounter",
     "assert_queries",
+    "count_statements",
     "create_test_database",
     "database_name",
     "database_url",
@@ -222,3 +226,50 @@ def assert_queries(expected: int) -> Iterator[QueryLog]:
     if len(log) != expected:
         listing = "\n  ".join(log.statements)
         raise AssertionError(f"expected {expected} queries, got {len(log)}:\n  {listing}")
+
+
+_WRITE_VERBS = re.compile(r"\b(insert|update|delete|copy|merge)\b", re.IGNORECASE)
+_STEPS = ("begin", "commit", "rollback", "savepoint", "release")
+
+
+class StatementCounter:
+    """The statements that ran while a ``count_statements()`` block was open."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, event: Any) -> None:
+        self.statements.append(event.sql)
+
+    @property
+    def reads(self) -> list[str]:
+        """Statements that only read: SELECT/WITH without a data-changing verb."""
+        return [s for s in self.statements if _kind(s) in ("select", "with") and not _writes(s)]
+
+    @property
+    def writes(self) -> list[str]:
+        """Statements that change data (including WITH ... INSERT/UPDATE and COPY)."""
+        return [s for s in self.statements if _kind(s) not in _STEPS and _writes(s)]
+
+
+def _kind(sql: str) -> str:
+    head = sql.lstrip(" \t\r\n(").split(None, 1)
+    return head[0].lower() if head else ""
+
+
+def _writes(sql: str) -> bool:
+    return _WRITE_VERBS.search(sql) is not None
+
+
+@contextmanager
+def count_statements() -> Iterator[StatementCounter]:
+    """Record every statement luser_db runs inside the block, from any task
+    (an ``on_query`` listener: statements that finished, failed ones included)."""
+    from ._observe import on_query
+
+    counter = StatementCounter()
+    remove = on_query(counter)
+    try:
+        yield counter
+    finally:
+        remove()

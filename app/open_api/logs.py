@@ -13,22 +13,20 @@ and counts drops). ``stop()`` writes every queued row before returning.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
-import asyncpg
+import luser_db
+from luser_common import AppError, DatabaseUnavailable, ValidationError
+from luser_db import Db, QueryBuilder, full_jitter, sqlstate
 
-from luser_common import AppError, ValidationError
-
-from . import _db
 from .metrics import OpenApiMetrics
+from .models import RouterLog
 
 __all__ = [
     "LOG_COLUMNS",
@@ -36,8 +34,7 @@ __all__ = [
     "LogRow",
     "LogWriter",
     "daily_usage",
-    "decode_cursor",
-    "encode_cursor",
+    "log_query",
     "query_logs",
 ]
 
@@ -68,23 +65,25 @@ class LogRow(NamedTuple):
 
 LOG_COLUMNS = list(LogRow._fields)
 
-_TRANSIENT = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.InsufficientResourcesError,
-    asyncpg.QueryCanceledError,
-    asyncpg.AdminShutdownError,
-    OSError,
-    TimeoutError,
-)
+# Between retries of a batch: full jitter, 50 ms doubling, at most 2 s.
+_backoff = full_jitter(base=0.05, cap=2.0)
 
 
 def _transient(exc: BaseException) -> bool:
-    # luser_db reports an unreachable database or exhausted pool as a retryable AppError.
-    return isinstance(exc, _TRANSIENT) or (isinstance(exc, AppError) and exc.retryable)
+    """Worth writing the same batch again: an unreachable database, an exhausted pool, a
+    serialization failure or deadlock. Not a COPY whose connection died mid-flight
+    (CommitUncertain): its rows may be in, and a duplicate log row double-counts usage;
+    crash recovery rebuilds the rows of charged calls that are missing."""
+    return isinstance(exc, AppError) and exc.retryable
+
+
+def _refused_row(exc: BaseException) -> bool:
+    # The server refused the data (a constraint, a bad value): one row may be to blame.
+    return sqlstate(exc) is not None and not isinstance(exc, DatabaseUnavailable)
+
+
+async def _copy(rows: Sequence[LogRow]) -> int:
+    return await Db.copy_records("router_logs", rows, LOG_COLUMNS)
 
 
 class LogWriter:
@@ -181,45 +180,37 @@ class LogWriter:
         return batch
 
     async def _write(self, batch: list[LogRow]) -> None:
-        attempt = 0
-        while True:
-            started = time.perf_counter()
-            try:
-                async with _db.connection(stateless=True) as conn:
-                    await conn.copy_records_to_table(
-                        "router_logs", records=batch, columns=LOG_COLUMNS
-                    )
-            except Exception as exc:
-                if isinstance(exc, asyncpg.PostgresError) and not _transient(exc):
-                    # A row the table refuses (a bad value) must not sink its batch-mates.
-                    await self._write_one_by_one(batch, exc)
-                    return
-                if not _transient(exc):
-                    self._give_up(batch, "error", exc)
-                    return
-                attempt += 1
-                if attempt > self._max_retries:
-                    self._give_up(batch, "write_failed", exc)
-                    return
-                self._metrics.log_flush_retries.inc()
-                log.warning(
-                    "request-log batch of %d: transient %r, retry %d", len(batch), exc, attempt
-                )
-                await asyncio.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random() / 2))
-                continue
-            self._metrics.log_flush_seconds.observe(time.perf_counter() - started)
-            self._written(len(batch))
+        started = time.perf_counter()
+        try:
+            await luser_db.retry(
+                lambda: _copy(batch),
+                attempts=self._max_retries + 1,
+                retry_on=self._retry_on,
+                backoff=_backoff,
+            )
+        except Exception as exc:
+            if _refused_row(exc) and not _transient(exc):
+                # A row the table refuses (a bad value) must not sink its batch-mates.
+                await self._write_one_by_one(batch, exc)
+            else:
+                self._give_up(batch, "write_failed" if _transient(exc) else "error", exc)
             return
+        self._metrics.log_flush_seconds.observe(time.perf_counter() - started)
+        self._written(len(batch))
+
+    def _retry_on(self, exc: BaseException) -> bool:
+        if not _transient(exc):
+            return False
+        self._metrics.log_flush_retries.inc()
+        log.warning("request-log batch: transient %r, retrying", exc)
+        return True
 
     async def _write_one_by_one(self, batch: list[LogRow], first: Exception) -> None:
         log.warning("request-log batch refused (%r); writing rows one by one", first)
         for row in batch:
             try:
-                async with _db.connection() as conn:
-                    await conn.copy_records_to_table(
-                        "router_logs", records=[row], columns=LOG_COLUMNS
-                    )
-            except asyncpg.PostgresError as exc:
+                await _copy([row])
+            except AppError as exc:
                 self._give_up([row], "rejected", exc)
             else:
                 self._written(1)
@@ -248,71 +239,55 @@ class LogFilter:
     until: datetime | None = None
 
 
-def encode_cursor(created_at: datetime, row_id: int) -> str:
-    raw = f"{created_at.astimezone(UTC).isoformat()}|{row_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, _, ident = raw.partition("|")
-        return datetime.fromisoformat(stamp), int(ident)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError("分页游标无效", field="cursor") from exc
-
-
-_COLUMNS_SQL = (
-    "id, request_id, user_id, token_id, path, ability, channel_id, failed_channel_ids, "
-    "status_code, error_code, latency_ms, units, cost, client_ip, created_at"
+# What a listing shows of a row (deduction_id is recovery's bookkeeping).
+LISTED = (
+    "id",
+    "request_id",
+    "user_id",
+    "token_id",
+    "path",
+    "ability",
+    "channel_id",
+    "failed_channel_ids",
+    "status_code",
+    "error_code",
+    "latency_ms",
+    "units",
+    "cost",
+    "client_ip",
+    "created_at",
 )
+_ORDER = ("created_at desc", "id desc")  # newest first; the primary key, so unique
 
 
-def build_log_query(flt: LogFilter, cursor: str | None, limit: int) -> tuple[str, list[Any]]:
-    """SQL for one page, newest first, keyset-paginated on (created_at, id)."""
-    where: list[str] = []
-    args: list[Any] = []
-
-    def add(sql: str, value: Any) -> None:
-        args.append(value)
-        where.append(sql.replace("?", f"${len(args)}"))
-
-    for column in ("user_id", "token_id", "ability", "channel_id", "status_code"):
-        value = getattr(flt, column)
-        if value is not None:
-            add(f"{column} = ?", value)
+def log_query(flt: LogFilter) -> QueryBuilder[RouterLog]:
+    """The rows ``flt`` selects, newest first (the ordering keyset pages follow)."""
+    query = RouterLog.query().select(*LISTED)
+    equal = {
+        column: value
+        for column in ("user_id", "token_id", "ability", "channel_id", "status_code")
+        if (value := getattr(flt, column)) is not None
+    }
+    if equal:
+        query = query.where(**equal)
     if flt.since is not None:
-        add("created_at >= ?", flt.since)
+        query = query.where("created_at >= ?", flt.since)
     if flt.until is not None:
-        add("created_at < ?", flt.until)
-    if cursor:
-        created_at, row_id = decode_cursor(cursor)
-        args.extend([created_at, row_id])
-        where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
-    args.append(limit + 1)
-    clause = f"WHERE {' AND '.join(where)} " if where else ""
-    sql = (
-        f"SELECT {_COLUMNS_SQL} FROM router_logs {clause}"
-        f"ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
-    )
-    return sql, args
+        query = query.where("created_at < ?", flt.until)
+    return query.order_by(*_ORDER)
 
 
 async def query_logs(
     flt: LogFilter, *, cursor: str | None = None, limit: int = 50
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of logs and the cursor of the next page (None at the end)."""
+    """One page of logs and the cursor of the next page (None at the end).
+
+    Keyset pages (``luser_db`` signed cursors): a cursor that was edited, or made for
+    another listing, is refused with 422 ``INVALID_CURSOR`` (field ``cursor``)."""
     if not 1 <= limit <= 500:
         raise ValidationError("limit 必须在 1-500 之间", field="limit")
-    sql, args = build_log_query(flt, cursor, limit)
-    async with _db.connection() as conn:
-        rows = await conn.fetch(sql, *args)
-    items = [dict(r) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = encode_cursor(last["created_at"], last["id"])
-    return items, next_cursor
+    page = await log_query(flt).keyset(size=limit, after=cursor)
+    return [row.to_dict(*LISTED) for row in page.items], page.next_cursor
 
 
 async def daily_usage(
@@ -338,6 +313,4 @@ async def daily_usage(
         "coalesce(sum(cost), 0)::bigint AS cost "
         f"FROM router_logs WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"
     )
-    async with _db.connection() as conn:
-        rows = await conn.fetch(sql, *args)
-    return [dict(r) for r in rows]
+    return [dict(r) for r in await Db.find(sql, *args)]

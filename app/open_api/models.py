@@ -19,6 +19,7 @@ __all__ = [
     "ApiToken",
     "Channel",
     "GroupMember",
+    "RouterLog",
     "UserGroup",
     "WalletEntry",
 ]
@@ -137,3 +138,24 @@ class WalletEntry(Model, table="wallet_ledger"):
     operator_id: int | None = None
     note: str = ""
     created_at: datetime | None = None
+
+
+class RouterLog(Model, table="router_logs"):
+    """One call's log row (written in COPY batches by ``logs.LogWriter``; read here)."""
+
+    created_at: datetime = _pk()  # (created_at, id): the partitioned table's key
+    id: int = _pk()
+    request_id: str = ""
+    user_id: int = 0
+    token_id: int | None = None
+    path: str = ""
+    ability: str = ""
+    channel_id: int | None = None
+    failed_channel_ids: list[int] | None = None
+    status_code: int = 0
+    error_code: str | None = None
+    latency_ms: int = 0
+    units: int = 1
+    cost: int = 0
+    client_ip: str | None = None
+    deduction_id: str | None = None

@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from . import _db
+import luser_db
+from luser_common import utc_now
+from luser_db import transaction
 
 __all__ = ["PartitionReport", "add_months", "maintain_partitions", "month_start"]
 
@@ -43,11 +45,11 @@ async def maintain_partitions(
     *, ahead: int = 2, retention_months: int = 6, now: datetime | None = None
 ) -> PartitionReport:
     """Create this month's and ``ahead`` future partitions; drop ones past retention."""
-    today = month_start(now or datetime.now(UTC))
+    today = month_start(now or utc_now())
     cutoff = add_months(today, -retention_months)
     created: list[str] = []
     dropped: list[str] = []
-    async with _db.connection() as conn, conn.transaction():
+    async with transaction(), luser_db.connection() as conn:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
         existing = {
             r["relname"]
@@ -73,10 +75,10 @@ async def maintain_partitions(
             "DELETE FROM quota_deductions WHERE created_at < $1",
             datetime(cutoff.year, cutoff.month, 1, tzinfo=UTC),
         )
-    return PartitionReport(created, dropped, int(status.split()[-1]))
+    return PartitionReport(created, dropped, int(status.rsplit(" ", 1)[-1]))
 
 
-async def _create_partition(conn: _db.Conn, name: str, lo: date, hi: date) -> None:
+async def _create_partition(conn: luser_db.Connection, name: str, lo: date, hi: date) -> None:
     # name and bounds are built from dates here, never from input: safe to interpolate.
     await conn.execute(f'CREATE TABLE "{name}" (LIKE router_logs INCLUDING DEFAULTS)')
     await conn.execute(

@@ -31,21 +31,18 @@ DeductionFailed when retries run out. Nothing is ever swallowed.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import asyncpg
-
-from luser_common import Conflict, DatabaseUnavailable, ValidationError
+import luser_db
+from luser_common import Conflict, ValidationError
 from luser_common.http import EnvelopeResponse
+from luser_db import CommitUncertain, Db, full_jitter, is_retryable, sqlstate, transaction
 
-from . import _db
 from .errors import (
     DeductionFailed,
     IdempotencyKeyReused,
@@ -62,17 +59,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_TRANSIENT = (
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    ConnectionError,
-    OSError,
-    DatabaseUnavailable,  # no connection could be had (server full or down)
-)
+# Between retries of a keyed write: full jitter, 10 ms doubling, at most 200 ms.
+_BACKOFF = full_jitter(base=0.01, cap=0.2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +181,7 @@ async def _deduct_once(
 ) -> Deduction:
     # One statement = one implicit transaction and one round trip: the wallet and
     # token rows stay locked only for this statement and its commit.
-    async with _db.connection(stateless=True) as conn:  # set_config(..., true) is local
+    async with luser_db.connection(stateless=True) as conn:  # set_config(..., true) is local
         try:
             row = await conn.fetchrow(
                 _DEDUCT_SQL,
@@ -209,10 +197,11 @@ async def _deduct_once(
                 call.path,
                 call.log_request_id,
             )
-        except asyncpg.PostgresError as exc:
-            if exc.sqlstate == "LU402":
+        except Exception as exc:
+            state = sqlstate(exc)  # open_api_refuse()'s custom SQLSTATE, kept by luser_db
+            if state == "LU402":
                 raise await _wallet_refusal(conn, user_id) from exc
-            if exc.sqlstate == "LU429":
+            if state == "LU429":
                 raise await _token_refusal(conn, token_id, user_id) from exc
             raise
         assert row is not None
@@ -231,7 +220,7 @@ FROM quota_deductions WHERE request_id = $1
 
 
 async def _existing(
-    conn: _db.Conn,
+    conn: luser_db.Connection,
     user_id: int,
     token_id: int,
     amount: int,
@@ -266,7 +255,7 @@ async def _existing(
     return Deduction(request_id, user_id, token_id, row["amount"], True, outcome=outcome)
 
 
-async def _wallet_refusal(conn: _db.Conn, user_id: int) -> Exception:
+async def _wallet_refusal(conn: luser_db.Connection, user_id: int) -> Exception:
     # Only on the refusal path: an empty wallet, or an owner disabled since the cache.
     status = await conn.fetchval("SELECT status FROM users WHERE id = $1", user_id)
     if status != "active":
@@ -274,7 +263,7 @@ async def _wallet_refusal(conn: _db.Conn, user_id: int) -> Exception:
     return InsufficientBalance()
 
 
-async def _token_refusal(conn: _db.Conn, token_id: int, user_id: int) -> Exception:
+async def _token_refusal(conn: luser_db.Connection, token_id: int, user_id: int) -> Exception:
     # Only on the refusal path: say precisely why the token update matched nothing.
     row = await conn.fetchrow(
         "SELECT status, expired_time <= now() AS expired FROM api_tokens "
@@ -316,8 +305,7 @@ async def store_outcome(request_id: str, attempt: str, outcome: Outcome) -> None
 
 
 async def _execute(sql: str, *args: Any) -> None:
-    async with _db.connection(stateless=True) as conn:
-        await conn.execute(sql, *args)
+    await Db.execute(sql, *args)
 
 
 def _json_text(data: Any) -> str:
@@ -341,18 +329,16 @@ async def refund_quota(
 async def _retrying(
     fn: Callable[[], Awaitable[T]], request_id: str, failure: str | None, retries: int = 5
 ) -> T:
-    """``fn()``, retried on transient errors (safe: every write here is keyed by
-    ``request_id``); DeductionFailed(``failure``) when they persist."""
-    tries = 0
-    while True:
-        try:
-            return await fn()
-        except _TRANSIENT as exc:
-            tries += 1
-            if tries > retries:
-                raise DeductionFailed(failure, details={"request_id": request_id}) from exc
-            log.warning("open API %s: transient %r, retry %d", request_id, exc, tries)
-            await asyncio.sleep(min(0.2, 0.005 * 2**tries) * random.random())
+    """``fn()``, retried on transient errors and on a commit whose outcome is unknown
+    (safe: every write here is keyed by ``request_id`` and its attempt nonce, the
+    refund by ``refunded_at IS NULL``); DeductionFailed(``failure``) when they persist."""
+    try:
+        return await luser_db.retry(fn, attempts=retries + 1, backoff=_BACKOFF, idempotent=True)
+    except Exception as exc:
+        if isinstance(exc, CommitUncertain) or is_retryable(exc):
+            log.warning("open API %s: gave up after %d retries: %r", request_id, retries, exc)
+            raise DeductionFailed(failure, details={"request_id": request_id}) from exc
+        raise
 
 
 _REFUND_SQL = """
@@ -367,20 +353,21 @@ RETURNING user_id, token_id, amount
 
 
 async def _refund_once(request_id: str, outcome: Outcome | None) -> bool:
-    async with _db.connection(stateless=True) as conn, conn.transaction():
-        row = await conn.fetchrow(
+    async with transaction():
+        refunded = await Db.find(
             _REFUND_SQL,
             request_id,
             outcome.status if outcome else None,
             outcome.code if outcome else None,
             outcome.message if outcome else None,
         )
-        if row is None:
+        if not refunded:
             return False
-        await conn.execute(
+        row = refunded[0]
+        await Db.execute(
             "UPDATE users SET balance = balance + $2 WHERE id = $1", row["user_id"], row["amount"]
         )
-        await conn.execute(
+        await Db.execute(
             "UPDATE api_tokens SET used_quota = greatest(used_quota - $2, 0) WHERE id = $1",
             row["token_id"],
             row["amount"],

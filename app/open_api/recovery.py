@@ -23,7 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from . import _db
+import luser_db
+from luser_db import transaction
+
 from .errors import CallInterrupted
 
 __all__ = ["RECOVERY_HORIZON", "RecoveryReport", "recover"]
@@ -83,7 +85,7 @@ async def recover(
     """Finish what dead processes left: deductions between ``lookback`` and ``older_than`` ago."""
     if older_than < timedelta(0) or lookback <= older_than:
         raise ValueError("need 0 <= older_than < lookback")
-    async with _db.connection() as conn, conn.transaction():
+    async with transaction(), luser_db.connection() as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _LOCK_KEY):
             return RecoveryReport(0, 0)  # another node is recovering right now
         interrupted = await conn.fetchval(

@@ -18,12 +18,15 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from . import _db
+import luser_db
+from luser_common.tasks import every
+from luser_db import Db, Listener, Notification, transaction
+
 from .money import call_cost
 
 __all__ = ["ChannelInfo", "ConfigRefresher", "Route", "RouterConfig", "load_router_config"]
@@ -116,17 +119,17 @@ FROM abilities WHERE enabled
 """
 
 
+_VERSION_SQL = "SELECT version FROM open_api_config_version WHERE id = 1"
+
+
 async def load_router_config() -> RouterConfig:
     """Read channels, abilities, prices and groups in one consistent snapshot."""
-    async with (
-        _db.connection() as conn,
-        conn.transaction(isolation="repeatable_read", readonly=True),
-    ):
-        version = await conn.fetchval("SELECT version FROM open_api_config_version WHERE id = 1")
-        channels = await conn.fetch(_CHANNELS_SQL)
-        abilities = await conn.fetch(_ABILITIES_SQL)
-        prices = await conn.fetch("SELECT ability, price FROM ability_prices")
-        groups = await conn.fetch("SELECT name, ratio FROM user_groups")
+    async with transaction(isolation="repeatable_read", readonly=True):
+        version = await Db.query_value(_VERSION_SQL)
+        channels = await Db.find(_CHANNELS_SQL)
+        abilities = await Db.find(_ABILITIES_SQL)
+        prices = await Db.find("SELECT ability, price FROM ability_prices")
+        groups = await Db.find("SELECT name, ratio FROM user_groups")
     return build_router_config(version or 0, channels, abilities, prices, groups)
 
 
@@ -137,7 +140,7 @@ def build_router_config(
     prices: Sequence[Any],
     groups: Sequence[Any],
 ) -> RouterConfig:
-    """A snapshot from rows (asyncpg records or plain mappings with the same keys)."""
+    """A snapshot from rows (records or plain mappings with the same keys)."""
     by_id: dict[int, tuple[ChannelInfo, int, int]] = {}
     for c in channels:
         info = ChannelInfo(
@@ -174,8 +177,19 @@ def build_router_config(
     )
 
 
+CONFIG_CHANNEL = "open_api_config"  # payload: the new config version
+TOKENS_CHANNEL = "open_api_tokens"  # payload: "token:<id>" or "user:<id>"
+
+
 class ConfigRefresher:
-    """Keeps a RouterConfig current: LISTEN for changes, poll the version as a fallback."""
+    """Keeps a RouterConfig current: LISTEN for changes, poll the version as a fallback.
+
+    The LISTEN connection is ``luser_db.listen``'s: it reconnects by itself and then
+    calls ``_relistened``. Notifications sent while it was away are lost -- token and
+    owner changes among them -- so the token cache is dropped (``on_listen_gap``) and
+    the routing snapshot reloaded once LISTEN is back; the poll also drops the cache
+    while the listener is down.
+    """
 
     def __init__(
         self,
@@ -190,9 +204,8 @@ class ConfigRefresher:
         self._on_token_change = on_token_change
         self._on_config_change = on_config_change
         self._on_listen_gap = on_listen_gap
-        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._listen_conn: _db.Conn | None = None
+        self._listener: Listener | None = None
         self._lock = asyncio.Lock()
         self.refreshes = 0
         self.reconnects = 0
@@ -200,10 +213,13 @@ class ConfigRefresher:
     async def refresh(self) -> RouterConfig:
         """Reload now and swap the snapshot in (single-flight)."""
         async with self._lock:
-            config = await load_router_config()
-            changed = config.version != self.config.version
-            self.config = config
-            self.refreshes += 1
+            return await self._reload()
+
+    async def _reload(self) -> RouterConfig:
+        config = await load_router_config()
+        changed = config.version != self.config.version
+        self.config = config
+        self.refreshes += 1
         if changed and self._on_config_change is not None:
             self._on_config_change()
         return config
@@ -211,14 +227,18 @@ class ConfigRefresher:
     async def start(self) -> None:
         # LISTEN before the first load: a change committed in between is then
         # either in the snapshot or announced, never lost.
-        await self._listen()
+        self._listener = await luser_db.listen(
+            [CONFIG_CHANNEL, TOKENS_CHANNEL], self._notified, on_reconnect=self._relistened
+        )
         try:
             await self.refresh()
         except BaseException:
-            # Give the LISTEN connection back, or closing the pool waits for it forever.
-            await self._unlisten()
+            await self._unlisten()  # its connection must not outlive a failed start
             raise
-        self._task = asyncio.create_task(self._run(), name="open-api-config-refresher")
+        self._task = asyncio.create_task(
+            every(self._poll_interval, self._poll, name="open-api-config-poll"),
+            name="open-api-config-refresher",
+        )
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -228,84 +248,45 @@ class ConfigRefresher:
             self._task = None
         await self._unlisten()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                if not self.listening:
-                    await self._relisten()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-                self._wake.clear()
-                if self.listening:  # else: lost meanwhile, reconnect (and reload) first
-                    await self._refresh_if_moved()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # keep serving the last good snapshot; retry soon
-                log.exception("open API config refresh failed; keeping the last snapshot")
-                await self._unlisten()
-                await asyncio.sleep(min(self._poll_interval, 1.0))
-
     @property
     def listening(self) -> bool:
-        return self._listen_conn is not None and not self._listen_conn.is_closed()
+        return self._listener is not None and self._listener.connected
 
-    async def _relisten(self) -> None:
-        """Listen again after the connection was lost, then distrust what may have been missed.
+    @property
+    def listener_pid(self) -> int | None:
+        """The server process id of the LISTEN connection (None while it is away)."""
+        return None if self._listener is None else self._listener.pid
 
-        Notifications sent while nobody listened are gone: token and owner changes
-        among them. So the token cache is dropped (``on_listen_gap``, also called when
-        the loss was noticed) and the routing snapshot reloaded, after LISTEN is back,
-        so that no change can fall in between.
-        """
-        await self._unlisten()
-        await self._listen()
+    async def _unlisten(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
+
+    async def _relistened(self) -> None:
+        """LISTEN is back after a loss: distrust what may have been missed meanwhile."""
         self.reconnects += 1
         log.warning("open API: LISTEN connection re-established; caches refreshed")
         if self._on_listen_gap is not None:
             self._on_listen_gap()
         await self.refresh()
 
-    async def _refresh_if_moved(self) -> None:
-        async with _db.connection() as conn:
-            version = await conn.fetchval(
-                "SELECT version FROM open_api_config_version WHERE id = 1"
-            )
+    async def _poll(self) -> None:
+        if not self.listening and self._on_listen_gap is not None:
+            self._on_listen_gap()  # notifications are being missed: nothing cached is trusted
+        version = await Db.query_value(_VERSION_SQL)
         if version != self.config.version:
             await self.refresh()
 
-    async def _listen(self) -> None:
-        pool = await _db.get_pool()
-        conn: _db.Conn = await pool.acquire()
-        await conn.add_listener("open_api_config", self._notified)
-        await conn.add_listener("open_api_tokens", self._notified)
-        # A lost connection wakes the loop at once, not at the next poll.
-        conn.add_termination_listener(self._lost)
-        self._listen_conn = conn
-
-    def _lost(self, conn: object) -> None:
-        # From now on notifications are missed: nothing cached is trusted, and the
-        # loop reconnects at once (and drops the cache again once LISTEN is back).
-        if self._on_listen_gap is not None:
-            self._on_listen_gap()
-        self._wake.set()
-
-    async def _unlisten(self) -> None:
-        conn, self._listen_conn = self._listen_conn, None
-        if conn is None:
-            return
-        with contextlib.suppress(Exception):
-            await conn.remove_listener("open_api_config", self._notified)
-            await conn.remove_listener("open_api_tokens", self._notified)
-            conn.remove_termination_listener(self._lost)
-        # The pool may already be closed (shutdown order, outage): then the connection
-        # is gone with it, and a failure here must not kill the refresher loop.
-        with contextlib.suppress(Exception):
-            pool = await _db.get_pool()
-            await pool.release(conn)
-
-    def _notified(self, conn: object, pid: int, channel: str, payload: object) -> None:
-        if channel == "open_api_tokens":
+    def _notified(self, note: Notification) -> Awaitable[None] | None:
+        # Token changes apply synchronously, in the listener's dispatch: no task switch
+        # in between; a config change returns its reload, which the listener runs as a task.
+        if note.channel == TOKENS_CHANNEL:
             if self._on_token_change is not None:
-                self._on_token_change(str(payload))
-        else:
-            self._wake.set()
+                self._on_token_change(note.payload)
+            return None
+        return self._config_changed(note.payload)
+
+    async def _config_changed(self, payload: str) -> None:
+        async with self._lock:  # a burst of changes: one reload covers every version up to it
+            if not payload.isdigit() or int(payload) > self.config.version:
+                await self._reload()

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from luser_common import (
@@ -35,8 +35,10 @@ from luser_common import (
     ExternalServiceError,
     NetworkError,
     ValidationError,
+    utc_now,
 )
 from luser_common import TimeoutError as AppTimeout
+from luser_common.tasks import every
 from luser_config.schema import OpenApiConfig, VodConfig
 
 from ..vod.base import VodProvider
@@ -152,10 +154,18 @@ class OpenApi:
             raise
         self._tasks = [
             asyncio.create_task(
-                self._every(self.config.accessed_time_flush_seconds, self.access.flush)
+                every(
+                    self.config.accessed_time_flush_seconds,
+                    self.access.flush,
+                    name="open-api-accessed-time",
+                )
             ),
-            asyncio.create_task(self._every(PARTITION_JOB_SECONDS, self.maintain, first=0.0)),
-            asyncio.create_task(self._every(RECOVERY_JOB_SECONDS, self.recover, first=0.0)),
+            asyncio.create_task(
+                every(PARTITION_JOB_SECONDS, self.maintain, name="open-api-partitions", first=0)
+            ),
+            asyncio.create_task(
+                every(RECOVERY_JOB_SECONDS, self.recover, name="open-api-recovery", first=0)
+            ),
         ]
 
     async def stop(self) -> None:
@@ -192,20 +202,6 @@ class OpenApi:
                 report.interrupted,
                 report.logs_rebuilt,
             )
-
-    @staticmethod
-    async def _every(
-        seconds: float, job: Callable[[], Awaitable[Any]], first: float | None = None
-    ) -> None:
-        await asyncio.sleep(seconds if first is None else first)
-        while True:
-            try:
-                await job()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # keep the loop alive; the job logs and retries next round
-                log.exception("open API background job failed")
-            await asyncio.sleep(seconds)
 
     async def refresh_config(self) -> RouterConfig:
         """Reload routing now (management API changes apply on this node at once)."""
@@ -409,7 +405,7 @@ class OpenApi:
                 units=1,
                 cost=ctx.cost,
                 client_ip=ctx.client_ip,
-                created_at=datetime.now(UTC),
+                created_at=utc_now(),
                 deduction_id=ctx.deduction_id,
             )
         )

@@ -18,10 +18,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
-from . import _db
+from luser_common import utc_now
+from luser_db import Db
+
 from .access import IpAllowList
 from .errors import (
     AbilityNotAllowed,
@@ -135,7 +137,7 @@ class TokenStore:
         self._pepper = pepper
         self._ttl = ttl_seconds
         self._max_size = max_size
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or (lambda: utc_now())
         self._cache: OrderedDict[bytes, _Entry] = OrderedDict()
         self._by_token: dict[int, bytes] = {}
         self._by_user: dict[int, set[bytes]] = {}
@@ -208,8 +210,7 @@ class TokenStore:
         return info
 
     async def _load(self, key_hash: bytes) -> TokenInfo | None:
-        async with _db.connection(stateless=True) as conn:
-            row = await conn.fetchrow(_LOAD_SQL, key_hash)
+        row = await Db.find_first(_LOAD_SQL, key_hash)
         if row is None:
             return None
         abilities = row["allowed_abilities"]
@@ -291,7 +292,7 @@ class AccessTracker:
         self._pending: dict[int, datetime] = {}
 
     def touch(self, token_id: int, when: datetime | None = None) -> None:
-        self._pending[token_id] = when or datetime.now(UTC)
+        self._pending[token_id] = when or utc_now()
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -304,14 +305,13 @@ class AccessTracker:
         ids: Iterable[int] = list(pending)
         times = [pending[i] for i in ids]
         try:
-            async with _db.connection() as conn:
-                await conn.execute(
-                    "UPDATE api_tokens t SET accessed_time = v.at "
-                    "FROM unnest($1::bigint[], $2::timestamptz[]) AS v(id, at) "
-                    "WHERE t.id = v.id AND (t.accessed_time IS NULL OR t.accessed_time < v.at)",
-                    list(ids),
-                    times,
-                )
+            await Db.execute(
+                "UPDATE api_tokens t SET accessed_time = v.at "
+                "FROM unnest($1::bigint[], $2::timestamptz[]) AS v(id, at) "
+                "WHERE t.id = v.id AND (t.accessed_time IS NULL OR t.accessed_time < v.at)",
+                list(ids),
+                times,
+            )
         except BaseException:
             # Put them back (newer touches win) so the next flush retries.
             for token_id, at in pending.items():

@@ -1,4 +1,5 @@
-"""Fixtures: a migrated database, an asyncpg pool for the open API, users and tokens."""
+"""Fixtures: a migrated database (luser_db initialised on it), a driver pool the tests
+use to set up and inspect rows behind the service's back, users and tokens."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import asyncpg
 import pytest
 
 import luser_db
-from app.open_api import _db
 from app.open_api.manage import TokenSpec, create_token
 from app.open_api.tokens import TokenStore
 
@@ -34,16 +34,10 @@ async def migrated_url(database_url: str) -> str:
 async def pool(migrated_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await asyncpg.create_pool(migrated_url, min_size=2, max_size=16)
     assert pool is not None
-    _db.set_pool(pool)
-    luser_db.init(migrated_url)  # the management operations run on luser_db
+    luser_db.init(migrated_url)  # the open API runs on luser_db; this pool sets up rows
     try:
         yield pool
     finally:
-        _db.set_pool(None)
-        # The session-wide app of tests/app/conftest.py may still hold a connection of
-        # this pool (its refresher re-listens on whichever pool is set when its LISTEN
-        # connection drops) until its own teardown, which runs after this one: close
-        # what is idle, cut what is still held.
         try:
             await asyncio.wait_for(pool.close(), 5)
         except TimeoutError:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
-from app.open_api import _db, logs
-from app.open_api.logs import LogFilter, LogRow, LogWriter, build_log_query, daily_usage, query_logs
+from app.open_api import logs
+from app.open_api.logs import LogFilter, LogRow, LogWriter, daily_usage, log_query, query_logs
 from app.open_api.metrics import OpenApiMetrics
 from app.open_api.partitions import add_months, maintain_partitions, month_start
+from luser_common import DatabaseUnavailable
+from luser_db import CommitUncertain, InvalidCursor
 
 
 def _row(
@@ -93,25 +93,23 @@ async def test_writer_flushes_on_interval(conn: asyncpg.Connection) -> None:
 async def test_transient_write_failures_are_retried(
     conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = _db.connection
+    real = logs._copy
     failures = [2]
 
-    @contextlib.asynccontextmanager
-    async def flaky(**options: bool) -> AsyncIterator[asyncpg.Connection]:
-        if failures[0] > 0:
+    async def flaky(rows: Any) -> int:
+        if failures[0] > 0:  # what luser_db raises when no connection can be had
             failures[0] -= 1
-            raise ConnectionResetError("injected: connection lost")
-        async with real(**options) as c:
-            yield c
+            raise DatabaseUnavailable("injected: connection lost")
+        return await real(rows)
 
-    monkeypatch.setattr(_db, "connection", flaky)
+    monkeypatch.setattr(logs, "_copy", flaky)
+    monkeypatch.setattr(logs, "_backoff", _no_wait)
     metrics = OpenApiMetrics()
     writer = LogWriter(queue_size=100, batch_size=100, flush_interval=3600, metrics=metrics)
     user_id = 900_000_004
     for _ in range(7):
         writer.insert_log(_row(user_id))
     await writer.flush()
-    monkeypatch.setattr(_db, "connection", real)
     assert await _count(conn, user_id) == 7
     assert "open_api_log_flush_retries_total 2.0" in metrics.render().decode()
 
@@ -119,13 +117,11 @@ async def test_transient_write_failures_are_retried(
 async def test_persistent_write_failure_is_counted_not_hidden(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    @contextlib.asynccontextmanager
-    async def down(**options: bool) -> AsyncIterator[asyncpg.Connection]:
-        raise ConnectionRefusedError("injected: database down")
-        yield  # pragma: no cover
+    async def down(rows: Any) -> int:
+        raise DatabaseUnavailable("injected: database down")
 
-    monkeypatch.setattr(_db, "connection", down)
-    monkeypatch.setattr(logs.asyncio, "sleep", _no_sleep)
+    monkeypatch.setattr(logs, "_copy", down)
+    monkeypatch.setattr(logs, "_backoff", _no_wait)
     metrics = OpenApiMetrics()
     writer = LogWriter(queue_size=100, batch_size=100, max_retries=2, metrics=metrics)
     for _ in range(4):
@@ -133,10 +129,32 @@ async def test_persistent_write_failure_is_counted_not_hidden(
     await writer.flush()
     assert writer.failed == 4 and writer.written == 0
     assert 'open_api_logs_dropped_total{reason="write_failed"} 4.0' in metrics.render().decode()
+    assert "open_api_log_flush_retries_total 2.0" in metrics.render().decode()
 
 
-async def _no_sleep(_: float) -> None:
-    return None
+async def test_a_copy_lost_mid_flight_is_not_written_twice(
+    conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The rows may be in already: a second COPY could duplicate them (and double-count
+    # usage); recovery rebuilds the rows of charged calls that are really missing.
+    calls = [0]
+
+    async def lost(rows: Any) -> int:
+        calls[0] += 1
+        raise CommitUncertain()
+
+    monkeypatch.setattr(logs, "_copy", lost)
+    metrics = OpenApiMetrics()
+    writer = LogWriter(queue_size=100, batch_size=100, metrics=metrics)
+    for _ in range(3):
+        writer.insert_log(_row(900_000_015))
+    await writer.flush()
+    assert calls == [1] and writer.failed == 3
+    assert 'open_api_logs_dropped_total{reason="error"} 3.0' in metrics.render().decode()
+
+
+def _no_wait(attempt: int) -> float:
+    return 0.0
 
 
 async def test_a_refused_row_does_not_sink_its_batch(conn: asyncpg.Connection) -> None:
@@ -160,6 +178,13 @@ async def test_keyset_pagination_and_filters(conn: asyncpg.Connection) -> None:
         )
     await writer.flush()
     seen: list[int] = []
+    _, cursor = await query_logs(LogFilter(user_id=user_id), limit=5)
+    assert cursor is not None
+    edited = ("B" if cursor[0] != "B" else "C") + cursor[1:]  # the signed body changed
+    for forged in (edited, "2026|5"):
+        with pytest.raises(InvalidCursor) as info:  # signed: an edited cursor is refused
+            await query_logs(LogFilter(user_id=user_id), cursor=forged, limit=5)
+        assert (info.value.status_code, info.value.field) == (422, "cursor")
     cursor = None
     while True:
         items, cursor = await query_logs(LogFilter(user_id=user_id), cursor=cursor, limit=5)
@@ -270,8 +295,11 @@ async def test_listing_uses_indexes_on_a_large_table(conn: asyncpg.Connection) -
         ),
     ]
     for flt, index_hint in cases:
-        for cursor in (None, logs.encode_cursor(now - timedelta(days=1), 10**12)):
-            sql, args = build_log_query(flt, cursor, 50)
+        for after in (None, (now - timedelta(days=1), 10**12)):
+            query = log_query(flt)
+            if after is not None:  # the condition a keyset cursor adds (luser_db.keyset)
+                query = query.where("(created_at, id) < (?, ?)", *after)
+            sql, args = query.limit(51).to_sql()
             plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args))[0]["Plan"]
             nodes = _plan_nodes(plan)
             scans = [n for n in nodes if "Scan" in n["Node Type"]]

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
-from app.open_api import _db
+import luser_db
 from app.open_api.quota import CallRecord, deduct_quota
 from app.open_api.recovery import recover
 from app.open_api.tokens import Invalid, Valid
@@ -166,26 +166,24 @@ async def test_concurrent_requests_with_one_key_do_the_work_once(
 
 
 @asynccontextmanager
-async def _through_proxy(migrated_url: str, restore: asyncpg.Pool) -> AsyncIterator[FaultProxy]:
-    """The service's statements go through a FaultProxy for the block."""
+async def _through_proxy(migrated_url: str) -> AsyncIterator[FaultProxy]:
+    """The service's statements go through a FaultProxy for the block (luser_db's pool
+    is pointed at the proxy, then back at the database)."""
     target = urlsplit(migrated_url)
     proxy = FaultProxy(target.hostname or "127.0.0.1", target.port or 5432)
     await proxy.start()
     netloc = f"{target.username}@127.0.0.1:{proxy.port}"
-    proxied = await asyncpg.create_pool(
+    luser_db.init(
         urlunsplit(target._replace(netloc=netloc)),
         min_size=1,
         max_size=8,
         ssl=False,
         statement_cache_size=0,
     )
-    assert proxied is not None
-    _db.set_pool(proxied)
     try:
         yield proxy
     finally:
-        _db.set_pool(restore)
-        await proxied.close()
+        luser_db.init(migrated_url)  # the proxied pool is closed in the background
         await proxy.close()
 
 
@@ -194,7 +192,7 @@ async def test_a_reply_lost_after_commit_is_charged_logged_and_refunded_at_cost(
 ) -> None:
     user_id, key, _ = await partner(env, pool, 6 * PRICE)
     try:
-        async with _through_proxy(migrated_url, pool) as proxy:
+        async with _through_proxy(migrated_url) as proxy:
             for _ in range(5):
                 proxy.lose_reply(b"INSERT INTO quota_deductions")
                 _data(await play(env, key))
@@ -256,12 +254,12 @@ async def test_after_the_listener_reconnects_the_token_cache_is_not_trusted(
     _data(await play(env, key))
     router = env.service.router
     reconnects = router.reconnects
-    listener = router._listen_conn
-    assert listener is not None
+    listener_pid = router.listener_pid
+    assert listener_pid is not None
     # The owner is disabled while nobody listens: its notification is lost for good.
     await _silently(pool, "UPDATE users SET status = 'disabled' WHERE id = $1", user_id)
     async with pool.acquire() as conn:
-        assert await conn.fetchval("SELECT pg_terminate_backend($1)", listener.get_server_pid())
+        assert await conn.fetchval("SELECT pg_terminate_backend($1)", listener_pid)
     deadline = time.monotonic() + 10
     while router.reconnects == reconnects:
         assert time.monotonic() < deadline, "the listener did not reconnect"

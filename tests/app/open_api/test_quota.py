@@ -8,9 +8,12 @@ import uuid
 import asyncpg
 import pytest
 
+import luser_db
 from app.open_api import quota
 from app.open_api.errors import DeductionFailed, InsufficientBalance, QuotaExceeded
 from app.open_api.quota import deduct_quota
+from luser_common import AppError
+from luser_db import sqlstate
 
 from .conftest import MakeToken, MakeUser
 
@@ -92,8 +95,10 @@ async def test_failure_between_wallet_and_token_writes_leaves_neither(
         f"FOR EACH ROW WHEN (OLD.id = {token_id}) EXECUTE FUNCTION fail_token_{token_id}()"
     )
     try:
-        with pytest.raises(asyncpg.PostgresError, match="injected fault"):
+        with pytest.raises(AppError) as info:  # a luser error, never the driver's
             await deduct_quota(user_id, token_id, 100, f"db-fault-{token_id}")
+        assert sqlstate(info.value) == errcode
+        assert "injected fault" in str(info.value.__cause__)
     finally:
         await conn.execute(f"DROP TRIGGER fail_token_{token_id} ON api_tokens")
     assert await _state(conn, user_id, token_id) == (1_000, 0, 0)
@@ -175,7 +180,7 @@ async def test_persistent_transient_failure_surfaces(
             await deduct_quota(user_id, token_id, 10, f"broken-{user_id}", retries=3)
     finally:
         await conn.execute(f"DROP TRIGGER {name} ON users")
-    assert isinstance(info.value.__cause__, asyncpg.SerializationError)
+    assert sqlstate(info.value) == "40001"  # the serialization failure, through luser_db
     assert info.value.retryable
     assert await _state(conn, user_id, token_id) == (1_000, 0, 0)
     # The caller retries with the same request_id once the fault is gone: charged once.
@@ -231,7 +236,7 @@ async def test_asynchronous_commit_is_scoped_to_the_deduction(
     assert result.balance_after == 70 and result.used_quota_after == 30
     # set_config(..., true) is transaction-local: pooled connections keep the default.
     settings = set()
-    async with pool.acquire() as a, pool.acquire() as b:
+    async with luser_db.connection(stateless=True) as a, luser_db.connection(stateless=True) as b:
         for c in (a, b):
             settings.add(await c.fetchval("SHOW synchronous_commit"))
     assert settings == {"on"}

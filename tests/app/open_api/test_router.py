@@ -10,9 +10,10 @@ from collections import Counter
 import asyncpg
 import pytest
 
-from app.open_api import _db, manage
+from app.open_api import manage
 from app.open_api.router import ConfigRefresher, Route, RouterConfig, build_router_config
 from app.open_api.secretbox import SecretBox
+from luser_db.testing import count_statements
 
 BOX = SecretBox.from_config("", b"test-pepper")
 
@@ -86,7 +87,7 @@ async def test_selection_reads_no_sql(pool: asyncpg.Pool) -> None:
     group = await _group()
     await manage.save_ability(group, "catalog.search", await _channel())
     config = await ConfigRefresher(poll_interval=3600).refresh()
-    async with _db.count_statements() as counter:
+    with count_statements() as counter:
         for _ in range(1_000):
             assert config.pick(group, "catalog.search") is not None
             assert config.cost("catalog.search", group) is not None

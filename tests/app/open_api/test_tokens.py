@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from app.open_api import _db, manage
+from app.open_api import manage
 from app.open_api.access import IpAllowList
 from app.open_api.errors import (
     AbilityNotAllowed,
@@ -21,6 +21,7 @@ from app.open_api.errors import (
 )
 from app.open_api.quota import deduct_quota
 from app.open_api.tokens import Expired, Invalid, TokenStore, Valid, hash_key
+from luser_db.testing import count_statements
 
 from .conftest import PEPPER, MakeToken, MakeUser
 
@@ -185,10 +186,10 @@ async def test_cached_validation_issues_no_sql(
 ) -> None:
     user_id = await make_user()
     _, key = await make_token(user_id)
-    async with _db.count_statements() as first:
+    with count_statements() as first:
         await store.authorize(key, "catalog.search", "10.0.0.1")
     assert len(first.reads) == 1  # the counter works: a miss reads once
-    async with _db.count_statements() as steady:
+    with count_statements() as steady:
         for _ in range(100):
             await store.authorize(key, "catalog.search", "10.0.0.1")
     assert steady.statements == []
@@ -204,7 +205,7 @@ async def test_accessed_time_writes_are_coalesced(
     tracker = AccessTracker()
     for _ in range(500):
         tracker.touch(token_id)
-    async with _db.count_statements() as counter:
+    with count_statements() as counter:
         assert await tracker.flush() == 1
     assert len(counter.writes) == 1
     assert await conn.fetchval("SELECT accessed_time FROM api_tokens WHERE id = $1", token_id)
