@@ -8,6 +8,7 @@ docs/orm.md.
 
 from luser_common import Page
 
+from . import cache
 from ._connection import Connection, connection
 from ._listen import Listener, Notification, listen, notify
 from ._observe import QueryEvent, configure_sql_log, on_query
@@ -52,6 +53,7 @@ __all__ = [
     "ReadOnlyError",
     "Record",
     "SharedConnectionError",
+    "cache",
     "close",
     "configure_sql_log",
     "connection",

@@ -38,6 +38,11 @@ __all__ = [
 # Called with each SQL string before it is sent (``luser_db.testing.assert_queries``).
 listeners: list[Callable[[str], None]] = []
 
+# Set by the query cache while it is enabled: the tables a statement writes, and what
+# to do once such a statement succeeded (evict now or at commit). None: no cost.
+written_tables: Callable[[str], frozenset[str]] | None = None
+wrote: Callable[[frozenset[str], str], Coroutine[Any, Any, None]] | None = None
+
 Op = Callable[[Any, str, Sequence[Any]], Coroutine[Any, Any, Any]]
 
 _watch = _observe.watch
@@ -78,10 +83,28 @@ async def guard(
     return await send(conn, op, what, (), source, in_tx)
 
 
-async def run(
+def run(
     op: Op, sql: str, args: Sequence[Any], source: str = PRIMARY, raw: bool = False
-) -> Any:
+) -> Coroutine[Any, Any, Any]:
     """Run ``op(conn, sql, args)`` in the current transaction or on a pooled connection."""
+    # A plain function: reads pay one flag test, only writes take the extra frame.
+    if written_tables is not None:
+        tables = written_tables(sql)
+        if tables:
+            return _run_write(tables, op, sql, args, source, raw)
+    return _run(op, sql, args, source, raw)
+
+
+async def _run_write(
+    tables: frozenset[str], op: Op, sql: str, args: Sequence[Any], source: str, raw: bool
+) -> Any:
+    result = await _run(op, sql, args, source, raw)
+    if wrote is not None:
+        await wrote(tables, source)
+    return result
+
+
+async def _run(op: Op, sql: str, args: Sequence[Any], source: str, raw: bool) -> Any:
     if listeners:
         for listener in listeners:
             listener(sql)

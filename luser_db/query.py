@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from luser_common import Page, ValidationError
 
-from . import _exec
+from . import _exec, cache
 from ._datasource import PRIMARY
 from ._gc import bulk
 from ._json import load
@@ -93,6 +93,7 @@ class QueryBuilder(Generic[T]):
         self._offset: int | None = None
         self._lock = ""
         self._deleted = "exclude"
+        self._cache: tuple[str, float | None] | None = None
 
     def _clone(self, **changes: Any) -> Self:
         # peewee's Node.clone: a shallow __dict__ copy. Safe because every clause
@@ -288,6 +289,23 @@ class QueryBuilder(Generic[T]):
         """Run against data source ``source`` (``[database.data_sources.<name>]``)."""
         return self._clone(source=source)
 
+    def cache(self, name: str, ttl: float | None = None) -> Self:
+        """Serve ``all``/``first``/``count``/``paginate`` from the query cache ``name``
+        for up to ``ttl`` seconds (``cache.default_ttl_seconds``); any committed write
+        to a table this query reads evicts it first. See ``luser_db.cache``."""
+        cache.check_name(name)
+        if ttl is not None:
+            cache.check_ttl(ttl)
+        return self._clone(cache=(name, ttl))
+
+    async def _cached(self, kind: str, sql: str, params: list[Any], load: Any) -> Any:
+        assert self._cache is not None
+        name, ttl = self._cache
+        key = cache.key_for(name, None, kind, sql, params, self._source)
+        return await cache.cached(
+            name, key, cache.tables_of(sql), self._source, cache.check_ttl(ttl), load
+        )
+
     def with_deleted(self) -> Self:
         """Include soft-deleted rows."""
         return self._clone(deleted="with")
@@ -390,6 +408,9 @@ class QueryBuilder(Generic[T]):
 
     async def all(self) -> list[T]:
         sql, params = self._compiled("select", self.to_sql)
+        if self._cache is not None:
+            load = lambda: _exec.fetch(sql, params, self._source)  # noqa: E731
+            return self._rows(await self._cached("all", sql, params, load))
         return self._rows(await _exec.fetch(sql, params, self._source))
 
     def __await__(self) -> Generator[Any, None, list[T]]:
@@ -397,11 +418,18 @@ class QueryBuilder(Generic[T]):
 
     async def first(self) -> T | None:
         sql, params = self.limit(1).to_sql()
-        row = await _exec.fetchrow(sql, params, self._source)
+        if self._cache is not None:
+            load = lambda: _exec.fetchrow(sql, params, self._source)  # noqa: E731
+            row = await self._cached("first", sql, params, load)
+        else:
+            row = await _exec.fetchrow(sql, params, self._source)
         return None if row is None else self._rows([row])[0]
 
     async def count(self) -> int:
         sql, params = self._compiled("count", self._count_sql)
+        if self._cache is not None:
+            load = lambda: _exec.fetchval(sql, params, self._source)  # noqa: E731
+            return int(await self._cached("count", sql, params, load))
         return int(await _exec.fetchval(sql, params, self._source))
 
     async def exists(self) -> bool:
@@ -415,6 +443,11 @@ class QueryBuilder(Generic[T]):
         size = _positive(size, "size")
         if size > MAX_PAGE_SIZE:
             raise ValidationError(f"size 不能超过 {MAX_PAGE_SIZE}", field="size")
+        if self._cache is not None:
+            sql, params = self._compiled("page", self._page_sql)
+            load = lambda: self._clone(cache=None)._page_rows(page, size)  # noqa: E731
+            total, rows = await self._cached("page", sql, [*params, page, size], load)
+            return Page(self._rows(rows), page, size, total)
         total = await self.count()
         offset = (page - 1) * size
         if offset >= total:
@@ -423,6 +456,15 @@ class QueryBuilder(Generic[T]):
         params += (size, offset)
         items = self._rows(await _exec.fetch(sql, params, self._source))
         return Page(items, page, size, total)
+
+    async def _page_rows(self, page: int, size: int) -> tuple[int, list[Any]]:
+        """(total, the page's raw rows): what a cached ``paginate`` keeps."""
+        total = await self.count()
+        offset = (page - 1) * size
+        if offset >= total:
+            return total, []
+        sql, params = self._compiled("page", self._page_sql)
+        return total, await _exec.fetch(sql, [*params, size, offset], self._source)
 
     async def pluck(self, column: str) -> list[Any]:
         """Values of one column."""
