@@ -51,6 +51,7 @@ __all__ = [
     "key_for",
     "reset",
     "settings",
+    "settings_from",
     "stats",
     "tables_of",
 ]
@@ -117,6 +118,11 @@ def _from_config() -> CacheSettings:
         cfg = get_config() if is_initialized() else load_config()
     except Exception:  # no usable config (luser_db.init(url) alone): the defaults
         return CacheSettings()
+    return settings_from(cfg)
+
+
+def settings_from(cfg: Any) -> CacheSettings:
+    """CacheSettings from an ``AppConfig``'s ``[cache]`` and ``[redis]`` sections."""
     c, r = cfg.cache, cfg.redis
     url = c.url or r.url
     return CacheSettings(
