@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import logging
 import re
+import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -61,6 +62,7 @@ log = logging.getLogger("luser_db.cache")
 CHANNEL = "luser_db_cache"
 MAX_KEY_BYTES = 250  # longer keys are replaced by their SHA-256 (memcached's limit, kept)
 MAX_TTL = 30 * 86400
+RETRY_SECONDS = 1.0  # after a store failure, calls bypass it this long before trying again
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 T = TypeVar("T")
 
@@ -100,6 +102,7 @@ class _State:
         self.errors = 0
         self.evictions_before = 0  # of stores replaced by configure()
         self.failing = False  # an outage is being logged; logged again after recovery
+        self.retry_at = 0.0  # during an outage the store is tried again only from then
         self.pending: set[str] = set()  # bumps the store refused (Redis down), retried
         self.sender = uuid.uuid4().hex[:16]
         self.listeners: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = {}
@@ -294,8 +297,11 @@ async def cached(
 
 
 async def _usable_store(source: str) -> Store | None:
-    s = settings()
+    s = _state.settings or settings()
     if not s.enabled or current_tx(source) is not None:
+        return None
+    if _state.failing and time.monotonic() < _state.retry_at:
+        _state.errors += 1  # a store that just failed is not waited on by every request
         return None
     if s.backend == "memory" and s.notify and not await _listening():
         _state.errors += 1
@@ -309,6 +315,8 @@ async def _listening() -> bool:
     task = _state.listeners.get(loop)
     if task is None:
         task = _state.listeners[loop] = loop.create_task(_listen())
+    elif task.done() and not task.cancelled() and task.exception() is None:
+        return bool(task.result().connected)  # the hit path: no await
     try:
         listener = await asyncio.shield(task)
     except Exception as exc:
@@ -430,6 +438,7 @@ async def _flush_pending(store: Store) -> None:
 
 def _failed(exc: BaseException) -> None:
     _state.errors += 1
+    _state.retry_at = time.monotonic() + RETRY_SECONDS
     if not _state.failing:
         _state.failing = True
         log.warning("query cache unavailable, queries bypass it until it is back: %r", exc)

@@ -248,3 +248,17 @@ def test_table_parsing() -> None:
     assert write_tables("select * from users for update") == set()
     assert write_tables("DO $$ begin perform 1; end $$") == {"*"}
     assert write_tables("-- note\nupdate users set a = 1") == {"users"}
+
+
+async def test_writes_on_a_lent_connection_evict_also_after_a_manual_commit() -> None:
+    await _user("ann")
+    async with luser_db.connection() as conn:
+        await _adults().all()
+        await conn.execute("begin")
+        await conn.execute("insert into orm.users (name, email, age) values ('m', 'm@e', 30)")
+        await _adults().all()  # another reader caches what is committed so far: one row
+        await conn.execute("commit")  # the insert becomes visible: evicted again
+    assert sorted(u.name for u in await _adults().all()) == ["ann", "m"]
+    async with transaction(), luser_db.connection() as conn:
+        await conn.execute("insert into orm.users (name, email, age) values ('t', 't@e', 30)")
+    assert sorted(u.name for u in await _adults().all()) == ["ann", "m", "t"]

@@ -67,17 +67,31 @@ async def test_redis_backend_hits_and_invalidation_are_shared() -> None:
 
 
 async def test_redis_down_bypasses_counts_and_logs_once(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    await RUser(name="ann", email="ann@e").save()
     cache.configure(enabled=True, backend="redis", url=f"redis://127.0.0.1:{_closed_port()}/0")
-    await RUser(name="ann", email="ann@e").save()  # its INCR fails: kept for later
+    monkeypatch.setattr(cache, "RETRY_SECONDS", 0.0)  # every call tries Redis again
     caplog.set_level(logging.WARNING, logger="luser_db.cache")
     for _ in range(3):
         with assert_queries(1):
             assert len(await _names().all()) == 1  # type: ignore[attr-defined]
-    assert cache.stats().errors >= 3
+    assert cache.stats().errors == 3
+    await RUser(name="bob", email="bob@e").save()  # its INCR fails too: kept for later
+    assert cache._state.pending == {"users"}
     warnings = [r for r in caplog.records if r.name == "luser_db.cache"]
     assert len(warnings) == 1, warnings
+
+
+async def test_redis_back_applies_the_evictions_it_missed() -> None:
+    prefix = f"test:{uuid.uuid4().hex}:"
+    cache.configure(enabled=True, backend="redis", url=REDIS, key_prefix=prefix)
+    await RUser(name="ann", email="ann@e").save()
+    await _names().all()  # type: ignore[attr-defined]
+    cache._state.pending.add("users")  # a write while Redis was away
+    with assert_queries(1):
+        await _names().all()  # type: ignore[attr-defined]
+    assert not cache._state.pending
 
 
 def test_every_cache_config_key_is_read() -> None:
