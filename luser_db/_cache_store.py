@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from ._cache_tables import ALL
 
-__all__ = ["MemoryStore", "RedisStore", "Store", "loads_trusted"]
+__all__ = ["MemoryStore", "RedisStore", "Store", "loads_trusted", "portable"]
 
 Stamp = tuple[int, ...]
 
@@ -132,7 +132,7 @@ class RedisStore:
         return True, value, stamp
 
     async def save(self, key: str, stamp: Stamp, value: Any, ttl: float) -> None:
-        data = pickle.dumps((stamp, _portable(value)), protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps((stamp, value), protocol=pickle.HIGHEST_PROTOCOL)
         await self._client().set(self.prefix + key, data, px=max(1, int(ttl * 1000)))
 
     async def bump(self, tables: Sequence[str]) -> None:
@@ -152,11 +152,12 @@ class RedisStore:
                 await client.aclose()
 
 
-def _portable(value: Any) -> Any:
-    """Driver rows (which do not pickle) as dicts; lists and tuples of them too."""
-    if isinstance(value, list | tuple):
-        return type(value)(_portable(v) for v in value)
-    if value is not None and not isinstance(value, dict) and hasattr(value, "items"):
+def portable(value: Any) -> Any:
+    """Rows as plain dicts (driver rows do not pickle, and a model builds faster from a
+    dict); lists and tuples of them too. What both stores keep."""
+    if value.__class__ is list or value.__class__ is tuple:
+        return value.__class__(portable(v) for v in value)
+    if value is not None and value.__class__ is not dict and hasattr(value, "items"):
         return dict(value.items())
     return value
 

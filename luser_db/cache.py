@@ -29,12 +29,13 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from luser_common import ValidationError
 
 from . import _exec, _pool
-from ._cache_store import MemoryStore, RedisStore, Store
+from ._cache_store import MemoryStore, RedisStore, Store, portable
 from ._cache_tables import ALL, normalize, read_tables, write_tables
 from ._datasource import PRIMARY
 from ._transaction import current_tx
@@ -251,11 +252,18 @@ def tables_of(sql: str, declared: Iterable[str] | None = None) -> tuple[str, ...
         if isinstance(declared, str):
             declared = (declared,)
         names = {normalize(t) for t in declared if isinstance(t, str) and t}
+        if names:
+            return tuple(sorted(names))
     else:
-        names = set(read_tables(sql))
-    if not names:
-        raise ValidationError("无法从 SQL 中识别缓存查询读取的表, 请传入 tables=", field="tables")
-    return tuple(sorted(names))
+        parsed = _parsed_tables(sql)
+        if parsed:
+            return parsed
+    raise ValidationError("无法从 SQL 中识别缓存查询读取的表, 请传入 tables=", field="tables")
+
+
+@lru_cache(maxsize=4096)
+def _parsed_tables(sql: str) -> tuple[str, ...]:
+    return tuple(sorted(read_tables(sql)))
 
 
 # -- reads --------------------------------------------------------------------------
@@ -270,7 +278,8 @@ async def cached(
     load: Callable[[], Awaitable[T]],
 ) -> T:
     """``load()``'s result from the cache, or ``load()`` (then kept) on a miss.
-    What ``load`` returns is shared between callers: rows, counts, never models."""
+    What ``load`` returns is shared between callers: rows (kept as plain dicts),
+    counts, never models -- callers build fresh objects from it on every call."""
     store = await _usable_store(source)
     if store is None:
         return await load()
@@ -286,7 +295,7 @@ async def cached(
         _recovered()
         return value
     _state.misses[name] += 1
-    value = await load()
+    value = portable(await load())
     try:
         await store.save(key, stamp, value, ttl)
     except Exception as exc:

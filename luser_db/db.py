@@ -105,8 +105,8 @@ class DbSource:
         text = to_dollar(sql)
         full_key = cache.key_for(cache_name, key, "find", text, params, self.source)
 
-        def load() -> Any:
-            return _exec.fetch(text, params, self.source, True)
+        async def load() -> list[Record]:
+            return _records(await _exec.fetch(text, params, self.source, True))
 
         rows = await cache.cached(
             cache_name,
@@ -116,7 +116,7 @@ class DbSource:
             cache.check_ttl(ttl),
             load,
         )
-        return _records(rows)
+        return [Record(r) for r in rows]  # kept decoded: a hit only copies
 
     async def paginate_by_cache(
         self,
@@ -140,7 +140,7 @@ class DbSource:
             result = await raw_paginate(
                 self.source, page, size, select, sql_except_select, params, _keep(kept)
             )
-            return result.total_row, kept
+            return result.total_row, _records(kept)
 
         total, rows = await cache.cached(
             cache_name,
@@ -150,7 +150,7 @@ class DbSource:
             cache.check_ttl(ttl),
             load,
         )
-        return Page(_records(rows), page, size, total)
+        return Page([Record(r) for r in rows], page, size, total)
 
     def query(self, table: str) -> QueryBuilder[Record]:
         """A query builder over a table without a model; rows come back as Records."""

@@ -301,10 +301,16 @@ class QueryBuilder(Generic[T]):
     async def _cached(self, kind: str, sql: str, params: list[Any], load: Any) -> Any:
         assert self._cache is not None
         name, ttl = self._cache
-        key = cache.key_for(name, None, kind, sql, params, self._source)
-        return await cache.cached(
-            name, key, cache.tables_of(sql), self._source, cache.check_ttl(ttl), load
-        )
+        # The entry key and tables are kept with the compiled SQL: a cached query
+        # defined once answers a hit without hashing anything again.
+        memo = self.__dict__.setdefault("_memo", {})
+        kept = memo.get("cache " + kind) if kind in ("all", "count") else None
+        if kept is None:
+            key = cache.key_for(name, None, kind, sql, params, self._source)
+            kept = (key, cache.tables_of(sql))
+            if kind in ("all", "count"):
+                memo["cache " + kind] = kept
+        return await cache.cached(name, kept[0], kept[1], self._source, cache.check_ttl(ttl), load)
 
     def with_deleted(self) -> Self:
         """Include soft-deleted rows."""
