@@ -236,7 +236,7 @@ def key_for(name: str, key: str | None, *parts: Any) -> str:
     """The entry key: ``name:key:digest-of-parts``. A ``key`` over :data:`MAX_KEY_BYTES`
     bytes is replaced by ``#`` + its SHA-256; the digest of the SQL and parameters is
     always added, so one key can never return another query's result."""
-    digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+    digest = _digest(repr(parts))  # by repr: 1, 1.0 and True are equal, not the same key
     if key is None:
         return f"{name}:{digest}"
     if not isinstance(key, str):
@@ -259,6 +259,11 @@ def tables_of(sql: str, declared: Iterable[str] | None = None) -> tuple[str, ...
         if parsed:
             return parsed
     raise ValidationError("无法从 SQL 中识别缓存查询读取的表, 请传入 tables=", field="tables")
+
+
+@lru_cache(maxsize=4096)
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 @lru_cache(maxsize=4096)

@@ -229,6 +229,11 @@ async def test_long_keys_are_hashed() -> None:
         assert len(await Db.find_by_cache("names", long_key, sql)) == 1
 
 
+def test_equal_but_different_parameters_get_different_keys() -> None:
+    keys = {cache.key_for("n", "k", "select ?", p) for p in (1, 1.0, True, "1")}
+    assert len(keys) == 4
+
+
 def test_table_parsing() -> None:
     assert read_tables('SELECT "id" FROM "orm"."Users" u JOIN videos v ON v.u = u.id') >= {
         "users",
