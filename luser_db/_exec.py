@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from asyncio import get_running_loop
 from collections.abc import Callable, Coroutine, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from . import _observe
@@ -38,6 +39,11 @@ __all__ = [
 # Called with each SQL string before it is sent (``luser_db.testing.assert_queries``).
 listeners: list[Callable[[str], None]] = []
 
+# True in the query cache's own background task: its NOTIFYs are infrastructure, like a
+# pool's reset, so neither assert_queries nor on_query listeners see them interleave
+# with the statements they watch.
+internal: ContextVar[bool] = ContextVar("luser_db_internal", default=False)
+
 # Set by the query cache while it is enabled: the tables a statement writes, and what
 # to do once such a statement succeeded (evict now or at commit). None: no cost.
 written_tables: Callable[[str], frozenset[str]] | None = None
@@ -50,7 +56,7 @@ _watch = _observe.watch
 
 async def send(conn: Any, op: Op, sql: str, args: Sequence[Any], source: str, in_tx: bool) -> Any:
     """``op(conn, sql, args)`` with errors translated and, when watched, timed and reported."""
-    if not _watch.active and not _observe.sql_log_enabled():
+    if (not _watch.active and not _observe.sql_log_enabled()) or internal.get():
         try:
             return await op(conn, sql, args)
         except DB_ERRORS as exc:
@@ -105,7 +111,7 @@ async def _run_write(
 
 
 async def _run(op: Op, sql: str, args: Sequence[Any], source: str, raw: bool) -> Any:
-    if listeners:
+    if listeners and not internal.get():
         for listener in listeners:
             listener(sql)
     txs = current_txs.get()

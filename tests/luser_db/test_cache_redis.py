@@ -3,6 +3,7 @@ down (bypassed, counted, logged once), and every ``[cache]`` key's effect."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+import luser_db
 from luser_config import AppConfig
 from luser_db import Field, Model, cache
 from luser_db._cache_store import MemoryStore, RedisStore
@@ -124,11 +126,25 @@ async def test_settings_take_effect() -> None:
     assert isinstance(store, MemoryStore)
     ((_, expires, _),) = store.entries.values()
     assert 1200 < expires - time.monotonic() <= 1234  # default_ttl is honoured
-    cache.configure(notify=True, default_ttl=600)
-    await RUser.query().cache("ttl").all()
-    with assert_queries(2) as log:  # the write and, with notify, its announcement
-        await RUser(name="bob", email="bob@e").save()
-    assert "pg_notify" in log.statements[1]
-    cache.configure(notify=False)
-    with assert_queries(1):
+    got: asyncio.Queue[luser_db.Notification] = asyncio.Queue()
+    listener = await luser_db.listen(cache.CHANNEL, got.put_nowait)
+    try:
+        cache.configure(notify=True, default_ttl=600)
+        await RUser.query().cache("ttl").all()
+        sent: list[luser_db.QueryEvent] = []
+        remove = luser_db.on_query(sent.append)
+        with assert_queries(1):  # the announcement is internal: no listener sees it
+            await RUser(name="bob", email="bob@e").save()
+            await cache.flush()  # sent in the background
+        remove()
+        assert [e.kind for e in sent] == ["insert"]
+        note = await asyncio.wait_for(got.get(), 10)
+        assert note.payload.endswith(" users")  # "<sender> <tables>"
+        cache.configure(notify=False)
         await RUser(name="cy", email="cy@e").save()
+        await cache.flush()
+        await luser_db.notify(cache.CHANNEL, "marker")
+        note = await asyncio.wait_for(got.get(), 10)
+        assert note.payload == "marker"  # nothing was announced before it
+    finally:
+        await listener.close()
