@@ -39,9 +39,8 @@ __all__ = [
 # Called with each SQL string before it is sent (``luser_db.testing.assert_queries``).
 listeners: list[Callable[[str], None]] = []
 
-# True in the query cache's own background task: its NOTIFYs are infrastructure, like a
-# pool's reset, so neither assert_queries nor on_query listeners see them interleave
-# with the statements they watch.
+# True while the query cache announces a write: its NOTIFYs are infrastructure, like a
+# pool's reset, so neither assert_queries nor on_query listeners count them.
 internal: ContextVar[bool] = ContextVar("luser_db_internal", default=False)
 
 # Set by the query cache while it is enabled: the tables a statement writes, and what

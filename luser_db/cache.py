@@ -21,7 +21,6 @@ own writes, and what it reads may never commit.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import hashlib
 import logging
 import re
@@ -50,7 +49,6 @@ __all__ = [
     "clear",
     "close",
     "configure",
-    "flush",
     "invalidate",
     "key_for",
     "reset",
@@ -109,8 +107,6 @@ class _State:
         self.pending: set[str] = set()  # bumps the store refused (Redis down), retried
         self.sender = uuid.uuid4().hex[:16]
         self.listeners: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = {}
-        self.unsent: set[str] = set()  # tables whose announcement is on its way
-        self.senders: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
 
 _state = _State()
@@ -200,9 +196,9 @@ def _install_bootstrap() -> None:
 def reset() -> None:
     """Forget settings, entries and counters; the next use re-reads the config."""
     global _state
-    listeners, senders = _state.listeners, _state.senders
+    listeners = _state.listeners
     _state = _State()
-    _state.listeners, _state.senders = listeners, senders  # still running: close() ends them
+    _state.listeners = listeners  # still running: close() stops them
     _install_bootstrap()
 
 
@@ -432,36 +428,7 @@ async def _announce(tables: set[str]) -> None:
         _state.pending.update(names)  # bumped when the store is back, before any read
         _failed(exc)
     if s.backend == "memory" and s.notify:
-        _broadcast_soon(names)
-
-
-def _broadcast_soon(names: list[str]) -> None:
-    """Announce ``names`` from a background task: the write does not wait for a second
-    round trip, and writes made meanwhile share one NOTIFY. This process has evicted
-    already; other processes hear of it a moment later (``flush`` waits for it)."""
-    _state.unsent.update(names)
-    loop = asyncio.get_running_loop()
-    task = _state.senders.get(loop)
-    if task is None or task.done():
-        # A fresh context: never the transaction of the task whose write started it.
-        _state.senders[loop] = loop.create_task(
-            _send_unsent(), name="luser_db.cache notify", context=contextvars.Context()
-        )
-
-
-async def _send_unsent() -> None:
-    _exec.internal.set(True)  # this task's own context: see _exec.internal
-    while _state.unsent:
-        names = sorted(_state.unsent)
-        _state.unsent.clear()
         await _broadcast(names)
-
-
-async def flush() -> None:
-    """Wait until the writes this event loop made are announced to other processes."""
-    task = _state.senders.get(asyncio.get_running_loop())
-    if task is not None:
-        await asyncio.shield(task)
 
 
 async def _broadcast(names: list[str]) -> None:
@@ -470,11 +437,16 @@ async def _broadcast(names: list[str]) -> None:
     payload = f"{_state.sender} {','.join(names)}"
     if ALL in names or len(payload.encode()) > MAX_PAYLOAD_BYTES:
         payload = f"{_state.sender} "  # too many to name: everything
+    # The cache's own traffic: assert_queries and on_query listeners watch the caller's
+    # statements, and must not see one more after every committed write.
+    token = _exec.internal.set(True)
     try:
         await notify(CHANNEL, payload)
     except Exception as exc:  # the write itself committed: report, do not fail it
         _state.errors += 1
         log.warning("query cache: could not announce a write to %s (%r)", names, exc)
+    finally:
+        _exec.internal.reset(token)
 
 
 async def _flush_pending(store: Store) -> None:
@@ -498,12 +470,9 @@ def _recovered() -> None:
 
 
 async def close() -> None:
-    """Send pending announcements, stop this loop's listener and close store connections
-    (``luser_db.close`` calls it, before the pools close)."""
+    """Stop this loop's listener and close store connections (``luser_db.close`` calls
+    it, before the pools close)."""
     loop = asyncio.get_running_loop()
-    sender = _state.senders.pop(loop, None)
-    if sender is not None:
-        await asyncio.shield(sender)
     task = _state.listeners.pop(loop, None)
     if task is not None:
         try:
