@@ -475,12 +475,11 @@ async def close() -> None:
     loop = asyncio.get_running_loop()
     task = _state.listeners.pop(loop, None)
     if task is not None:
-        try:
-            listener = await task
-        except Exception:
-            listener = None
-        if listener is not None:
-            await listener.close()
+        if not task.done():
+            task.cancel()  # still connecting: shutting down must not wait for it
+        await asyncio.wait({task})
+        if not task.cancelled() and task.exception() is None:
+            await task.result().close()
     store = _state.store
     if isinstance(store, RedisStore):
         await store.close()
