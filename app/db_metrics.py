@@ -1,4 +1,5 @@
-"""Prometheus metrics of the database layer, fed by ``luser_db.on_query`` and ``pool_stats``.
+"""Prometheus metrics of the database layer, fed by ``luser_db.on_query``, ``pool_stats``
+and the query cache's ``luser_db.cache.stats()``.
 
 One process-wide tally (installed once, on first use) counts statements and their
 durations per data source and statement kind; a collector added to any registry
@@ -88,6 +89,38 @@ class DatabaseCollector(Collector):
             for state in ("size", "in_use", "idle", "waiting", "max_size"):
                 pool.add_metric([stats.source, state], getattr(stats, state))
         yield pool
+        yield from _cache_metrics()
+
+
+def _cache_metrics() -> Iterator[Any]:
+    stats = luser_db.cache.stats()
+    hits = CounterMetricFamily(
+        "luser_db_cache_hits", "Query cache hits, by cache name", labels=["cache"]
+    )
+    for name, n in sorted(stats.hits.items()):
+        hits.add_metric([name], n)
+    misses = CounterMetricFamily(
+        "luser_db_cache_misses", "Query cache misses, by cache name", labels=["cache"]
+    )
+    for name, n in sorted(stats.misses.items()):
+        misses.add_metric([name], n)
+    yield hits
+    yield misses
+    yield CounterMetricFamily(
+        "luser_db_cache_evictions",
+        "Query cache entries dropped: stale, expired or pushed out of the LRU",
+        value=stats.evictions,
+    )
+    yield CounterMetricFamily(
+        "luser_db_cache_invalidations",
+        "Committed writes that evicted cached reads of their tables",
+        value=stats.invalidations,
+    )
+    yield CounterMetricFamily(
+        "luser_db_cache_errors",
+        "Cache calls served as plain queries because the cache store failed",
+        value=stats.errors,
+    )
 
 
 def register_database_metrics(registry: CollectorRegistry) -> None:

@@ -332,10 +332,20 @@ class EncryptionConfig(_Section):
 
 
 class CacheConfig(_Section):
+    """luser_db's query cache (``.cache(name)``, ``Db.find_by_cache``); read at first use."""
+
+    enabled: bool = Field(default=True, description="false: every cache call is a plain query")
     backend: str = Field(default="memory", pattern="^(memory|redis)$", description="cache store")
+    url: SecretStr | None = Field(
+        default=None, description="redis URL of the redis backend; unset -> redis.url"
+    )
     default_ttl_seconds: int = Field(default=300, ge=1, le=30 * 86400, description="entry lifetime")
     max_entries: int = Field(default=10000, ge=1, le=10_000_000, description="memory backend size")
     key_prefix: str = Field(default="cache:", description="prefix inside redis.key_prefix")
+    notify: bool = Field(
+        default=True,
+        description="memory backend: announce writes to other processes by NOTIFY",
+    )
 
 
 class FeaturesConfig(BaseModel):

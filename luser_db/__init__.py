@@ -8,6 +8,7 @@ docs/orm.md.
 
 from luser_common import Page
 
+from . import cache
 from ._connection import Connection, connection
 from ._listen import Listener, Notification, listen, notify
 from ._observe import QueryEvent, configure_sql_log, on_query
@@ -65,6 +66,7 @@ __all__ = [
     "SqlTemplateError",
     "UpsertResult",
     "belongs_to",
+    "cache",
     "check_replicas",
     "close",
     "configure_sql_log",

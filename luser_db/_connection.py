@@ -29,12 +29,13 @@ __all__ = ["Connection", "connection"]
 class Connection:
     """One connection lent by :func:`connection`; every call runs through the executor."""
 
-    __slots__ = ("_conn", "_source", "_tx")
+    __slots__ = ("_conn", "_source", "_tx", "_unannounced")
 
     def __init__(self, conn: Any, source: str, tx: _Tx | None) -> None:
         self._conn = conn
         self._source = source
         self._tx = tx
+        self._unannounced: frozenset[str] = frozenset()  # written inside a manual BEGIN
 
     def __repr__(self) -> str:
         where = "transaction" if self._tx is not None else "pooled"
@@ -108,15 +109,35 @@ class Connection:
         tx = self._tx
         if tx is None:
             in_tx = self._conn.is_in_transaction()  # a BEGIN sent on this connection
-            return await _exec.send(self._conn, op, sql, args, self._source, in_tx)
+            result = await _exec.send(self._conn, op, sql, args, self._source, in_tx)
+            if _exec.written_tables is not None:
+                await self._evict(sql)
+            return result
         if not tx.active:  # the block outlived its transaction: that connection is gone
             raise InternalServerError("事务已结束, 不能再使用它的连接")
         tx.connection()  # the owner-task check: a gathered task must not share it
         tx.busy = True
         try:
-            return await _exec.send(self._conn, op, sql, args, self._source, True)
+            result = await _exec.send(self._conn, op, sql, args, self._source, True)
         finally:
             tx.busy = False
+        if _exec.written_tables is not None and _exec.wrote is not None:
+            tables = _exec.written_tables(sql)
+            if tables:
+                await _exec.wrote(tables, self._source)  # at the transaction's commit
+        return result
+
+    async def _evict(self, sql: str) -> None:
+        """The query cache's hook outside ``transaction()``: writes evict when sent, and
+        again when a BEGIN the caller sent by hand ends (the data changes at its COMMIT)."""
+        assert _exec.written_tables is not None and _exec.wrote is not None
+        tables = _exec.written_tables(sql)
+        if self._conn.is_in_transaction():
+            self._unannounced |= tables
+        elif self._unannounced:
+            tables, self._unannounced = tables | self._unannounced, frozenset()
+        if tables:
+            await _exec.wrote(tables, self._source)
 
 
 class connection:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from asyncio import get_running_loop
 from collections.abc import Callable, Coroutine, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from . import _observe
@@ -39,6 +40,15 @@ __all__ = [
 # Called with each SQL string before it is sent (``luser_db.testing.assert_queries``).
 listeners: list[Callable[[str], None]] = []
 
+# True while the query cache announces a write: its NOTIFYs are infrastructure, like a
+# pool's reset, so neither assert_queries nor on_query listeners count them.
+internal: ContextVar[bool] = ContextVar("luser_db_internal", default=False)
+
+# Set by the query cache while it is enabled: the tables a statement writes, and what
+# to do once such a statement succeeded (evict now or at commit). None: no cost.
+written_tables: Callable[[str], frozenset[str]] | None = None
+wrote: Callable[[frozenset[str], str], Coroutine[Any, Any, None]] | None = None
+
 Op = Callable[[Any, str, Sequence[Any]], Coroutine[Any, Any, Any]]
 
 _watch = _observe.watch
@@ -46,7 +56,7 @@ _watch = _observe.watch
 
 async def send(conn: Any, op: Op, sql: str, args: Sequence[Any], source: str, in_tx: bool) -> Any:
     """``op(conn, sql, args)`` with errors translated and, when watched, timed and reported."""
-    if not _watch.active and not _observe.sql_log_enabled():
+    if (not _watch.active and not _observe.sql_log_enabled()) or internal.get():
         try:
             return await op(conn, sql, args)
         except DB_ERRORS as exc:
@@ -85,13 +95,29 @@ class _StepOp:
         return self.step()
 
 
-async def run(
-    op: Op,
-    sql: str,
-    args: Sequence[Any],
-    source: str = PRIMARY,
-    raw: bool = False,
-    routed: bool = False,
+def run(
+    op: Op, sql: str, args: Sequence[Any], source: str = PRIMARY, raw: bool = False
+) -> Coroutine[Any, Any, Any]:
+    """Run ``op(conn, sql, args)`` in the current transaction or on a pooled connection."""
+    # A plain function: reads pay one flag test, only writes take the extra frame.
+    if written_tables is not None:
+        tables = written_tables(sql)
+        if tables:
+            return _run_write(tables, op, sql, args, source, raw)
+    return _run(op, sql, args, source, raw)
+
+
+async def _run_write(
+    tables: frozenset[str], op: Op, sql: str, args: Sequence[Any], source: str, raw: bool
+) -> Any:
+    result = await _run(op, sql, args, source, raw)
+    if wrote is not None:
+        await wrote(tables, source)
+    return result
+
+
+async def _run(
+    op: Op, sql: str, args: Sequence[Any], source: str, raw: bool, routed: bool = False
 ) -> Any:
     """Run ``op(conn, sql, args)`` in the current transaction or on a pooled connection.
 
@@ -102,9 +128,9 @@ async def run(
     if not routed and source not in plain_sources:
         target = inline_target(source, sql)
         if target is None:
-            return await run_routed(run, op, sql, args, source, raw)
+            return await run_routed(_run, op, sql, args, source, raw)
         source = target
-    if listeners:
+    if listeners and not internal.get():
         for listener in listeners:
             listener(sql)
     txs = current_txs.get()

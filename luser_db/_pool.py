@@ -194,8 +194,14 @@ def reset() -> None:
     _state.closed = False
 
 
+# Run first by close(): what holds connections outside the pools (the query cache's listener).
+close_hooks: list[Any] = []
+
+
 async def close() -> None:
     """Close every pool; later use raises DatabaseUnavailable until init()/reset()."""
+    for hook in close_hooks:
+        await hook()
     _state.closed = True
     items = [*pools.values(), *((pool, loop) for (_, loop), pool in _state.parked.items())]
     pools.clear()

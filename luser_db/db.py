@@ -13,7 +13,7 @@ from typing import Any
 
 from luser_common import Page, ValidationError
 
-from . import _exec
+from . import _exec, cache
 from ._datasource import PRIMARY
 from ._gc import bulk
 from ._json import load
@@ -111,15 +111,85 @@ class DbSource:
         sql, values = render_template(name, *args, **params)
         return await paginate_sql(self.source, page, size, sql, values, _records)
 
+    async def find_by_cache(
+        self,
+        cache_name: str,
+        key: str,
+        sql: str,
+        *params: Any,
+        tables: Sequence[str] | None = None,
+        ttl: float | None = None,
+    ) -> list[Record]:
+        """JFinal's ``findByCache``: ``find(sql, *params)`` kept in cache ``cache_name``
+        under ``key`` until ``ttl`` runs out or a table it reads is written. ``tables``
+        names them when the SQL hides them (views, functions); by default they are
+        parsed from the FROM/JOIN clauses."""
+        cache.check_name(cache_name)
+        text = to_dollar(sql)
+        full_key = cache.key_for(cache_name, key, "find", text, params, self.source)
+
+        async def load() -> list[Record]:
+            return _records(await _exec.fetch(text, params, self.source, True))
+
+        rows = await cache.cached(
+            cache_name,
+            full_key,
+            cache.tables_of(text, tables),
+            self.source,
+            cache.check_ttl(ttl),
+            load,
+        )
+        return [Record(r) for r in rows]  # kept decoded: a hit only copies
+
+    async def paginate_by_cache(
+        self,
+        cache_name: str,
+        key: str,
+        page: int,
+        size: int,
+        select: str,
+        sql_except_select: str,
+        *params: Any,
+        tables: Sequence[str] | None = None,
+        ttl: float | None = None,
+    ) -> Page[Record]:
+        """JFinal's ``paginateByCache``: ``paginate(...)`` through cache ``cache_name``."""
+        cache.check_name(cache_name)
+        text = to_dollar(f"{select} {sql_except_select}")
+        full_key = cache.key_for(cache_name, key, "page", text, params, page, size, self.source)
+        kept: list[Any] = []
+
+        async def load() -> tuple[int, list[Any]]:
+            result = await raw_paginate(
+                self.source, page, size, select, sql_except_select, params, _keep(kept)
+            )
+            return result.total_row, _records(kept)
+
+        total, rows = await cache.cached(
+            cache_name,
+            full_key,
+            cache.tables_of(text, tables),
+            self.source,
+            cache.check_ttl(ttl),
+            load,
+        )
+        return Page([Record(r) for r in rows], page, size, total)
+
     def query(self, table: str) -> QueryBuilder[Record]:
         """A query builder over a table without a model; rows come back as Records."""
         return QueryBuilder(None, table).using(self.source)
 
     # -- writes ----------------------------------------------------------------------
 
-    async def execute(self, sql: str, *params: Any) -> int:
-        """Run a statement; returns the number of rows affected."""
-        return await _exec.execute(to_dollar(sql), params, self.source, True)
+    async def execute(self, sql: str, *params: Any, tables: Sequence[str] = ()) -> int:
+        """Run a statement; returns the number of rows affected.
+
+        ``tables``: what it writes that the query cache cannot parse from the SQL (a
+        function's or trigger's targets); their cached reads are evicted at commit."""
+        count = await _exec.execute(to_dollar(sql), params, self.source, True)
+        if tables:
+            await cache.invalidate(*tables, source=self.source)
+        return count
 
     async def save(self, table: str, record: Record | dict[str, Any]) -> bool:
         """INSERT ``record``; generated columns (the id) are written back into it."""
@@ -235,6 +305,16 @@ class DbSource:
         except _Rollback:
             return False
         return True
+
+
+def _keep(into: list[Any]) -> Callable[[list[Any]], list[Any]]:
+    """A raw_paginate converter that also keeps the raw rows (what a cache stores)."""
+
+    def convert(rows: list[Any]) -> list[Any]:
+        into.extend(rows)
+        return []
+
+    return convert
 
 
 class _Rollback(Exception):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from luser_common import Page, ValidationError
 
-from . import _exec
+from . import _exec, cache
 from ._datasource import PRIMARY
 from ._gc import bulk
 from ._json import load
@@ -102,6 +102,7 @@ class QueryBuilder(Generic[T]):
         self._offset: int | None = None
         self._lock = ""
         self._deleted = "exclude"
+        self._cache: tuple[str, float | None] | None = None
 
     def _clone(self, **changes: Any) -> Self:
         # peewee's Node.clone: a shallow __dict__ copy. Safe because every clause
@@ -311,6 +312,29 @@ class QueryBuilder(Generic[T]):
             raise ValidationError("include() 只能用于模型查询", field="include")
         return self._clone(include=compile_includes(self._model, self._include, relations))
 
+    def cache(self, name: str, ttl: float | None = None) -> Self:
+        """Serve ``all``/``first``/``count``/``paginate`` from the query cache ``name``
+        for up to ``ttl`` seconds (``cache.default_ttl_seconds``); any committed write
+        to a table this query reads evicts it first. See ``luser_db.cache``."""
+        cache.check_name(name)
+        if ttl is not None:
+            cache.check_ttl(ttl)
+        return self._clone(cache=(name, ttl))
+
+    async def _cached(self, kind: str, sql: str, params: list[Any], load: Any) -> Any:
+        assert self._cache is not None
+        name, ttl = self._cache
+        # The entry key and tables are kept with the compiled SQL: a cached query
+        # defined once answers a hit without hashing anything again.
+        memo = self.__dict__.setdefault("_memo", {})
+        kept = memo.get("cache " + kind) if kind in ("all", "count") else None
+        if kept is None:
+            key = cache.key_for(name, None, kind, sql, params, self._source)
+            kept = (key, cache.tables_of(sql))
+            if kind in ("all", "count"):
+                memo["cache " + kind] = kept
+        return await cache.cached(name, kept[0], kept[1], self._source, cache.check_ttl(ttl), load)
+
     def with_deleted(self) -> Self:
         """Include soft-deleted rows."""
         return self._clone(deleted="with")
@@ -420,7 +444,11 @@ class QueryBuilder(Generic[T]):
 
     async def all(self) -> list[T]:
         sql, params = self._compiled("select", self.to_sql)
-        rows = await _exec.fetch(sql, params, self._source)
+        if self._cache is not None:
+            load = lambda: _exec.fetch(sql, params, self._source)  # noqa: E731
+            rows = await self._cached("all", sql, params, load)
+        else:
+            rows = await _exec.fetch(sql, params, self._source)
         if self._include:
             return await self._loaded(rows)
         return self._rows(rows)
@@ -430,11 +458,18 @@ class QueryBuilder(Generic[T]):
 
     async def first(self) -> T | None:
         sql, params = self._compiled("first", lambda: self.limit(1).to_sql())
-        row = await _exec.fetchrow(sql, params, self._source)
+        if self._cache is not None:
+            load = lambda: _exec.fetchrow(sql, params, self._source)  # noqa: E731
+            row = await self._cached("first", sql, params, load)
+        else:
+            row = await _exec.fetchrow(sql, params, self._source)
         return None if row is None else (await self._loaded([row]))[0]
 
     async def count(self) -> int:
         sql, params = self._compiled("count", self._count_sql)
+        if self._cache is not None:
+            load = lambda: _exec.fetchval(sql, params, self._source)  # noqa: E731
+            return int(await self._cached("count", sql, params, load))
         return int(await _exec.fetchval(sql, params, self._source))
 
     async def exists(self) -> bool:
@@ -457,6 +492,11 @@ class QueryBuilder(Generic[T]):
             raise ValidationError(f"size 不能超过 {MAX_PAGE_SIZE}", field="size")
         if count not in _COUNTS:
             raise ValidationError("count 必须是 exact、estimate 或 none", field="count")
+        if self._cache is not None and count == "exact":
+            sql, params = self._compiled("page", self._page_sql)
+            load = lambda: self._clone(cache=None)._page_rows(page, size)  # noqa: E731
+            total, rows = await self._cached("page", sql, [*params, page, size], load)
+            return Page(await self._loaded(rows), page, size, total)
         offset = (page - 1) * size
         if count != "exact":
             return await self._page_uncounted(page, size, offset, count == "estimate")
@@ -496,6 +536,15 @@ class QueryBuilder(Generic[T]):
     async def keyset(self, size: int = 50, after: str | None = None) -> KeysetPage[T]:
         """The ``size`` rows after cursor ``after`` in this ordering; see luser_db.keyset."""
         return await keyset_page(self, size, after)
+
+    async def _page_rows(self, page: int, size: int) -> tuple[int, list[Any]]:
+        """(total, the page's raw rows): what a cached ``paginate`` keeps."""
+        total = await self.count()
+        offset = (page - 1) * size
+        if offset >= total:
+            return total, []
+        sql, params = self._compiled("page", self._page_sql)
+        return total, await _exec.fetch(sql, [*params, size, offset], self._source)
 
     async def pluck(self, column: str) -> list[Any]:
         """Values of one column."""

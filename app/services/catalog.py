@@ -41,13 +41,17 @@ _PUBLIC_CARD_SQL = (
     " where id = ? and status = 'published' and deleted_at is null"
 )
 VIDEO_STATUSES = ("draft", "processing", "published", "offline")
+# The public lists come from luser_db's query cache; any committed write to
+# videos/categories (in this process or another) evicts them, the TTL only bounds
+# what a write outside luser_db could leave stale.
+PUBLIC_CACHE_TTL = 60
 
 
 class Catalog:
     # -- categories --------------------------------------------------------------
 
     async def categories(self) -> list[Category]:
-        return await Category.query().order_by("sort_order asc").order_by("id asc").all()
+        return await _CATEGORIES.all()
 
     async def category(self, category_id: int) -> Category:
         found = await Category.find_by_id(category_id)
@@ -107,7 +111,7 @@ class Catalog:
     ) -> Page[Video]:
         """A page of published videos with only ``PUBLIC_FIELDS`` loaded."""
         query = _filtered(_PUBLIC_SORTED[sort], category_id, q)
-        return await query.paginate(page, size)
+        return await query.cache("public_videos", PUBLIC_CACHE_TTL).paginate(page, size)
 
     async def public_video(self, video_id: int) -> Video:
         """A published video with every field (media id included) for playing it."""
@@ -220,6 +224,12 @@ class Catalog:
 # Literal predicates, not bound values: the partial indexes of migration 0011 match
 # only a constant, and asyncpg's prepared statements go generic.
 _PUBLIC = Video.query().where("status = 'published'")
+_CATEGORIES = (
+    Category.query()
+    .order_by("sort_order asc")
+    .order_by("id asc")
+    .cache("categories", PUBLIC_CACHE_TTL)
+)
 _PUBLIC_SORTED = {
     name: _PUBLIC.select(*PUBLIC_FIELDS).order_by(*keys) for name, keys in SORTS.items()
 }
