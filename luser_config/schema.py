@@ -207,6 +207,12 @@ class RedisConfig(_Section):
         default=None, ge=0, le=15, description="database number; overrides the URL's"
     )
     key_prefix: str = Field(default="luser:", description="prefix for every key this app writes")
+    connect_timeout: float = Field(
+        default=2.0, gt=0, le=60, description="seconds to connect (the query cache's Redis)"
+    )
+    command_timeout: float = Field(
+        default=2.0, gt=0, le=300, description="seconds per command (the query cache's Redis)"
+    )
 
     def connection_url(self) -> str | None:
         """``url`` with ``password`` and ``db`` applied; None when Redis is not configured."""

@@ -128,11 +128,12 @@ def _from_config() -> CacheSettings:
 def settings_from(cfg: Any) -> CacheSettings:
     """CacheSettings from an ``AppConfig``'s ``[cache]`` and ``[redis]`` sections."""
     c, r = cfg.cache, cfg.redis
-    url = c.url or r.url
+    # cache.url, else the service's Redis with its password and db applied.
+    url = c.url.get_secret_value() if c.url is not None else r.connection_url()
     return CacheSettings(
         enabled=c.enabled,
         backend=c.backend,
-        url=None if url is None else url.get_secret_value(),
+        url=url,
         default_ttl=float(c.default_ttl_seconds),
         max_entries=c.max_entries,
         key_prefix=r.key_prefix + c.key_prefix,
