@@ -35,6 +35,7 @@ from luser_db import (
     retry_transaction,
     transaction,
 )
+from luser_db._exec import rowcount
 from luser_db._transaction import _to_the_end
 from luser_db.errors import PoolClosed, failure, is_retryable, sqlstate, translate, unavailable
 
@@ -468,3 +469,41 @@ async def test_failure_calls_only_a_lost_write_outside_a_transaction_uncertain()
     inside = failure(lost, "INSERT INTO t VALUES (1)", True)
     assert type(inside) is DatabaseUnavailable
     assert type(failure(lost, "SELECT 1", False)) is DatabaseUnavailable
+
+
+# -- _exec.py: the executor ------------------------------------------------------------
+
+
+async def test_execute_returns_the_row_count_of_the_status_tag() -> None:
+    inserted = await Db.execute("INSERT INTO orm.counters (id, n) VALUES (1, 0), (2, 0)")
+    assert inserted == 2  # "INSERT 0 2": the last word, not "0 2"
+    assert await Db.execute("DO $$ BEGIN END $$") == 0  # "DO": one word, no count
+    assert rowcount(None) == 0
+    assert rowcount("") == 0
+
+
+async def test_an_error_at_commit_is_translated() -> None:
+    await Db.execute("CREATE TABLE orm.mut_deferred (id int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+    try:
+        with pytest.raises(DuplicateError):
+            async with transaction():
+                # A deferred constraint is checked at COMMIT: the error comes from guard().
+                await Db.execute("INSERT INTO orm.mut_deferred VALUES (1), (1)")
+    finally:
+        await Db.execute("DROP TABLE orm.mut_deferred")
+
+
+async def test_copy_is_reported_with_its_table_and_forwards_options() -> None:
+    events: list[tuple[str, str]] = []
+    remove = on_query(lambda event: events.append((event.sql, event.source)))
+    try:
+        async with luser_db.connection() as conn:
+            status = await conn.copy_records_to_table(
+                "counters", records=[(1, 1), (2, 5)], schema_name="orm", where="n > 2"
+            )
+        copied = await Db.copy_records("orm.counters", [(3, 7)])
+    finally:
+        remove()
+    assert (status, copied) == ("COPY 1", 1)
+    assert events == [("COPY orm.counters", "default"), ("COPY orm.counters", "default")]
+    assert await Db.query_int("SELECT sum(n) FROM orm.counters") == 12
