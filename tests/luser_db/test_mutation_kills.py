@@ -183,6 +183,18 @@ async def test_transaction_on_an_exhausted_source_times_out(second_source: str) 
         await holder
 
 
+async def test_a_transaction_that_fails_to_start_returns_its_connection(
+    second_source: str,
+) -> None:
+    # The server refuses the SET LOCAL after BEGIN (out of range): __aenter__ fails, and
+    # the source's only connection must be back in the pool.
+    with pytest.raises(ValidationError):
+        async with transaction(using=second_source, statement_timeout=1e12):
+            pass
+    async with asyncio.timeout(5), transaction(using=second_source):
+        assert in_transaction(second_source)
+
+
 # -- _to_the_end(): COMMIT driven to its end ---------------------------------------------
 
 
@@ -507,3 +519,13 @@ async def test_copy_is_reported_with_its_table_and_forwards_options() -> None:
     assert (status, copied) == ("COPY 1", 1)
     assert events == [("COPY orm.counters", "default"), ("COPY orm.counters", "default")]
     assert await Db.query_int("SELECT sum(n) FROM orm.counters") == 12
+
+
+async def test_raw_statements_that_set_session_state_are_reset(own_pool: str) -> None:
+    luser_db.init(own_pool, min_size=1, max_size=1)  # one connection: every call reuses it
+    set_name = "SELECT set_config('application_name', 'mutated', false)"
+    for call in (Db.find, Db.find_first, Db.query_value, Db.execute):
+        await call(set_name)
+        assert await Db.query_str("SHOW application_name") != "mutated", call.__name__
+    await Db.batch("SELECT set_config('application_name', ?, false)", [("mutated",)])
+    assert await Db.query_str("SHOW application_name") != "mutated"
