@@ -69,6 +69,7 @@ async def test_transaction_steps_reach_on_query_by_name_and_source() -> None:
     remove = on_query(record)
     try:
         async with transaction(statement_timeout=5):
+            assert await Db.query_int("SELECT 41 + 1") == 42
             async with transaction(lock_timeout=1):
                 pass
             with pytest.raises(ZeroDivisionError):
@@ -83,6 +84,7 @@ async def test_transaction_steps_reach_on_query_by_name_and_source() -> None:
     assert events == [
         ("BEGIN", "default"),
         (settings, "default"),
+        ("SELECT 41 + 1", "default"),
         ("SAVEPOINT", "default"),
         (settings, "default"),
         ("RELEASE SAVEPOINT", "default"),
@@ -503,6 +505,23 @@ async def test_an_error_at_commit_is_translated() -> None:
                 await Db.execute("INSERT INTO orm.mut_deferred VALUES (1), (1)")
     finally:
         await Db.execute("DROP TABLE orm.mut_deferred")
+
+
+async def test_an_error_inside_a_transaction_is_translated_watched_or_not() -> None:
+    await Db.execute("INSERT INTO orm.counters (id, n) VALUES (1, 0)")
+    duplicate = "INSERT INTO orm.counters (id, n) VALUES (1, 0)"
+    with pytest.raises(DuplicateError):
+        async with transaction():
+            await Db.execute(duplicate)
+    remove = on_query(lambda event: None)  # watched: the executor's slow path
+    try:
+        with pytest.raises(DuplicateError):
+            async with transaction():
+                await Db.execute(duplicate)
+        with pytest.raises(DuplicateError):
+            await Db.execute(duplicate)
+    finally:
+        remove()
 
 
 async def test_copy_is_reported_with_its_table_and_forwards_options() -> None:
