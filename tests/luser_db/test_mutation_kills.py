@@ -341,8 +341,8 @@ async def _raw_error(url: str, sql: str) -> BaseException:
 @pytest_asyncio.fixture(loop_scope="session")
 async def checks_table(orm_schema: str) -> AsyncIterator[str]:
     await Db.execute(
-        "CREATE TABLE orm.mut_checks (n int CHECK (n > 0), m int CONSTRAINT positive_check"
-        " CHECK (m > 0), name text)"
+        "CREATE TABLE orm.mut_checks (n int CHECK (n > 0),"
+        " m int CONSTRAINT m_must_be_positive_check CHECK (m > 0), name text)"
     )
     await Db.execute("CREATE UNIQUE INDEX mut_checks_lower_key ON orm.mut_checks (lower(name))")
     try:
@@ -366,8 +366,8 @@ async def test_check_violations_name_the_column_or_the_constraint(checks_table: 
     assert err.details == {"constraint": "mut_checks_n_check"}
     err = await _raised("INSERT INTO orm.mut_checks (n, m) VALUES (1, 0)")
     assert (err.field, err.message) == (
-        "positive_check",
-        "positive_check 的值不符合检查约束 positive_check",
+        "m_must_be_positive_check",
+        "m_must_be_positive_check 的值不符合检查约束 m_must_be_positive_check",
     )
 
 
@@ -469,6 +469,7 @@ async def test_is_retryable_for_raw_driver_errors(orm_schema: str) -> None:
         assert is_retryable(await _raw_error(orm_schema, _raise_sql(state)))
     assert not is_retryable(await _raw_error(orm_schema, _raise_sql("23505")))
     assert not is_retryable(Conflict("not retryable"))
+    assert not is_retryable(ValueError("no sqlstate at all"))
     assert is_retryable(Conflict("retryable", retryable=True))
 
 
