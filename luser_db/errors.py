@@ -186,9 +186,6 @@ def translate(exc: BaseException) -> AppError:
         return exc
     if isinstance(exc, asyncpg.PostgresError):
         return _from_postgres(exc)
-    if isinstance(exc, asyncpg.DataError):
-        # Client-side encoding failure; its text quotes the offending value, so drop it.
-        return ValidationError("参数类型与数据库列类型不匹配")
     if isinstance(exc, asyncpg.InterfaceError):
         if isinstance(exc, asyncpg.exceptions.InterfaceError) and "another operation" in str(exc):
             return DatabaseUnavailable("数据库连接正忙, 请稍后重试")  # e.g. after killed backends

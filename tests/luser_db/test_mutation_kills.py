@@ -410,7 +410,7 @@ async def test_a_data_exception_names_the_column_it_reports(orm_schema: str) -> 
 
 async def test_a_client_side_type_mismatch_is_a_validation_error(orm_schema: str) -> None:
     # asyncpg raises its encoding failure as a PostgresError (SQLSTATE 22000), so it is
-    # mapped by the 22xxx rule; translate()'s separate DataError branch is unreachable.
+    # mapped by the 22xxx rule like any data exception.
     err = await _raised("SELECT ?::int", "not a number")
     assert isinstance(err, ValidationError)
     assert (err.message, err.details) == ("数据格式或取值不合法", {"sqlstate": "22000"})
