@@ -421,6 +421,23 @@ def _described(stub: TencentVodStub) -> int:
     return len(stub.calls("DescribeMediaInfos"))
 
 
+async def _deduction_waits_for_the_wallet(pool: asyncpg.Pool, deadline_s: float = 10.0) -> None:
+    """Poll (with a deadline) until a deduction is blocked on the held wallet row: from
+    then on nothing can be charged, so what has not happened yet waits for the charge."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_s
+    async with pool.acquire() as conn:
+        while loop.time() < deadline:
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE '%quota_deductions%'"
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.01)  # poll interval, not synchronisation
+    pytest.fail("no deduction ever waited for the wallet row")
+
+
 def _overlapped(env: Env, outcome: str) -> float:
     return float(env.service.metrics.overlapped.labels(outcome)._value.get())
 
@@ -452,7 +469,7 @@ async def test_read_only_work_runs_while_the_charge_commits(
                 break
             await asyncio.sleep(0.01)
         assert _described(a) == seen + 1
-        await asyncio.sleep(0.05)
+        await _deduction_waits_for_the_wallet(pool)
         assert not call.done()  # ... but nothing is served before the charge commits
     r = await call
     assert r.status_code == 200, r.text
@@ -485,7 +502,7 @@ async def test_otherwise_the_work_starts_after_the_charge(
             call = asyncio.create_task(
                 service.call(context(), None, local=work, read_only=read_only)
             )
-            await asyncio.sleep(0.3)
+            await _deduction_waits_for_the_wallet(pool)
             assert not started.is_set() and not call.done()
         assert await call == "done" and started.is_set()
     finally:
@@ -502,13 +519,18 @@ async def test_an_overlapped_call_refused_at_the_charge_is_not_served(
     async with pool.acquire() as conn:  # drained elsewhere: the headroom hint is stale
         await conn.execute("UPDATE users SET balance = 0 WHERE id = $1", user_id)
     discarded = _overlapped(env, "discarded")
+    before = _described(a)
     r = await _play(env, key)
     assert (r.status_code, r.json()["error"]["code"]) == (402, "INSUFFICIENT_BALANCE")
     assert "url" not in r.text
     assert _overlapped(env, "discarded") == discarded + 1
     # The refusal drops the hint: the next call is charged first, the provider not asked.
-    await asyncio.sleep(0.05)  # let the discarded lookup finish at the stub
+    for _ in range(500):  # the discarded lookup reaches the stub (poll with a deadline)
+        if _described(a) == before + 1:
+            break
+        await asyncio.sleep(0.01)
     seen = _described(a)
+    assert seen == before + 1
     r = await _play(env, key)
     assert r.status_code == 402 and _described(a) == seen
     await _flush(env)
