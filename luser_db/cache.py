@@ -21,6 +21,7 @@ own writes, and what it reads may never commit.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import logging
 import re
@@ -107,6 +108,8 @@ class _State:
         self.pending: set[str] = set()  # bumps the store refused (Redis down), retried
         self.sender = uuid.uuid4().hex[:16]
         self.listeners: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = {}
+        self.outgoing: set[str] = set()  # tables written, not yet announced to others
+        self.sending: asyncio.Task[None] | None = None  # the one announcing them
 
 
 _state = _State()
@@ -429,6 +432,26 @@ async def _announce(tables: set[str]) -> None:
         _state.pending.update(names)  # bumped when the store is back, before any read
         _failed(exc)
     if s.backend == "memory" and s.notify:
+        _queue_broadcast(names)
+
+
+def _queue_broadcast(names: list[str]) -> None:
+    """Tell the other processes, off the writer's path: a committed write must not pay
+    a second round trip (the open API's one-statement charge would pay it on every
+    call). One NOTIFY at a time carries every table written meanwhile, so a burst of
+    writes sends a handful. This process's own entries were bumped already."""
+    _state.outgoing.update(names)
+    loop = asyncio.get_running_loop()
+    task = _state.sending
+    if task is None or task.done() or task.get_loop() is not loop:
+        # A fresh context: the sender joins no transaction and no caller's flags.
+        _state.sending = loop.create_task(_send_outgoing(), context=contextvars.Context())
+
+
+async def _send_outgoing() -> None:
+    while _state.outgoing:
+        names = sorted(_state.outgoing)
+        _state.outgoing.clear()
         await _broadcast(names)
 
 
@@ -474,6 +497,9 @@ async def close() -> None:
     """Stop this loop's listener and close store connections (``luser_db.close`` calls
     it, before the pools close)."""
     loop = asyncio.get_running_loop()
+    sending = _state.sending
+    if sending is not None and sending.get_loop() is loop and not sending.done():
+        await asyncio.wait({sending})  # announce what was written before the pools close
     task = _state.listeners.pop(loop, None)
     if task is not None:
         if not task.done():
