@@ -9,8 +9,9 @@ docs/orm.md.
 from luser_common import Page
 
 from ._connection import Connection, connection
-from ._listen import Listener, Notification, listen, notify
+from ._listen import Listener, ListenStats, Notification, listen, listen_stats, notify
 from ._observe import QueryEvent, configure_sql_log, on_query
+from ._pgbouncer import SessionStateRefused
 from ._pool import PoolStats, close, get_pool, init, pool_stats, reset
 from ._retry import full_jitter, retry
 from ._sql import Expr, like_contains, like_escape, quote_ident, to_dollar
@@ -43,6 +44,7 @@ __all__ = [
     "DbSource",
     "Expr",
     "Field",
+    "ListenStats",
     "Listener",
     "Model",
     "Notification",
@@ -53,6 +55,7 @@ __all__ = [
     "QueryEvent",
     "ReadOnlyError",
     "Record",
+    "SessionStateRefused",
     "SharedConnectionError",
     "SqlTemplateError",
     "close",
@@ -68,6 +71,7 @@ __all__ = [
     "like_contains",
     "like_escape",
     "listen",
+    "listen_stats",
     "notify",
     "on_commit",
     "on_query",
