@@ -350,7 +350,9 @@ async def test_migrations_run_through_pgbouncer(
             await direct.execute("select pg_advisory_xact_lock($1)", LOCK_KEY)
             with pytest.raises(Conflict):
                 await migrator(lock_wait=0.5).up()
-        assert [m.version for m in await migrator().up()] == [1, 2]
+        # Bounded: a lock transaction that kept a snapshot would make CONCURRENTLY wait forever.
+        applied = await asyncio.wait_for(migrator().up(), 60)
+        assert [m.version for m in applied] == [1, 2]
         # The limit was SET LOCAL inside the migration's transaction.
         assert await direct.fetchval("select note from bounced") == "3s"
         ours = (  # pg_locks is cluster-wide: other sessions' databases have their own
@@ -364,3 +366,71 @@ async def test_migrations_run_through_pgbouncer(
     finally:
         await direct.execute(f"drop table if exists bounced, {SCHEMA_TABLE}")
         await direct.close()
+
+
+async def test_a_release_through_pgbouncer_sends_no_reset(
+    via_bouncer: str, database_url: str
+) -> None:
+    # asyncpg's reset (RESET ALL, pg_advisory_unlock_all() ...) would run on whichever
+    # server PgBouncer picks -- maybe releasing another client's locks -- and cost a
+    # round trip per call.
+    for _ in range(20):
+        assert await Db.query_int("select 1") == 1
+    async with transaction():
+        await Db.query_int("select 2")
+    direct = await asyncpg.connect(database_url)
+    try:
+        last = await direct.fetch(
+            "select query from pg_stat_activity where datname = current_database()"
+            " and pid <> pg_backend_pid()"
+        )
+    finally:
+        await direct.close()
+    assert last and not [r for r in last if "pg_advisory_unlock_all" in r["query"]]
+
+
+async def test_config_keys_pgbouncer_and_direct_url(
+    bouncer_url: str, database_url: str, orm_schema: str, tmp_path: Path
+) -> None:
+    import luser_config
+
+    (tmp_path / "default.toml").write_text(
+        f'[database]\nurl = "{bouncer_url}"\ndirect_url = "{database_url}"\n'
+        'pgbouncer = "transaction"\nmin_connections = 0\n'
+        f'[database.data_sources.old]\nurl = "{bouncer_url}"\npgbouncer = true\n'
+        f'[database.data_sources.new]\nurl = "{bouncer_url}"\npgbouncer = "transaction_prepared"\n'
+    )
+    await luser_db.close()
+    luser_db.reset()
+    await luser_config.init_config(env="test", config_dir=tmp_path)
+    try:
+        cfg = luser_config.get_config().database
+        assert cfg.pgbouncer == "transaction" and cfg.data_sources["old"].pgbouncer == "transaction"
+        assert await Db.query_int("select 1") == 1
+        pool = await luser_db.get_pool()
+        async with pool.acquire() as conn:
+            assert conn._con._stmt_cache.get_max_size() == 0  # type: ignore[attr-defined]
+        # >= 1.21 mode keeps asyncpg's statement cache (PgBouncer tracks the names).
+        new = await luser_db.get_pool("new")
+        async with new.acquire() as conn:
+            assert conn._con._stmt_cache.get_max_size() == 100  # type: ignore[attr-defined]
+        # LISTEN and the Migrator go to direct_url: lock_timeout as a startup
+        # parameter is accepted there (PgBouncer refuses it).
+        got: asyncio.Queue[Notification] = asyncio.Queue()
+        async with await luser_db.listen("luser_cfg", got.put_nowait):
+            await luser_db.notify("luser_cfg", "hi")
+            assert (await asyncio.wait_for(got.get(), 10)).payload == "hi"
+        assert await Migrator(directory=tmp_path).status() == []
+    finally:
+        luser_config.reset_config()
+        await luser_db.close()
+        luser_db.reset()
+        luser_db.init(database_url, min_size=1, max_size=10)
+
+
+def test_pgbouncer_setting_rejects_unknown_modes() -> None:
+    from luser_config import DatabaseConfig
+
+    assert DatabaseConfig(pgbouncer="false").pgbouncer is False  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pgbouncer"):
+        DatabaseConfig(pgbouncer="session")  # type: ignore[arg-type]
