@@ -57,9 +57,10 @@ def _with_port(url: str, port: int) -> str:
 
 
 @contextmanager
-def run_pgbouncer(server_url: str, pool_size: int = SERVER_POOL) -> Iterator[int]:
+def run_pgbouncer(server_url: str, pool_size: int = SERVER_POOL, extra: str = "") -> Iterator[int]:
     """A PgBouncer (transaction pooling, trust auth) in front of ``server_url``'s server;
-    yields its port. Also used by benchmarks/bench_pgbouncer.py."""
+    yields its port. ``extra``: more ``[pgbouncer]`` settings. Also used by
+    benchmarks/bench_pgbouncer.py."""
     assert PGBOUNCER is not None
     server = urlsplit(server_url)
     port = _free_port()
@@ -81,6 +82,7 @@ def run_pgbouncer(server_url: str, pool_size: int = SERVER_POOL) -> Iterator[int
         default_pool_size = {pool_size}
         max_client_conn = 500
         """)
+        + extra
     )
     os.chmod(workdir, 0o755)
     command = [PGBOUNCER, str(workdir / "pgbouncer.ini")]
@@ -100,6 +102,12 @@ def run_pgbouncer(server_url: str, pool_size: int = SERVER_POOL) -> Iterator[int
         if proc.stdout is not None:
             proc.stdout.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def pgbouncer_version() -> tuple[int, ...]:
+    assert PGBOUNCER is not None
+    out = subprocess.run([PGBOUNCER, "--version"], capture_output=True, text=True).stdout
+    return tuple(int(x) for x in out.split()[1].split(".")[:2])
 
 
 def _wait_until_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
