@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import luser_db
+
 from . import _db
 from .money import call_cost
 
@@ -190,7 +192,7 @@ class ConfigRefresher:
         self._on_config_change = on_config_change
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._listen_conn: _db.Conn | None = None
+        self._listener: luser_db.Listener | None = None
         self._lock = asyncio.Lock()
         self.refreshes = 0
 
@@ -228,7 +230,7 @@ class ConfigRefresher:
     async def _run(self) -> None:
         while True:
             try:
-                if self._listen_conn is None or self._listen_conn.is_closed():
+                if self._listener is None:
                     await self._listen()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_interval)
@@ -250,28 +252,28 @@ class ConfigRefresher:
             await self.refresh()
 
     async def _listen(self) -> None:
-        pool = await _db.get_pool()
-        conn: _db.Conn = await pool.acquire()
-        await conn.add_listener("open_api_config", self._notified)
-        await conn.add_listener("open_api_tokens", self._notified)
-        self._listen_conn = conn
+        # luser_db.listen: a dedicated connection, to database.direct_url when set (through
+        # a PgBouncer in transaction mode LISTEN hears nothing), re-established on loss.
+        self._listener = await luser_db.listen(
+            ["open_api_config", "open_api_tokens"], self._notified, on_reconnect=self._missed
+        )
 
     async def _unlisten(self) -> None:
-        conn, self._listen_conn = self._listen_conn, None
-        if conn is None:
-            return
-        with contextlib.suppress(Exception):
-            await conn.remove_listener("open_api_config", self._notified)
-            await conn.remove_listener("open_api_tokens", self._notified)
-        # The pool may already be closed (shutdown order, outage): then the connection
-        # is gone with it, and a failure here must not kill the refresher loop.
-        with contextlib.suppress(Exception):
-            pool = await _db.get_pool()
-            await pool.release(conn)
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                await listener.close()
 
-    def _notified(self, conn: object, pid: int, channel: str, payload: object) -> None:
-        if channel == "open_api_tokens":
+    def _missed(self) -> None:
+        # Notifications sent while the listener was away are gone: reload the config
+        # and forget every cached token (on_notify clears all for a non-id payload).
+        self._wake.set()
+        if self._on_token_change is not None:
+            self._on_token_change("*")
+
+    def _notified(self, note: luser_db.Notification) -> None:
+        if note.channel == "open_api_tokens":
             if self._on_token_change is not None:
-                self._on_token_change(str(payload))
+                self._on_token_change(note.payload)
         else:
             self._wake.set()

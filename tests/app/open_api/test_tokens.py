@@ -233,3 +233,30 @@ async def test_change_made_elsewhere_reaches_the_cache_by_notify(
             await store.authorize(key, "catalog.search", None)
     finally:
         await refresher.stop()
+
+
+async def test_a_lost_listener_drops_cached_tokens_on_reconnect(
+    conn: asyncpg.Connection, make_user: MakeUser, make_token: MakeToken, store: TokenStore
+) -> None:
+    # Notifications sent while the LISTEN connection was away are lost: the reconnect
+    # must forget every cached token instead of serving a revoked one.
+    import asyncio
+
+    from app.open_api.router import ConfigRefresher
+
+    user_id = await make_user()
+    _, key = await make_token(user_id)
+    refresher = ConfigRefresher(poll_interval=3600, on_token_change=store.on_notify)
+    await refresher.start()
+    try:
+        await store.authorize(key, "catalog.search", None)
+        assert len(store) == 1
+        assert refresher._listener is not None
+        await conn.execute("SELECT pg_terminate_backend($1)", refresher._listener.pid)
+        for _ in range(500):
+            if len(store) == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert len(store) == 0
+    finally:
+        await refresher.stop()
