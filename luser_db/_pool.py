@@ -18,6 +18,8 @@ from typing import Any
 
 import asyncpg
 
+from luser_common import ConfigError
+
 from ._datasource import PRIMARY, data_source_config, database_config, resolve_url
 from ._json import RawJson, dumps_json, dumps_jsonb
 from ._observe import configure_sql_log, reset_sql_log
@@ -165,6 +167,8 @@ def init(url: str | None = None, *, name: str = PRIMARY, **pool_options: Any) ->
     except Exception:  # no such source in config: start from defaults
         base = PoolSettings(url=None)
     base.url = url
+    if url is not None:  # an explicit URL: the config's direct_url belongs to another one
+        base.direct_url = None
     for key in ("min_size", "max_size", "acquire_timeout", "direct_url", "fast_release"):
         if key in pool_options:
             setattr(base, key, pool_options.pop(key))
@@ -187,8 +191,9 @@ def _mode(value: Any) -> Mode:
         return "transaction_prepared"
     if value is False or value is None:
         return False
-    raise ValueError(
-        f"pgbouncer: expected False, 'transaction' or 'transaction_prepared', not {value!r}"
+    raise ConfigError(
+        f"pgbouncer 只能是 False, 'transaction' 或 'transaction_prepared', 不能是 {value!r}",
+        field="pgbouncer",
     )
 
 

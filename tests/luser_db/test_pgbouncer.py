@@ -442,3 +442,12 @@ def test_pgbouncer_setting_rejects_unknown_modes() -> None:
     assert DatabaseConfig(pgbouncer="false").pgbouncer is False  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="pgbouncer"):
         DatabaseConfig(pgbouncer="session")  # type: ignore[arg-type]
+
+
+def test_init_accepts_the_same_modes() -> None:
+    from luser_common import ConfigError
+
+    with pytest.raises(ConfigError):
+        luser_db.init("postgresql://x@127.0.0.1:1/x", name="bouncer_modes", pgbouncer="session")
+    luser_db.init("postgresql://x@127.0.0.1:1/x", name="bouncer_modes", pgbouncer=True)
+    assert luser_db._pool.settings_of("bouncer_modes").pgbouncer == "transaction"
