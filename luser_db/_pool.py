@@ -66,6 +66,12 @@ class LuserConnection(asyncpg.Connection):
 class PgBouncerConnection(LuserConnection):
     """A connection through PgBouncer in transaction pooling mode (see ``_pgbouncer``)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # asyncpg wraps type introspection in set_config('jit', 'off', false) and a later
+        # set_config back: two statements, so two servers here, one left with JIT off.
+        self._server_caps = self._server_caps._replace(jit=False)  # type: ignore[has-type]
+
     def mark_session_dirty(self, sql: str | None = None) -> None:
         # Refused before it is sent: on a shared server it would leak to other clients.
         statement = leaves_session_state(sql) if sql is not None else None

@@ -451,3 +451,34 @@ def test_init_accepts_the_same_modes() -> None:
         luser_db.init("postgresql://x@127.0.0.1:1/x", name="bouncer_modes", pgbouncer="session")
     luser_db.init("postgresql://x@127.0.0.1:1/x", name="bouncer_modes", pgbouncer=True)
     assert luser_db._pool.settings_of("bouncer_modes").pgbouncer == "transaction"
+
+
+async def test_type_introspection_leaves_jit_alone(via_bouncer: str, database_url: str) -> None:
+    # asyncpg turns JIT off with a session set_config() around its type introspection and
+    # back on in a later statement: through PgBouncer those land on different servers.
+    # Busy clients make PgBouncer hand each statement to whichever server is free.
+    direct = await asyncpg.connect(database_url)
+    await direct.execute(
+        "drop type if exists orm.mood; create type orm.mood as enum ('calm', 'busy')"
+    )
+    others = [await asyncpg.connect(via_bouncer, statement_cache_size=0) for _ in range(4)]
+    try:
+
+        async def busy(conn: asyncpg.Connection) -> list[str]:
+            return [await conn.fetchval("select current_setting('jit')") for _ in range(50)]
+
+        async def introspect() -> None:
+            for _ in range(10):  # each new connection introspects the enum type
+                assert await Db.query_str("select 'calm'::orm.mood") == "calm"
+                await luser_db.close()
+                luser_db.reset()
+                luser_db.init(via_bouncer, pgbouncer="transaction", min_size=1, max_size=2)
+
+        *seen, _ = await asyncio.gather(*(busy(c) for c in others), introspect())
+        after = await asyncio.gather(*(busy(c) for c in others))
+    finally:
+        for conn in others:
+            await conn.close()
+        await direct.execute("drop type orm.mood")
+        await direct.close()
+    assert {v for values in [*seen, *after] for v in values} == {"on"}
