@@ -482,3 +482,20 @@ async def test_type_introspection_leaves_jit_alone(via_bouncer: str, database_ur
         await direct.execute("drop type orm.mood")
         await direct.close()
     assert {v for values in [*seen, *after] for v in values} == {"on"}
+
+
+async def test_migrator_from_config_behind_pgbouncer_without_direct_url(
+    bouncer_url: str, tmp_path: Path
+) -> None:
+    import luser_config
+
+    (tmp_path / "default.toml").write_text(
+        f'[database]\nurl = "{bouncer_url}"\npgbouncer = "transaction"\n'
+    )
+    await luser_config.init_config(env="test", config_dir=tmp_path)
+    try:
+        # `luser migrate` / `luser serve` build the Migrator from config like this: no
+        # lock_timeout startup parameter, which PgBouncer would refuse.
+        assert await Migrator(directory=tmp_path).status() == []
+    finally:
+        luser_config.reset_config()
