@@ -499,3 +499,13 @@ async def test_migrator_from_config_behind_pgbouncer_without_direct_url(
         assert await Migrator(directory=tmp_path).status() == []
     finally:
         luser_config.reset_config()
+
+
+async def test_listen_behind_pgbouncer_without_direct_url_logs_an_error(
+    via_bouncer: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    luser_db.init(via_bouncer, pgbouncer="transaction", min_size=1, max_size=2)  # no direct_url
+    with caplog.at_level("ERROR", logger="luser_db.listen"):
+        async with await luser_db.listen("luser_deaf", lambda note: None):
+            pass
+    assert any("direct_url" in r.getMessage() for r in caplog.records)
