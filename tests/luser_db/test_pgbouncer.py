@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -31,7 +32,7 @@ import pytest_asyncio
 import luser_db
 from luser_common import Conflict
 from luser_db import Db, Field, Model, Notification, SessionStateRefused, transaction
-from luser_db.migrations import SCHEMA_TABLE, Migrator
+from luser_db.migrations import Migrator
 from luser_db.migrations.migrator import LOCK_KEY
 
 PGBOUNCER = shutil.which("pgbouncer") or next(
@@ -338,12 +339,28 @@ def migrations_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest_asyncio.fixture(loop_scope="session")
+async def fresh_db(database_url: str) -> AsyncIterator[str]:
+    """A new empty database (the session's holds the service's migrations); dropped after."""
+    name = f"luser_pgb_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
 async def test_migrations_run_through_pgbouncer(
-    bouncer_url: str, database_url: str, migrations_dir: Path
+    bouncer_url: str, fresh_db: str, migrations_dir: Path
 ) -> None:
+    database_url = fresh_db
+    through_bouncer = urlunsplit(urlsplit(bouncer_url)._replace(path=urlsplit(fresh_db).path))
+
     def migrator(**kw: object) -> Migrator:
         return Migrator(
-            bouncer_url,
+            through_bouncer,
             directory=migrations_dir,
             pgbouncer=True,
             lock_timeout=3,
@@ -372,7 +389,6 @@ async def test_migrations_run_through_pgbouncer(
         assert [m.version for m in await migrator().down(2)] == [2, 1]
         assert await direct.fetchval("select to_regclass('bounced')") is None
     finally:
-        await direct.execute(f"drop table if exists bounced, {SCHEMA_TABLE}")
         await direct.close()
 
 
@@ -381,7 +397,16 @@ async def test_a_release_through_pgbouncer_sends_no_reset(
 ) -> None:
     # asyncpg's reset (RESET ALL, pg_advisory_unlock_all() ...) would run on whichever
     # server PgBouncer picks -- maybe releasing another client's locks -- and cost a
-    # round trip per call.
+    # round trip per call. PgBouncer gives each server the application_name of the
+    # client it serves, which singles out the servers this pool used.
+    await luser_db.close()
+    luser_db.init(
+        via_bouncer,
+        pgbouncer="transaction",
+        min_size=1,
+        max_size=3,
+        server_settings={"application_name": "luser-no-reset"},
+    )
     for _ in range(20):
         assert await Db.query_int("select 1") == 1
     async with transaction():
@@ -389,8 +414,7 @@ async def test_a_release_through_pgbouncer_sends_no_reset(
     direct = await asyncpg.connect(database_url)
     try:
         last = await direct.fetch(
-            "select query from pg_stat_activity where datname = current_database()"
-            " and pid <> pg_backend_pid()"
+            "select query from pg_stat_activity where application_name = 'luser-no-reset'"
         )
     finally:
         await direct.close()
