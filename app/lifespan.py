@@ -72,6 +72,8 @@ def init_database(config: AppConfig) -> None:
         min_size=min(db.min_connections, db.max_connections),
         max_size=db.max_connections,
         acquire_timeout=db.acquire_timeout,
+        pgbouncer=db.pgbouncer,
+        direct_url=db.direct_url.get_secret_value() if db.direct_url is not None else None,
     )
     luser_db.configure_sql_log(slow_query_ms=db.slow_query_ms, log_parameters=db.log_parameters)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class _Section(BaseModel):
@@ -85,10 +85,33 @@ class DataSourceConfig(_Section):
         le=10000,
         description="0 for PgBouncer transaction pooling",
     )
-    pgbouncer: bool = Field(
+    pgbouncer: Literal[False, "transaction", "transaction_prepared"] = Field(
         default=False,
-        description="behind PgBouncer: no statement cache, no session state",
+        description=(
+            "behind PgBouncer in transaction pooling: 'transaction' (any version: unnamed"
+            " statements, no session state), 'transaction_prepared' (PgBouncer >= 1.21 with"
+            " max_prepared_statements: statement cache kept), false = direct; true means"
+            " 'transaction'"
+        ),
     )
+    direct_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "a URL straight to PostgreSQL (not through PgBouncer) for LISTEN, migrations and"
+            " advisory locks; None = use url"
+        ),
+    )
+
+    @field_validator("pgbouncer", mode="before")
+    @classmethod
+    def _pgbouncer_mode(cls, value: Any) -> Any:
+        # `pgbouncer = true` (the old boolean form) keeps meaning transaction pooling.
+        if value is True or (isinstance(value, str) and value.lower() in ("true", "1", "yes")):
+            return "transaction"
+        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off", ""):
+            return False
+        return value
+
     ssl_mode: str | None = Field(
         default=None,
         pattern="^(disable|allow|prefer|require|verify-ca|verify-full)$",

@@ -10,8 +10,9 @@ from luser_common import Page
 
 from . import cache
 from ._connection import Connection, connection
-from ._listen import Listener, Notification, listen, notify
+from ._listen import Listener, ListenStats, Notification, listen, listen_stats, notify
 from ._observe import QueryEvent, configure_sql_log, on_query
+from ._pgbouncer import SessionStateRefused
 from ._pool import PoolStats, close, get_pool, init, pool_stats, reset
 from ._replicas import ReplicaStats, check_replicas, replica_stats
 from ._retry import full_jitter, retry
@@ -50,6 +51,7 @@ __all__ = [
     "Field",
     "InvalidCursor",
     "KeysetPage",
+    "ListenStats",
     "Listener",
     "Model",
     "Notification",
@@ -62,6 +64,7 @@ __all__ = [
     "Record",
     "RelationNotLoaded",
     "ReplicaStats",
+    "SessionStateRefused",
     "SharedConnectionError",
     "SqlTemplateError",
     "UpsertResult",
@@ -83,6 +86,7 @@ __all__ = [
     "like_contains",
     "like_escape",
     "listen",
+    "listen_stats",
     "many_to_many",
     "notify",
     "on_commit",

@@ -141,7 +141,7 @@ async def _run(
             tx.busy = True
             try:
                 if raw and touches_session(sql):
-                    conn.mark_session_dirty()  # e.g. a plain SET outlives the transaction
+                    conn.mark_session_dirty(sql)  # e.g. a plain SET outlives the transaction
                 if _watch.active or _observe.sql_log_enabled():
                     return await send(conn, op, sql, args, source, True)
                 # send()'s fast path, inlined: one coroutine frame less per statement.
@@ -159,7 +159,7 @@ async def _run(
     conn = await acquire(pool, source)
     try:
         if raw and touches_session(sql):
-            conn.mark_session_dirty()
+            conn.mark_session_dirty(sql)
         if _watch.active or _observe.sql_log_enabled():
             return await send(conn, op, sql, args, source, False)
         try:

@@ -8,6 +8,11 @@ and then calls ``on_reconnect``. Notifications sent while it was away are lost
 (PostgreSQL does not queue them for absent listeners), so ``on_reconnect`` is
 where a cache reloads what it may have missed.
 
+The connection goes to the data source's ``direct_url`` when one is set: through a
+PgBouncer in transaction mode LISTEN would sit on a shared server connection and
+receive nothing, so listening there without ``direct_url`` logs an error. Every lost
+connection is logged and counted (:func:`listen_stats`, for metrics).
+
 A callback that raises is logged; the listener keeps running. Async callbacks run
 as tasks, so a slow one does not hold up the notifications behind it.
 
@@ -31,10 +36,10 @@ from luser_common import ValidationError
 
 from . import _exec
 from ._datasource import PRIMARY
-from ._pool import connect_dedicated
+from ._pool import connect_dedicated, settings_of
 from .errors import PoolClosed
 
-__all__ = ["Listener", "Notification", "listen", "notify"]
+__all__ = ["ListenStats", "Listener", "Notification", "listen", "listen_stats", "notify"]
 
 log = logging.getLogger("luser_db.listen")
 
@@ -46,6 +51,23 @@ class Notification:
     channel: str
     payload: str
     pid: int  # the backend that sent it
+
+
+@dataclass(frozen=True, slots=True)
+class ListenStats:
+    """Process-wide counts since start: listener connections lost and re-established."""
+
+    lost: int
+    reconnected: int
+
+
+_lost = 0
+_reconnected = 0
+
+
+def listen_stats() -> ListenStats:
+    """How many LISTEN connections were lost / re-established in this process."""
+    return ListenStats(_lost, _reconnected)
 
 
 Callback = Callable[[Notification], Any]
@@ -137,17 +159,22 @@ class Listener:
             conn.terminate()
 
     async def _supervise(self) -> None:
+        global _lost, _reconnected
         while True:
+            reason: object = "closed by the server"
             try:
                 await self._hold()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("LISTEN %s: connection lost (%r)", ",".join(self.channels), exc)
+                reason = repr(exc)
+            _lost += 1
+            log.warning("LISTEN %s: connection lost (%s)", ",".join(self.channels), reason)
             await self._drop()
             if not await self._reconnect():
                 return
             self.reconnects += 1
+            _reconnected += 1
             await self._call(self._on_reconnect, "on_reconnect")
 
     async def _hold(self) -> None:
@@ -229,6 +256,14 @@ async def listen(
         raise ValidationError("至少需要一个频道", field="channel")
     for name in names:
         _check_channel(name)
+    settings = settings_of(source)
+    if settings.pgbouncer and not settings.direct_url:
+        log.error(
+            "LISTEN %s on data source %s goes through PgBouncer (transaction mode), where"
+            " notifications are not delivered: set database.direct_url",
+            ",".join(names),
+            source,
+        )
     if not keepalive > 0:
         raise ValidationError("keepalive 必须是正数 (秒)", field="keepalive")
     listener = Listener(

@@ -18,9 +18,12 @@ from typing import Any
 
 import asyncpg
 
+from luser_common import ConfigError
+
 from ._datasource import PRIMARY, data_source_config, database_config, resolve_url
 from ._json import RawJson, dumps_json, dumps_jsonb
 from ._observe import configure_sql_log, reset_sql_log
+from ._pgbouncer import Mode, SessionStateRefused, leaves_session_state, unique_name
 from ._sql import split_statements
 from .errors import DB_ERRORS, PoolClosed, unavailable
 
@@ -49,7 +52,8 @@ class LuserConnection(asyncpg.Connection):
     _luser_dirty: bool = False
     _luser_managed: bool = False
 
-    def mark_session_dirty(self) -> None:
+    def mark_session_dirty(self, sql: str | None = None) -> None:
+        """Note that ``sql`` (raw SQL about to run) may leave session state behind."""
         self._luser_dirty = True
 
     def get_reset_query(self) -> str:
@@ -57,6 +61,32 @@ class LuserConnection(asyncpg.Connection):
         # temporary tables behind; the next borrower must not see them.
         query: str = super().get_reset_query()
         return f"{query}\nDISCARD TEMP;" if query else "DISCARD TEMP;"
+
+
+class PgBouncerConnection(LuserConnection):
+    """A connection through PgBouncer in transaction pooling mode (see ``_pgbouncer``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # asyncpg wraps type introspection in set_config('jit', 'off', false) and a later
+        # set_config back: two statements, so two servers here, one left with JIT off.
+        self._server_caps = self._server_caps._replace(jit=False)  # type: ignore[has-type]
+
+    def mark_session_dirty(self, sql: str | None = None) -> None:
+        # Refused before it is sent: on a shared server it would leak to other clients.
+        statement = leaves_session_state(sql) if sql is not None else None
+        if statement is not None:
+            raise SessionStateRefused(
+                "经 PgBouncer 事务池连接时不能执行会改变会话状态的语句; 请在事务中用"
+                " SET LOCAL / set_config(..., true), 或经 database.direct_url 直连",
+                details={"statement": statement[:200]},
+            )
+        self._luser_dirty = True
+
+    def _get_unique_id(self, prefix: str) -> str:
+        # asyncpg numbers the statements it must name (cursors, prepare()) per process:
+        # two processes' "__asyncpg_stmt_1__" collide on a server PgBouncer shares.
+        return unique_name(prefix)
 
 
 @dataclass(slots=True)
@@ -67,7 +97,8 @@ class PoolSettings:
     min_size: int = 1
     max_size: int = 10
     acquire_timeout: float = 5.0
-    pgbouncer: bool = False
+    pgbouncer: Mode = False
+    direct_url: str | None = None  # straight to PostgreSQL, for LISTEN (None: url)
     fast_release: bool = True
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -99,7 +130,7 @@ def settings_for(name: str) -> PoolSettings:
         "command_timeout": cfg.command_timeout,
         "max_inactive_connection_lifetime": cfg.idle_timeout,
         "max_queries": cfg.max_lifetime or 2**62,
-        "statement_cache_size": 0 if cfg.pgbouncer else cfg.statement_cache_size,
+        "statement_cache_size": 0 if cfg.pgbouncer == "transaction" else cfg.statement_cache_size,
     }
     ssl = _ssl_option(cfg.ssl_mode, cfg.ssl_ca, cfg.ssl_cert, cfg.ssl_key)
     if ssl is not None:
@@ -110,6 +141,7 @@ def settings_for(name: str) -> PoolSettings:
         max_size=cfg.max_connections,
         acquire_timeout=cfg.acquire_timeout,
         pgbouncer=cfg.pgbouncer,
+        direct_url=cfg.direct_url.get_secret_value() if cfg.direct_url else None,
         options=options,
     )
 
@@ -131,7 +163,8 @@ def _ssl_option(mode: str | None, ca: str | None, cert: str | None, key: str | N
 def init(url: str | None = None, *, name: str = PRIMARY, **pool_options: Any) -> None:
     """Set data source ``name`` explicitly (URL and/or pool options); the pool opens on first use.
 
-    Accepted options: ``min_size``, ``max_size``, ``acquire_timeout``, ``pgbouncer``,
+    Accepted options: ``min_size``, ``max_size``, ``acquire_timeout``, ``pgbouncer``
+    (``False``, ``"transaction"`` or ``True``, ``"transaction_prepared"``), ``direct_url``,
     ``fast_release`` and any ``asyncpg.create_pool`` keyword. A pool already open for
     ``name`` is closed in the background.
     """
@@ -140,11 +173,15 @@ def init(url: str | None = None, *, name: str = PRIMARY, **pool_options: Any) ->
     except Exception:  # no such source in config: start from defaults
         base = PoolSettings(url=None)
     base.url = url
-    for key in ("min_size", "max_size", "acquire_timeout", "pgbouncer", "fast_release"):
+    if url is not None:  # an explicit URL: the config's direct_url belongs to another one
+        base.direct_url = None
+    for key in ("min_size", "max_size", "acquire_timeout", "direct_url", "fast_release"):
         if key in pool_options:
             setattr(base, key, pool_options.pop(key))
+    if "pgbouncer" in pool_options:
+        base.pgbouncer = _mode(pool_options.pop("pgbouncer"))
     base.options.update(pool_options)
-    if base.pgbouncer:
+    if base.pgbouncer == "transaction":
         base.options["statement_cache_size"] = 0
     _state.settings[name] = base
     _state.closed = False
@@ -153,6 +190,19 @@ def init(url: str | None = None, *, name: str = PRIMARY, **pool_options: Any) ->
     entry = pools.pop(name, None)
     if entry is not None:
         _discard(*entry)
+
+
+def _mode(value: Any) -> Mode:
+    if value is True or value == "transaction":
+        return "transaction"
+    if value == "transaction_prepared":
+        return "transaction_prepared"
+    if value is False or value is None:
+        return False
+    raise ConfigError(
+        f"pgbouncer 只能是 False, 'transaction' 或 'transaction_prepared', 不能是 {value!r}",
+        field="pgbouncer",
+    )
 
 
 def _discard(pool: asyncpg.Pool, loop: asyncio.AbstractEventLoop) -> None:
@@ -305,11 +355,13 @@ _CONNECT_OPTIONS = ("timeout", "command_timeout", "statement_cache_size", "ssl",
 
 async def connect_dedicated(name: str = PRIMARY) -> asyncpg.Connection:
     """A connection of data source ``name`` outside the pool (LISTEN holds one for good:
-    taking it from the pool would shrink the pool and block ``close()``)."""
+    taking it from the pool would shrink the pool and block ``close()``), to its
+    ``direct_url`` when one is set: session state such as LISTEN needs PostgreSQL
+    itself, not a PgBouncer in transaction mode."""
     if _state.closed:
         raise PoolClosed()
-    settings = _state.settings.get(name) or settings_for(name)
-    url = settings.url or await asyncio.to_thread(resolve_url, name)
+    settings = settings_of(name)
+    url = settings.direct_url or settings.url or await asyncio.to_thread(resolve_url, name)
     options = {k: v for k, v in settings.options.items() if k in _CONNECT_OPTIONS}
     try:
         conn: asyncpg.Connection = await asyncpg.connect(url, **options)
@@ -318,12 +370,23 @@ async def connect_dedicated(name: str = PRIMARY) -> asyncpg.Connection:
     return conn
 
 
+def settings_of(name: str = PRIMARY) -> PoolSettings:
+    """The settings data source ``name`` uses: those given to ``init()``, else the config's."""
+    return _state.settings.get(name) or settings_for(name)
+
+
 async def _open(name: str) -> asyncpg.Pool:
-    settings = _state.settings.get(name) or settings_for(name)
+    settings = settings_of(name)
     # resolve_url may start the embedded server (blocking): keep the loop free meanwhile.
     url = settings.url or await asyncio.to_thread(resolve_url, name)
     options = dict(settings.options)
-    if settings.fast_release and not settings.pgbouncer:
+    connection_class: type[LuserConnection] = LuserConnection
+    if settings.pgbouncer:
+        # asyncpg's reset (RESET ALL, pg_advisory_unlock_all() ...) would run on whichever
+        # server PgBouncer picks, maybe another client's, and cost a round trip per call.
+        options["reset"] = _pgbouncer_reset
+        connection_class = PgBouncerConnection
+    elif settings.fast_release:
         options["reset"] = _fast_reset
     try:
         pool = await asyncpg.create_pool(
@@ -331,7 +394,7 @@ async def _open(name: str) -> asyncpg.Pool:
             min_size=settings.min_size,
             max_size=settings.max_size,
             init=_init_connection,
-            connection_class=LuserConnection,
+            connection_class=connection_class,
             **options,
         )
     except DB_ERRORS as exc:
@@ -385,6 +448,13 @@ async def _fast_reset(conn: asyncpg.Connection) -> None:
         await conn.reset()
     if isinstance(conn, LuserConnection):
         conn._luser_managed = conn._luser_dirty = False
+
+
+async def _pgbouncer_reset(conn: asyncpg.Connection) -> None:
+    # Session state is refused up front (PgBouncerConnection), so all a release must
+    # undo is an open transaction: its server is still this client's until it ends.
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -83,6 +83,13 @@ class Migrator:
     ``migration_lock_timeout`` / ``migration_statement_timeout`` (seconds).
     ``lock_wait`` is how long to wait for another runner's advisory lock,
     ``connect_timeout`` how long to wait for the connection (seconds).
+
+    The data source's ``direct_url`` is used when set (PostgreSQL itself, not
+    PgBouncer). Through PgBouncer in transaction mode (``pgbouncer``: None = from the
+    data source's config when no ``direct_url`` is set) nothing session-level is
+    used: the limits are ``SET LOCAL`` per migration (statements outside a
+    transaction, such as ``CREATE INDEX CONCURRENTLY``, run without them), and the
+    advisory lock is a transaction-level one held open on a second connection.
     Progress and warnings go to ``console`` when one is given.
     """
 
@@ -97,8 +104,13 @@ class Migrator:
         lock_wait: float = 300.0,
         connect_timeout: float = 10.0,
         console: Console | None = None,
+        pgbouncer: bool | None = None,
     ) -> None:
         self._url = url
+        self._pgbouncer = pgbouncer
+        self._bounced = False  # the connection in use goes through PgBouncer
+        self._told_no_limits = False
+        self._lock_url = ""
         self._data_source = data_source
         if directory is None or lock_timeout is None or statement_timeout is None:
             from .._datasource import database_config
@@ -284,12 +296,21 @@ class Migrator:
         limits = (self.lock_timeout, self.statement_timeout)
         if section.transactional:
             try:
+                if self._bounced:  # no session settings through PgBouncer: per transaction
+                    await conn.execute(self._local_limits())
                 await conn.execute(section.sql)
             except Exception as exc:
                 raise statement_error(exc, label, section.sql, limits=limits) from exc
             return
         # Outside a transaction each statement must go alone: a multi-statement
         # query string is an implicit transaction, which CONCURRENTLY refuses.
+        if self._bounced and not self._told_no_limits:
+            self._told_no_limits = True
+            self._say(
+                f"警告: {label} 不在事务中, 经 PgBouncer 执行时无法设置 lock_timeout /"
+                " statement_timeout; 请配置 database.direct_url",
+                "yellow",
+            )
         for stmt in split_statements(section.sql):
             try:
                 await conn.execute(stmt.text)
@@ -333,16 +354,33 @@ class Migrator:
         if self.console is not None:
             self.console.print(message, style=style, markup=False, highlight=False)
 
+    def _local_limits(self) -> str:
+        return (
+            f"SET LOCAL lock_timeout = '{round(self.lock_timeout * 1000)}ms';"
+            f" SET LOCAL statement_timeout = '{round(self.statement_timeout * 1000)}ms'"
+        )
+
+    def _target(self) -> tuple[str, bool]:
+        """The URL to migrate through, and whether it goes through PgBouncer."""
+        if self._url is not None:
+            return self._url, bool(self._pgbouncer)
+        from .._datasource import data_source_config, resolve_url
+
+        source = data_source_config(self._data_source)
+        direct = source.direct_url.get_secret_value() if source.direct_url else None
+        bounced = bool(source.pgbouncer) and not direct
+        if self._pgbouncer is not None:
+            bounced = self._pgbouncer
+        return direct or resolve_url(self._data_source), bounced
+
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[asyncpg.Connection]:
-        from .._datasource import resolve_url
-
-        url = self._url or resolve_url(self._data_source)
-        settings = {
-            "application_name": "luser-migrate",
-            "lock_timeout": f"{round(self.lock_timeout * 1000)}ms",
-            "statement_timeout": f"{round(self.statement_timeout * 1000)}ms",
-        }
+        url, self._bounced = self._target()
+        self._lock_url = url
+        settings = {"application_name": "luser-migrate"}
+        if not self._bounced:  # PgBouncer refuses these startup parameters
+            settings["lock_timeout"] = f"{round(self.lock_timeout * 1000)}ms"
+            settings["statement_timeout"] = f"{round(self.statement_timeout * 1000)}ms"
         try:
             # No statement cache: DDL invalidates cached plans mid-run.
             conn = await asyncpg.connect(
@@ -361,6 +399,11 @@ class Migrator:
         if dry_run:
             yield
             return
+        if self._bounced:
+            async with self._xact_locked():
+                await conn.execute(_CREATE_TABLE)
+                yield
+            return
         await self._acquire(conn)
         try:
             await conn.execute(_CREATE_TABLE)
@@ -369,12 +412,35 @@ class Migrator:
             if not conn.is_closed():
                 await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
 
-    async def _acquire(self, conn: asyncpg.Connection) -> None:
+    @asynccontextmanager
+    async def _xact_locked(self) -> AsyncIterator[None]:
+        """The advisory lock through PgBouncer: a session lock would stay on a shared
+        server, so a transaction-level one is held by an open transaction on a second
+        connection (PgBouncer keeps that server for it) until the run ends."""
+        try:
+            lock_conn = await asyncpg.connect(
+                self._lock_url, statement_cache_size=0, timeout=self.connect_timeout
+            )
+        except Exception as exc:
+            raise connect_error(exc, self._lock_url) from exc
+        try:
+            async with lock_conn.transaction():
+                await self._acquire(lock_conn, "SELECT pg_try_advisory_xact_lock($1)")
+                # A simple-protocol statement drops the unnamed portal and with it the
+                # snapshot (xmin) it kept: CREATE INDEX CONCURRENTLY waits for those.
+                await lock_conn.execute("SELECT 1")
+                yield
+        finally:
+            await lock_conn.close()
+
+    async def _acquire(
+        self, conn: asyncpg.Connection, sql: str = "SELECT pg_try_advisory_lock($1)"
+    ) -> None:
         # try-lock in a loop rather than pg_advisory_lock: the wait gets its own
         # limit and a message, independent of the DDL lock_timeout.
         deadline = time.monotonic() + self.lock_wait
         told = False
-        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
+        while not await conn.fetchval(sql, LOCK_KEY):
             if time.monotonic() >= deadline:
                 raise Conflict(
                     f"等待迁移锁超过 {self.lock_wait:g} 秒: 另一个迁移进程仍在运行",
