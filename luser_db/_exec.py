@@ -18,7 +18,7 @@ from typing import Any
 from . import _observe
 from ._context import current_txs
 from ._datasource import PRIMARY
-from ._pool import acquire, get_pool, pools, touches_session
+from ._pool import acquire, get_pool, pools, release, touches_session
 from .errors import DB_ERRORS, failure
 
 __all__ = [
@@ -125,8 +125,9 @@ async def run(
         except DB_ERRORS as exc:
             raise failure(exc, sql, False) from exc
     finally:
-        # Pool.release shields itself, so a cancelled task still returns the connection.
-        await pool.release(conn)
+        # Shielded or run without a suspension point (see _pool.release), so a
+        # cancelled task still returns the connection.
+        await release(pool, conn)
 
 
 def _fetch(conn: Any, sql: str, args: Sequence[Any]) -> Coroutine[Any, Any, Any]:
