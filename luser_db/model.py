@@ -14,7 +14,7 @@ import typing
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from luser_common import Page, ValidationError
 
@@ -26,7 +26,7 @@ from ._json import RawJson, load
 from ._metadata import KEY_SHAPES, Metadata
 from ._sql import Expr, quote_ident, to_dollar
 from .bulk import UpsertResult
-from .fields import MISSING, FieldAccessor, FieldInfo, accessor_for
+from .fields import MISSING, FieldAccessor, FieldInfo, accessor_for, write_field
 
 __all__ = ["Model", "ModelMeta"]
 
@@ -154,6 +154,19 @@ class Model(metaclass=ModelMeta):
         if matched != len(values):
             unknown = next(k for k in values if k not in self._meta.fields)
             raise ValidationError(f"未知的字段: {unknown[:64]}", field=unknown[:64])
+
+    if not TYPE_CHECKING:  # mypy would take any __setattr__ as "every attribute is settable"
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            # Field writes are checked and marked dirty here rather than by a data
+            # descriptor, so that field reads stay plain instance-dict lookups (see
+            # fields.FieldAccessor). Anything else (relations, properties, extra
+            # attributes) takes the normal path, descriptors included.
+            field = self._meta.fields.get(name)
+            if field is None:
+                object.__setattr__(self, name, value)
+            else:
+                write_field(self, field, value)
 
     # -- loading ---------------------------------------------------------------------
 
