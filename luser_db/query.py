@@ -478,7 +478,11 @@ class QueryBuilder(Generic[T]):
     async def first(self) -> T | None:
         sql, params = self._compiled("first", lambda: self.limit(1).to_sql())
         row = await _exec.fetchrow(sql, params, self._source)
-        return None if row is None else (await self._loaded([row]))[0]
+        if row is None:
+            return None
+        if self._include:
+            return (await self._loaded([row]))[0]
+        return self._rows([row])[0]  # _loaded() without its coroutine: nothing to include
 
     async def count(self) -> int:
         sql, params = self._compiled("count", self._count_sql)
@@ -653,8 +657,13 @@ class QueryBuilder(Generic[T]):
         return f"<QueryBuilder {sql!r} params={len(params)}>"
 
 
+@lru_cache(maxsize=4096)
 def _column(meta: Metadata | None, name: str) -> str:
-    """Quoted column: a known field for unqualified names, a strict pattern for ``t.col``."""
+    """Quoted column: a known field for unqualified names, a strict pattern for ``t.col``.
+
+    Cached: a model's fields are fixed once its class exists, and an unknown name
+    raises (nothing is cached for it). One C call instead of three per ``where(x=)``.
+    """
     if "." in name or meta is None:
         return quote_ident(name)
     return meta.column(name)
@@ -716,10 +725,10 @@ _SHAPED_KINDS = frozenset(("select", "first", "count", "page"))
 
 def _shape(entries: tuple[Entry, ...]) -> tuple[Any, ...]:
     """Where entries without their values: what their rendered SQL depends on."""
-    return tuple(
-        (connector, _shape(item) if isinstance(item, tuple) else item, len(args))
-        for connector, item, args in entries
-    )
+    out = []  # a plain loop: a generator would cost two more calls per builder
+    for connector, item, args in entries:
+        out.append((connector, _shape(item) if isinstance(item, tuple) else item, len(args)))
+    return tuple(out)
 
 
 def _gather(entries: tuple[Entry, ...], params: list[Any]) -> None:
