@@ -71,7 +71,16 @@ def guard(
     """A driver step that is not a caller's statement (BEGIN, COMMIT, a cursor fetch),
     through the same door; ``what`` names it for listeners and logs. ``in_tx=False``
     for COMMIT: a connection lost during it leaves the outcome unknown."""
+    if not _watch.active and not _observe.sql_log_enabled():
+        return _step(step, what, in_tx)  # send()'s fast path, without its op wrapper
     return send(conn, _StepOp(step), what, (), source, in_tx)
+
+
+async def _step(step: Callable[[], Any], what: str, in_tx: bool) -> Any:
+    try:
+        return await step()
+    except DB_ERRORS as exc:
+        raise failure(exc, what, in_tx) from exc
 
 
 class _StepOp:
