@@ -19,7 +19,7 @@ from typing import Any
 from . import _observe
 from ._context import current_txs
 from ._datasource import PRIMARY
-from ._pool import acquire, get_pool, pools, touches_session
+from ._pool import acquire, get_pool, pools, release, touches_session
 from ._replicas import inline_target, plain_sources, run_routed
 from .errors import DB_ERRORS, failure
 
@@ -82,7 +82,16 @@ def guard(
     """A driver step that is not a caller's statement (BEGIN, COMMIT, a cursor fetch),
     through the same door; ``what`` names it for listeners and logs. ``in_tx=False``
     for COMMIT: a connection lost during it leaves the outcome unknown."""
+    if not _watch.active and not _observe.sql_log_enabled():
+        return _step(step, what, in_tx)  # send()'s fast path, without its op wrapper
     return send(conn, _StepOp(step), what, (), source, in_tx)
+
+
+async def _step(step: Callable[[], Any], what: str, in_tx: bool) -> Any:
+    try:
+        return await step()
+    except DB_ERRORS as exc:
+        raise failure(exc, what, in_tx) from exc
 
 
 class _StepOp:
@@ -167,8 +176,9 @@ async def _run(
         except DB_ERRORS as exc:
             raise failure(exc, sql, False) from exc
     finally:
-        # Pool.release shields itself, so a cancelled task still returns the connection.
-        await pool.release(conn)
+        # Shielded or run without a suspension point (see _pool.release), so a
+        # cancelled task still returns the connection.
+        await release(pool, conn)
 
 
 def _fetch(conn: Any, sql: str, args: Sequence[Any]) -> Coroutine[Any, Any, Any]:

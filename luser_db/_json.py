@@ -31,11 +31,17 @@ def load(value: Any) -> Any:
     return value.load() if value.__class__ is RawJson else value
 
 
+# json.dumps(value, ensure_ascii=False, default=str) builds a new JSONEncoder on every
+# call (only the all-defaults call reuses one); this is that encoder, built once. Its
+# encode() keeps no state between calls, so sharing it gives byte-identical output.
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
 def dumps_jsonb(value: Any) -> bytes:
     if value.__class__ is RawJson:
         return bytes(value)  # already in jsonb's binary form: pass it back untouched
-    return b"\x01" + json.dumps(value, ensure_ascii=False, default=str).encode()
+    return b"\x01" + _encode(value).encode()
 
 
 def dumps_json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, default=str).encode()
+    return _encode(value).encode()

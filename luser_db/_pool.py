@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import types
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ __all__ = [
     "get_pool",
     "init",
     "pool_stats",
+    "release",
     "reset",
     "settings_for",
 ]
@@ -435,7 +437,73 @@ async def pooled_connection(
     try:
         yield conn
     finally:
-        await pool.release(conn)  # shielded: a cancelled task still returns it
+        await release(pool, conn)  # a cancelled task still returns it (see release())
+
+
+async def release(pool: asyncpg.Pool, conn: Any) -> None:
+    """``pool.release(conn)``, without asyncio.shield's Task when no I/O is needed.
+
+    asyncpg's release wraps the holder's release in ``asyncio.shield``: one Task and
+    an extra loop turn per statement, there only so that cancellation cannot stop a
+    release halfway through its reset round trip. When :func:`_fast_reset` will send
+    nothing (a luser-managed, clean connection, not in a transaction, no pending
+    cancellation, not due to be closed), the holder's release runs to its end without
+    suspending, so it is driven here in place: a task cannot be cancelled between
+    two statements that never yield. Anything else takes asyncpg's own path.
+    """
+    con = getattr(conn, "_con", None)
+    holder = getattr(conn, "_holder", None)
+    if (
+        con is None
+        or holder is None
+        or holder._pool is not pool
+        or pool._reset is not _fast_reset
+        or not _releases_locally(con, holder)
+    ):
+        await pool.release(conn)
+        return
+    pool._check_init()
+    con._on_release()  # what Pool.release does before handing over to the holder
+    coro = holder.release(holder._timeout)
+    try:
+        yielded = coro.send(None)
+    except StopIteration:
+        return
+    # Not expected (the checks above say nothing awaits); finish it shielded, as asyncpg does.
+    await asyncio.shield(asyncio.ensure_future(_resume(coro, yielded)))
+
+
+def _releases_locally(con: Any, holder: Any) -> bool:
+    """Whether releasing ``con`` back to its pool costs no round trip (see release())."""
+    protocol = con._protocol
+    return (
+        con._luser_managed
+        and not con._luser_dirty
+        and con._top_xact is None
+        and not protocol.is_in_transaction()
+        and not protocol._is_cancelling()
+        and not con.is_closed()
+        and protocol.queries_count < holder._max_queries
+        and holder._generation == holder._pool._generation
+    )
+
+
+@types.coroutine
+def _resume(coro: Any, yielded: Any) -> Any:
+    """Continue ``coro``, which already suspended on ``yielded``, inside a Task."""
+    while True:
+        try:
+            sent = yield yielded
+        except BaseException as exc:
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
 
 
 async def _fast_reset(conn: asyncpg.Connection) -> None:

@@ -24,7 +24,7 @@ from luser_common import InternalServerError, ValidationError
 from . import _exec
 from ._context import current_txs
 from ._datasource import PRIMARY
-from ._pool import acquire, get_pool
+from ._pool import acquire, get_pool, pools, release
 from ._retry import full_jitter, retry
 
 __all__ = [
@@ -231,7 +231,11 @@ class transaction:
                 raise
             self._tx = tx
             return
-        pool = await get_pool(self.using)
+        entry = pools.get(self.using)  # the open pool without get_pool()'s coroutine
+        if entry is not None and entry[1] is asyncio.get_running_loop():
+            pool = entry[0]
+        else:
+            pool = await get_pool(self.using)
         conn = await acquire(pool, self.using)
         try:
             self._xact = conn.transaction(
@@ -275,8 +279,9 @@ class transaction:
         finally:
             tx.active = False
             current_txs.reset(self._token)
-            # Pool.release shields itself, so cancellation still returns the connection.
-            await pool.release(conn)
+            # Shielded or free of suspension points (see _pool.release), so
+            # cancellation still returns the connection.
+            await release(pool, conn)
         await _run_callbacks(tx.levels[0].on_rollback if exc_type else tx.levels[0].on_commit)
         if cancelled is not None:
             raise cancelled

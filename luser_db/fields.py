@@ -26,7 +26,15 @@ from ._json import RawJson
 from ._sql import check_ident
 from .types import Codec, check_pg_type, codec_for
 
-__all__ = ["MISSING", "Field", "FieldAccessor", "FieldInfo", "JsonAccessor", "accessor_for"]
+__all__ = [
+    "MISSING",
+    "Field",
+    "FieldAccessor",
+    "FieldInfo",
+    "JsonAccessor",
+    "accessor_for",
+    "write_field",
+]
 
 
 class _Missing:
@@ -358,7 +366,14 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
 
 
 class FieldAccessor:
-    """Data descriptor: reads from ``__dict__``, checks and records writes as dirty."""
+    """Non-data descriptor: a loaded value is read straight from the instance ``__dict__``.
+
+    Having no ``__set__`` is what makes reads fast: attribute lookup then finds the
+    value in the instance dict in C, without calling into Python (a field is read
+    once per row of every result). This descriptor only answers for a field the row
+    did not load (its default) and for class access (the FieldInfo). Writes are
+    checked and marked dirty by ``Model.__setattr__`` through :func:`write_field`.
+    """
 
     __slots__ = ("field", "name")
 
@@ -375,18 +390,25 @@ class FieldAccessor:
             value = self.field.initial()
             return None if value is MISSING else value
 
-    def __set__(self, instance: Any, value: Any) -> None:
-        data = instance.__dict__
-        data[self.name] = self.field.check(value)
-        dirty = data.get("_dirty")
-        if dirty is None:
-            data["_dirty"] = {self.name}
-        else:
-            dirty.add(self.name)
+
+def write_field(instance: Any, field: FieldInfo, value: Any) -> None:
+    """Store a checked value for ``field`` and mark it dirty."""
+    data = instance.__dict__
+    name = field.name
+    data[name] = field.check(value)
+    dirty = data.get("_dirty")
+    if dirty is None:
+        data["_dirty"] = {name}
+    else:
+        dirty.add(name)
 
 
 class JsonAccessor(FieldAccessor):
-    """FieldAccessor for jsonb fields: decodes the raw value on first read and keeps it."""
+    """Data descriptor for jsonb fields: decodes the raw value on first read and keeps it.
+
+    It must see every read (a loaded value may still be undecoded), so it has a
+    ``__set__`` and stays a data descriptor, unlike its base.
+    """
 
     __slots__ = ()
 
@@ -402,6 +424,9 @@ class JsonAccessor(FieldAccessor):
         if value.__class__ is RawJson:
             value = data[self.name] = value.load()
         return value
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        write_field(instance, self.field, value)
 
 
 def accessor_for(field: FieldInfo) -> FieldAccessor:

@@ -14,19 +14,19 @@ import typing
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from luser_common import Page, ValidationError
 
 from . import _exec
 from . import bulk as bulk_writes
 from ._datasource import PRIMARY
-from ._gc import bulk
+from ._gc import BULK_ROWS, bulk
 from ._json import RawJson, load
 from ._metadata import KEY_SHAPES, Metadata
 from ._sql import Expr, quote_ident, to_dollar
 from .bulk import UpsertResult
-from .fields import MISSING, FieldAccessor, FieldInfo, accessor_for
+from .fields import MISSING, FieldAccessor, FieldInfo, accessor_for, write_field
 
 __all__ = ["Model", "ModelMeta"]
 
@@ -155,6 +155,19 @@ class Model(metaclass=ModelMeta):
             unknown = next(k for k in values if k not in self._meta.fields)
             raise ValidationError(f"未知的字段: {unknown[:64]}", field=unknown[:64])
 
+    if not TYPE_CHECKING:  # mypy would take any __setattr__ as "every attribute is settable"
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            # Field writes are checked and marked dirty here rather than by a data
+            # descriptor, so that field reads stay plain instance-dict lookups (see
+            # fields.FieldAccessor). Anything else (relations, properties, extra
+            # attributes) takes the normal path, descriptors included.
+            field = self._meta.fields.get(name)
+            if field is None:
+                object.__setattr__(self, name, value)
+            else:
+                write_field(self, field, value)
+
     # -- loading ---------------------------------------------------------------------
 
     @classmethod
@@ -179,6 +192,8 @@ class Model(metaclass=ModelMeta):
         """Models from rows; ``exact`` rows hold only the declared fields (the fast path)."""
         if not exact or cls._meta.converters:
             return bulk(rows, lambda: [cls._from_row(r) for r in rows])
+        if len(rows) < BULK_ROWS:  # bulk()'s own test, without its two calls (first(), pages)
+            return _build_exact(cls, rows)
         return bulk(rows, lambda: _build_exact(cls, rows))
 
     # -- attribute helpers -----------------------------------------------------------
@@ -345,13 +360,27 @@ class Model(metaclass=ModelMeta):
         if meta.has_updated_at and "updated_at" not in dirty:
             data["updated_at"] = _now()
             dirty.add("updated_at")
-        names = tuple(f.name for f in meta.field_list if f.name in dirty and not f.primary_key)
+        # (names, sql) by the set of dirty fields: the field scan and the SQL are made
+        # once per set (frozenset() of a small set is one C call).
+        dirty_key = frozenset(dirty)
+        plan = _update_plans.get((meta, dirty_key))
+        if plan is None:
+            names = tuple(f.name for f in meta.field_list if f.name in dirty and not f.primary_key)
+            sql = meta.sql.get(("update", names))
+            if sql is None and names:
+                sql = meta.sql[("update", names)] = _update_sql(meta, names)
+            if len(_update_plans) >= 4096:
+                _update_plans.clear()
+            plan = _update_plans[(meta, dirty_key)] = (names, sql or "")
+        names, sql = plan
         if not names:
             return False
-        sql = meta.sql.get(("update", names))
-        if sql is None:
-            sql = meta.sql[("update", names)] = _update_sql(meta, names)
-        values = [_db_value(meta, n, data.get(n)) for n in names]
+        fields = meta.fields
+        values = []
+        for n in names:
+            value = data.get(n)
+            convert = fields[n].to_db
+            values.append(value if convert is None or value is None else convert(value))
         values += self._key_values()
         count = await _exec.execute(sql, values, meta.source)
         data.pop("_dirty", None)
@@ -608,6 +637,11 @@ async def _find_by_keys(cls: type[M], wanted: list[Any]) -> list[M]:
     rows = cls._from_rows(await _exec.fetch(sql, list(zip(*keys, strict=True)), meta.source))
     found = {tuple(r._key_values()): r for r in rows}
     return [found[key] for key in keys if key in found]
+
+
+# update()'s (field names, SQL) per model and set of dirty fields; a model has few such
+# sets in practice, and the bound only guards against pathological use.
+_update_plans: dict[tuple[Metadata, frozenset[str]], tuple[tuple[str, ...], str]] = {}
 
 
 def _update_sql(meta: Metadata, names: tuple[str, ...]) -> str:

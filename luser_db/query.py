@@ -420,8 +420,57 @@ class QueryBuilder(Generic[T]):
             memo = self.__dict__["_memo"] = {}
         found = memo.get(kind)
         if found is None:
-            found = memo[kind] = build()
+            found = memo[kind] = self._by_shape(kind, build)
         return found[0], list(found[1])
+
+    def _by_shape(
+        self, kind: str, build: Callable[[], tuple[str, list[Any]]]
+    ) -> tuple[str, list[Any]]:
+        """``build()``, reusing the SQL of an earlier builder of the same shape.
+
+        A builder made per call (``User.query().where(id=x).first()``) differs from
+        the last one only in its parameter values, and the SQL text depends on none
+        of them: templates render from the parameter offset alone, and LIMIT/OFFSET
+        are parameters. So the text is cached under everything it is made of (kind,
+        table and model, select, where templates and their arities, grouping,
+        order, which of limit/offset are set, lock, soft-delete mode) and only the
+        values are gathered again. Joins and HAVING carry parameters of their own:
+        such builders keep the per-builder memo only.
+        """
+        if kind not in _SHAPED_KINDS or self._joins or self._having:
+            return build()
+        # "page" SQL ends in LIMIT/OFFSET parameters that paginate() appends itself.
+        windowed = kind != "page"
+        limited = kind == "first" or (windowed and self._limit is not None)
+        offset = windowed and self._offset is not None
+        key = (
+            kind,
+            self._table,
+            self._meta,
+            self._select,
+            self._distinct,
+            _shape(self._where),
+            self._group,
+            self._order,
+            limited,
+            offset,
+            self._lock,
+            self._deleted,
+        )
+        sql = _shapes.get(key)
+        if sql is None:
+            built = build()
+            if len(_shapes) >= _SHAPES_MAX:
+                _shapes.clear()  # a crude bound; real programs have a few hundred shapes
+            _shapes[key] = built[0]
+            return built
+        params: list[Any] = []
+        _gather(self._where, params)  # the order _render() numbers them in
+        if limited:
+            params.append(1 if kind == "first" else self._limit)
+        if offset:
+            params.append(self._offset)
+        return sql, params
 
     def _page_sql(self) -> tuple[str, list[Any]]:
         # LIMIT and OFFSET are the last two parameters: one SQL text serves every page.
@@ -463,7 +512,11 @@ class QueryBuilder(Generic[T]):
             row = await self._cached("first", sql, params, load)
         else:
             row = await _exec.fetchrow(sql, params, self._source)
-        return None if row is None else (await self._loaded([row]))[0]
+        if row is None:
+            return None
+        if self._include:
+            return (await self._loaded([row]))[0]
+        return self._rows([row])[0]  # _loaded() without its coroutine: nothing to include
 
     async def count(self) -> int:
         sql, params = self._compiled("count", self._count_sql)
@@ -655,8 +708,13 @@ class QueryBuilder(Generic[T]):
         return f"<QueryBuilder {sql!r} params={len(params)}>"
 
 
+@lru_cache(maxsize=4096)
 def _column(meta: Metadata | None, name: str) -> str:
-    """Quoted column: a known field for unqualified names, a strict pattern for ``t.col``."""
+    """Quoted column: a known field for unqualified names, a strict pattern for ``t.col``.
+
+    Cached: a model's fields are fixed once its class exists, and an unknown name
+    raises (nothing is cached for it). One C call instead of three per ``where(x=)``.
+    """
     if "." in name or meta is None:
         return quote_ident(name)
     return meta.column(name)
@@ -707,6 +765,30 @@ def _parse_order(spec: str) -> tuple[tuple[str, str], ...]:
             (name, (" DESC" if desc else "") + (f" NULLS {nulls.upper()}" if nulls else ""))
         )
     return tuple(items)
+
+
+# SQL text by builder shape (see QueryBuilder._by_shape).
+_shapes: dict[tuple[Any, ...], str] = {}
+_SHAPES_MAX = 4096
+# The _compiled() kinds whose parameters are the where values plus LIMIT/OFFSET.
+_SHAPED_KINDS = frozenset(("select", "first", "count", "page"))
+
+
+def _shape(entries: tuple[Entry, ...]) -> tuple[Any, ...]:
+    """Where entries without their values: what their rendered SQL depends on."""
+    out = []  # a plain loop: a generator would cost two more calls per builder
+    for connector, item, args in entries:
+        out.append((connector, _shape(item) if isinstance(item, tuple) else item, len(args)))
+    return tuple(out)
+
+
+def _gather(entries: tuple[Entry, ...], params: list[Any]) -> None:
+    """The entries' values, in the order _render() appends them."""
+    for _, item, args in entries:
+        if isinstance(item, tuple):
+            _gather(item, params)
+        else:
+            params.extend(args)
 
 
 def _render(entries: tuple[Entry, ...], params: list[Any]) -> str:

@@ -398,3 +398,25 @@ async def test_jsonb_is_decoded_on_every_read_path() -> None:
     assert await again.upsert("email")  # the undecoded value goes back unchanged
     final = await User.find_by_id(u.id)
     assert final is not None and final.profile == doc and final.name == "renamed"
+
+
+async def test_field_reads_skip_the_descriptor_and_writes_are_still_checked() -> None:
+    # Reads are plain instance-dict lookups (FieldAccessor has no __set__); writes go
+    # through Model.__setattr__: checked, marked dirty; jsonb still decodes on read.
+    assert not hasattr(type(vars(User)["name"]), "__set__")
+    u = User(name="a", email="fast@x.io", profile={"k": [1]})
+    await u.save()
+    loaded = await User.find_by_id(u.id)
+    assert loaded is not None and loaded.name == "a" and loaded.profile == {"k": [1]}
+    with pytest.raises(ValidationError):
+        loaded.age = "old"  # type: ignore[assignment]
+    loaded.age = 7
+    loaded.profile = {"k": [2]}
+    assert loaded.dirty_fields == {"age", "profile"}
+    loaded.note = "extra"  # type: ignore[attr-defined]  # not a field: a plain attribute
+    assert await loaded.update()
+    loaded.name = "b"  # another dirty set: its own SQL
+    assert await loaded.update()
+    again = await User.find_by_id(u.id)
+    assert again is not None
+    assert (again.name, again.age, again.profile) == ("b", 7, {"k": [2]})

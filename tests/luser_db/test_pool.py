@@ -7,6 +7,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -243,3 +244,30 @@ async def test_init_replaces_an_open_pool(own_pool: str) -> None:
     async with asyncio.timeout(5):
         while not old._closed:  # type: ignore[attr-defined]
             await asyncio.sleep(0)  # a loop tick, so the closing task can run
+
+
+async def test_clean_release_needs_no_shield_task(
+    own_pool: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clean ORM connection goes back without asyncpg's shield Task; a dirty one still
+    takes asyncpg's release (and its reset round trip)."""
+    luser_db.init(own_pool, min_size=1, max_size=1)
+    await Db.query_int("select 1")  # open the pool outside the count
+    shields = []
+    real_shield = asyncio.shield
+
+    def counting(arg: Any) -> Any:
+        shields.append(arg)
+        return real_shield(arg)
+
+    monkeypatch.setattr(asyncio, "shield", counting)
+    pool = await luser_db.get_pool()
+    for n in range(3):
+        assert await Db.query_int("select $1::int", n) == n
+        assert pool.get_idle_size() == 1  # returned at once
+    async with transaction():
+        await Db.query_int("select 1")
+    assert shields == []
+    await Db.execute("set application_name = 'dirty'")
+    assert len(shields) == 1
+    assert await Db.query_str("show application_name") == ""

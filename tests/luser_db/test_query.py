@@ -9,6 +9,7 @@ import pytest
 
 from luser_common import ValidationError
 from luser_db import Db, Field, Model, Record, transaction
+from luser_db import query as query_module
 from luser_db.query import MAX_PAGE_SIZE, QueryBuilder
 from luser_db.testing import assert_queries
 
@@ -257,6 +258,7 @@ async def test_a_reused_builder_renders_its_sql_once(monkeypatch: pytest.MonkeyP
         return to_sql(self)
 
     monkeypatch.setattr(QueryBuilder, "to_sql", counting)
+    monkeypatch.setattr(query_module, "_shapes", {}, raising=False)  # shapes other tests rendered
     with assert_queries(6) as log:
         pages = [await base.paginate(n, 10) for n in (1, 3, 2)]
     assert [len(p.items) for p in pages] == [10, 5, 10]
