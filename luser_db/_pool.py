@@ -116,6 +116,9 @@ class _State:
     # Pools of other, still open loops, kept until their loop is used again or closes.
     parked: dict[tuple[str, asyncio.AbstractEventLoop], asyncpg.Pool] = field(default_factory=dict)
     closed: bool = False
+    # Bumped by init() and reset(): a pool whose opening spanned one was opened with
+    # settings that no longer hold, and is thrown away instead of kept.
+    generation: int = 0
 
 
 _state = _State()
@@ -187,6 +190,7 @@ def init(url: str | None = None, *, name: str = PRIMARY, **pool_options: Any) ->
         base.options["statement_cache_size"] = 0
     _state.settings[name] = base
     _state.closed = False
+    _state.generation += 1
     for hook in reset_hooks:
         hook()
     entry = pools.pop(name, None)
@@ -244,6 +248,7 @@ def reset() -> None:
     _state.locks.clear()
     _state.parked.clear()
     _state.closed = False
+    _state.generation += 1
 
 
 # Run first by close(): what holds connections outside the pools (the query cache's listener).
@@ -280,16 +285,22 @@ async def get_pool(name: str = PRIMARY) -> asyncpg.Pool:
         raise PoolClosed()
     lock = _state.locks.setdefault((name, loop), asyncio.Lock())
     async with lock:
-        entry = pools.get(name)
-        if entry is not None and entry[1] is loop:
-            return entry[0]
-        if _state.closed:
-            raise PoolClosed()
-        if entry is not None:  # the current pool belongs to another loop: park it
-            _park(name, *entry)
-        pool = _state.parked.pop((name, loop), None) or await _open(name)
-        pools[name] = (pool, loop)
-        return pool
+        while True:
+            entry = pools.get(name)
+            if entry is not None and entry[1] is loop:
+                return entry[0]
+            if _state.closed:
+                raise PoolClosed()
+            if entry is not None:  # the current pool belongs to another loop: park it
+                _park(name, *entry)
+            generation = _state.generation
+            pool = _state.parked.pop((name, loop), None) or await _open(name)
+            if generation == _state.generation:
+                pools[name] = (pool, loop)
+                return pool
+            # init()/reset() ran while it opened (a background task's first query racing
+            # a test that repoints the ORM): its URL may be the old one. Open again.
+            _discard(pool, loop)
 
 
 def _park(name: str, pool: asyncpg.Pool, loop: asyncio.AbstractEventLoop) -> None:

@@ -271,3 +271,32 @@ async def test_clean_release_needs_no_shield_task(
     await Db.execute("set application_name = 'dirty'")
     assert len(shields) == 1
     assert await Db.query_str("show application_name") == ""
+
+
+async def test_init_while_a_pool_opens_keeps_no_pool_with_the_old_url(
+    own_pool: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first query opening the pool races init() pointing the ORM elsewhere (a
+    background task of a long-lived app, a test that repoints the ORM): the pool opened
+    with the old settings must not become the pool of the new ones."""
+    from luser_db.embedded import with_database
+
+    real_open = pool_module._open
+    opened, go_on = asyncio.Event(), asyncio.Event()
+
+    async def open_then_wait(name: str) -> Any:
+        pool = await real_open(name)  # opened with the settings of this moment
+        opened.set()
+        await go_on.wait()
+        return pool
+
+    monkeypatch.setattr(pool_module, "_open", open_then_wait)
+    luser_db.init(with_database(own_pool, "postgres"), min_size=0, max_size=2)
+    first_query = asyncio.create_task(Db.query_str("select current_database()"))
+    async with asyncio.timeout(10):
+        await opened.wait()
+    luser_db.init(own_pool, min_size=0, max_size=2)  # repointed while the pool opened
+    go_on.set()
+    async with asyncio.timeout(10):
+        await first_query
+    assert await Db.query_str("select current_database()") != "postgres"
