@@ -71,6 +71,15 @@ def env_option(fn: Callable[P, R]) -> Callable[P, R]:
     return option(fn)
 
 
+# Which database a command talks to: shared by the migrate, sql and generate-models commands.
+_DATA_SOURCE_OPTION = click.option(
+    "--data-source", default=None, help="Named data source (default: primary)."
+)
+_DATABASE_URL_OPTION = click.option(
+    "--database-url", default=None, help="Connect here instead of the configured data source."
+)
+
+
 def _connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(
         (
@@ -81,14 +90,8 @@ def _connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 type=click.Path(file_okay=False, path_type=Path),
                 help="Migrations folder (default: database.migrations_dir).",
             ),
-            click.option(
-                "--data-source", default=None, help="Named data source (default: primary)."
-            ),
-            click.option(
-                "--database-url",
-                default=None,
-                help="Connect here instead of the configured data source.",
-            ),
+            _DATA_SOURCE_OPTION,
+            _DATABASE_URL_OPTION,
         )
     ):
         fn = option(fn)
@@ -330,14 +333,8 @@ def _database_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(
         (
             env_option,
-            click.option(
-                "--data-source", default=None, help="Named data source (default: primary)."
-            ),
-            click.option(
-                "--database-url",
-                default=None,
-                help="Connect here instead of the configured data source.",
-            ),
+            _DATA_SOURCE_OPTION,
+            _DATABASE_URL_OPTION,
         )
     ):
         fn = option(fn)
