@@ -30,7 +30,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import pytest
 import pytest_asyncio
@@ -50,8 +50,11 @@ __all__ = [
     "db_pool",
     "db_tx",
     "drop_test_database",
+    "open_server_stream",
     "rollback_transaction",
+    "server_address",
     "server_url",
+    "via_local_port",
 ]
 
 
@@ -84,6 +87,41 @@ async def _admin(url: str, sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+def server_address(url: str) -> tuple[str, int]:
+    """(host, port) of ``url``'s server; the host is a unix-socket folder when the URL
+    names one (``?host=/dir``, as the embedded PostgreSQL's URLs do: it listens on a
+    socket in its data folder only). For tests that put a proxy or PgBouncer in front."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    port = int(query.get("port", [parts.port or 5432])[0])
+    if parts.hostname:
+        return parts.hostname, port
+    return query.get("host", ["/var/run/postgresql"])[0], port
+
+
+async def open_server_stream(
+    host: str, port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw byte stream to a server address from :func:`server_address` (TCP or socket)."""
+    if host.startswith("/"):
+        return await asyncio.open_unix_connection(f"{host}/.s.PGSQL.{port}")
+    return await asyncio.open_connection(host, port)
+
+
+def via_local_port(url: str, port: int) -> str:
+    """``url`` with its server replaced by ``127.0.0.1:port`` (a proxy or PgBouncer in
+    front), keeping user and database; a ``?host=`` socket folder is dropped."""
+    parts = urlsplit(url)
+    netloc = f"{parts.username}@127.0.0.1:{port}" if parts.username else f"127.0.0.1:{port}"
+    query = "&".join(
+        f"{k}={v}"
+        for k, vs in parse_qs(parts.query).items()
+        for v in vs
+        if k not in ("host", "port")
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def create_test_database(base_url: str, prefix: str = "luser_test") -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import pytest_asyncio
@@ -19,6 +18,7 @@ import pytest_asyncio
 import luser_db
 from luser_common import DatabaseUnavailable
 from luser_db import CommitUncertain, Db, retry, transaction
+from luser_db.testing import open_server_stream, server_address, via_local_port
 
 pytestmark = pytest.mark.usefixtures("clean_tables")
 
@@ -49,7 +49,7 @@ class FaultProxy:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection(self.host, self.port)
+        server_r, server_w = await open_server_stream(self.host, self.port)
         armed = asyncio.Event()
 
         async def upstream() -> None:
@@ -82,11 +82,9 @@ class FaultProxy:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def proxy(own_pool: str) -> AsyncIterator[FaultProxy]:
-    parts = urlsplit(own_pool)
-    fault = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    fault = FaultProxy(*server_address(own_pool))
     port = await fault.start()
-    netloc = f"{parts.username}@127.0.0.1:{port}" if parts.username else f"127.0.0.1:{port}"
-    luser_db.init(urlunsplit(parts._replace(netloc=netloc)), min_size=0, max_size=2)
+    luser_db.init(via_local_port(own_pool, port), min_size=0, max_size=2)
     try:
         yield fault
     finally:

@@ -34,6 +34,7 @@ from luser_common import Conflict
 from luser_db import Db, Field, Model, Notification, SessionStateRefused, transaction
 from luser_db.migrations import Migrator
 from luser_db.migrations.migrator import LOCK_KEY
+from luser_db.testing import server_address, via_local_port
 
 PGBOUNCER = shutil.which("pgbouncer") or next(
     (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.path.exists(p)), None
@@ -52,9 +53,16 @@ def _free_port() -> int:
 
 
 def _with_port(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    user = parts.username or "postgres"
-    return urlunsplit(parts._replace(netloc=f"{user}@127.0.0.1:{port}"))
+    return via_local_port(url, port)
+
+
+def _server_address(url: str) -> tuple[str, int, str]:
+    """(host or unix-socket folder, port, the system user PgBouncer runs as).
+
+    The embedded PostgreSQL listens on a socket in its data folder only (mode 0700):
+    PgBouncer then runs as the server's own user, the one that can reach it."""
+    host, port = server_address(url)
+    return host, port, Path(host).owner() if host.startswith("/") else "nobody"
 
 
 @contextmanager
@@ -64,6 +72,7 @@ def run_pgbouncer(server_url: str, pool_size: int = SERVER_POOL, extra: str = ""
     benchmarks/bench_pgbouncer.py."""
     assert PGBOUNCER is not None
     server = urlsplit(server_url)
+    host, server_port, run_as = _server_address(server_url)
     port = _free_port()
     workdir = Path(tempfile.mkdtemp(prefix="luser-pgbouncer-"))
     user = server.username or "postgres"
@@ -71,7 +80,7 @@ def run_pgbouncer(server_url: str, pool_size: int = SERVER_POOL, extra: str = ""
     (workdir / "pgbouncer.ini").write_text(
         textwrap.dedent(f"""\
         [databases]
-        * = host={server.hostname} port={server.port or 5432}
+        * = host={host} port={server_port}
         [pgbouncer]
         listen_addr = 127.0.0.1
         listen_port = {port}
@@ -88,7 +97,7 @@ def run_pgbouncer(server_url: str, pool_size: int = SERVER_POOL, extra: str = ""
     os.chmod(workdir, 0o755)
     command = [PGBOUNCER, str(workdir / "pgbouncer.ini")]
     if os.geteuid() == 0:  # PgBouncer refuses to run as root
-        command = ["runuser", "-u", "nobody", "--", *command]
+        command = ["runuser", "-u", run_as, "--", *command]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         _wait_until_listening(port, proc)

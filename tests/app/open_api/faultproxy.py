@@ -16,6 +16,8 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from luser_db.testing import open_server_stream
+
 __all__ = ["FaultProxy"]
 
 
@@ -48,7 +50,7 @@ class FaultProxy:
         self._marker, self._pending = marker, times
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection(*self._target)
+        server_r, server_w = await open_server_stream(*self._target)
         link = _Link()
 
         def frontend(kind: int | None, message: bytes) -> bool:

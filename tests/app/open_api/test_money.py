@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -23,6 +22,7 @@ from app.open_api.quota import CallRecord, deduct_quota
 from app.open_api.recovery import recover
 from app.open_api.tokens import Invalid, Valid
 from app.vod.testing import TencentVodStub
+from luser_db.testing import server_address, via_local_port
 
 from .faultproxy import FaultProxy
 from .service_env import PRICE, Env, flush, partner, play, sk
@@ -169,12 +169,10 @@ async def test_concurrent_requests_with_one_key_do_the_work_once(
 async def _through_proxy(migrated_url: str) -> AsyncIterator[FaultProxy]:
     """The service's statements go through a FaultProxy for the block (luser_db's pool
     is pointed at the proxy, then back at the database)."""
-    target = urlsplit(migrated_url)
-    proxy = FaultProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    proxy = FaultProxy(*server_address(migrated_url))
     await proxy.start()
-    netloc = f"{target.username}@127.0.0.1:{proxy.port}"
     luser_db.init(
-        urlunsplit(target._replace(netloc=netloc)),
+        via_local_port(migrated_url, proxy.port),
         min_size=1,
         max_size=8,
         ssl=False,
