@@ -36,11 +36,8 @@ from darabonba.exceptions import RetryError
 from requests import RequestException
 from Tea.exceptions import TeaException, UnretryableException
 
-from luser_common import AppError, DeserializationError
-from luser_config.schema import AliyunVodConfig
-
-from . import _common as c
-from .base import (
+from app.vod import _common as c
+from app.vod.base import (
     CallbackRejected,
     MediaInfo,
     MediaStatus,
@@ -50,7 +47,9 @@ from .base import (
     VodEventKind,
     VodProvider,
 )
-from .signing import aliyun_auth_a_url, aliyun_callback_signature
+from app.vod.signing import aliyun_auth_a_url, aliyun_callback_signature
+from luser_common import AppError, DeserializationError
+from luser_config.schema import AliyunVodConfig
 
 __all__ = ["AliyunVodProvider"]
 

@@ -18,7 +18,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from app.main import create_app as create_service
-from app.routes._api import Call, operation
+from app.web.operation import Call, operation
 from luser_config.schema import AppConfig
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from app.routes._api import operations_of
+from app.web.operation import operations_of
 from luser_common.http import MAX_JSON_DEPTH, MAX_NUMBER_LENGTH
 from luser_config.schema import AppConfig
 

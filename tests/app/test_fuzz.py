@@ -33,8 +33,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from app.routes._api import operations_of
-from app.vod.testing import TencentVodStub
+from app.sandbox.vod import TencentVodStub
+from app.web.operation import operations_of
 from luser_config.schema import AppConfig
 
 from .conftest import detached_pool

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 import luser_db
 from app import create_app
 from app.lifespan import init_database
-from app.routes import Call, operation
+from app.web.operation import Call, operation
 from luser_common import ConfigError
 from luser_config import load_config
 from luser_config.schema import AppConfig

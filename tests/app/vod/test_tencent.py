@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from app.sandbox.vod import TencentVodStub, tencent_new_file_upload, tencent_procedure_finished
 from app.vod import (
     CallbackRejected,
     MediaStatus,
     TencentVodProvider,
     VodEventKind,
 )
-from app.vod.testing import TencentVodStub, tencent_new_file_upload, tencent_procedure_finished
 from luser_common import (
     ConfigError,
     DeserializationError,
