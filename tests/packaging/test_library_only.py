@@ -91,3 +91,25 @@ def test_outside_a_project_a_library_install_keeps_the_library_defaults(
     result = run([*without(NOT_IN_BASE, LUSER), "migrate", "status"], cwd=tmp_path, env=env)
     assert result.returncode == 1, result.stdout
     assert "迁移目录不存在: migrations" in result.stderr, result.stderr
+
+
+HOT_RELOAD = """
+import asyncio, sys
+from luser_common import ConfigError
+from luser_config import ConfigBuilder
+
+async def main(folder):
+    try:
+        await ConfigBuilder().env("test").config_dir(folder).with_hot_reload(True).build()
+    except ConfigError as exc:
+        print(exc.message)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_hot_reload_without_watchfiles_names_the_extra(tmp_path: Path) -> None:
+    (tmp_path / "default.toml").write_text("[server]\nport = 8000\n", encoding="utf-8")
+    result = run([*without(["watchfiles"], HOT_RELOAD), str(tmp_path)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'luser[watch]'" in result.stdout, result.stdout
