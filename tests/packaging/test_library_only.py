@@ -113,3 +113,11 @@ def test_hot_reload_without_watchfiles_names_the_extra(tmp_path: Path) -> None:
     result = run([*without(["watchfiles"], HOT_RELOAD), str(tmp_path)], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "pip install 'luser[watch]'" in result.stdout, result.stdout
+
+
+def test_without_a_url_or_the_embedded_extra_migrate_names_both(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    result = run([*without(NOT_IN_BASE, LUSER), "migrate", "up"], cwd=project)
+    assert result.returncode == 1, result.stdout
+    assert "请设置 database.url, 或安装 pip install 'luser[embedded]'" in result.stderr
+    assert not (project / ".luser").exists()
