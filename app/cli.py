@@ -1,8 +1,17 @@
-"""The ``luser`` command line: one entry point, subcommands from every package."""
+"""The ``luser`` command line: one entry point, subcommands from every package.
+
+The library's commands (``config``, ``migrate``, ``db``) need only the base install; the
+service's (``serve``, ``user``, ``payments``) need ``pip install 'luser[service]'`` and say
+so when it is missing. Service modules are therefore imported inside those commands.
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import os
 import signal
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -10,20 +19,113 @@ import click
 
 from app.commerce.cli import payments_group
 from app.config_checks import check_production, uses_embedded
+from luser_common import ConfigError
 from luser_config.cli import config_group
-from luser_config.schema import AppConfig
 from luser_db import start_embedded, stop_embedded
 from luser_db.cli import cli_errors, db_group, env_option, migrate_group, run_migrations
+
+
+from app.files import CONFIG_DIR, MIGRATIONS_DIR
 
 if TYPE_CHECKING:
     import uvicorn
 
+    from luser_config.schema import AppConfig
 
-@click.group()
+# Top-level modules of the ``service`` extra that the service cannot start without.
+SERVICE_MODULES = ("starlette", "uvicorn", "jwt", "argon2", "httpx", "prometheus_client")
+SERVICE_HINT = "pip install 'luser[service]'"
+# Service command groups defined elsewhere in the app, imported when first used.
+_SERVICE_GROUPS = {
+    "payments": ("app.commerce.cli", "payments_group", "Payments: reconcile pending orders."),
+}
+
+
+def missing_service_modules() -> list[str]:
+    """The service packages that are not installed (empty when ``luser[service]`` is)."""
+    return [name for name in SERVICE_MODULES if importlib.util.find_spec(name) is None]
+
+
+def require_service() -> None:
+    """Fail with the install command when the service's packages are missing."""
+    missing = missing_service_modules()
+    if missing:
+        raise ConfigError(
+            f"此命令需要服务端依赖 (缺少 {', '.join(missing)}), 请安装: {SERVICE_HINT}"
+        )
+
+
+class _LuserGroup(click.Group):
+    """Adds the service groups lazily, as stubs that explain the install when it is missing."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_SERVICE_GROUPS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _SERVICE_GROUPS or cmd_name in self.commands:
+            return super().get_command(ctx, cmd_name)
+        module, attr, summary = _SERVICE_GROUPS[cmd_name]
+        if missing_service_modules():
+            return _needs_service(cmd_name, summary)
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+
+def _needs_service(name: str, summary: str) -> click.Command:
+    @cli_errors
+    def fail(args: tuple[str, ...]) -> None:
+        require_service()
+
+    return click.Command(
+        name,
+        callback=fail,
+        params=[click.Argument(["args"], nargs=-1)],
+        help=f"{summary} Needs {SERVICE_HINT}.",
+        context_settings={"ignore_unknown_options": True},
+    )
+
+
+def _is_project(folder: Path) -> bool:
+    """A folder with its own config/ or migrations/ (or LUSER_CONFIG_DIR naming one)."""
+    if os.environ.get("LUSER_CONFIG_DIR", "").strip():
+        return True
+    return (folder / "config").is_dir() or (folder / "migrations").is_dir()
+
+
+def use_service_files(ctx: click.Context) -> None:
+    """Outside a project, ``luser`` is the installed service: its packaged config and migrations.
+
+    Set through the environment so that uvicorn's worker processes see the same folders;
+    undone when the command ends (for in-process callers such as click's test runner).
+    A library-only install (no service extra) keeps the plain library defaults.
+    """
+    if _is_project(Path.cwd()) or missing_service_modules():
+        return
+    defaults = {
+        "LUSER_CONFIG_DIR": str(CONFIG_DIR),
+        "LUSER__DATABASE__MIGRATIONS_DIR": str(MIGRATIONS_DIR),
+    }
+    saved = {name: os.environ.get(name) for name in defaults}
+    for name, value in defaults.items():
+        os.environ.setdefault(name, value)
+    ctx.call_on_close(lambda: _restore(saved))
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@click.group(cls=_LuserGroup)
 @click.version_option(package_name="luser")
 @env_option
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """luser: async ActiveRecord toolkit for PostgreSQL and the video-subscription service."""
+    use_service_files(ctx)
 
 
 @main.command()
@@ -53,9 +155,9 @@ def serve(
     the service stops (SIGTERM or Ctrl-C), unless other processes still use it. Exits
     non-zero when the service fails to start, whatever the number of workers.
     """
+    cfg = _checked_config()
     import uvicorn
 
-    cfg = _checked_config()
     # A signal arriving now, or uvicorn re-raising it after its graceful shutdown, must
     # unwind through the finally below rather than kill the process on the spot.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -114,6 +216,7 @@ def _checked_config() -> AppConfig:
     """The config to serve with, refused early when production must not run with it."""
     from luser_config import load_config
 
+    require_service()
     cfg = load_config()
     check_production(cfg)
     return cfg
@@ -162,6 +265,7 @@ def create_admin_cmd(account: str, password: str, nickname: str) -> None:
     """Create an admin ACCOUNT (email or mainland mobile), or promote an existing one."""
     import asyncio
 
+    require_service()
     from app.seed import with_services
 
     user = asyncio.run(
@@ -174,4 +278,3 @@ main.add_command(config_group)
 main.add_command(migrate_group)
 main.add_command(db_group)
 main.add_command(user_group)
-main.add_command(payments_group)

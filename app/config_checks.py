@@ -9,6 +9,8 @@ from luser_config.schema import AppConfig
 from luser_db import Db
 from luser_db.migrations import SCHEMA_TABLE
 
+from app.files import CONFIG_DIR
+
 __all__ = [
     "PRODUCTION_ENVS",
     "UNMIGRATED",
@@ -38,7 +40,8 @@ def production_problems(config: AppConfig) -> list[str]:
         return []
     problems = [
         f"{key} 使用了公开的默认值, 请设置 {_env_var(key)} (或 ENC(...) 加密值)"
-        for key in public_secrets(config)
+        # Published = in the service's packaged config, or in the config folder in use.
+        for key in dict.fromkeys([*public_secrets(config, CONFIG_DIR), *public_secrets(config)])
     ]
     problems += [f"{key} 不能为空, 请设置 {_env_var(key)}" for key in _empty_required(config)]
     if uses_embedded(config) and not config.database.embedded_in_production:

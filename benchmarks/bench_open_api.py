@@ -350,7 +350,7 @@ async def main(args: argparse.Namespace) -> None:
     url = await asyncio.to_thread(create_test_database, base, "luser_bench")
     try:
         await Migrator(
-            url, directory=ROOT / "migrations", lock_timeout=10, statement_timeout=0
+            url, directory=ROOT / "app" / "migrations", lock_timeout=10, statement_timeout=0
         ).up()
         # The open API runs on luser_db's pool; this one sets up rows and runs the
         # one-INSERT-per-row baseline.

@@ -11,10 +11,14 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from watchfiles import Change, awatch
+from luser_common import ConfigError
 
 from .sources.database import DatabaseSource
+
+if TYPE_CHECKING:
+    from watchfiles import Change
 
 __all__ = ["DbPoller", "FileWatcher"]
 
@@ -39,9 +43,12 @@ class FileWatcher:
 
     def start(self) -> None:
         if self._dirs and self._task is None:
+            _require_watchfiles()
             self._task = asyncio.create_task(self._run(), name="luser_config-watch")
 
     async def _run(self) -> None:
+        from watchfiles import awatch
+
         async for changes in awatch(
             *self._dirs,
             watch_filter=self._wanted,
@@ -62,6 +69,16 @@ class FileWatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+def _require_watchfiles() -> None:
+    # watchfiles is an extra (luser[watch]): only hot reload of files needs it.
+    try:
+        import watchfiles  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(
+            "配置文件热加载需要 watchfiles: pip install 'luser[watch]'", field="hot_reload"
+        ) from exc
 
 
 class DbPoller:

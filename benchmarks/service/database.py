@@ -61,7 +61,7 @@ async def create(base: str, root: str) -> str:
     finally:
         await conn.close()
     url = with_database(base, name)
-    await Migrator(url, directory=os.path.join(root, "migrations")).up()
+    await Migrator(url, directory=os.path.join(root, "app", "migrations")).up()
     return url
 
 

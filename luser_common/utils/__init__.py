@@ -1,9 +1,10 @@
 """Small helpers: time, passwords, tokens and HMAC, validators, masking, logging."""
 
+from typing import TYPE_CHECKING, Any
+
 from .crypto import constant_time_equals, hmac_sha256, hmac_sha256_hex, random_token, sha256_hex
 from .logging import JsonFormatter, PlainFormatter, RequestIdFilter, configure_logging
 from .masking import SecretUrlFilter, mask_email, mask_phone, mask_url_secrets
-from .passwords import hash_password, needs_rehash, verify_password
 from .time import SHANGHAI, ensure_utc, format_shanghai, iso_z, parse_datetime, utc_now
 from .validators import (
     is_email,
@@ -11,6 +12,19 @@ from .validators import (
     normalize_mobile,
     validate_password_strength,
 )
+
+if TYPE_CHECKING:
+    from .passwords import hash_password, needs_rehash, verify_password
+
+
+def __getattr__(name: str) -> Any:
+    # The password helpers need argon2 (the service extra): imported on first use.
+    if name in ("hash_password", "needs_rehash", "verify_password"):
+        from . import passwords
+
+        return getattr(passwords, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "SHANGHAI",

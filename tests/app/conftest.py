@@ -21,12 +21,13 @@ from starlette.applications import Starlette
 import luser_db
 from app import create_app
 from app.container import LoginLimiter
+from app.files import MIGRATIONS_DIR
 from app.lifespan import init_database
 from app.sandbox.vod import PROXY_ENV_VARS, AliyunVodStub, TencentVodStub
 from luser_config.schema import AppConfig
 from luser_db.migrations import Migrator
 
-MIGRATIONS = os.path.join(os.path.dirname(__file__), "..", "..", "migrations")
+MIGRATIONS = str(MIGRATIONS_DIR)
 PASSWORD = "s3cret-Passw0rd"
 TENCENT_CALLBACK_TOKEN = "tc-callback-token"
 ALIYUN_CALLBACK_KEY = "ali-callback-key"

@@ -154,7 +154,7 @@ def test_sigterm_stops_serve_and_the_embedded_postgres_it_started(
     env.update(
         LUSER_ENV="test",
         LUSER__DATABASE__EMBEDDED_DATA_DIR=str(data_dir),
-        LUSER__DATABASE__MIGRATIONS_DIR=str(REPO / "migrations"),
+        LUSER__DATABASE__MIGRATIONS_DIR=str(REPO / "app" / "migrations"),
         NO_COLOR="1",
     )
     serve = subprocess.Popen(
@@ -191,7 +191,7 @@ def test_access_log_masks_secret_query_parameters(project: Path, cli_env: dict[s
     secret = "tc-callback-secret-4f1e"
     env = {
         **cli_env,
-        "LUSER__DATABASE__MIGRATIONS_DIR": str(REPO / "migrations"),
+        "LUSER__DATABASE__MIGRATIONS_DIR": str(REPO / "app" / "migrations"),
         "LUSER__VOD__TENCENT__CALLBACK_TOKEN": secret,
     }
     serve = subprocess.Popen(

@@ -14,13 +14,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_default_toml_matches_the_schema_defaults() -> None:
-    data = tomllib.loads((REPO / "config" / "default.toml").read_text())
+    data = tomllib.loads((REPO / "app" / "config" / "default.toml").read_text())
     assert AppConfig.model_validate(data) == AppConfig()
 
 
 @pytest.mark.parametrize("env", ["development", "production", "test"])
 def test_shipped_environments_load(env: str) -> None:
-    cfg = load_config(env, REPO / "config")
+    cfg = load_config(env, REPO / "app" / "config")
     assert cfg.env == env
 
 
@@ -163,7 +163,7 @@ def test_default_toml_lists_every_key_with_a_value() -> None:
     """Keys defaulting to None cannot be written in TOML; every other key belongs in the file."""
     from luser_config._paths import flatten
 
-    data = tomllib.loads((REPO / "config" / "default.toml").read_text())
+    data = tomllib.loads((REPO / "app" / "config" / "default.toml").read_text())
     schema = flatten(AppConfig().model_dump(mode="json"))
     wanted = {k for k, v in schema.items() if v not in (None, {}) and k != "env"}
     missing = wanted - set(flatten(data))

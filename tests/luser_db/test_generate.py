@@ -217,7 +217,7 @@ async def service_models(
     await luser_db.close()
     luser_db.reset()
     try:
-        await Migrator(url, directory=ROOT / "migrations").up()
+        await Migrator(url, directory=ROOT / "app" / "migrations").up()
         luser_db.init(url, min_size=0, max_size=2)
         yield await _service_models(url, tmp_path_factory.mktemp("service"))
     finally:

@@ -8,7 +8,6 @@ both apps live for the whole session.
 
 from __future__ import annotations
 
-import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -22,13 +21,14 @@ from starlette.applications import Starlette
 
 from app import create_app
 from app.commerce import Commerce, SubscriptionEntitlements, install
+from app.files import MIGRATIONS_DIR
 from app.sandbox.payments import AlipayStub, KeyPair, WechatPayStub, generate_keypair
 from app.sandbox.vod import TencentVodStub
 from luser_config.schema import AppConfig, PaymentConfig
 from luser_db import Db
 from luser_db.migrations import Migrator
 
-MIGRATIONS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "migrations")
+MIGRATIONS = str(MIGRATIONS_DIR)
 PASSWORD = "s3cret-Passw0rd"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

@@ -25,7 +25,7 @@ async def migrated_url(database_url: str) -> str:
     from luser_db.migrations import Migrator
 
     await Migrator(
-        database_url, directory=ROOT / "migrations", lock_timeout=10, statement_timeout=0
+        database_url, directory=ROOT / "app" / "migrations", lock_timeout=10, statement_timeout=0
     ).up()
     return database_url
 

@@ -265,7 +265,9 @@ async def test_the_apps_own_migrations_apply_and_pass_lint(make_migrator, tmp_pa
     from luser_db.migrations import lint_migrations, load_migrations
 
     # A snapshot, so files edited while the test runs cannot race it.
-    root = shutil.copytree(Path(__file__).resolve().parents[3] / "migrations", tmp_path / "app")
+    root = shutil.copytree(
+        Path(__file__).resolve().parents[3] / "app" / "migrations", tmp_path / "app"
+    )
     assert lint_migrations(load_migrations(root)) == []
     m = make_migrator(directory=root)
     applied = await m.up()
