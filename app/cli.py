@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from app.settings import AppConfig
 from luser_config.cli import config_group
-from luser_config.schema import AppConfig
 from luser_db import start_embedded, stop_embedded
 from luser_db.cli import cli_errors, db_group, env_option, migrate_group, run_migrations
 
@@ -115,7 +115,7 @@ def _checked_config() -> AppConfig:
     """The config to serve with, refused early when production must not run with it."""
     from luser_config import load_config
 
-    cfg = load_config()
+    cfg = load_config(schema=AppConfig)
     check_production(cfg)
     return cfg
 

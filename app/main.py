@@ -5,9 +5,9 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from app.settings import AppConfig
 from luser_common.http import install_error_handlers
 from luser_common.middleware import RequestIdMiddleware
-from luser_config.schema import AppConfig
 
 from . import commerce, open_api
 from .config_features import FeatureGate

@@ -96,12 +96,13 @@ async def with_services(job: Callable[[Services], Awaitable[T]]) -> T:
     """Run ``job(services)`` against the configured database outside the web app
     (CLI commands), then close the pool."""
     import luser_db
+    from app.settings import AppConfig
     from luser_config import load_config
 
     from .lifespan import init_database
     from .vod import VodRegistry
 
-    config = load_config()
+    config = load_config(schema=AppConfig)
     init_database(config)
     try:
         return await job(Services.build(config, VodRegistry(config.vod)))

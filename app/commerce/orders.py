@@ -18,9 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.payments import PaymentLaunch, PaymentMethod, PaymentProvider, PaymentProviders
+from app.settings import PaymentConfig
 from luser_common import Page, utc_now
 from luser_common.errors import AppError, ExternalServiceError, ValidationError
-from luser_config.schema import PaymentConfig
 from luser_db import Db, transaction
 
 from ._ids import new_number

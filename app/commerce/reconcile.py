@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from app.payments import PaymentProviders, TradeState, TradeStatus
+from app.settings import PaymentConfig
 from luser_common import utc_now
 from luser_common.errors import AppError
 from luser_common.tasks import every
-from luser_config.schema import PaymentConfig
 from luser_db import Db
 
 from .models import Order, PaymentAttempt

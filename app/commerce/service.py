@@ -17,7 +17,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from app.payments import PaymentProviders, build_providers
-from luser_config.schema import AppConfig
+from app.settings import AppConfig
 
 from .notifications import Payments
 from .orders import Orders

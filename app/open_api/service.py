@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from app.settings import OpenApiConfig, VodConfig
 from luser_common import (
     AppError,
     ConfigError,
@@ -39,7 +40,6 @@ from luser_common import (
 )
 from luser_common import TimeoutError as AppTimeout
 from luser_common.tasks import every
-from luser_config.schema import OpenApiConfig, VodConfig
 
 from ..vod.base import VodProvider
 from .errors import (

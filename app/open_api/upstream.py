@@ -14,8 +14,8 @@ import hashlib
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from app.settings import AliyunVodConfig, TencentVodConfig, VodConfig
 from luser_common import ConfigError
-from luser_config.schema import AliyunVodConfig, TencentVodConfig, VodConfig
 
 from ..vod.aliyun import AliyunVodProvider
 from ..vod.base import VodProvider

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from luser_config.schema import AppConfig
+from app.settings import AppConfig
 
 from .accounts import Accounts, TokenPair
 from .catalog import Catalog

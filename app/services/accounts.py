@@ -12,8 +12,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from app.settings import JwtConfig
 from luser_common import InvalidToken, TokenExpired, ValidationError, utc_now
-from luser_config.schema import JwtConfig
 from luser_db import Db, transaction
 
 from ..models import RefreshToken, User

@@ -36,8 +36,8 @@ from darabonba.exceptions import RetryError
 from requests import RequestException
 from Tea.exceptions import TeaException, UnretryableException
 
+from app.settings import AliyunVodConfig
 from luser_common import AppError, DeserializationError
-from luser_config.schema import AliyunVodConfig
 
 from . import _common as c
 from .base import (

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from app.settings import VodConfig
 from luser_common import ValidationError
-from luser_config.schema import VodConfig
 
 from .aliyun import AliyunVodProvider
 from .base import VodProvider

@@ -27,8 +27,8 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.vod.v20180717 import vod_client
 
+from app.settings import TencentVodConfig
 from luser_common import AppError, DeserializationError, ValidationError
-from luser_config.schema import TencentVodConfig
 
 from . import _common as c
 from .base import (

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
-from luser_config.schema import AliyunVodConfig, TencentVodConfig
+from app.settings import AliyunVodConfig, TencentVodConfig
 
 from .signing import aliyun_callback_signature
 

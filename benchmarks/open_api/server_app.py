@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 
 from app.main import create_app as create_service
 from app.routes._api import Call, operation
-from luser_config.schema import AppConfig
+from app.settings import AppConfig
 
 
 @operation("GET", "/bare/videos/{id}/play_url", summary="baseline", tag="bench")

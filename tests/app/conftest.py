@@ -22,8 +22,8 @@ import luser_db
 from app import create_app
 from app.lifespan import init_database
 from app.services import LoginLimiter
+from app.settings import AppConfig
 from app.vod.testing import PROXY_ENV_VARS, AliyunVodStub, TencentVodStub
-from luser_config.schema import AppConfig
 from luser_db.migrations import Migrator
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "..", "..", "migrations")

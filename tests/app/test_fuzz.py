@@ -34,8 +34,8 @@ from schemathesis.checks import (
 )
 
 from app.routes._api import operations_of
+from app.settings import AppConfig
 from app.vod.testing import TencentVodStub
-from luser_config.schema import AppConfig
 
 from .conftest import detached_pool
 from .live_service import live_service, own_database, sign_up

@@ -13,9 +13,9 @@ import luser_db
 from app import create_app
 from app.lifespan import init_database
 from app.routes import Call, operation
+from app.settings import AppConfig
 from luser_common import ConfigError
 from luser_config import load_config
-from luser_config.schema import AppConfig
 
 from .conftest import detached_pool, error_code
 

@@ -12,6 +12,7 @@ import pytest
 from starlette.applications import Starlette
 
 from app.services import Media
+from app.settings import VodConfig
 from app.vod import VodRegistry
 from app.vod.testing import (
     AliyunVodStub,
@@ -21,7 +22,6 @@ from app.vod.testing import (
     tencent_procedure_finished,
 )
 from luser_common import AppError
-from luser_config.schema import VodConfig
 from luser_db import Db
 
 from .conftest import (

@@ -17,8 +17,8 @@ from app import open_api as open_api_pkg
 from app.lifespan import init_database
 from app.open_api.service import OpenApi
 from app.services.security import AccessTokens
+from app.settings import AppConfig
 from app.vod.testing import PROXY_ENV_VARS, TencentVodStub
-from luser_config.schema import AppConfig
 
 from .conftest import PEPPER
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from app.settings import AliyunVodConfig
 from app.vod import AliyunVodProvider, CallbackRejected, MediaStatus, VodEventKind
 from app.vod.testing import AliyunVodStub, aliyun_callback
 from luser_common import (
@@ -21,7 +22,6 @@ from luser_common import (
     NetworkError,
     NotFound,
 )
-from luser_config.schema import AliyunVodConfig
 
 VIDEO_ID = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 AUTH_KEY = "aliyunvodexp1234"
