@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from app.catalog.status import MediaState, VideoStatus
 from luser_db import transaction
 
 from .models import Category, User, Video
@@ -82,8 +83,8 @@ async def seed_demo_data(accounts: Accounts) -> bool:
                 duration_seconds=60 * (3 + i % 17),
                 provider="tencent" if i % 2 == 0 else "aliyun",
                 media_id=f"demo-media-{i + 1:04d}",
-                media_status="ready",
-                status="published",
+                media_status=MediaState.READY,
+                status=VideoStatus.PUBLISHED,
                 preview_seconds=30 if i % 3 else 0,
                 required_level=0 if i % 4 == 0 else 1,
                 published_at=now - timedelta(hours=i),

@@ -15,6 +15,7 @@ from luser_db import Db, in_transaction
 
 from .models import Order, Subscription, SubscriptionPeriod
 from .schedule import Grant, consumed_seconds, schedule
+from .status import SubscriptionStatus
 
 __all__ = ["SubscriptionEntitlements", "SubscriptionStatusView", "Subscriptions"]
 
@@ -50,7 +51,7 @@ class Subscriptions:
             granted_at=now,
             purchased_seconds=seconds,
             duration_seconds=seconds,
-            status="active",
+            status=SubscriptionStatus.ACTIVE,
         )
         await sub.save()
         await self._relayout(order.user_id)
@@ -76,7 +77,7 @@ class Subscriptions:
         target = used if full else max(used, sub.duration_seconds - removed)
         sub.duration_seconds = min(sub.duration_seconds, target)
         if full:
-            sub.status = "revoked"
+            sub.status = SubscriptionStatus.REVOKED
         await sub.update()
         await self._relayout(order.user_id)
         return sub

@@ -95,7 +95,8 @@ def test_environment_variables_map_and_type_app_sections(
     monkeypatch.setenv("LUSER__PARTNER__SHOP__ENABLED", "true")
     monkeypatch.setenv("LUSER__Partner__Timeout_Seconds", "2.5")
     monkeypatch.setenv("LUSER__PARTNER__MEDIA", '{"region": "cn-east"}')  # a table: JSON
-    snap = Loader.create("test", cfg_dir).load()
+    luser_config.use_schema(Settings)  # the loader's own schema types the variables
+    snap = Loader.create("test", cfg_dir, schema=ExampleSettings).load()
     cfg = snap.config
     assert isinstance(cfg, ExampleSettings)
     assert cfg.partner.shop.enabled is True and cfg.partner.timeout_seconds == 2.5
