@@ -152,7 +152,7 @@ def _origin(schema: type[BaseModel], name: str) -> str:
     """`` (from app.settings)`` for a section an application's schema added; ''
     for the generic ones."""
     for cls in reversed(schema.__mro__):
-        if name in getattr(cls, "__annotations__", {}):
+        if name in vars(cls).get("__annotations__", {}):
             module = cls.__module__
             return "" if module.split(".")[0] == "luser_config" else f" (from `{module}`)"
     return ""

@@ -127,10 +127,18 @@ def show(
         snap = asyncio.run(build())
     except AppError as exc:
         _fail(exc)
+    # Sections the schema does not define cannot be told secret or not: hide their values.
+    unknown = set(snap.config.model_extra or {})
     rows = []
     for key, value in flatten(snap.config.model_dump(mode="python")).items():
-        shown = REDACTED if snap.is_sensitive(key) and value not in ("", None) else value
+        hidden = snap.is_sensitive(key) or key.split(".", 1)[0] in unknown
+        shown = REDACTED if hidden and value not in ("", None) else value
         rows.append((key, shown, snap.source_of(key)))
+    if unknown:
+        _err.print(
+            f"注意: {', '.join(sorted(unknown))} 不在配置模式 {type(snap.config).__name__} 中,"
+            " 其值已隐藏 (通过应用自己的 CLI 运行, 或使用 --schema MODULE:CLASS)"
+        )
     if fmt == "json":
         out = {
             k: {"value": v if not hasattr(v, "get_secret_value") else REDACTED, "source": s.short()}

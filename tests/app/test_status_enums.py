@@ -1,6 +1,7 @@
 """The app's status enums are the one list of each state: the CHECK constraints of the
 migrated schema allow exactly their members, and the API's Literal types name exactly
-them (a state added on one side only fails here)."""
+them (a state added on one side only fails here). Provider names are checked the same
+way against the providers the code can build."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from app.accounts.status import UserRole, UserStatus
 from app.catalog.status import MediaState, VideoStatus
-from app.commerce.routes._schemas import OrderStatusName
+from app.commerce.routes._schemas import OrderStatusName, ProviderName
 from app.commerce.status import (
     AttemptStatus,
     OrderStatus,
@@ -21,7 +22,12 @@ from app.commerce.status import (
     RefundState,
     SubscriptionStatus,
 )
+from app.open_api.routes.admin import ChannelIn
+from app.payments.providers import AlipayProvider, WechatPayProvider
+from app.routes.admin_videos import Provider as AdminVideoProvider
 from app.routes.admin_videos import Status as AdminVideoStatus
+from app.settings import VodConfig
+from app.vod.registry import PROVIDER_NAMES
 
 # (table, column) -> the enum its CHECK constraint must match.
 CHECKED: dict[tuple[str, str], type[StrEnum]] = {
@@ -34,6 +40,14 @@ CHECKED: dict[tuple[str, str], type[StrEnum]] = {
     ("refunds", "status"): RefundState,
     ("refunds", "kind"): RefundKind,
     ("subscriptions", "status"): SubscriptionStatus,
+}
+
+VOD_NAMES = set(PROVIDER_NAMES)
+PAYMENT_NAMES = {AlipayProvider.name, WechatPayProvider.name}
+NAMED: dict[tuple[str, str], set[str]] = {
+    ("videos", "provider"): VOD_NAMES,
+    ("channels", "provider"): VOD_NAMES,
+    ("payment_attempts", "provider"): PAYMENT_NAMES,
 }
 
 # A single-column list check as PostgreSQL prints it back:
@@ -91,3 +105,21 @@ async def test_check_constraint_allows_exactly_the_enum(
 )
 def test_api_literals_name_the_enum_members(literal: object, enum: type[StrEnum]) -> None:
     assert set(get_args(literal)) == {m.value for m in enum}
+
+
+@pytest.mark.parametrize(("table", "column"), sorted(NAMED))
+async def test_provider_checks_allow_exactly_the_buildable_providers(
+    migrated_url: str, table: str, column: str
+) -> None:
+    checks = await _list_checks(migrated_url)
+    assert checks.get((table, column)) == NAMED[(table, column)]
+
+
+def test_provider_literals_and_the_default_provider_pattern() -> None:
+    assert set(get_args(ProviderName)) == PAYMENT_NAMES
+    assert set(get_args(AdminVideoProvider)) == VOD_NAMES
+    assert set(get_args(ChannelIn.model_fields["provider"].annotation)) == VOD_NAMES
+    for name in VOD_NAMES:
+        assert VodConfig(default_provider=name).default_provider == name
+    with pytest.raises(ValueError, match="default_provider"):
+        VodConfig(default_provider="youtube")

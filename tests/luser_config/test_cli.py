@@ -67,6 +67,21 @@ def test_show_test_env_redacts_secrets_and_names_sources() -> None:
     assert "test-jwt-secret" not in table.stdout
 
 
+def test_show_hides_sections_the_schema_does_not_know() -> None:
+    generic = run("show", "--env", "test", "--format", "json")
+    assert generic.returncode == 0, generic.stderr
+    data = json.loads(generic.stdout)
+    assert data["vod.default_provider"]["value"] == "******"  # not in Settings: hidden
+    assert data["server.port"]["value"] == 8001
+    assert "vod" in generic.stderr and "--schema" in generic.stderr
+    named = run("--schema", "app.settings:AppConfig", "show", "--env", "test", "--format", "json")
+    assert named.returncode == 0, named.stderr
+    shown = json.loads(named.stdout)
+    assert shown["vod.default_provider"]["value"] == "tencent"
+    assert shown["jwt.secret"]["value"] == "******"
+    assert named.stderr == ""
+
+
 def test_show_reports_errors_with_exit_code(tmp_path: Path) -> None:
     (tmp_path / "default.toml").write_text("[server]\nport = 0\n")
     result = run("show", "--env", "test", "--config-dir", str(tmp_path))
