@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from app.commerce.cli import payments_group
+from app.config_checks import check_production, uses_embedded
 from app.settings import AppConfig
 from luser_config.cli import config_group
 from luser_db import start_embedded, stop_embedded
 from luser_db.cli import cli_errors, db_group, env_option, migrate_group, run_migrations
-
-from .commerce.cli import payments_group
-from .config_checks import check_production, uses_embedded
 
 if TYPE_CHECKING:
     import uvicorn
@@ -136,7 +135,7 @@ def _migrate_first() -> None:
 def _seed_first() -> None:
     import asyncio
 
-    from .seed import seed_demo
+    from app.seed import seed_demo
 
     if asyncio.run(seed_demo()):
         click.echo("已写入演示数据 (开发环境)")
@@ -163,7 +162,7 @@ def create_admin_cmd(account: str, password: str, nickname: str) -> None:
     """Create an admin ACCOUNT (email or mainland mobile), or promote an existing one."""
     import asyncio
 
-    from .seed import with_services
+    from app.seed import with_services
 
     user = asyncio.run(
         with_services(lambda s: s.accounts.create_admin(account, password, nickname))

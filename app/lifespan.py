@@ -14,13 +14,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import luser_config
 import luser_db
+from app.config_checks import check_migrated, check_production
 from app.settings import AppConfig
 from luser_common import AppError
 from luser_common.tasks import every
 from luser_common.utils import SecretUrlFilter
 from luser_db import Db
-
-from .config_checks import check_migrated, check_production
 
 logger = logging.getLogger("luser.app")
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from app import commerce, open_api
+from app.config_features import FeatureGate
+from app.container import EntitlementChecker, LoginLimiter, ProviderLookup, Services
+from app.lifespan import CleanStartupFailure, lifespan, mask_secrets_in_access_logs
+from app.routes import OPERATIONS
 from app.settings import AppConfig
+from app.vod import VodRegistry
+from app.web.openapi import docs_routes
 from luser_common.http import install_error_handlers
 from luser_common.middleware import RequestIdMiddleware
-
-from . import commerce, open_api
-from .config_features import FeatureGate
-from .lifespan import CleanStartupFailure, lifespan, mask_secrets_in_access_logs
-from .openapi import docs_routes
-from .routes import OPERATIONS
-from .services import EntitlementChecker, LoginLimiter, ProviderLookup, Services
-from .vod import VodRegistry
 
 
 def create_app(

@@ -12,12 +12,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from app.accounts.models import User
+from app.accounts.service import Accounts
+from app.catalog.category import Category
+from app.catalog.models import Video
 from app.catalog.status import MediaState, VideoStatus
+from app.container import Services
 from luser_db import transaction
-
-from .models import Category, User, Video
-from .services import Services
-from .services.accounts import Accounts
 
 T = TypeVar("T")
 
@@ -97,11 +98,10 @@ async def with_services(job: Callable[[Services], Awaitable[T]]) -> T:
     """Run ``job(services)`` against the configured database outside the web app
     (CLI commands), then close the pool."""
     import luser_db
+    from app.lifespan import init_database
     from app.settings import AppConfig
+    from app.vod import VodRegistry
     from luser_config import load_config
-
-    from .lifespan import init_database
-    from .vod import VodRegistry
 
     config = load_config(schema=AppConfig)
     init_database(config)

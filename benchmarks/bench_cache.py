@@ -60,7 +60,7 @@ class BenchVideo(Model, table="bench_videos"):
     published_at: datetime | None = None
 
 
-# Defined once, as a service defines its hot queries (app/services/catalog.py): each
+# Defined once, as a service defines its hot queries (app/catalog/service.py): each
 # builder keeps its compiled SQL and cache key.
 PUBLISHED = (
     BenchVideo.query()

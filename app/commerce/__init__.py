@@ -9,12 +9,12 @@ Wiring into the app (see docs/payments.md)::
 Money is integer fen everywhere; a payment is applied at most once per order.
 """
 
-from .models import Order, PaymentAttempt, PaymentEvent, Plan, Refund, Subscription
-from .reconcile import Reconciler, ReconcileReport
-from .routes import OPERATIONS
-from .schedule import Grant, Piece, schedule
-from .service import Commerce, commerce_lifespan, install
-from .subscriptions import SubscriptionEntitlements, Subscriptions
+from app.commerce.models import Order, PaymentAttempt, PaymentEvent, Plan, Refund, Subscription
+from app.commerce.reconcile import Reconciler, ReconcileReport
+from app.commerce.routes import OPERATIONS
+from app.commerce.schedule import Grant, Piece, schedule
+from app.commerce.service import Commerce, commerce_lifespan, install
+from app.commerce.subscriptions import SubscriptionEntitlements, Subscriptions
 
 __all__ = [
     "OPERATIONS",

@@ -7,9 +7,8 @@ import dataclasses
 
 import click
 
+from app.commerce.reconcile import ReconcileReport
 from luser_db.cli import cli_errors, env_option
-
-from .reconcile import ReconcileReport
 
 __all__ = ["payments_group"]
 
@@ -32,12 +31,11 @@ def reconcile_cmd(loop: bool) -> None:
 
 async def _reconcile(loop: bool) -> None:
     import luser_db
+    from app.commerce.service import Commerce
     from app.lifespan import init_database
     from app.settings import AppConfig
     from luser_common.tasks import every
     from luser_config import load_config
-
-    from .service import Commerce
 
     config = load_config(schema=AppConfig)
     commerce = Commerce.build(config)

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from app.commerce.status import (
+    AttemptStatus,
+    OrderStatus,
+    RefundKind,
+    RefundState,
+    SubscriptionStatus,
+)
 from luser_db import Field, Model
-
-from .status import AttemptStatus, OrderStatus, RefundKind, RefundState, SubscriptionStatus
 
 __all__ = [
     "Order",

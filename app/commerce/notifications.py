@@ -27,6 +27,10 @@ from typing import Any
 
 from starlette.responses import Response
 
+from app.commerce.models import Order, PaymentAttempt, PaymentEvent, Refund
+from app.commerce.refunds import Refunds
+from app.commerce.status import AttemptStatus, OrderStatus, RefundKind, RefundState
+from app.commerce.subscriptions import Subscriptions
 from app.payments import (
     NotifyStatus,
     PaymentNotification,
@@ -37,11 +41,6 @@ from app.payments import (
 from luser_common import utc_now
 from luser_common.errors import AppError
 from luser_db import Db, transaction
-
-from .models import Order, PaymentAttempt, PaymentEvent, Refund
-from .refunds import Refunds
-from .status import AttemptStatus, OrderStatus, RefundKind, RefundState
-from .subscriptions import Subscriptions
 
 __all__ = ["Outcome", "Payments"]
 

@@ -17,16 +17,15 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.commerce._ids import new_number
+from app.commerce.errors import OrderExpired, OrderNotFound, OrderNotPayable, PlanUnavailable
+from app.commerce.models import Order, PaymentAttempt, Plan
+from app.commerce.status import AttemptStatus, OrderStatus
 from app.payments import PaymentLaunch, PaymentMethod, PaymentProvider, PaymentProviders
 from app.settings import PaymentConfig
 from luser_common import Page, utc_now
 from luser_common.errors import AppError, ExternalServiceError, ValidationError
 from luser_db import Db, transaction
-
-from ._ids import new_number
-from .errors import OrderExpired, OrderNotFound, OrderNotPayable, PlanUnavailable
-from .models import Order, PaymentAttempt, Plan
-from .status import AttemptStatus, OrderStatus
 
 __all__ = ["Checkout", "Orders"]
 

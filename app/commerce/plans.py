@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.commerce.errors import PlanNotFound
+from app.commerce.models import Order, Plan
 from luser_common import Page
 from luser_common.errors import Conflict
-
-from .errors import PlanNotFound
-from .models import Order, Plan
 
 __all__ = ["Plans"]
 

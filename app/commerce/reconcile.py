@@ -22,18 +22,17 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from app.commerce.models import Order, PaymentAttempt
+from app.commerce.notifications import Payments
+from app.commerce.orders import Orders
+from app.commerce.refunds import Refunds
+from app.commerce.status import AttemptStatus, OrderStatus
 from app.payments import PaymentProviders, TradeState, TradeStatus
 from app.settings import PaymentConfig
 from luser_common import utc_now
 from luser_common.errors import AppError
 from luser_common.tasks import every
 from luser_db import Db
-
-from .models import Order, PaymentAttempt
-from .notifications import Payments
-from .orders import Orders
-from .refunds import Refunds
-from .status import AttemptStatus, OrderStatus
 
 __all__ = ["ReconcileReport", "Reconciler", "reconcile_forever"]
 

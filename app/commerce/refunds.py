@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import logging
 
+from app.commerce._ids import new_number
+from app.commerce.errors import OrderNotFound, RefundNotAllowed
+from app.commerce.models import Order, PaymentAttempt, Refund
+from app.commerce.status import AttemptStatus, OrderStatus, RefundKind, RefundState
+from app.commerce.subscriptions import Subscriptions
 from app.payments import PaymentProviders, RefundResult, RefundStatus
 from luser_common.errors import AppError, ExternalServiceError, ValidationError
 from luser_db import Db, transaction
-
-from ._ids import new_number
-from .errors import OrderNotFound, RefundNotAllowed
-from .models import Order, PaymentAttempt, Refund
-from .status import AttemptStatus, OrderStatus, RefundKind, RefundState
-from .subscriptions import Subscriptions
 
 __all__ = ["Refunds"]
 

@@ -16,15 +16,14 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from app.commerce.notifications import Payments
+from app.commerce.orders import Orders
+from app.commerce.plans import Plans
+from app.commerce.reconcile import Reconciler, reconcile_forever
+from app.commerce.refunds import Refunds
+from app.commerce.subscriptions import Subscriptions
 from app.payments import PaymentProviders, build_providers
 from app.settings import AppConfig
-
-from .notifications import Payments
-from .orders import Orders
-from .plans import Plans
-from .reconcile import Reconciler, reconcile_forever
-from .refunds import Refunds
-from .subscriptions import Subscriptions
 
 __all__ = ["Commerce", "commerce_lifespan", "install"]
 
@@ -89,7 +88,7 @@ def install(
     when the app already lists :data:`app.commerce.OPERATIONS` itself. A second
     call on the same app does nothing.
     """
-    from .routes import OPERATIONS
+    from app.commerce.routes import OPERATIONS
 
     if getattr(app.state, "commerce_installed", False):
         return

@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from app.commerce.models import Order, Subscription, SubscriptionPeriod
+from app.commerce.schedule import Grant, consumed_seconds, schedule
+from app.commerce.status import SubscriptionStatus
 from luser_common import utc_now
 from luser_db import Db, in_transaction
-
-from .models import Order, Subscription, SubscriptionPeriod
-from .schedule import Grant, consumed_seconds, schedule
-from .status import SubscriptionStatus
 
 __all__ = ["SubscriptionEntitlements", "SubscriptionStatusView", "Subscriptions"]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from .errors import (
+from app.open_api.errors import (
     AbilityNotAllowed,
     CallInterrupted,
     DeductionFailed,
@@ -35,13 +35,13 @@ from .errors import (
     QuotaExceeded,
     UpstreamFailed,
 )
-from .logs import LogFilter, LogRow, LogWriter, daily_usage, query_logs
-from .quota import Deduction, deduct_quota, refund_quota
-from .recovery import RecoveryReport, recover
-from .router import ConfigRefresher, RouterConfig, load_router_config
-from .routes import OPERATIONS, metrics_route
-from .service import CallContext, OpenApi
-from .tokens import Expired, Invalid, TokenInfo, TokenStore, Valid
+from app.open_api.logs import LogFilter, LogRow, LogWriter, daily_usage, query_logs
+from app.open_api.quota import Deduction, deduct_quota, refund_quota
+from app.open_api.recovery import RecoveryReport, recover
+from app.open_api.router import ConfigRefresher, RouterConfig, load_router_config
+from app.open_api.routes import OPERATIONS, metrics_route
+from app.open_api.service import CallContext, OpenApi
+from app.open_api.tokens import Expired, Invalid, TokenInfo, TokenStore, Valid
 
 __all__ = [
     "OPERATIONS",

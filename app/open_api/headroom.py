@@ -11,8 +11,8 @@ to admit a call: the deduction alone does that.
 
 from __future__ import annotations
 
-from .quota import Deduction
-from .tokens import TokenInfo
+from app.open_api.quota import Deduction
+from app.open_api.tokens import TokenInfo
 
 __all__ = ["Headroom"]
 

@@ -22,11 +22,10 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import luser_db
+from app.open_api.metrics import OpenApiMetrics
+from app.open_api.models import RouterLog
 from luser_common import AppError, DatabaseUnavailable, ValidationError
 from luser_db import Db, QueryBuilder, full_jitter, sqlstate
-
-from .metrics import OpenApiMetrics
-from .models import RouterLog
 
 __all__ = [
     "LOG_COLUMNS",

@@ -21,13 +21,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from luser_common import AppError, Conflict, DuplicateError, NotFound, ValidationError, utc_now
-from luser_db import Db, QueryBuilder, Record, transaction
-
-from .access import parse_networks
-from .errors import InsufficientBalance
-from .manage_errors import MAX_BALANCE, BalanceOverflow
-from .models import (
+from app.open_api.access import parse_networks
+from app.open_api.errors import InsufficientBalance
+from app.open_api.manage_errors import MAX_BALANCE, BalanceOverflow
+from app.open_api.models import (
     AbilityPrice,
     AbilityRoute,
     ApiToken,
@@ -36,9 +33,11 @@ from .models import (
     UserGroup,
     WalletEntry,
 )
-from .money import parse_ratio
-from .secretbox import SecretBox
-from .tokens import generate_key, hash_key, key_hint
+from app.open_api.money import parse_ratio
+from app.open_api.secretbox import SecretBox
+from app.open_api.tokens import generate_key, hash_key, key_hint
+from luser_common import AppError, Conflict, DuplicateError, NotFound, ValidationError, utc_now
+from luser_db import Db, QueryBuilder, Record, transaction
 
 __all__ = [
     "CreatedToken",

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ..db_metrics import register_database_metrics
+from app.db_metrics import register_database_metrics
 
 __all__ = ["CONTENT_TYPE_LATEST", "OpenApiMetrics"]
 

@@ -39,11 +39,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import luser_db
-from luser_common import Conflict, ValidationError
-from luser_common.http import EnvelopeResponse
-from luser_db import CommitUncertain, Db, full_jitter, is_retryable, sqlstate, transaction
-
-from .errors import (
+from app.open_api.errors import (
     DeductionFailed,
     IdempotencyKeyReused,
     InsufficientBalance,
@@ -52,6 +48,9 @@ from .errors import (
     OwnerDisabled,
     QuotaExceeded,
 )
+from luser_common import Conflict, ValidationError
+from luser_common.http import EnvelopeResponse
+from luser_db import CommitUncertain, Db, full_jitter, is_retryable, sqlstate, transaction
 
 __all__ = ["CallRecord", "Deduction", "Outcome", "deduct_quota", "refund_quota", "store_outcome"]
 

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import luser_db
+from app.open_api.errors import CallInterrupted
 from luser_db import transaction
-
-from .errors import CallInterrupted
 
 __all__ = ["RECOVERY_HORIZON", "RecoveryReport", "recover"]
 

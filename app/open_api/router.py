@@ -24,10 +24,9 @@ from decimal import Decimal
 from typing import Any
 
 import luser_db
+from app.open_api.money import call_cost
 from luser_common.tasks import every
 from luser_db import Db, Listener, Notification, transaction
-
-from .money import call_cost
 
 __all__ = ["ChannelInfo", "ConfigRefresher", "Route", "RouterConfig", "load_router_config"]
 

@@ -28,7 +28,32 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from app.open_api.errors import (
+    CallInterrupted,
+    IdempotencyKeyInProgress,
+    NoChannel,
+    UpstreamFailed,
+    replayed_failure,
+)
+from app.open_api.headroom import Headroom
+from app.open_api.logs import LogRow, LogWriter
+from app.open_api.metrics import OpenApiMetrics
+from app.open_api.partitions import maintain_partitions
+from app.open_api.quota import (
+    CallRecord,
+    Deduction,
+    Outcome,
+    deduct_quota,
+    refund_quota,
+    store_outcome,
+)
+from app.open_api.recovery import recover
+from app.open_api.router import ChannelInfo, ConfigRefresher, RouterConfig
+from app.open_api.secretbox import SecretBox
+from app.open_api.tokens import AccessTracker, TokenInfo, TokenStore
+from app.open_api.upstream import ChannelClients, UpstreamFactory
 from app.settings import OpenApiConfig, VodConfig
+from app.vod.base import VodProvider
 from luser_common import (
     AppError,
     ConfigError,
@@ -40,25 +65,6 @@ from luser_common import (
 )
 from luser_common import TimeoutError as AppTimeout
 from luser_common.tasks import every
-
-from ..vod.base import VodProvider
-from .errors import (
-    CallInterrupted,
-    IdempotencyKeyInProgress,
-    NoChannel,
-    UpstreamFailed,
-    replayed_failure,
-)
-from .headroom import Headroom
-from .logs import LogRow, LogWriter
-from .metrics import OpenApiMetrics
-from .partitions import maintain_partitions
-from .quota import CallRecord, Deduction, Outcome, deduct_quota, refund_quota, store_outcome
-from .recovery import recover
-from .router import ChannelInfo, ConfigRefresher, RouterConfig
-from .secretbox import SecretBox
-from .tokens import AccessTracker, TokenInfo, TokenStore
-from .upstream import ChannelClients, UpstreamFactory
 
 __all__ = ["CallContext", "OpenApi"]
 

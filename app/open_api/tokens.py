@@ -21,11 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from luser_common import utc_now
-from luser_db import Db
-
-from .access import IpAllowList
-from .errors import (
+from app.open_api.access import IpAllowList
+from app.open_api.errors import (
     AbilityNotAllowed,
     IpNotAllowed,
     OpenTokenDisabled,
@@ -33,6 +30,8 @@ from .errors import (
     OpenTokenInvalid,
     OwnerDisabled,
 )
+from luser_common import utc_now
+from luser_db import Db
 
 __all__ = [
     "AccessTracker",

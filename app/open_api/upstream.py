@@ -14,14 +14,13 @@ import hashlib
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from app.open_api.router import ChannelInfo
+from app.open_api.secretbox import SecretBox
 from app.settings import AliyunVodConfig, TencentVodConfig, VodConfig
+from app.vod.aliyun import AliyunVodProvider
+from app.vod.base import VodProvider
+from app.vod.tencent import TencentVodProvider
 from luser_common import ConfigError
-
-from ..vod.aliyun import AliyunVodProvider
-from ..vod.base import VodProvider
-from ..vod.tencent import TencentVodProvider
-from .router import ChannelInfo
-from .secretbox import SecretBox
 
 __all__ = ["ChannelClients", "UpstreamFactory"]
 

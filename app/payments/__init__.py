@@ -18,7 +18,7 @@
 Channel trade numbers: use ``[0-9A-Za-z_]{6,32}`` so one number format suits
 both providers. Orders, subscriptions and notification storage live elsewhere
 and build on :class:`PaymentProvider`; stub gateways for tests are in
-``app.payments.testing``.
+``app.sandbox.payments``.
 """
 
 from app.payments.errors import (

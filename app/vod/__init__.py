@@ -8,11 +8,11 @@
     event = await provider.parse_callback(request.headers, await request.body(),
                                           request.query_params)
 
-Offline stand-ins for both providers' APIs live in ``app.vod.testing``.
+Offline stand-ins for both providers' APIs live in ``app.sandbox.vod``.
 """
 
-from .aliyun import AliyunVodProvider
-from .base import (
+from app.vod.aliyun import AliyunVodProvider
+from app.vod.base import (
     CallbackRejected,
     MediaInfo,
     MediaStatus,
@@ -22,8 +22,8 @@ from .base import (
     VodEventKind,
     VodProvider,
 )
-from .registry import PROVIDER_NAMES, VodRegistry, provider_for
-from .tencent import TencentVodProvider
+from app.vod.registry import PROVIDER_NAMES, VodRegistry, provider_for
+from app.vod.tencent import TencentVodProvider
 
 __all__ = [
     "PROVIDER_NAMES",

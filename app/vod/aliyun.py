@@ -37,10 +37,8 @@ from requests import RequestException
 from Tea.exceptions import TeaException, UnretryableException
 
 from app.settings import AliyunVodConfig
-from luser_common import AppError, DeserializationError
-
-from . import _common as c
-from .base import (
+from app.vod import _common as c
+from app.vod.base import (
     CallbackRejected,
     MediaInfo,
     MediaStatus,
@@ -50,7 +48,8 @@ from .base import (
     VodEventKind,
     VodProvider,
 )
-from .signing import aliyun_auth_a_url, aliyun_callback_signature
+from app.vod.signing import aliyun_auth_a_url, aliyun_callback_signature
+from luser_common import AppError, DeserializationError
 
 __all__ = ["AliyunVodProvider"]
 

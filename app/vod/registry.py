@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from app.settings import VodConfig
+from app.vod.aliyun import AliyunVodProvider
+from app.vod.base import VodProvider
+from app.vod.tencent import TencentVodProvider
 from luser_common import ValidationError
-
-from .aliyun import AliyunVodProvider
-from .base import VodProvider
-from .tencent import TencentVodProvider
 
 __all__ = ["PROVIDER_NAMES", "VodRegistry", "provider_for"]
 

@@ -28,10 +28,8 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.vod.v20180717 import vod_client
 
 from app.settings import TencentVodConfig
-from luser_common import AppError, DeserializationError, ValidationError
-
-from . import _common as c
-from .base import (
+from app.vod import _common as c
+from app.vod.base import (
     CallbackRejected,
     MediaInfo,
     MediaStatus,
@@ -41,7 +39,8 @@ from .base import (
     VodEventKind,
     VodProvider,
 )
-from .signing import tencent_key_url, tencent_upload_signature
+from app.vod.signing import tencent_key_url, tencent_upload_signature
+from luser_common import AppError, DeserializationError, ValidationError
 
 __all__ = ["TencentVodProvider"]
 

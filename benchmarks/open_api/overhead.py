@@ -37,8 +37,8 @@ from pydantic import SecretStr
 
 from app.open_api import manage
 from app.open_api.secretbox import SecretBox
+from app.sandbox.vod import PROXY_ENV_VARS, TencentVodStub
 from app.settings import AppConfig
-from app.vod.testing import PROXY_ENV_VARS, TencentVodStub
 from benchmarks.bench_service import free_port, uvicorn_settings
 from benchmarks.service import load
 

@@ -20,10 +20,10 @@ from starlette.applications import Starlette
 
 import luser_db
 from app import create_app
+from app.container import LoginLimiter
 from app.lifespan import init_database
-from app.services import LoginLimiter
+from app.sandbox.vod import PROXY_ENV_VARS, AliyunVodStub, TencentVodStub
 from app.settings import AppConfig
-from app.vod.testing import PROXY_ENV_VARS, AliyunVodStub, TencentVodStub
 from luser_db.migrations import Migrator
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "..", "..", "migrations")

@@ -20,7 +20,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from app import create_app
-from app.services import LoginLimiter
+from app.container import LoginLimiter
 from app.settings import AppConfig
 from luser_db.migrations import Migrator
 from luser_db.testing import create_test_database, drop_test_database, server_url

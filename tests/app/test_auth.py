@@ -8,7 +8,7 @@ import httpx
 import jwt
 import pytest
 
-from app.services import LoginLimiter
+from app.container import LoginLimiter
 from app.settings import AppConfig
 from luser_common import LimitExceeded
 from luser_db import Db

@@ -18,8 +18,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from app.routes._api import operations_of
 from app.settings import AppConfig
+from app.web.operation import operations_of
 from luser_common.http import MAX_JSON_DEPTH, MAX_NUMBER_LENGTH
 
 from .conftest import TENCENT_CALLBACK_TOKEN, detached_pool

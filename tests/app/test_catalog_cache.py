@@ -22,7 +22,7 @@ from .conftest import Account
 READER = """
 import asyncio, json, sys
 import luser_db
-from app.services.catalog import Catalog
+from app.catalog.service import Catalog
 
 async def main():
     luser_db.init(sys.argv[1], min_size=1, max_size=2)

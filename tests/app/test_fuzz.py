@@ -33,9 +33,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from app.routes._api import operations_of
+from app.sandbox.vod import TencentVodStub
 from app.settings import AppConfig
-from app.vod.testing import TencentVodStub
+from app.web.operation import operations_of
 
 from .conftest import detached_pool
 from .live_service import live_service, own_database, sign_up

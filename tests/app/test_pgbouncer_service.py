@@ -16,7 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from app import create_app
-from app.services import LoginLimiter
+from app.container import LoginLimiter
 from app.settings import AppConfig
 
 from .conftest import PASSWORD, Levels, detached_pool, unique_email

@@ -7,12 +7,12 @@ import re
 
 import httpx
 import pytest
+from app.routes import Call, operation
 from starlette.applications import Starlette
 
 import luser_db
 from app import create_app
 from app.lifespan import init_database
-from app.routes import Call, operation
 from app.settings import AppConfig
 from luser_common import ConfigError
 from luser_config import load_config

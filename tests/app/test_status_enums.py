@@ -31,8 +31,8 @@ try:  # the admin video routes' home once app/routes moves into app/catalog
     from app.catalog.routes.admin import Provider as AdminVideoProvider
     from app.catalog.routes.admin import Status as AdminVideoStatus
 except ModuleNotFoundError:
-    from app.routes.admin_videos import Provider as AdminVideoProvider
-    from app.routes.admin_videos import Status as AdminVideoStatus
+    from app.catalog.routes.admin import Provider as AdminVideoProvider
+    from app.catalog.routes.admin import Status as AdminVideoStatus
 
 # (table, column) -> the enum its CHECK constraint must match.
 CHECKED: dict[tuple[str, str], type[StrEnum]] = {

@@ -11,16 +11,16 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from app.services import Media
-from app.settings import VodConfig
-from app.vod import VodRegistry
-from app.vod.testing import (
+from app.container import Media
+from app.sandbox.vod import (
     AliyunVodStub,
     TencentVodStub,
     aliyun_callback,
     tencent_new_file_upload,
     tencent_procedure_finished,
 )
+from app.settings import VodConfig
+from app.vod import VodRegistry
 from luser_common import AppError
 from luser_db import Db
 

@@ -7,7 +7,7 @@ import secrets
 
 import redis.asyncio as aioredis
 
-from app.services import LoginLimiter
+from app.container import LoginLimiter
 from luser_config.schema import RedisConfig, Settings
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from app.routes._api import Operation
-
-from . import admin_commerce, orders, payment_notify, plans
+from app.commerce.routes import admin, orders, payment_notify, plans
+from app.web.operation import Operation
 
 OPERATIONS: list[Operation] = [
     *plans.OPERATIONS,
     *orders.OPERATIONS,
     *payment_notify.OPERATIONS,
-    *admin_commerce.OPERATIONS,
+    *admin.OPERATIONS,
 ]
 
 __all__ = ["OPERATIONS"]

@@ -11,9 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StrictInt
 from starlette.requests import Request
 
-from app.routes._types import Input, Output, QueryInput, Text
-
-from ..service import Commerce
+from app.commerce.service import Commerce
+from app.web.types import Input, Output, QueryInput, Text
 
 Fen = Annotated[StrictInt, Field(ge=1, le=10**12, description="金额, 单位: 分")]
 OrderStatusName = Literal["pending", "paid", "refunded", "closed", "expired"]

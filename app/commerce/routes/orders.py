@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.routes._api import Call, Operation, operation
-from app.routes._types import Output
-
-from ..errors import PaymentsDisabled
-from ..orders import Checkout
-from ._schemas import (
+from app.commerce.errors import PaymentsDisabled
+from app.commerce.orders import Checkout
+from app.commerce.routes._schemas import (
     AttemptOut,
     CheckoutOut,
     OrderIn,
@@ -21,6 +18,8 @@ from ._schemas import (
     PaymentOut,
     commerce,
 )
+from app.web.operation import Call, Operation, operation
+from app.web.types import Output
 
 
 class MyOrdersQuery(PageQuery):

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from app.routes._api import Call, Operation, operation
+from app.commerce.routes._schemas import commerce
+from app.web.operation import Call, Operation, operation
 from luser_common.http import read_body
-
-from ._schemas import commerce
 
 NOTIFY_BODY_LIMIT = 64 * 1024
 

@@ -6,10 +6,9 @@ from typing import Annotated
 
 from pydantic import Field, StrictInt
 
-from app.routes._api import Call, Operation, operation
-from app.routes._types import Input, Output, Text
-
-from ._schemas import Fen, PageQuery, PlanOut, PlanPage, commerce
+from app.commerce.routes._schemas import Fen, PageQuery, PlanOut, PlanPage, commerce
+from app.web.operation import Call, Operation, operation
+from app.web.types import Input, Output, Text
 
 Level = Annotated[StrictInt, Field(ge=1, le=100, description="等级, 越大越高")]
 Days = Annotated[StrictInt, Field(ge=1, le=3660)]

@@ -5,9 +5,9 @@ administration under /api/admin/open (``admin``) and Prometheus metrics at
 
 from __future__ import annotations
 
-from ...routes._api import Operation
-from . import admin, partner, self_service
-from .metrics import metrics_route
+from app.open_api.routes import admin, partner, self_service
+from app.open_api.routes.metrics import metrics_route
+from app.web.operation import Operation
 
 __all__ = ["OPERATIONS", "metrics_route"]
 

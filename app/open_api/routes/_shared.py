@@ -12,13 +12,12 @@ from zoneinfo import available_timezones
 from pydantic import AfterValidator, AwareDatetime, Field, StrictInt
 from pydantic_core import PydanticCustomError
 
+from app.open_api import logs, manage
+from app.open_api.logs import LogFilter
+from app.open_api.service import OpenApi
+from app.web.operation import Call
+from app.web.types import MAX_BIGINT, Id, Input, QueryInput
 from luser_common import ValidationError
-
-from ...routes._api import Call
-from ...routes._types import MAX_BIGINT, Id, Input, QueryInput
-from .. import logs, manage
-from ..logs import LogFilter
-from ..service import OpenApi
 
 # Integers bounded like the columns they are stored in, so that an out-of-range
 # value is a 422 naming the field rather than a driver error.

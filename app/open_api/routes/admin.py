@@ -8,12 +8,8 @@ from typing import Any, Literal
 from pydantic import Field, StrictInt, field_validator
 from pydantic_core import PydanticCustomError
 
-from luser_common import ValidationError
-
-from ...routes._api import Call, Operation, operation
-from ...routes._types import MAX_BIGINT, Id, Input, Patch, QueryInput, Text
-from .. import manage
-from ._shared import (
+from app.open_api import manage
+from app.open_api.routes._shared import (
     Int4,
     LogQuery,
     Nano,
@@ -28,6 +24,9 @@ from ._shared import (
     _usage,
     _window,
 )
+from app.web.operation import Call, Operation, operation
+from app.web.types import MAX_BIGINT, Id, Input, Patch, QueryInput, Text
+from luser_common import ValidationError
 
 __all__ = ["OPERATIONS"]
 

@@ -6,10 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.open_api.metrics import CONTENT_TYPE_LATEST
+from app.open_api.service import OpenApi
 from luser_common import NotFound
-
-from ..metrics import CONTENT_TYPE_LATEST
-from ..service import OpenApi
 
 __all__ = ["metrics_route"]
 

@@ -8,14 +8,14 @@ from typing import Any
 from pydantic import Field
 from starlette.requests import Request
 
-from ...routes._api import Call, Operation, operation
-from ...routes._types import Input, QueryInput, Text
-from ...services.errors import InvalidState
-from ...vod.base import VodProvider
-from ..idempotency import request_fingerprint
-from ..router import ChannelInfo
-from ..service import CallContext
-from ._shared import UsageQuery, _service, _usage, _window
+from app.accounts.errors import InvalidState
+from app.open_api.idempotency import request_fingerprint
+from app.open_api.router import ChannelInfo
+from app.open_api.routes._shared import UsageQuery, _service, _usage, _window
+from app.open_api.service import CallContext
+from app.vod.base import VodProvider
+from app.web.operation import Call, Operation, operation
+from app.web.types import Input, QueryInput, Text
 
 __all__ = ["OPERATIONS"]
 

@@ -6,10 +6,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field
 
-from ...routes._api import Call, Operation, operation
-from ...routes._types import MAX_BIGINT, Id, Input, Patch, QueryInput, Text
-from .. import manage
-from ._shared import (
+from app.open_api import manage
+from app.open_api.routes._shared import (
     LogQuery,
     QuotaLimit,
     UsageQuery,
@@ -20,6 +18,8 @@ from ._shared import (
     _usage,
     _window,
 )
+from app.web.operation import Call, Operation, operation
+from app.web.types import MAX_BIGINT, Id, Input, Patch, QueryInput, Text
 
 __all__ = ["OPERATIONS"]
 

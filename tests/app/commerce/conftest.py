@@ -22,9 +22,9 @@ from starlette.applications import Starlette
 
 from app import create_app
 from app.commerce import Commerce, SubscriptionEntitlements, install
-from app.payments.testing import AlipayStub, KeyPair, WechatPayStub, generate_keypair
+from app.sandbox.payments import AlipayStub, KeyPair, WechatPayStub, generate_keypair
+from app.sandbox.vod import TencentVodStub
 from app.settings import AppConfig, PaymentConfig
-from app.vod.testing import TencentVodStub
 from luser_db import Db
 from luser_db.migrations import Migrator
 

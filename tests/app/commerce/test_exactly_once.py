@@ -11,7 +11,7 @@ import pytest
 
 from app.commerce import Commerce
 from app.commerce.subscriptions import Subscriptions
-from app.payments.testing import AlipayStub, WechatPayStub
+from app.sandbox.payments import AlipayStub, WechatPayStub
 from luser_db import Db
 
 from .conftest import (

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from app.payments.testing import AlipayStub
+from app.sandbox.payments import AlipayStub
 from luser_db import Db
 
 from .conftest import Buyer, Order, order_row, post_alipay

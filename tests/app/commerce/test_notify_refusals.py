@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.payments.testing import AlipayStub, KeyPair, WechatPayStub, replace_form_fields
+from app.sandbox.payments import AlipayStub, KeyPair, WechatPayStub, replace_form_fields
 from luser_db import Db
 
 from .conftest import Buyer, Order, grants_for, order_row, post_alipay, post_wechat

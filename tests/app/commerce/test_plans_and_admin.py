@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.payments.clock import BEIJING
-from app.payments.testing import WechatPayStub
+from app.sandbox.payments import WechatPayStub
 from luser_common import utc_now
 
 from .conftest import Buyer, MakeBuyer, MakePlan, Order, post_wechat

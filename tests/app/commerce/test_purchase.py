@@ -10,7 +10,7 @@ import httpx
 from starlette.applications import Starlette
 
 from app.commerce import SubscriptionEntitlements
-from app.payments.testing import AlipayStub, WechatPayStub
+from app.sandbox.payments import AlipayStub, WechatPayStub
 from luser_db import Db
 
 from .conftest import (

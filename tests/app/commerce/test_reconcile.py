@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from app.commerce import Commerce, ReconcileReport
 from app.commerce.reconcile import reconcile_forever
 from app.payments.errors import provider_unavailable
-from app.payments.testing import AlipayStub, WechatPayStub
+from app.sandbox.payments import AlipayStub, WechatPayStub
 from luser_common import utc_now
 from luser_db import Db
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.payments.testing import AlipayStub, WechatPayStub
+from app.sandbox.payments import AlipayStub, WechatPayStub
 from luser_db import Db
 
 from .conftest import (

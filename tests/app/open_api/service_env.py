@@ -14,11 +14,11 @@ import pytest
 
 from app import create_app
 from app import open_api as open_api_pkg
+from app.accounts.security import AccessTokens
 from app.lifespan import init_database
 from app.open_api.service import OpenApi
-from app.services.security import AccessTokens
+from app.sandbox.vod import PROXY_ENV_VARS, TencentVodStub
 from app.settings import AppConfig
-from app.vod.testing import PROXY_ENV_VARS, TencentVodStub
 
 from .conftest import PEPPER
 

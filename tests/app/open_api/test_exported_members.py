@@ -19,7 +19,7 @@ def test_operations_have_unique_routes() -> None:
 
 
 def test_operations_render_in_the_openapi_document() -> None:
-    from app.openapi import build_openapi
+    from app.web.openapi import build_openapi
 
     doc = build_openapi(list(open_api.OPERATIONS))
     assert "/open/v1/videos/{id}/play_url" in doc["paths"]

@@ -25,7 +25,7 @@ from app.lifespan import init_database
 from app.open_api.logs import LogWriter
 from app.open_api.service import CallContext
 from app.open_api.tokens import TokenInfo
-from app.vod.testing import TencentVodStub
+from app.sandbox.vod import TencentVodStub
 from luser_db.testing import count_statements
 
 from .service_env import PRICE, Env

@@ -16,8 +16,8 @@ import pytest
 
 from app import create_app
 from app import open_api as open_api_pkg
+from app.accounts.security import AccessTokens
 from app.lifespan import init_database
-from app.services.security import AccessTokens
 from app.settings import AppConfig
 
 from .conftest import PEPPER, MakeUser

@@ -21,7 +21,7 @@ import luser_db
 from app.open_api.quota import CallRecord, deduct_quota
 from app.open_api.recovery import recover
 from app.open_api.tokens import Invalid, Valid
-from app.vod.testing import TencentVodStub
+from app.sandbox.vod import TencentVodStub
 from luser_db.testing import server_address, via_local_port
 
 from .faultproxy import FaultProxy

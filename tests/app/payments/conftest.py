@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from app.payments import AlipayProvider, WechatPayProvider
-from app.payments.testing import AlipayStub, KeyPair, WechatPayStub, generate_keypair
+from app.sandbox.payments import AlipayStub, KeyPair, WechatPayStub, generate_keypair
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

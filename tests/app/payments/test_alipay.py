@@ -23,7 +23,7 @@ from app.payments import (
     TradeStatus,
 )
 from app.payments.clock import BEIJING, parse_beijing
-from app.payments.testing import AlipayStub, KeyPair, replace_form_fields
+from app.sandbox.payments import AlipayStub, KeyPair, replace_form_fields
 from luser_common.errors import ConfigError, ExternalServiceError, NetworkError, ValidationError
 
 

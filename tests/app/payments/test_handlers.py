@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.payments import PaymentNotifyInvalid, PaymentProvider, build_providers
-from app.payments.testing import AlipayStub, KeyPair, WechatPayStub
+from app.sandbox.payments import AlipayStub, KeyPair, WechatPayStub
 from app.settings import PaymentConfig
 from luser_common.errors import NotFound
 

@@ -28,7 +28,7 @@ from app.payments import (
     TradeStatus,
     WechatPayProvider,
 )
-from app.payments.testing import KeyPair, WechatPayStub
+from app.sandbox.payments import KeyPair, WechatPayStub
 from luser_common.errors import ConfigError, ExternalServiceError, NetworkError, ValidationError
 
 

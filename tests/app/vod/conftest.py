@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.vod.testing import PROXY_ENV_VARS, AliyunVodStub, TencentVodStub
+from app.sandbox.vod import PROXY_ENV_VARS, AliyunVodStub, TencentVodStub
 
 
 @pytest.fixture(autouse=True)

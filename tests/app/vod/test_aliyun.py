@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from app.sandbox.vod import AliyunVodStub, aliyun_callback
 from app.settings import AliyunVodConfig
 from app.vod import AliyunVodProvider, CallbackRejected, MediaStatus, VodEventKind
-from app.vod.testing import AliyunVodStub, aliyun_callback
 from luser_common import (
     ConfigError,
     DeserializationError,

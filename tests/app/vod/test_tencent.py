@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from app.sandbox.vod import TencentVodStub, tencent_new_file_upload, tencent_procedure_finished
 from app.settings import TencentVodConfig
 from app.vod import (
     CallbackRejected,
@@ -22,7 +23,6 @@ from app.vod import (
     TencentVodProvider,
     VodEventKind,
 )
-from app.vod.testing import TencentVodStub, tencent_new_file_upload, tencent_procedure_finished
 from luser_common import (
     ConfigError,
     DeserializationError,

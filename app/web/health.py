@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from app.web.operation import Call, Operation, operation
+from app.web.types import Output
 from luser_common import DatabaseUnavailable
 from luser_db import Db
-
-from ._api import Call, Operation, operation
-from ._types import Output
 
 
 class HealthOut(Output):

@@ -6,11 +6,8 @@ from datetime import date, datetime
 
 from pydantic import Field
 
-from app.routes._api import Call, Operation, operation
-from app.routes._types import Id, Input, Output, Text
-
-from ..queries import active_subscribers, daily_revenue
-from ._schemas import (
+from app.commerce.queries import active_subscribers, daily_revenue
+from app.commerce.routes._schemas import (
     AttemptOut,
     Fen,
     OrderOut,
@@ -20,6 +17,8 @@ from ._schemas import (
     RefundOut,
     commerce,
 )
+from app.web.operation import Call, Operation, operation
+from app.web.types import Id, Input, Output, Text
 
 
 class AdminOrdersQuery(PageQuery):

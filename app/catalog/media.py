@@ -13,15 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app.accounts.errors import InvalidState
+from app.catalog.models import Video
+from app.catalog.providers import ProviderLookup, guarded, pick
+from app.catalog.service import Catalog
 from app.catalog.status import MediaState, VideoStatus
+from app.vod.base import MediaInfo, MediaStatus, VodEvent, VodEventKind
 from luser_common import utc_now
 from luser_db import Db, transaction
-
-from ..models import Video
-from ..vod.base import MediaInfo, MediaStatus, VodEvent, VodEventKind
-from .catalog import Catalog
-from .errors import InvalidState
-from .providers import ProviderLookup, guarded, pick
 
 _READY_EVENTS = {VodEventKind.UPLOAD_FINISHED, VodEventKind.TRANSCODE_FINISHED}
 _FAILED_EVENTS = {VodEventKind.UPLOAD_FAILED, VodEventKind.TRANSCODE_FAILED}

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from app.accounts.models import User
 from luser_common import AppError, Forbidden, InvalidToken, TokenExpired
 from luser_common.middleware import parse_bearer
-
-from ..models import User
 
 
 async def authenticate(request: Request, admin: bool = False) -> User:

@@ -2,7 +2,7 @@
 
 An operation names its body and query models (pydantic), its response model and
 who may call it. The same declaration drives validation here and the OpenAPI
-document in ``app.openapi``, so the two cannot drift apart.
+document in ``app.web.openapi``, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.accounts.models import User
+from app.container import Services
+from app.web.auth import authenticate
+from app.web.types import MAX_BIGINT
 from luser_common import NotFound
 from luser_common.http import parse_query, read_json, success
-
-from ..models import User
-from ..services import Services
-from ._auth import authenticate
-from ._types import MAX_BIGINT
 
 Access = Literal["public", "user", "admin"]
 Handler = Callable[["Call"], Awaitable[Any]]

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import Field
 
-from ._api import Call, Operation, operation
-from ._types import Input, Output, Text
+from app.web.operation import Call, Operation, operation
+from app.web.types import Input, Output, Text
 
 
 class UserOut(Output):

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Protocol, TypeVar
 
+from app.vod.base import VodProvider
 from luser_common import AppError, ConfigError, ExternalServiceError
-
-from ..vod.base import VodProvider
 
 T = TypeVar("T")
 

@@ -7,10 +7,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ._api import Call, Operation, operation
-from ._types import Id, Input, Output, Patch, QueryInput, Text
-from .categories import DeletedOut
-from .videos import page_out
+from app.catalog.routes.categories import DeletedOut
+from app.catalog.routes.videos import page_out
+from app.web.operation import Call, Operation, operation
+from app.web.types import Id, Input, Output, Patch, QueryInput, Text
 
 Provider = Literal["tencent", "aliyun"]
 Status = Literal["draft", "processing", "published", "offline"]

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from app.web.operation import Call, Operation, operation
+from app.web.types import Output
 from luser_common.http import read_body
-
-from ._api import Call, Operation, operation
-from ._types import Output
 
 CALLBACK_BODY_LIMIT = 256 * 1024
 

@@ -40,8 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 from app.settings import AliyunVodConfig, TencentVodConfig
-
-from .signing import aliyun_callback_signature
+from app.vod.signing import aliyun_callback_signature
 
 __all__ = [
     "PROXY_ENV_VARS",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ._api import Call, Operation, operation
-from ._types import Input, Output, Patch, Text
+from app.web.operation import Call, Operation, operation
+from app.web.types import Input, Output, Patch, Text
 
 SLUG = r"^[a-z0-9][a-z0-9-]{0,63}$"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ._api import Call, Operation, operation
-from ._types import Input, Output, Text
-from .users import UserOut
+from app.accounts.routes.users import UserOut
+from app.web.operation import Call, Operation, operation
+from app.web.types import Input, Output, Text
 
 
 class RegisterBody(Input):

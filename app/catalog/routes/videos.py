@@ -7,10 +7,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from app.web.operation import Call, Operation, operation
+from app.web.types import Id, Output, QueryInput, Text
 from luser_common import Page
-
-from ._api import Call, Operation, operation
-from ._types import Id, Output, QueryInput, Text
 
 Sort = Literal["newest", "oldest", "title", "duration"]
 

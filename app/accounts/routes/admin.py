@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from app.accounts.routes.users import UserOut
 from app.accounts.status import UserStatus
+from app.web.operation import Call, Operation, operation
 from luser_common import BadRequest, NotFound
-
-from ._api import Call, Operation, operation
-from .users import UserOut
 
 
 async def _set_status(call: Call, status: UserStatus) -> UserOut:

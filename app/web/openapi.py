@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .routes._api import Operation, operations_of
-from .routes._types import MAX_BIGINT
+from app.web.operation import Operation, operations_of
+from app.web.types import MAX_BIGINT
 
 REF = "#/components/schemas/{model}"
 _ERROR_TEXT = {

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..models import User
-from .catalog import Catalog
-from .entitlement import EntitlementChecker
-from .errors import InvalidState, PreviewNotAvailable
-from .providers import ProviderLookup, guarded, pick
+from app.accounts.errors import InvalidState, PreviewNotAvailable
+from app.accounts.models import User
+from app.catalog.entitlement import EntitlementChecker
+from app.catalog.providers import ProviderLookup, guarded, pick
+from app.catalog.service import Catalog
 
 
 @dataclass(frozen=True)

@@ -12,21 +12,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from app.accounts.status import UserRole, UserStatus
-from app.settings import JwtConfig
-from luser_common import InvalidToken, TokenExpired, ValidationError, utc_now
-from luser_db import Db, transaction
-
-from ..models import RefreshToken, User
-from .credentials import (
+from app.accounts.credentials import (
     account_name,
     check_password_strength,
     normalize_account,
     normalize_email,
     normalize_phone,
 )
-from .errors import AccountDisabled, InvalidCredentials
-from .security import (
+from app.accounts.errors import AccountDisabled, InvalidCredentials
+from app.accounts.models import User
+from app.accounts.refresh_token import RefreshToken
+from app.accounts.security import (
     AccessTokens,
     LoginLimiter,
     burn_password_check,
@@ -35,6 +31,10 @@ from .security import (
     sha256_hex,
     verify_password_async,
 )
+from app.accounts.status import UserRole, UserStatus
+from app.settings import JwtConfig
+from luser_common import InvalidToken, TokenExpired, ValidationError, utc_now
+from luser_db import Db, transaction
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.accounts.security import LoginLimiter
+from app.accounts.service import Accounts, TokenPair
+from app.catalog.entitlement import EntitlementChecker, FreeTierOnly
+from app.catalog.media import Media
+from app.catalog.play import Player
+from app.catalog.providers import ProviderLookup
+from app.catalog.service import Catalog
 from app.settings import AppConfig
-
-from .accounts import Accounts, TokenPair
-from .catalog import Catalog
-from .entitlement import EntitlementChecker, FreeTierOnly
-from .media import Media
-from .play import Player
-from .providers import ProviderLookup
-from .security import LoginLimiter
 
 
 @dataclass

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.accounts.errors import CategoryInUse, InvalidState
+from app.catalog.category import Category
+from app.catalog.models import Video
 from app.catalog.status import MediaState, VideoStatus
 from luser_common import NotFound, Page, ValidationError, utc_now
 from luser_db import QueryBuilder, like_contains, transaction
-
-from ..models import Category, Video
-from .errors import CategoryInUse, InvalidState
 
 SORTS: Mapping[str, tuple[str, ...]] = {
     "newest": ("published_at desc", "id desc"),

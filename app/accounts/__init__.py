@@ -1,0 +1,1 @@
+"""User accounts: sign-up, log-in, tokens, profiles and their administration."""
