@@ -17,20 +17,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from app.commerce.cli import payments_group
 from app.config_checks import check_production, uses_embedded
+from app.files import CONFIG_DIR, MIGRATIONS_DIR
+from app.settings import AppConfig
 from luser_common import ConfigError
 from luser_config.cli import config_group
 from luser_db import start_embedded, stop_embedded
 from luser_db.cli import cli_errors, db_group, env_option, migrate_group, run_migrations
 
-
-from app.files import CONFIG_DIR, MIGRATIONS_DIR
-
 if TYPE_CHECKING:
     import uvicorn
-
-    from luser_config.schema import AppConfig
 
 # Top-level modules of the ``service`` extra that the service cannot start without.
 SERVICE_MODULES = ("starlette", "uvicorn", "jwt", "argon2", "httpx", "prometheus_client")
@@ -217,7 +213,7 @@ def _checked_config() -> AppConfig:
     from luser_config import load_config
 
     require_service()
-    cfg = load_config()
+    cfg = load_config(schema=AppConfig)
     check_production(cfg)
     return cfg
 

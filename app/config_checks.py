@@ -3,13 +3,12 @@ embedded database in production; a database without the service's schema anywher
 
 from __future__ import annotations
 
+from app.files import CONFIG_DIR
+from app.settings import AppConfig
 from luser_common import ConfigError
 from luser_config import public_secrets
-from luser_config.schema import AppConfig
 from luser_db import Db
 from luser_db.migrations import SCHEMA_TABLE
-
-from app.files import CONFIG_DIR
 
 __all__ = [
     "PRODUCTION_ENVS",

@@ -11,7 +11,7 @@ from app.catalog.media import Media
 from app.catalog.play import Player
 from app.catalog.providers import ProviderLookup
 from app.catalog.service import Catalog
-from luser_config.schema import AppConfig
+from app.settings import AppConfig
 
 
 @dataclass

@@ -15,10 +15,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import luser_config
 import luser_db
 from app.config_checks import check_migrated, check_production
+from app.settings import AppConfig
 from luser_common import AppError
 from luser_common.tasks import every
 from luser_common.utils import SecretUrlFilter
-from luser_config.schema import AppConfig
 from luser_db import Db
 
 logger = logging.getLogger("luser.app")
@@ -36,9 +36,9 @@ async def resolve_config(explicit: AppConfig | None) -> tuple[AppConfig, bool]:
     if explicit is not None:
         return explicit, False
     if luser_config.is_initialized():
-        return luser_config.get_config(), False
-    await luser_config.init_config()
-    return luser_config.get_config(), True
+        return luser_config.get_config(AppConfig), False
+    await luser_config.init_config(schema=AppConfig)
+    return luser_config.get_config(AppConfig), True
 
 
 ACCESS_LOGGERS = ("uvicorn.access", "luser.access")

@@ -11,12 +11,12 @@ from app.catalog import routes as catalog_routes
 from app.config_features import FeatureGate
 from app.container import EntitlementChecker, LoginLimiter, ProviderLookup, Services
 from app.lifespan import CleanStartupFailure, lifespan, mask_secrets_in_access_logs
+from app.settings import AppConfig
 from app.vod import VodRegistry
 from app.web import health
 from app.web.openapi import docs_routes
 from luser_common.http import install_error_handlers
 from luser_common.middleware import RequestIdMiddleware
-from luser_config.schema import AppConfig
 
 # Starlette tries routes in order: the hot public reads go first.
 OPERATIONS = [*catalog_routes.OPERATIONS, *health.OPERATIONS, *accounts_routes.OPERATIONS]

@@ -16,6 +16,7 @@ from app.accounts.models import User
 from app.accounts.service import Accounts
 from app.catalog.category import Category
 from app.catalog.models import Video
+from app.catalog.status import MediaState, VideoStatus
 from app.container import Services
 from luser_db import transaction
 
@@ -83,8 +84,8 @@ async def seed_demo_data(accounts: Accounts) -> bool:
                 duration_seconds=60 * (3 + i % 17),
                 provider="tencent" if i % 2 == 0 else "aliyun",
                 media_id=f"demo-media-{i + 1:04d}",
-                media_status="ready",
-                status="published",
+                media_status=MediaState.READY,
+                status=VideoStatus.PUBLISHED,
                 preview_seconds=30 if i % 3 else 0,
                 required_level=0 if i % 4 == 0 else 1,
                 published_at=now - timedelta(hours=i),
@@ -98,10 +99,11 @@ async def with_services(job: Callable[[Services], Awaitable[T]]) -> T:
     (CLI commands), then close the pool."""
     import luser_db
     from app.lifespan import init_database
+    from app.settings import AppConfig
     from app.vod import VodRegistry
     from luser_config import load_config
 
-    config = load_config()
+    config = load_config(schema=AppConfig)
     init_database(config)
     try:
         return await job(Services.build(config, VodRegistry(config.vod)))

@@ -53,8 +53,8 @@ from app.open_api import manage  # noqa: E402
 from app.open_api.logs import LOG_COLUMNS, LogRow, LogWriter  # noqa: E402
 from app.open_api.quota import deduct_quota  # noqa: E402
 from app.sandbox.vod import PROXY_ENV_VARS, TencentVodStub  # noqa: E402
+from app.settings import AppConfig  # noqa: E402
 from benchmarks.open_api.overhead import bench_overhead_http  # noqa: E402
-from luser_config.schema import AppConfig  # noqa: E402
 from luser_db.migrations import Migrator  # noqa: E402
 from luser_db.testing import (  # noqa: E402
     count_statements,

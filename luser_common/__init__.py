@@ -1,19 +1,9 @@
-"""luser_common: errors, HTTP envelope, Page, enums and utilities shared by every luser package."""
+"""luser_common: errors, HTTP envelope, Page and utilities shared by every luser package."""
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
 from .context import current_request_id
-from .enums import (
-    OrderStatus,
-    PaymentChannel,
-    PaymentStatus,
-    SubscriptionStatus,
-    UserRole,
-    UserStatus,
-    VideoStatus,
-    VodProviderName,
-)
 from .errors import (
     AppError,
     BadRequest,
@@ -117,25 +107,17 @@ __all__ = [
     "MethodNotAllowed",
     "NetworkError",
     "NotFound",
-    "OrderStatus",
     "Page",
     "PayloadTooLarge",
-    "PaymentChannel",
-    "PaymentStatus",
     "Rate",
     "RedisTokenBucketLimiter",
     "SerializationError",
-    "SubscriptionStatus",
     "TimeoutError",
     "TokenBucketLimiter",
     "TokenExpired",
     "Unauthorized",
     "UnsupportedMediaType",
-    "UserRole",
-    "UserStatus",
     "ValidationError",
-    "VideoStatus",
-    "VodProviderName",
     "configure_logging",
     "constant_time_equals",
     "current_request_id",

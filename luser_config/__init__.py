@@ -3,7 +3,8 @@ encrypted values and hot reload.
 
 Sources, lowest to highest precedence: ``config/default.toml``, ``config/{env}.toml``,
 the database table (``with_db``), ``LUSER__SECTION__KEY`` environment variables.
-See docs/config.md.
+An application extends ``Settings`` with its own sections and registers the subclass
+with ``use_schema``; ``get_config(MySettings)`` reads it typed. See docs/config.md.
 """
 
 from ._crypto import KeyRing, generate_key, is_encrypted
@@ -19,28 +20,26 @@ from ._global import (
 )
 from ._loader import KNOWN_ENVS, load_config
 from ._public import public_secrets
+from ._registry import current_schema, use_schema
 from ._rotate import RotationReport, rotate_key
 from ._snapshot import Snapshot
 from .manager import ConfigBuilder, ConfigManager
 from .schema import (
-    AppConfig,
     CacheConfig,
     DatabaseConfig,
     DataSourceConfig,
     EncryptionConfig,
-    FeaturesConfig,
-    JwtConfig,
-    PaymentConfig,
+    HotReloadConfig,
     RedisConfig,
+    Section,
     ServerConfig,
-    VodConfig,
+    Settings,
 )
 from .sources.base import Source
 from .sources.database import DatabaseSource
 
 __all__ = [
     "KNOWN_ENVS",
-    "AppConfig",
     "CacheConfig",
     "ConfigBuilder",
     "ConfigManager",
@@ -48,17 +47,17 @@ __all__ = [
     "DatabaseConfig",
     "DatabaseSource",
     "EncryptionConfig",
-    "FeaturesConfig",
-    "JwtConfig",
+    "HotReloadConfig",
     "KeyRing",
-    "PaymentConfig",
     "RedisConfig",
     "RotationReport",
+    "Section",
     "ServerConfig",
+    "Settings",
     "Snapshot",
     "Source",
-    "VodConfig",
     "current_manager",
+    "current_schema",
     "generate_key",
     "get",
     "get_config",
@@ -71,4 +70,5 @@ __all__ = [
     "reset_config",
     "rotate_key",
     "set",
+    "use_schema",
 ]

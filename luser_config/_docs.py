@@ -18,7 +18,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from ._paths import _unwrap, is_secret_annotation
-from .schema import AppConfig
+from ._registry import current_schema
 
 __all__ = ["BEGIN", "END", "KeyDoc", "iter_keys", "render_keys", "update_docs"]
 
@@ -97,8 +97,10 @@ def _dict_model(ann: Any) -> type[BaseModel] | None:
     return None
 
 
-def iter_keys(model: type[BaseModel] = AppConfig, prefix: str = "") -> Iterator[KeyDoc]:
-    """Every leaf key of the schema in definition order; dicts of sections as ``<name>``."""
+def iter_keys(model: type[BaseModel] | None = None, prefix: str = "") -> Iterator[KeyDoc]:
+    """Every leaf key of ``model`` (default: the registered schema) in definition order;
+    dicts of sections as ``<name>``."""
+    model = current_schema() if model is None else model
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
         sub = _model_of(field.annotation)
@@ -122,17 +124,18 @@ def iter_keys(model: type[BaseModel] = AppConfig, prefix: str = "") -> Iterator[
         )
 
 
-def render_keys() -> str:
-    """Markdown tables, one per top-level section."""
+def render_keys(schema: type[BaseModel] | None = None) -> str:
+    """Markdown tables, one per top-level section of ``schema`` (default: the registered one)."""
+    schema = current_schema() if schema is None else schema
     out: list[str] = []
     section = None
-    for doc in iter_keys():
+    for doc in iter_keys(schema):
         top = doc.key.split(".", 1)[0]
         if top != section:
             section = top
             out += [
                 "",
-                f"### `{top}`",
+                f"### `{top}`{_origin(schema, top)}",
                 "",
                 "| key | type | default | range | description |",
                 "|---|---|---|---|---|",
@@ -145,18 +148,28 @@ def render_keys() -> str:
     return "\n".join(out).strip() + "\n"
 
 
-def update_docs(path: Path) -> bool:
+def _origin(schema: type[BaseModel], name: str) -> str:
+    """`` (from app.settings)`` for a section an application's schema added; ''
+    for the generic ones."""
+    for cls in reversed(schema.__mro__):
+        if name in vars(cls).get("__annotations__", {}):
+            module = cls.__module__
+            return "" if module.split(".")[0] == "luser_config" else f" (from `{module}`)"
+    return ""
+
+
+def update_docs(path: Path, schema: type[BaseModel] | None = None) -> bool:
     """Rewrite the generated block of ``path``; returns whether the file changed."""
     text = path.read_text(encoding="utf-8")
     start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    fresh = text[:start] + "\n\n" + render_keys() + "\n" + text[end:]
+    fresh = text[:start] + "\n\n" + render_keys(schema) + "\n" + text[end:]
     if fresh == text:
         return False
     path.write_text(fresh, encoding="utf-8")
     return True
 
 
-def docs_are_current(path: Path) -> bool:
+def docs_are_current(path: Path, schema: type[BaseModel] | None = None) -> bool:
     text = path.read_text(encoding="utf-8")
     start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    return text[start:end] == "\n\n" + render_keys() + "\n"
+    return text[start:end] == "\n\n" + render_keys(schema) + "\n"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 from luser_common import ConfigError
 
 from ._crypto import KeyRing
 from ._loader import PathLike
+from ._registry import SettingsT
 from .manager import _MISSING, ConfigBuilder, ConfigManager
-from .schema import AppConfig
+from .schema import Settings
 
 __all__ = [
     "current_manager",
@@ -43,9 +44,20 @@ def current_manager() -> ConfigManager:
     return _manager
 
 
-def get_config() -> AppConfig:
-    """The current config snapshot; ConfigError before init."""
-    return current_manager().get_config()
+@overload
+def get_config() -> Settings: ...
+
+
+@overload
+def get_config(schema: type[SettingsT]) -> SettingsT: ...
+
+
+def get_config(schema: type[Settings] | None = None) -> Settings:
+    """The current config snapshot; ConfigError before init. ``get_config(MySettings)``
+    returns it typed as the application's schema (ConfigError if loaded with another)."""
+    if schema is None:
+        return current_manager().get_config()
+    return current_manager().get_config(schema)
 
 
 def get(key: str, default: Any = _MISSING) -> Any:
@@ -70,10 +82,14 @@ async def init_config(
     force_init: bool = False,
     encryption_key: KeyRing | str | None = None,
     dsn: str | None = None,
+    schema: type[Settings] | None = None,
 ) -> ConfigManager:
-    """Build and install the module-level config, closing any previous manager."""
+    """Build and install the module-level config, closing any previous manager.
+    ``schema`` None means the registered one (``use_schema``)."""
     builder = ConfigBuilder().with_db(with_db, dsn=dsn).with_hot_reload(hot_reload)
     builder.force_init(force_init)
+    if schema is not None:
+        builder.schema(schema)
     if env is not None:
         builder.env(env)
     if config_dir is not None:

@@ -7,14 +7,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 from luser_common import ConfigError, EncryptionError
 
 from ._crypto import KeyRing
 from ._paths import get_path
 from ._problems import Problem, raise_problems
+from ._registry import SettingsT, current_schema
 from ._snapshot import Snapshot, build_snapshot
-from .schema import AppConfig
+from .schema import Settings
 from .sources.base import Layer, Source, merge_layers
 from .sources.env import read_env
 from .sources.toml import TomlProblem, read_toml
@@ -61,6 +63,8 @@ class Loader:
     explicit_dir: bool = False
     extra_files: list[Path] = field(default_factory=list)
     key_override: KeyRing | None = None
+    # Fixed when the loader is made, so every reload validates against the same schema.
+    schema: type[Settings] = Settings
 
     @classmethod
     def create(
@@ -69,10 +73,19 @@ class Loader:
         config_dir: PathLike | None = None,
         files: Sequence[PathLike] = (),
         key: KeyRing | str | None = None,
+        schema: type[Settings] | None = None,
     ) -> Loader:
+        """``schema`` None means the registered one (``use_schema``)."""
         ring = KeyRing.parse(key, "encryption_key") if isinstance(key, str) else key
         directory, explicit = resolve_dir(config_dir)
-        return cls(resolve_env(env), directory, explicit, [Path(f) for f in files], ring)
+        return cls(
+            resolve_env(env),
+            directory,
+            explicit,
+            [Path(f) for f in files],
+            ring,
+            current_schema() if schema is None else schema,
+        )
 
     def file_paths(self) -> list[Path]:
         """Files in precedence order that exist (default.toml, {env}.toml, extra files)."""
@@ -111,7 +124,7 @@ class Loader:
         return layers
 
     def env_layer(self) -> Layer:
-        layer, bad = read_env()
+        layer, bad = read_env(schema=self.schema)
         if bad:
             raise_problems(
                 "环境变量格式错误", [Problem(k, msg, Source("env", var)) for k, var, msg in bad]
@@ -145,10 +158,31 @@ class Loader:
         if top is not None:
             layers.append(top)
         merged = merge_layers(layers)
-        return build_snapshot(merged, self.env, self.keyring(merged))
+        return build_snapshot(merged, self.env, self.keyring(merged), self.schema)
 
     def load(self) -> Snapshot:
         return self.assemble(self.file_layers())
+
+
+@overload
+def load_config(
+    env: str | None = None,
+    config_dir: PathLike | None = None,
+    *,
+    files: Sequence[PathLike] = (),
+    encryption_key: KeyRing | str | None = None,
+) -> Settings: ...
+
+
+@overload
+def load_config(
+    env: str | None = None,
+    config_dir: PathLike | None = None,
+    *,
+    files: Sequence[PathLike] = (),
+    encryption_key: KeyRing | str | None = None,
+    schema: type[SettingsT],
+) -> SettingsT: ...
 
 
 def load_config(
@@ -157,11 +191,13 @@ def load_config(
     *,
     files: Sequence[PathLike] = (),
     encryption_key: KeyRing | str | None = None,
-) -> AppConfig:
+    schema: type[Settings] | None = None,
+) -> Settings:
     """Load files + environment variables synchronously (no database), decrypted and validated.
 
     The folder is ``config_dir``, else ``LUSER_CONFIG_DIR``, else ``./config``; a missing
-    implicit ``./config`` means schema defaults + environment. Raises ConfigError /
+    implicit ``./config`` means schema defaults + environment. The result is an instance
+    of ``schema`` (default: the registered one, see ``use_schema``). Raises ConfigError /
     EncryptionError listing every problem.
     """
-    return Loader.create(env, config_dir, files, encryption_key).load().config
+    return Loader.create(env, config_dir, files, encryption_key, schema).load().config

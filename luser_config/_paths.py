@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from .schema import AppConfig
+from ._registry import current_schema
 
 __all__ = [
     "UNKNOWN",
@@ -61,9 +61,10 @@ def _step(ann: Any, segment: str) -> Any:
     return UNKNOWN
 
 
-def annotation_at(path: Sequence[str], root: type[BaseModel] = AppConfig) -> Any:
-    """The schema annotation at ``path``, or UNKNOWN for keys the schema does not know."""
-    ann: Any = root
+def annotation_at(path: Sequence[str], root: type[BaseModel] | None = None) -> Any:
+    """The annotation at ``path`` in ``root`` (default: the registered schema), or UNKNOWN
+    for keys the schema does not know."""
+    ann: Any = current_schema() if root is None else root
     for segment in path:
         ann = _step(ann, segment)
         if ann is UNKNOWN or ann is Any:
@@ -75,23 +76,27 @@ def is_secret_annotation(ann: Any) -> bool:
     return any(m is SecretStr for m in _unwrap(ann))
 
 
-def is_sensitive(path: str, patterns: Sequence[str] = ()) -> bool:
-    """Whether the value at ``path`` must never be shown: SecretStr in the schema,
-    listed in ``encryption.sensitive_keys``, or a secret-looking unknown key."""
+def is_sensitive(
+    path: str, patterns: Sequence[str] = (), root: type[BaseModel] | None = None
+) -> bool:
+    """Whether the value at ``path`` must never be shown: SecretStr in the schema
+    (default: the registered one), listed in ``encryption.sensitive_keys``, or a
+    secret-looking unknown key."""
+    root = current_schema() if root is None else root
     parts = split(path)
     for i in range(1, len(parts) + 1):
-        if is_secret_annotation(annotation_at(parts[:i])):
+        if is_secret_annotation(annotation_at(parts[:i], root)):
             return True
     if any(fnmatch.fnmatchcase(path, p) for p in patterns):
         return True
-    return annotation_at(parts) is UNKNOWN and bool(_SECRET_NAME.search(path.lower()))
+    return annotation_at(parts, root) is UNKNOWN and bool(_SECRET_NAME.search(path.lower()))
 
 
-def canonical_segments(segments: Sequence[str]) -> list[str]:
-    """Map case-insensitive segments (from env var names) onto schema field names;
-    segments the schema does not know are lower-cased."""
+def canonical_segments(segments: Sequence[str], root: type[BaseModel] | None = None) -> list[str]:
+    """Map case-insensitive segments (from env var names) onto field names of ``root``
+    (default: the registered schema); segments the schema does not know are lower-cased."""
     out: list[str] = []
-    ann: Any = AppConfig
+    ann: Any = current_schema() if root is None else root
     for seg in segments:
         name = seg.lower()
         if ann is not UNKNOWN:

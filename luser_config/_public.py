@@ -1,8 +1,8 @@
 """Secrets whose value anyone can read: schema defaults and the shipped example files.
 
-Production must not run with them: a public JWT secret lets anyone mint tokens, a
-public pepper lets stored key hashes be tested offline and channel credentials be
-decrypted.
+Production must not run with them: a public signing key lets anyone mint tokens, a
+public pepper lets stored hashes be tested offline. Works on any schema, an
+application's sections included.
 """
 
 from __future__ import annotations

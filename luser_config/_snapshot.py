@@ -14,7 +14,7 @@ from luser_common import EncryptionError
 from ._crypto import KeyRing, is_encrypted
 from ._paths import UNKNOWN, flatten, get_path, is_sensitive, join
 from ._problems import Problem, raise_problems, safe_value
-from .schema import AppConfig
+from .schema import Settings
 from .sources.base import DEFAULT_SOURCE, Layer, Source
 
 __all__ = ["Snapshot", "build_snapshot"]
@@ -26,7 +26,7 @@ _generation = itertools.count(1)
 class Snapshot:
     """One validated config plus where each key came from. Never mutated: reloads swap it."""
 
-    config: AppConfig
+    config: Settings  # an instance of the schema it was loaded with
     provenance: Mapping[str, Source]
     raw: Mapping[str, Any] = field(repr=False)  # merged, still-encrypted data
     encrypted_keys: frozenset[str] = frozenset()
@@ -45,7 +45,7 @@ class Snapshot:
 
     def is_sensitive(self, path: str) -> bool:
         patterns = self.config.encryption.sensitive_keys
-        return path in self.encrypted_keys or is_sensitive(path, patterns)
+        return path in self.encrypted_keys or is_sensitive(path, patterns, type(self.config))
 
 
 def _translate(err: Mapping[str, Any]) -> str:
@@ -115,7 +115,7 @@ def _decrypt(
         return node
 
 
-def _plaintext_secrets(merged: Layer, patterns: list[str]) -> list[Problem]:
+def _plaintext_secrets(merged: Layer, patterns: list[str], schema: type[Settings]) -> list[Problem]:
     out = []
     for key, value in flatten(merged.data).items():
         source = merged.source_of(key)
@@ -125,7 +125,7 @@ def _plaintext_secrets(merged: Layer, patterns: list[str]) -> list[Problem]:
             and not is_encrypted(value)
             and source is not None
             and source.kind == "file"
-            and is_sensitive(key, patterns)
+            and is_sensitive(key, patterns, schema)
         ):
             message = "敏感配置必须以 ENC(...) 加密保存 (encryption.require_encrypted)"
             out.append(Problem(key, message, source, "******"))
@@ -133,7 +133,11 @@ def _plaintext_secrets(merged: Layer, patterns: list[str]) -> list[Problem]:
 
 
 def _validation_problems(
-    exc: ValidationError, merged: Layer, patterns: list[str], encrypted: set[str]
+    exc: ValidationError,
+    merged: Layer,
+    patterns: list[str],
+    encrypted: set[str],
+    schema: type[Settings],
 ) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[tuple[str, str]] = set()
@@ -152,15 +156,19 @@ def _validation_problems(
             None
             if raw is UNKNOWN
             else safe_value(
-                raw, key in encrypted or is_sensitive(key, patterns) or is_encrypted(raw)
+                raw,
+                key in encrypted or is_sensitive(key, patterns, schema) or is_encrypted(raw),
             )
         )
         problems.append(Problem(key, message, merged.source_of(key), value))
     return problems
 
 
-def build_snapshot(merged: Layer, env: str, ring: KeyRing | None) -> Snapshot:
-    """Decrypt every ENC(...) value, then validate; raise listing every problem found."""
+def build_snapshot(
+    merged: Layer, env: str, ring: KeyRing | None, schema: type[Settings] = Settings
+) -> Snapshot:
+    """Decrypt every ENC(...) value, then validate against ``schema``; raise listing every
+    problem found."""
     patterns = _patterns(merged.data)
     problems: list[Problem] = []
     encrypted: set[str] = set()
@@ -169,11 +177,11 @@ def build_snapshot(merged: Layer, env: str, ring: KeyRing | None) -> Snapshot:
         raise_problems("配置解密失败", problems, EncryptionError)
     data["env"] = env
     if get_path(merged.data, ["encryption", "require_encrypted"]) is True:
-        problems += _plaintext_secrets(merged, patterns)
+        problems += _plaintext_secrets(merged, patterns, schema)
     try:
-        config = AppConfig.model_validate(data)
+        config = schema.model_validate(data)
     except ValidationError as exc:
-        problems += _validation_problems(exc, merged, patterns, encrypted)
+        problems += _validation_problems(exc, merged, patterns, encrypted, schema)
         config = None
     if problems or config is None:
         raise_problems("配置校验失败", problems)

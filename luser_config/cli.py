@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import sys
 from collections.abc import Callable
@@ -19,8 +20,10 @@ from ._crypto import UNBOUND, KeyRing, generate_key
 from ._loader import Loader
 from ._paths import flatten
 from ._problems import REDACTED
+from ._registry import use_schema
 from ._rotate import rotate_key
 from .manager import ConfigBuilder
+from .schema import Settings
 from .sources.base import merge_layers
 from .sources.database import DatabaseSource
 
@@ -63,9 +66,31 @@ def _keyring(
     return ring
 
 
+def _import_schema(spec: str) -> type[Settings]:
+    module_name, _, attr = spec.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), attr or "Settings")
+    except (ImportError, AttributeError) as exc:
+        raise click.BadParameter(f"找不到配置模式 {spec!r}: {exc}", param_hint="--schema") from exc
+    if not (isinstance(found, type) and issubclass(found, Settings)):
+        message = f"{spec!r} 不是 luser_config.Settings 的子类"
+        raise click.BadParameter(message, param_hint="--schema")
+    return found
+
+
 @click.group("config")
-def config_group() -> None:
+@click.option(
+    "--schema",
+    "schema_spec",
+    default=None,
+    metavar="MODULE:CLASS",
+    help="The application's Settings subclass (default: the registered schema; an "
+    "application's own CLI registers it).",
+)
+def config_group(schema_spec: str | None) -> None:
     """Show, encrypt and rotate configuration."""
+    if schema_spec:
+        use_schema(_import_schema(schema_spec))
 
 
 def _display(value: Any) -> str:
@@ -102,10 +127,18 @@ def show(
         snap = asyncio.run(build())
     except AppError as exc:
         _fail(exc)
+    # Sections the schema does not define cannot be told secret or not: hide their values.
+    unknown = set(snap.config.model_extra or {})
     rows = []
     for key, value in flatten(snap.config.model_dump(mode="python")).items():
-        shown = REDACTED if snap.is_sensitive(key) and value not in ("", None) else value
+        hidden = snap.is_sensitive(key) or key.split(".", 1)[0] in unknown
+        shown = REDACTED if hidden and value not in ("", None) else value
         rows.append((key, shown, snap.source_of(key)))
+    if unknown:
+        _err.print(
+            f"注意: {', '.join(sorted(unknown))} 不在配置模式 {type(snap.config).__name__} 中,"
+            " 其值已隐藏 (通过应用自己的 CLI 运行, 或使用 --schema MODULE:CLASS)"
+        )
     if fmt == "json":
         out = {
             k: {"value": v if not hasattr(v, "get_secret_value") else REDACTED, "source": s.short()}
@@ -240,7 +273,8 @@ def rotate(
 @click.option("--output", type=click.Path(path_type=Path), default=Path("docs/config.md"))
 @click.option("--check", is_flag=True, help="Exit 1 when the file is out of date.")
 def docs(output: Path, check: bool) -> None:
-    """Regenerate the key reference in docs/config.md from the schema."""
+    """Regenerate the key reference in docs/config.md from the schema (the registered one:
+    run through the application's CLI, or pass --schema, to include its sections)."""
     from ._docs import docs_are_current, update_docs
 
     if check:

@@ -8,7 +8,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, overload
 
 from pydantic import BaseModel, SecretStr
 
@@ -17,10 +17,11 @@ from luser_common import AppError, ConfigError
 from ._crypto import KeyRing, is_encrypted
 from ._loader import Loader, PathLike
 from ._paths import flatten, get_path, is_sensitive, set_path, split
+from ._registry import SettingsT
 from ._reload import DbPoller, FileWatcher
 from ._rotate import RotationReport, rotate_key
 from ._snapshot import Snapshot
-from .schema import AppConfig
+from .schema import Settings
 from .sources.base import Layer, Source, merge_layers
 from .sources.database import DatabaseSource
 
@@ -28,11 +29,11 @@ __all__ = ["ConfigBuilder", "ConfigManager", "Subscriber"]
 
 log = logging.getLogger("luser_config")
 
-Subscriber = Callable[[AppConfig, AppConfig], Awaitable[None] | None]
+Subscriber = Callable[[Settings, Settings], Awaitable[None] | None]
 _MISSING: Any = object()
 
 
-def lookup(config: AppConfig, key: str) -> Any:
+def lookup(config: Settings, key: str) -> Any:
     """``lookup(cfg, "database.url")``: attributes of models, items of dicts."""
     node: Any = config
     for seg in split(key):
@@ -98,9 +99,30 @@ class ConfigManager:
     def env(self) -> str:
         return self._loader.env
 
-    def get_config(self) -> AppConfig:
-        """The current config. Hold on to it for one unit of work; it never changes."""
-        return self._snapshot.config
+    @property
+    def schema(self) -> type[Settings]:
+        """The schema every load and reload of this manager validates against."""
+        return self._loader.schema
+
+    @overload
+    def get_config(self) -> Settings: ...
+
+    @overload
+    def get_config(self, schema: type[SettingsT]) -> SettingsT: ...
+
+    def get_config(self, schema: type[Settings] | None = None) -> Settings:
+        """The current config. Hold on to it for one unit of work; it never changes.
+
+        ``get_config(MySettings)`` returns it typed as the application's schema and raises
+        ConfigError when it was loaded with another one (``use_schema`` came too late)."""
+        config = self._snapshot.config
+        if schema is not None and not isinstance(config, schema):
+            raise ConfigError(
+                f"配置是按 {type(config).__name__} 加载的, 不是 {schema.__name__}: "
+                f"请在加载前调用 luser_config.use_schema({schema.__name__})",
+                field="schema",
+            )
+        return config
 
     def get(self, key: str, default: Any = _MISSING) -> Any:
         """The value at dotted ``key`` (secrets stay SecretStr); ConfigError if absent."""
@@ -126,7 +148,7 @@ class ConfigManager:
 
         return unsubscribe
 
-    async def _notify(self, old: AppConfig, new: AppConfig) -> None:
+    async def _notify(self, old: Settings, new: Settings) -> None:
         for callback in list(self._subscribers):
             try:
                 result = callback(old, new)
@@ -142,7 +164,7 @@ class ConfigManager:
         middle = [db_layer] if db_layer is not None else []
         return self._loader.assemble(files, *middle, top=self._overrides)
 
-    def _swap(self, new: Snapshot) -> tuple[AppConfig, AppConfig] | None:
+    def _swap(self, new: Snapshot) -> tuple[Settings, Settings] | None:
         """Install ``new``; the (old, new) pair to notify when the config changed."""
         old = self._snapshot
         self._snapshot = new
@@ -281,6 +303,7 @@ class ConfigBuilder:
         self._force = False
         self._key: KeyRing | str | None = None
         self._install = True
+        self._schema: type[Settings] | None = None
 
     def env(self, name: str) -> Self:
         self._env = name
@@ -335,13 +358,18 @@ class ConfigBuilder:
                 ) from exc
         return self
 
+    def schema(self, schema: type[Settings]) -> Self:
+        """Validate against ``schema`` (a ``Settings`` subclass) instead of the registered one."""
+        self._schema = schema
+        return self
+
     def install(self, enabled: bool = True) -> Self:
         """Whether build() makes this manager the module-level config (default yes)."""
         self._install = enabled
         return self
 
     async def build(self) -> ConfigManager:
-        loader = Loader.create(self._env, self._dir, self._files, self._key)
+        loader = Loader.create(self._env, self._dir, self._files, self._key, self._schema)
         files = loader.file_layers()
         db = db_layer = None
         if self._db:
@@ -375,7 +403,7 @@ def _sealed_files(loader: Loader, files: list[Layer]) -> dict[str, Any]:
             isinstance(value, str)
             and value
             and not is_encrypted(value)
-            and is_sensitive(key, patterns)
+            and is_sensitive(key, patterns, loader.schema)
         ):
             set_path(data, split(key), ring.encrypt(value, key))
     return data

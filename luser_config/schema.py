@@ -1,12 +1,20 @@
-"""The configuration schema (pydantic v2). Sections are immutable snapshots.
+"""The generic configuration schema (pydantic v2). Sections are immutable snapshots.
+
+``Settings`` holds what the libraries read: server, database and data sources, redis,
+encryption, the query cache and hot reload. An application adds its own sections by
+subclassing it and registering the subclass (see ``luser_config.use_schema``)::
+
+    @luser_config.use_schema
+    class MySettings(luser_config.Settings):
+        mailer: MailerConfig = MailerConfig()
 
 NOTE for contributors: ``DatabaseConfig`` / ``DataSourceConfig`` field names are
-read by luser_db; keep them stable. The ``database``, ``jwt``, ``redis``, ``vod``
-and ``payment`` sections are shared contracts: add fields, never rename.
+read by luser_db; keep them stable. The ``database`` and ``redis`` sections are shared
+contracts: add fields, never rename.
 
 Every ``SecretStr`` field is *sensitive*: it may be stored as ``ENC(...)`` and is
 redacted wherever config is shown. ``docs/config.md`` is generated from the
-field descriptions and constraints here (``luser config docs``).
+field descriptions and constraints here and in the registered schema (``luser config docs``).
 """
 
 from __future__ import annotations
@@ -16,12 +24,28 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+__all__ = [
+    "CacheConfig",
+    "DataSourceConfig",
+    "DatabaseConfig",
+    "EncryptionConfig",
+    "HotReloadConfig",
+    "RedisConfig",
+    "Section",
+    "ServerConfig",
+    "Settings",
+]
 
-class _Section(BaseModel):
+
+class Section(BaseModel):
+    """Base of a config section: immutable, unknown keys are errors (typos are caught).
+
+    Subclass it for an application's own sections."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class ServerConfig(_Section):
+class ServerConfig(Section):
     host: str = Field(default="127.0.0.1", description="bind address")
     port: int = Field(default=8000, ge=1, le=65535, description="TCP port")
     workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
@@ -36,7 +60,7 @@ class ServerConfig(_Section):
     )
 
 
-class DataSourceConfig(_Section):
+class DataSourceConfig(Section):
     """One PostgreSQL data source (the primary, or a named extra such as a replica)."""
 
     url: SecretStr | None = Field(
@@ -195,33 +219,7 @@ class DatabaseConfig(DataSourceConfig):
     )
 
 
-class JwtConfig(_Section):
-    secret: SecretStr = Field(
-        default=SecretStr("dev-insecure-jwt-secret-change-me"),
-        description="HMAC signing secret",
-    )
-    algorithm: str = Field(
-        default="HS256",
-        pattern="^(HS256|HS384|HS512)$",
-        description="signing algorithm",
-    )
-    issuer: str = Field(default="luser", description="iss claim")
-    access_ttl_seconds: int = Field(
-        default=900,
-        ge=30,
-        le=86400,
-        description="access token lifetime",
-    )
-    refresh_ttl_seconds: int = Field(
-        default=30 * 86400,
-        ge=60,
-        le=365 * 86400,
-        description="refresh token lifetime",
-    )
-    leeway_seconds: int = Field(default=10, ge=0, le=300, description="clock skew tolerated")
-
-
-class RedisConfig(_Section):
+class RedisConfig(Section):
     url: SecretStr | None = Field(
         default=None, description="redis:// or rediss:// URL; unset -> in-memory fallbacks"
     )
@@ -252,99 +250,7 @@ class RedisConfig(_Section):
         return urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))
 
 
-class TencentVodConfig(_Section):
-    secret_id: str = ""
-    secret_key: SecretStr = SecretStr("")
-    region: str = ""
-    endpoint: str = "vod.tencentcloudapi.com"
-    protocol: str = Field(default="https", pattern="^https?$")
-    sub_app_id: int | None = None
-    play_domain: str = Field(default="", description="e.g. '1500000000.vod2.myqcloud.com'")
-    play_key: SecretStr = Field(default=SecretStr(""), description="Key hotlink protection key")
-    play_url_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
-    play_rlimit: int = Field(default=3, ge=0, le=9)
-    upload_signature_ttl_seconds: int = Field(default=1800, ge=60, le=86400)
-    procedure: str = Field(default="", description="task flow run after upload")
-    callback_token: SecretStr = Field(
-        default=SecretStr(""),
-        description="shared secret in the callback URL query",
-    )
-    timeout_seconds: float = Field(default=10, gt=0, le=120, description="seconds per VOD API call")
-
-
-class AliyunVodConfig(_Section):
-    access_key_id: str = ""
-    access_key_secret: SecretStr = SecretStr("")
-    region_id: str = "cn-shanghai"
-    endpoint: str = "vod.cn-shanghai.aliyuncs.com"
-    protocol: str = Field(default="https", pattern="^https?$")
-    play_domain: str = ""
-    url_auth_key: SecretStr = Field(
-        default=SecretStr(""),
-        description="URL authentication type A primary key",
-    )
-    play_url_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
-    callback_private_key: SecretStr = Field(
-        default=SecretStr(""),
-        description="HTTP callback authentication key",
-    )
-    callback_url: str = ""
-    callback_max_age_seconds: int = Field(
-        default=300,
-        ge=30,
-        le=3600,
-        description="reject callbacks whose X-VOD-TIMESTAMP is older/newer",
-    )
-    template_group_id: str = Field(
-        default="",
-        description="transcode template group run after upload",
-    )
-    timeout_seconds: float = Field(default=10, gt=0, le=120, description="seconds per VOD API call")
-
-
-class VodConfig(_Section):
-    default_provider: str = Field(default="tencent", pattern="^(tencent|aliyun)$")
-    tencent: TencentVodConfig = Field(default_factory=TencentVodConfig)
-    aliyun: AliyunVodConfig = Field(default_factory=AliyunVodConfig)
-
-
-class AlipayConfig(_Section):
-    enabled: bool = False
-    app_id: str = ""
-    seller_id: str = ""
-    app_private_key: SecretStr = Field(default=SecretStr(""), description="PEM")
-    alipay_public_key: str = Field(default="", description="PEM")
-    gateway_url: str = Field(default="", description="'' -> the SDK's production/sandbox gateway")
-    sandbox: bool = False
-    notify_url: str = ""
-    return_url: str = ""
-    timeout_seconds: float = Field(default=15, gt=0, le=120)
-
-
-class WechatPayConfig(_Section):
-    enabled: bool = False
-    mch_id: str = ""
-    app_id: str = ""
-    mch_private_key: SecretStr = Field(default=SecretStr(""), description="PEM")
-    mch_cert_serial_no: str = ""
-    apiv3_key: SecretStr = Field(default=SecretStr(""), description="32 ASCII chars")
-    platform_public_key: str = Field(default="", description="PEM, public-key mode")
-    platform_public_key_id: str = Field(default="", description="'PUB_KEY_ID_...'")
-    base_url: str = "https://api.mch.weixin.qq.com"
-    notify_url: str = ""
-    timestamp_tolerance_seconds: int = Field(default=300, ge=30, le=3600)
-    timeout_seconds: float = Field(default=15, gt=0, le=120)
-
-
-class PaymentConfig(_Section):
-    order_expire_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
-    reconcile_after_minutes: int = Field(default=5, ge=1, le=24 * 60)
-    reconcile_interval_seconds: int = Field(default=60, ge=5, le=86400)
-    alipay: AlipayConfig = Field(default_factory=AlipayConfig)
-    wechat: WechatPayConfig = Field(default_factory=WechatPayConfig)
-
-
-class EncryptionConfig(_Section):
+class EncryptionConfig(Section):
     key_file: str | None = Field(
         default=None,
         description="key ring file (relative to the config folder); "
@@ -360,7 +266,7 @@ class EncryptionConfig(_Section):
     )
 
 
-class CacheConfig(_Section):
+class CacheConfig(Section):
     """luser_db's query cache (``.cache(name)``, ``Db.find_by_cache``); read at first use."""
 
     enabled: bool = Field(default=True, description="false: every cache call is a plain query")
@@ -377,22 +283,7 @@ class CacheConfig(_Section):
     )
 
 
-class FeaturesConfig(BaseModel):
-    """Feature flags: the named ones below plus any other ``name = true/false``."""
-
-    model_config = ConfigDict(frozen=True, extra="allow")
-    __pydantic_extra__: dict[str, bool] = Field(init=False)
-
-    registration: bool = Field(default=True, description="allow new accounts to sign up")
-    open_api: bool = Field(default=True, description="serve the token-authenticated open API")
-    payments: bool = Field(default=True, description="accept orders and payments")
-
-    def enabled(self, name: str) -> bool:
-        """Whether flag ``name`` is on; unknown flags are off."""
-        return bool(getattr(self, name, False))
-
-
-class HotReloadConfig(_Section):
+class HotReloadConfig(Section):
     debounce_ms: int = Field(default=300, ge=10, le=60000, description="file change debounce")
     db_poll_seconds: float = Field(
         default=2.0,
@@ -402,38 +293,10 @@ class HotReloadConfig(_Section):
     )
 
 
-class OpenApiConfig(_Section):
-    """The partner open API (tokens, quota, routing, request logs); see docs/open-api.md."""
+class Settings(BaseModel):
+    """The root of the config: the generic sections. Unknown top-level tables are kept
+    (an application's sections load even where only this base schema is known)."""
 
-    token_pepper: SecretStr = SecretStr("dev-insecure-open-api-pepper-change-me")
-    channel_secret_key: SecretStr = Field(
-        default=SecretStr(""),
-        description="base64 32 bytes; '' -> derived from the pepper",
-    )
-    token_cache_ttl_seconds: float = Field(default=60.0, ge=0, le=3600)
-    token_cache_size: int = Field(default=100_000, ge=1)
-    log_queue_size: int = Field(default=50_000, ge=1)
-    log_batch_size: int = Field(default=1_000, ge=1, le=100_000)
-    log_flush_interval_seconds: float = Field(default=0.5, gt=0, le=60)
-    log_writers: int = Field(default=3, ge=1, le=16)  # concurrent COPY connections
-    log_retention_months: int = Field(default=6, ge=1, le=120)
-    partitions_ahead_months: int = Field(default=2, ge=1, le=24)
-    config_poll_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
-    accessed_time_flush_seconds: float = Field(default=30.0, gt=0, le=3600)
-    deduction_retries: int = Field(default=5, ge=0, le=50)
-    # False trades durability for latency: a crash may forget the last few hundred ms of
-    # committed deductions (wallet, token and idempotency row together: never partial).
-    deduction_synchronous_commit: bool = True
-    # Read-only calls (play URLs, catalog search, usage) start their work while the
-    # charge commits and release it once charged; false (default): charge first, then
-    # work. On, a call the charge then refuses may already have reached the provider.
-    overlap_reads: bool = Field(
-        default=False, description="read-only calls work while the charge commits"
-    )
-    upstream_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
-
-
-class AppConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
     env: str = Field(
@@ -443,13 +306,8 @@ class AppConfig(BaseModel):
     server: ServerConfig = Field(default_factory=ServerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
-    jwt: JwtConfig = Field(default_factory=JwtConfig)
-    vod: VodConfig = Field(default_factory=VodConfig)
-    payment: PaymentConfig = Field(default_factory=PaymentConfig)
-    open_api: OpenApiConfig = Field(default_factory=OpenApiConfig)
     encryption: EncryptionConfig = Field(default_factory=EncryptionConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
-    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     hot_reload: HotReloadConfig = Field(default_factory=HotReloadConfig)
     extensions: dict[str, Any] = Field(
         default_factory=dict, description="free-form data for your own code"

@@ -129,7 +129,7 @@ def _from_config() -> CacheSettings:
 
 
 def settings_from(cfg: Any) -> CacheSettings:
-    """CacheSettings from an ``AppConfig``'s ``[cache]`` and ``[redis]`` sections."""
+    """CacheSettings from an ``Settings``'s ``[cache]`` and ``[redis]`` sections."""
     c, r = cfg.cache, cfg.redis
     # cache.url, else the service's Redis with its password and db applied.
     url = c.url.get_secret_value() if c.url is not None else r.connection_url()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from app.accounts.status import UserRole, UserStatus
 from luser_db import Field, Model
 
 
@@ -13,8 +14,8 @@ class User(Model, table="users"):
     phone: str | None = None
     password_hash: str = ""
     nickname: str | None = None
-    role: str = "user"
-    status: str = "active"
+    role: str = UserRole.USER
+    status: str = UserStatus.ACTIVE
     balance: int = 0
     password_changed_at: datetime | None = None
     created_at: datetime | None = None
@@ -22,8 +23,8 @@ class User(Model, table="users"):
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == UserRole.ADMIN
 
     @property
     def is_active(self) -> bool:
-        return self.status == "active"
+        return self.status == UserStatus.ACTIVE

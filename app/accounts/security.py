@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 
+from app.settings import AppConfig, JwtConfig
 from luser_common import InvalidToken, LimitExceeded
 from luser_common.jwt_codec import JwtCodec
 from luser_common.ratelimit import (
@@ -21,7 +22,6 @@ from luser_common.ratelimit import (
     retry_after_header,
 )
 from luser_common.utils import hash_password, sha256_hex, verify_password
-from luser_config.schema import AppConfig, JwtConfig
 
 __all__ = [
     "AccessClaims",

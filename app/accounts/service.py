@@ -31,8 +31,9 @@ from app.accounts.security import (
     sha256_hex,
     verify_password_async,
 )
+from app.accounts.status import UserRole, UserStatus
+from app.settings import JwtConfig
 from luser_common import InvalidToken, TokenExpired, ValidationError, utc_now
-from luser_config.schema import JwtConfig
 from luser_db import Db, transaction
 
 
@@ -60,7 +61,7 @@ class Accounts:
         phone: str | None,
         password: str,
         nickname: str = "",
-        role: str = "user",
+        role: str = UserRole.USER,
     ) -> User:
         if bool(email) == bool(phone):
             raise ValidationError("请提供邮箱或手机号之一", field="email")
@@ -73,7 +74,7 @@ class Accounts:
             password_hash=await hash_password_async(password),
             nickname=nickname or _default_nickname(email_n, phone_n),
             role=role,
-            status="active",
+            status=UserStatus.ACTIVE,
         )
         await user.save()  # a taken email/phone surfaces as DuplicateError (409)
         return user
@@ -88,11 +89,11 @@ class Accounts:
                 phone=value if kind == "phone" else None,
                 password=password,
                 nickname=nickname,
-                role="admin",
+                role=UserRole.ADMIN,
             )
         check_password_strength(password, account=account_name(existing.email, existing.phone))
-        existing.role = "admin"
-        existing.status = "active"
+        existing.role = UserRole.ADMIN
+        existing.status = UserStatus.ACTIVE
         existing.password_hash = await hash_password_async(password)
         await existing.update()
         return existing
@@ -215,14 +216,14 @@ class Accounts:
             await user.update()
             await self.logout_everywhere(user.id)
 
-    async def set_status(self, user_id: int, status: str) -> User | None:
+    async def set_status(self, user_id: int, status: UserStatus) -> User | None:
         user = await User.find_by_id(user_id)
         if user is None:
             return None
         async with transaction():
             user.status = status
             await user.update()
-            if status != "active":
+            if status != UserStatus.ACTIVE:
                 await self.logout_everywhere(user.id)
         return user
 

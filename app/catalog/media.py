@@ -17,6 +17,7 @@ from app.accounts.errors import InvalidState
 from app.catalog.models import Video
 from app.catalog.providers import ProviderLookup, guarded, pick
 from app.catalog.service import Catalog
+from app.catalog.status import MediaState, VideoStatus
 from app.vod.base import MediaInfo, MediaStatus, VodEvent, VodEventKind
 from luser_common import utc_now
 from luser_db import Db, transaction
@@ -24,11 +25,11 @@ from luser_db import Db, transaction
 _READY_EVENTS = {VodEventKind.UPLOAD_FINISHED, VodEventKind.TRANSCODE_FINISHED}
 _FAILED_EVENTS = {VodEventKind.UPLOAD_FAILED, VodEventKind.TRANSCODE_FAILED}
 _MEDIA_STATUS = {
-    MediaStatus.UPLOADING: "uploading",
-    MediaStatus.PROCESSING: "uploading",
-    MediaStatus.READY: "ready",
-    MediaStatus.FAILED: "failed",
-    MediaStatus.BLOCKED: "failed",
+    MediaStatus.UPLOADING: MediaState.UPLOADING,
+    MediaStatus.PROCESSING: MediaState.UPLOADING,
+    MediaStatus.READY: MediaState.READY,
+    MediaStatus.FAILED: MediaState.FAILED,
+    MediaStatus.BLOCKED: MediaState.FAILED,
 }
 
 
@@ -55,7 +56,7 @@ class Media:
 
     async def upload_credentials(self, video_id: int, file_name: str) -> UploadGrant:
         video = await self.catalog.video(video_id)
-        if video.status == "published":
+        if video.status == VideoStatus.PUBLISHED:
             raise InvalidState("已发布的视频请先下线再重新上传")
         provider = pick(self.providers, video.provider)
         creds = await guarded(
@@ -71,10 +72,10 @@ class Media:
             Video.query()
             .where("id = ?", video.id)
             .where("deleted_at is null")
-            .where("status <> ?", "published")
+            .where("status <> ?", VideoStatus.PUBLISHED)
             .update(
-                status="processing",
-                media_status="uploading",
+                status=VideoStatus.PROCESSING,
+                media_status=MediaState.UPLOADING,
                 media_id=creds.media_id or video.media_id,
                 updated_at=utc_now(),
             )
@@ -141,13 +142,13 @@ class Media:
         """What the event does to the video. Callback authentication does not cover the
         body for every provider, so "ready" is confirmed with the provider first."""
         if event.kind in _FAILED_EVENTS:
-            return _Change("failed", 0, "")
+            return _Change(MediaState.FAILED, 0, "")
         if event.kind not in _READY_EVENTS:
             return None
         info = await guarded(
             provider_name, pick(self.providers, provider_name).media_info(event.media_id)
         )
-        status = _MEDIA_STATUS.get(info.status, "uploading")
+        status = _MEDIA_STATUS.get(info.status, MediaState.UPLOADING)
         duration = info.duration or event.duration or 0
         return _Change(status, round(duration), info.cover_url or event.cover_url or "")
 
@@ -174,8 +175,8 @@ def _apply_info(video: Video, info: MediaInfo) -> None:
     status = _MEDIA_STATUS.get(info.status)
     if status is not None:
         video.media_status = status
-    if status == "ready" and video.status == "processing":
-        video.status = "draft"  # media is ready; an admin decides when to publish
+    if status == MediaState.READY and video.status == VideoStatus.PROCESSING:
+        video.status = VideoStatus.DRAFT  # media is ready; an admin decides when to publish
 
 
 def _source_video_id(event: VodEvent) -> int | None:
@@ -194,7 +195,8 @@ async def _apply_change(provider: str, event: VodEvent, change: _Change) -> int 
         " media_id = ?, media_status = ?,"
         " duration_seconds = case when ? > 0 then ? else duration_seconds end,"
         " cover_url = case when cover_url = '' then ? else cover_url end,"
-        " status = case when status = 'processing' and ? = 'ready' then 'draft' else status end,"
+        f" status = case when status = '{VideoStatus.PROCESSING}'"
+        f" and ? = '{MediaState.READY}' then '{VideoStatus.DRAFT}' else status end,"
         " updated_at = now()"
         " where deleted_at is null and provider = ?"
         " and (id = ? or (media_id is not null and media_id = ?))"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from app.catalog.status import MediaState, VideoStatus
 from luser_db import Field, Model
 
 
@@ -16,8 +17,8 @@ class Video(Model, table="videos", soft_delete=True):
     duration_seconds: int = 0
     provider: str = "tencent"
     media_id: str | None = None
-    media_status: str = "none"
-    status: str = "draft"
+    media_status: str = MediaState.NONE
+    status: str = VideoStatus.DRAFT
     preview_seconds: int = 0
     required_level: int = 0
     published_at: datetime | None = None

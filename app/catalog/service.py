@@ -13,6 +13,7 @@ from typing import Any
 from app.accounts.errors import CategoryInUse, InvalidState
 from app.catalog.category import Category
 from app.catalog.models import Video
+from app.catalog.status import MediaState, VideoStatus
 from luser_common import NotFound, Page, ValidationError, utc_now
 from luser_db import QueryBuilder, like_contains, transaction
 
@@ -38,9 +39,9 @@ PUBLIC_FIELDS = (
 )
 _PUBLIC_CARD_SQL = (
     f"select {', '.join(PUBLIC_FIELDS)} from videos"
-    " where id = ? and status = 'published' and deleted_at is null"
+    f" where id = ? and status = '{VideoStatus.PUBLISHED}' and deleted_at is null"
 )
-VIDEO_STATUSES = ("draft", "processing", "published", "offline")
+VIDEO_STATUSES = tuple(VideoStatus)
 # The public lists come from luser_db's query cache; any committed write to
 # videos/categories (in this process or another) evicts them, the TTL only bounds
 # what a write outside luser_db could leave stale.
@@ -117,7 +118,8 @@ class Catalog:
         """A published video with every field (media id included) for playing it."""
         # Hot reads use fixed SQL: no query to build per request.
         found = await Video.find_first(
-            "select * from videos where id = ? and status = 'published' and deleted_at is null",
+            f"select * from videos where id = ? and status = '{VideoStatus.PUBLISHED}'"
+            " and deleted_at is null",
             video_id,
         )
         if found is None:
@@ -158,8 +160,8 @@ class Catalog:
     async def create_video(self, fields: Mapping[str, Any]) -> Video:
         await self._check_category(fields.get("category_id"))
         video = Video(**fields)
-        video.status = "draft"
-        video.media_status = "ready" if video.media_id else "none"
+        video.status = VideoStatus.DRAFT
+        video.media_status = MediaState.READY if video.media_id else MediaState.NONE
         await video.save()
         return video
 
@@ -170,21 +172,26 @@ class Catalog:
         for key, value in changes.items():
             setattr(video, key, value)
         if changes.get("media_id"):
-            video.media_status = "ready"  # the admin names media that already exists
+            video.media_status = MediaState.READY  # the admin names media that already exists
         await video.update()
         return video
 
     async def publish(self, video_id: int) -> Video:
         video = await self.video(video_id)
-        if not video.media_id or video.media_status != "ready":
+        if not video.media_id or video.media_status != MediaState.READY:
             raise InvalidState("视频媒体尚未就绪, 不能发布")
         now = utc_now()
         changed = await (
             Video.query()
             .where("id = ?", video_id)
             .where("deleted_at is null")
-            .where("status in (?, ?, ?)", "draft", "processing", "offline")
-            .update(status="published", published_at=now, updated_at=now)
+            .where(
+                "status in (?, ?, ?)",
+                VideoStatus.DRAFT,
+                VideoStatus.PROCESSING,
+                VideoStatus.OFFLINE,
+            )
+            .update(status=VideoStatus.PUBLISHED, published_at=now, updated_at=now)
         )
         if changed == 0:
             raise InvalidState("视频已发布或状态已变化")
@@ -196,8 +203,8 @@ class Catalog:
             Video.query()
             .where("id = ?", video_id)
             .where("deleted_at is null")
-            .where("status = ?", "published")
-            .update(status="offline", updated_at=utc_now())
+            .where("status = ?", VideoStatus.PUBLISHED)
+            .update(status=VideoStatus.OFFLINE, updated_at=utc_now())
         )
         if changed == 0:
             raise InvalidState("只有已发布的视频可以下线")
@@ -223,7 +230,7 @@ class Catalog:
 # compiled SQL, so an unfiltered page costs no query building at all.
 # Literal predicates, not bound values: the partial indexes of migration 0011 match
 # only a constant, and asyncpg's prepared statements go generic.
-_PUBLIC = Video.query().where("status = 'published'")
+_PUBLIC = Video.query().where(f"status = '{VideoStatus.PUBLISHED}'")
 _CATEGORIES = (
     Category.query()
     .order_by("sort_order asc")

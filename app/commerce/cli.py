@@ -33,10 +33,11 @@ async def _reconcile(loop: bool) -> None:
     import luser_db
     from app.commerce.service import Commerce
     from app.lifespan import init_database
+    from app.settings import AppConfig
     from luser_common.tasks import every
     from luser_config import load_config
 
-    config = load_config()
+    config = load_config(schema=AppConfig)
     commerce = Commerce.build(config)
     if not commerce.providers.names():
         click.echo("没有启用的支付渠道 (payment.alipay.enabled / payment.wechat.enabled)")

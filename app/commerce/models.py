@@ -7,6 +7,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from app.commerce.status import (
+    AttemptStatus,
+    OrderStatus,
+    RefundKind,
+    RefundState,
+    SubscriptionStatus,
+)
 from luser_db import Field, Model
 
 __all__ = [
@@ -43,7 +50,7 @@ class Order(Model, table="orders"):
     duration_days: int = 1
     amount_fen: int = 0
     currency: str = "CNY"
-    status: str = "pending"
+    status: str = OrderStatus.PENDING
     refunded_fen: int = 0
     paid_attempt_id: int | None = None
     expires_at: datetime | None = None
@@ -61,7 +68,7 @@ class PaymentAttempt(Model, table="payment_attempts"):
     method: str = ""
     out_trade_no: str = ""
     amount_fen: int = 0
-    status: str = "pending"
+    status: str = AttemptStatus.PENDING
     trade_no: str | None = None
     launch: dict | None = None
     error: str | None = None
@@ -95,11 +102,11 @@ class Refund(Model, table="refunds"):
     id: int = Field(primary_key=True)
     order_id: int = 0
     attempt_id: int = 0
-    kind: str = "admin"
+    kind: str = RefundKind.ADMIN
     out_refund_no: str = ""
     amount_fen: int = 0
     reason: str = ""
-    status: str = "pending"
+    status: str = RefundState.PENDING
     refund_id: str | None = None
     error: str | None = None
     created_by: int | None = None
@@ -118,7 +125,7 @@ class Subscription(Model, table="subscriptions"):
     granted_at: datetime | None = None
     purchased_seconds: int = 0
     duration_seconds: int = 0
-    status: str = "active"
+    status: str = SubscriptionStatus.ACTIVE
     starts_at: datetime | None = None
     ends_at: datetime | None = None
     created_at: datetime | None = None

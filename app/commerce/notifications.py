@@ -29,6 +29,7 @@ from starlette.responses import Response
 
 from app.commerce.models import Order, PaymentAttempt, PaymentEvent, Refund
 from app.commerce.refunds import Refunds
+from app.commerce.status import AttemptStatus, OrderStatus, RefundKind, RefundState
 from app.commerce.subscriptions import Subscriptions
 from app.payments import (
     NotifyStatus,
@@ -49,6 +50,11 @@ logger = logging.getLogger("luser.commerce")
 # event is checked again when it comes back: the provider was told to resend, and
 # the checks are repeatable (a genuine resend is refused the same way).
 _SETTLED = frozenset({"applied", "duplicate", "flagged", "ignored"})
+
+# A payment that lands on one of these attempts still counts (a late payment included).
+_UNPAID_ATTEMPT = ", ".join(
+    f"'{s}'" for s in (AttemptStatus.PENDING, AttemptStatus.CLOSED, AttemptStatus.FAILED)
+)
 
 
 @dataclass(frozen=True)
@@ -167,16 +173,16 @@ class Payments:
         self, attempt: PaymentAttempt, trade_no: str | None, paid_at: datetime
     ) -> Outcome:
         await Db.execute(
-            "UPDATE payment_attempts SET status = 'succeeded', trade_no = coalesce(?, trade_no),"
-            " paid_at = coalesce(paid_at, ?), updated_at = now()"
-            " WHERE id = ? AND status IN ('pending', 'closed', 'failed')",
+            f"UPDATE payment_attempts SET status = '{AttemptStatus.SUCCEEDED}',"
+            " trade_no = coalesce(?, trade_no), paid_at = coalesce(paid_at, ?), updated_at = now()"
+            f" WHERE id = ? AND status IN ({_UNPAID_ATTEMPT})",
             trade_no,
             paid_at,
             attempt.id,
         )
         moved = await Db.execute(
-            "UPDATE orders SET status = 'paid', paid_at = ?, paid_attempt_id = ?,"
-            " updated_at = now() WHERE id = ? AND status = 'pending'",
+            f"UPDATE orders SET status = '{OrderStatus.PAID}', paid_at = ?, paid_attempt_id = ?,"
+            f" updated_at = now() WHERE id = ? AND status = '{OrderStatus.PENDING}'",
             paid_at,
             attempt.id,
             attempt.order_id,
@@ -208,7 +214,11 @@ class Payments:
     async def _refund_late(self, attempt: PaymentAttempt) -> None:
         refund = (
             await Refund.query()
-            .where("attempt_id = ? AND kind = 'late_payment' AND status = 'pending'", attempt.id)
+            .where(
+                f"attempt_id = ? AND kind = '{RefundKind.LATE_PAYMENT}'"
+                f" AND status = '{RefundState.PENDING}'",
+                attempt.id,
+            )
             .first()
         )
         if refund is None:

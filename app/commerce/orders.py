@@ -20,10 +20,11 @@ from urllib.parse import urlsplit
 from app.commerce._ids import new_number
 from app.commerce.errors import OrderExpired, OrderNotFound, OrderNotPayable, PlanUnavailable
 from app.commerce.models import Order, PaymentAttempt, Plan
+from app.commerce.status import AttemptStatus, OrderStatus
 from app.payments import PaymentLaunch, PaymentMethod, PaymentProvider, PaymentProviders
+from app.settings import PaymentConfig
 from luser_common import Page, utc_now
 from luser_common.errors import AppError, ExternalServiceError, ValidationError
-from luser_config.schema import PaymentConfig
 from luser_db import Db, transaction
 
 __all__ = ["Checkout", "Orders"]
@@ -164,7 +165,10 @@ class Orders:
         return await (
             PaymentAttempt.query()
             .where("order_id = ? AND provider = ? AND method = ?", order.id, provider, method)
-            .where("status = 'pending' AND launch IS NOT NULL AND created_at > ?", since)
+            .where(
+                f"status = '{AttemptStatus.PENDING}' AND launch IS NOT NULL AND created_at > ?",
+                since,
+            )
             .order_by("id desc")
             .first()
         )
@@ -189,7 +193,7 @@ class Orders:
             )
         except ExternalServiceError as exc:
             # The provider refused: this number will never be paid.
-            attempt.status, attempt.error = "failed", exc.message[:500]
+            attempt.status, attempt.error = AttemptStatus.FAILED, exc.message[:500]
             await attempt.update()
             raise
         except AppError as exc:
@@ -203,16 +207,16 @@ class Orders:
     async def cancel(self, order_id: int, user_id: int) -> Order:
         """The user gives up a pending order: close its trades, then the order."""
         order = await self.get(order_id, user_id)
-        if order.status != "pending":
+        if order.status != OrderStatus.PENDING:
             raise OrderNotPayable("只有待支付的订单可以取消")
         await self.close_attempts(order)
-        await self.finish_unpaid(order.id, "closed")
+        await self.finish_unpaid(order.id, OrderStatus.CLOSED)
         return await self.get(order.id)
 
     async def close_attempts(self, order: Order, *, except_id: int | None = None) -> None:
         """Close every pending attempt of ``order`` at its provider, then locally."""
         for attempt in await self.attempts(order.id):
-            if attempt.status == "pending" and attempt.id != except_id:
+            if attempt.status == AttemptStatus.PENDING and attempt.id != except_id:
                 await self.close_attempt(attempt)
 
     async def close_attempt(self, attempt: PaymentAttempt) -> None:
@@ -225,20 +229,21 @@ class Orders:
             if code not in _NEVER_CREATED:
                 raise
         await Db.execute(
-            "UPDATE payment_attempts SET status = 'closed', closed_at = now(), updated_at = now()"
-            " WHERE id = ? AND status = 'pending'",
+            f"UPDATE payment_attempts SET status = '{AttemptStatus.CLOSED}', closed_at = now(),"
+            f" updated_at = now() WHERE id = ? AND status = '{AttemptStatus.PENDING}'",
             attempt.id,
         )
 
-    async def finish_unpaid(self, order_id: int, status: str) -> bool:
+    async def finish_unpaid(self, order_id: int, status: OrderStatus) -> bool:
         """pending -> closed/expired, unless a payment got there first."""
         async with transaction():
             return (
                 await Db.execute(
                     "UPDATE orders SET status = ?, closed_at = now(), updated_at = now()"
-                    " WHERE id = ? AND status = 'pending'"
+                    f" WHERE id = ? AND status = '{OrderStatus.PENDING}'"
                     " AND NOT EXISTS (SELECT 1 FROM payment_attempts a"
-                    "                 WHERE a.order_id = orders.id AND a.status = 'pending')",
+                    f"                 WHERE a.order_id = orders.id"
+                    f" AND a.status = '{AttemptStatus.PENDING}')",
                     status,
                     order_id,
                 )
@@ -247,7 +252,7 @@ class Orders:
 
 
 def _ensure_payable(order: Order) -> None:
-    if order.status != "pending":
+    if order.status != OrderStatus.PENDING:
         raise OrderNotPayable(details={"status": order.status})
     assert order.expires_at is not None
     if order.expires_at <= utc_now():

@@ -26,11 +26,12 @@ from app.commerce.models import Order, PaymentAttempt
 from app.commerce.notifications import Payments
 from app.commerce.orders import Orders
 from app.commerce.refunds import Refunds
+from app.commerce.status import AttemptStatus, OrderStatus
 from app.payments import PaymentProviders, TradeState, TradeStatus
+from app.settings import PaymentConfig
 from luser_common import utc_now
 from luser_common.errors import AppError
 from luser_common.tasks import every
-from luser_config.schema import PaymentConfig
 from luser_db import Db
 
 __all__ = ["ReconcileReport", "Reconciler", "reconcile_forever"]
@@ -84,8 +85,8 @@ class Reconciler:
         cutoff = now - timedelta(minutes=self.config.reconcile_after_minutes)
         return await PaymentAttempt.find(
             "SELECT a.* FROM payment_attempts a JOIN orders o ON o.id = a.order_id"
-            " WHERE a.status = 'pending'"
-            " AND (a.created_at < ? OR o.expires_at <= ? OR o.status <> 'pending')"
+            f" WHERE a.status = '{AttemptStatus.PENDING}'"
+            f" AND (a.created_at < ? OR o.expires_at <= ? OR o.status <> '{OrderStatus.PENDING}')"
             " ORDER BY a.id LIMIT ?",
             cutoff,
             now,
@@ -105,7 +106,7 @@ class Reconciler:
         elif state.status in (TradeStatus.PENDING, TradeStatus.NOT_FOUND):
             order = await Order.find_by_id(attempt.order_id)
             assert order is not None and order.expires_at is not None
-            if order.status != "pending" or order.expires_at <= now:
+            if order.status != OrderStatus.PENDING or order.expires_at <= now:
                 await self.orders.close_attempt(attempt)
                 report.closed += 1
         else:
@@ -146,21 +147,21 @@ class Reconciler:
 
     async def _expire(self, now: datetime) -> int:
         ids = await Db.query_column(
-            "SELECT id FROM orders WHERE status = 'pending' AND expires_at <= ?"
+            f"SELECT id FROM orders WHERE status = '{OrderStatus.PENDING}' AND expires_at <= ?"
             " ORDER BY id LIMIT ?",
             now,
             BATCH,
         )
         expired = 0
         for order_id in ids:
-            expired += await self.orders.finish_unpaid(order_id, "expired")
+            expired += await self.orders.finish_unpaid(order_id, OrderStatus.EXPIRED)
         return expired
 
 
 async def _mark_closed(attempt: PaymentAttempt) -> None:
     await Db.execute(
-        "UPDATE payment_attempts SET status = 'closed', closed_at = now(), updated_at = now()"
-        " WHERE id = ? AND status = 'pending'",
+        f"UPDATE payment_attempts SET status = '{AttemptStatus.CLOSED}', closed_at = now(),"
+        f" updated_at = now() WHERE id = ? AND status = '{AttemptStatus.PENDING}'",
         attempt.id,
     )
 

@@ -15,6 +15,7 @@ import logging
 from app.commerce._ids import new_number
 from app.commerce.errors import OrderNotFound, RefundNotAllowed
 from app.commerce.models import Order, PaymentAttempt, Refund
+from app.commerce.status import AttemptStatus, OrderStatus, RefundKind, RefundState
 from app.commerce.subscriptions import Subscriptions
 from app.payments import PaymentProviders, RefundResult, RefundStatus
 from luser_common.errors import AppError, ExternalServiceError, ValidationError
@@ -24,7 +25,10 @@ __all__ = ["Refunds"]
 
 logger = logging.getLogger("luser.commerce")
 
-_ACCEPTED = {RefundStatus.SUCCEEDED: "succeeded", RefundStatus.PROCESSING: "processing"}
+_ACCEPTED = {
+    RefundStatus.SUCCEEDED: RefundState.SUCCEEDED,
+    RefundStatus.PROCESSING: RefundState.PROCESSING,
+}
 
 
 class Refunds:
@@ -49,12 +53,13 @@ class Refunds:
             order = await Order.query().where("id = ?", order_id).for_update().first()
             if order is None:
                 raise OrderNotFound()
-            if order.status != "paid" or order.paid_attempt_id is None:
+            if order.status != OrderStatus.PAID or order.paid_attempt_id is None:
                 raise RefundNotAllowed(details={"status": order.status})
             in_flight = (
                 await Db.query_int(
                     "SELECT coalesce(sum(amount_fen), 0) FROM refunds"
-                    " WHERE order_id = ? AND kind = 'admin' AND status = 'pending'",
+                    f" WHERE order_id = ? AND kind = '{RefundKind.ADMIN}'"
+                    f" AND status = '{RefundState.PENDING}'",
                     order.id,
                 )
                 or 0
@@ -66,7 +71,7 @@ class Refunds:
             refund = Refund(
                 order_id=order.id,
                 attempt_id=order.paid_attempt_id,
-                kind="admin",
+                kind=RefundKind.ADMIN,
                 out_refund_no=new_number("R"),
                 amount_fen=amount,
                 reason=reason,
@@ -79,7 +84,7 @@ class Refunds:
         """Inside the caller's transaction: one automatic refund per late payment."""
         await Db.execute(
             "INSERT INTO refunds (order_id, attempt_id, kind, out_refund_no, amount_fen, reason)"
-            " VALUES (?, ?, 'late_payment', ?, ?, ?) ON CONFLICT DO NOTHING",
+            f" VALUES (?, ?, '{RefundKind.LATE_PAYMENT}', ?, ?, ?) ON CONFLICT DO NOTHING",
             attempt.order_id,
             attempt.id,
             new_number("R"),
@@ -101,7 +106,7 @@ class Refunds:
                 refund.reason[:80],
             )
         except ExternalServiceError as exc:
-            await _set(refund, status="failed", error=exc.message[:500])
+            await _set(refund, status=RefundState.FAILED, error=exc.message[:500])
             raise
         except AppError as exc:
             # Outcome unknown: stays pending; the same out_refund_no is retried later.
@@ -115,12 +120,12 @@ class Refunds:
     async def _record(self, refund: Refund, result: RefundResult) -> None:
         status = _ACCEPTED.get(result.status)
         if status is None:
-            await _set(refund, status="failed", error="渠道拒绝退款")
+            await _set(refund, status=RefundState.FAILED, error="渠道拒绝退款")
             return
         async with transaction():
             moved = await Db.execute(
                 "UPDATE refunds SET status = ?, refund_id = ?, error = NULL, updated_at = now()"
-                " WHERE id = ? AND status = 'pending'",
+                f" WHERE id = ? AND status = '{RefundState.PENDING}'",
                 status,
                 result.refund_id,
                 refund.id,
@@ -129,9 +134,10 @@ class Refunds:
                 await self._apply(refund)
 
     async def _apply(self, refund: Refund) -> None:
-        if refund.kind == "late_payment":
+        if refund.kind == RefundKind.LATE_PAYMENT:
             await Db.execute(
-                "UPDATE payment_attempts SET status = 'refunded', updated_at = now() WHERE id = ?",
+                f"UPDATE payment_attempts SET status = '{AttemptStatus.REFUNDED}',"
+                " updated_at = now() WHERE id = ?",
                 refund.attempt_id,
             )
             return
@@ -141,7 +147,8 @@ class Refunds:
         await self.subscriptions.shorten_for_refund(order, refund.amount_fen, full=full)
         await Db.execute(
             "UPDATE orders SET refunded_fen = refunded_fen + ?, refunded_at = now(),"
-            " status = CASE WHEN ? THEN 'refunded' ELSE status END, updated_at = now()"
+            f" status = CASE WHEN ? THEN '{OrderStatus.REFUNDED}' ELSE status END,"
+            " updated_at = now()"
             " WHERE id = ?",
             refund.amount_fen,
             full,
@@ -154,8 +161,8 @@ class Refunds:
             return False
         return (
             await Db.execute(
-                "UPDATE refunds SET status = 'succeeded', updated_at = now()"
-                " WHERE out_refund_no = ? AND status = 'processing'",
+                f"UPDATE refunds SET status = '{RefundState.SUCCEEDED}', updated_at = now()"
+                f" WHERE out_refund_no = ? AND status = '{RefundState.PROCESSING}'",
                 out_refund_no,
             )
             == 1
@@ -165,7 +172,11 @@ class Refunds:
         """Call the provider again for refunds whose outcome is unknown (same number)."""
         done = 0
         for refund in (
-            await Refund.query().where("status = 'pending'").order_by("id").limit(limit).all()
+            await Refund.query()
+            .where(f"status = '{RefundState.PENDING}'")  # a literal: the partial index applies
+            .order_by("id")
+            .limit(limit)
+            .all()
         ):
             try:
                 await self.execute(refund)

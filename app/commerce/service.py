@@ -23,7 +23,7 @@ from app.commerce.reconcile import Reconciler, reconcile_forever
 from app.commerce.refunds import Refunds
 from app.commerce.subscriptions import Subscriptions
 from app.payments import PaymentProviders, build_providers
-from luser_config.schema import AppConfig
+from app.settings import AppConfig
 
 __all__ = ["Commerce", "commerce_lifespan", "install"]
 

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from app.commerce.models import Order, Subscription, SubscriptionPeriod
 from app.commerce.schedule import Grant, consumed_seconds, schedule
+from app.commerce.status import SubscriptionStatus
 from luser_common import utc_now
 from luser_db import Db, in_transaction
 
@@ -49,7 +50,7 @@ class Subscriptions:
             granted_at=now,
             purchased_seconds=seconds,
             duration_seconds=seconds,
-            status="active",
+            status=SubscriptionStatus.ACTIVE,
         )
         await sub.save()
         await self._relayout(order.user_id)
@@ -75,7 +76,7 @@ class Subscriptions:
         target = used if full else max(used, sub.duration_seconds - removed)
         sub.duration_seconds = min(sub.duration_seconds, target)
         if full:
-            sub.status = "revoked"
+            sub.status = SubscriptionStatus.REVOKED
         await sub.update()
         await self._relayout(order.user_id)
         return sub

@@ -52,6 +52,7 @@ from app.open_api.router import ChannelInfo, ConfigRefresher, RouterConfig
 from app.open_api.secretbox import SecretBox
 from app.open_api.tokens import AccessTracker, TokenInfo, TokenStore
 from app.open_api.upstream import ChannelClients, UpstreamFactory
+from app.settings import OpenApiConfig, VodConfig
 from app.vod.base import VodProvider
 from luser_common import (
     AppError,
@@ -64,7 +65,6 @@ from luser_common import (
 )
 from luser_common import TimeoutError as AppTimeout
 from luser_common.tasks import every
-from luser_config.schema import OpenApiConfig, VodConfig
 
 __all__ = ["CallContext", "OpenApi"]
 

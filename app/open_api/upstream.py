@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 
 from app.open_api.router import ChannelInfo
 from app.open_api.secretbox import SecretBox
+from app.settings import AliyunVodConfig, TencentVodConfig, VodConfig
 from app.vod.aliyun import AliyunVodProvider
 from app.vod.base import VodProvider
 from app.vod.tencent import TencentVodProvider
 from luser_common import ConfigError
-from luser_config.schema import AliyunVodConfig, TencentVodConfig, VodConfig
 
 __all__ = ["ChannelClients", "UpstreamFactory"]
 

@@ -1,7 +1,7 @@
 """Payments: integer-fen money, and Alipay / WeChat Pay behind one async interface.
 
     from app.payments import build_providers, PaymentNotifyInvalid
-    providers = build_providers(get_config().payment)          # enabled ones only
+    providers = build_providers(get_config(AppConfig).payment) # enabled ones only
     alipay = providers.get("alipay")                           # NotFound if disabled
     launch = await alipay.create_payment("P20240001", "VIP 月卡", 3000, "page")
     redirect_to(launch.pay_url)        # WeChat: launch.code_url / launch.jsapi_params

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from app.payments.providers import AlipayProvider, PaymentProvider, WechatPayProvider
+from app.settings import PaymentConfig
 from luser_common.errors import NotFound
-from luser_config.schema import PaymentConfig
 
 __all__ = ["PaymentProviders", "build_providers"]
 

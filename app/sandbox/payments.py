@@ -46,7 +46,7 @@ from pydantic import SecretStr
 
 from app.payments.clock import format_beijing, format_rfc3339
 from app.payments.money import fen_to_yuan_str, yuan_str_to_fen
-from luser_config.schema import AlipayConfig, WechatPayConfig
+from app.settings import AlipayConfig, WechatPayConfig
 
 __all__ = [
     "AlipayStub",

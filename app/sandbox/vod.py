@@ -39,8 +39,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
+from app.settings import AliyunVodConfig, TencentVodConfig
 from app.vod.signing import aliyun_callback_signature
-from luser_config.schema import AliyunVodConfig, TencentVodConfig
 
 __all__ = [
     "PROXY_ENV_VARS",

@@ -1,6 +1,6 @@
 """Video on demand behind one interface: Tencent Cloud VOD and Aliyun VOD.
 
-    registry = VodRegistry(get_config().vod)
+    registry = VodRegistry(get_config(AppConfig).vod)
     provider = registry.get(video.provider)          # or registry.get() for the default
     creds = await provider.upload_credentials("标题", "demo.mp4", source_context=str(video.id))
     info = await provider.media_info(video.media_id)

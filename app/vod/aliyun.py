@@ -36,6 +36,7 @@ from darabonba.exceptions import RetryError
 from requests import RequestException
 from Tea.exceptions import TeaException, UnretryableException
 
+from app.settings import AliyunVodConfig
 from app.vod import _common as c
 from app.vod.base import (
     CallbackRejected,
@@ -49,7 +50,6 @@ from app.vod.base import (
 )
 from app.vod.signing import aliyun_auth_a_url, aliyun_callback_signature
 from luser_common import AppError, DeserializationError
-from luser_config.schema import AliyunVodConfig
 
 __all__ = ["AliyunVodProvider"]
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from app.settings import VodConfig
 from app.vod.aliyun import AliyunVodProvider
 from app.vod.base import VodProvider
 from app.vod.tencent import TencentVodProvider
 from luser_common import ValidationError
-from luser_config.schema import VodConfig
 
 __all__ = ["PROVIDER_NAMES", "VodRegistry", "provider_for"]
 

@@ -27,6 +27,7 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.vod.v20180717 import vod_client
 
+from app.settings import TencentVodConfig
 from app.vod import _common as c
 from app.vod.base import (
     CallbackRejected,
@@ -40,7 +41,6 @@ from app.vod.base import (
 )
 from app.vod.signing import tencent_key_url, tencent_upload_signature
 from luser_common import AppError, DeserializationError, ValidationError
-from luser_config.schema import TencentVodConfig
 
 __all__ = ["TencentVodProvider"]
 

@@ -38,9 +38,9 @@ from pydantic import SecretStr
 from app.open_api import manage
 from app.open_api.secretbox import SecretBox
 from app.sandbox.vod import PROXY_ENV_VARS, TencentVodStub
+from app.settings import AppConfig
 from benchmarks.bench_service import free_port, uvicorn_settings
 from benchmarks.service import load
-from luser_config.schema import AppConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 LUA = str(Path(__file__).with_name("paced.lua"))

@@ -18,8 +18,8 @@ from typing import Any
 from starlette.applications import Starlette
 
 from app.main import create_app as create_service
+from app.settings import AppConfig
 from app.web.operation import Call, operation
-from luser_config.schema import AppConfig
 
 
 @operation("GET", "/bare/videos/{id}/play_url", summary="baseline", tag="bench")

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .._paths import UNKNOWN, _unwrap, annotation_at, canonical_segments, flatten, set_path
+from .._registry import current_schema
 from .base import Layer, Source
 
 __all__ = ["PREFIX", "read_env"]
@@ -51,9 +52,14 @@ def _typed(raw: str, ann: Any) -> Any:
     return raw
 
 
-def read_env(environ: Mapping[str, str] | None = None) -> tuple[Layer, list[tuple[str, str, str]]]:
-    """The env layer, plus (key, variable, message) for variables that could not be typed."""
+def read_env(
+    environ: Mapping[str, str] | None = None, schema: type[BaseModel] | None = None
+) -> tuple[Layer, list[tuple[str, str, str]]]:
+    """The env layer, plus (key, variable, message) for variables that could not be typed.
+    Names and types come from ``schema`` (default: the registered one), so an
+    application's sections (``LUSER__MAILER__API_KEY``) map exactly like built-in ones."""
     environ = os.environ if environ is None else environ
+    schema = current_schema() if schema is None else schema
     layer = Layer("env")
     bad: list[tuple[str, str, str]] = []
     for name in sorted(environ):
@@ -62,10 +68,10 @@ def read_env(environ: Mapping[str, str] | None = None) -> tuple[Layer, list[tupl
         segments = [s for s in name[len(PREFIX) :].split("__") if s]
         if not segments:
             continue
-        path = canonical_segments(segments)
+        path = canonical_segments(segments, schema)
         dotted = ".".join(path)
         try:
-            value = _typed(environ[name], annotation_at(path))
+            value = _typed(environ[name], annotation_at(path, schema))
         except json.JSONDecodeError:
             bad.append((dotted, name, "需要 JSON 格式的值 (表或数组)"))
             continue

@@ -24,7 +24,7 @@ from app.container import LoginLimiter
 from app.files import MIGRATIONS_DIR
 from app.lifespan import init_database
 from app.sandbox.vod import PROXY_ENV_VARS, AliyunVodStub, TencentVodStub
-from luser_config.schema import AppConfig
+from app.settings import AppConfig
 from luser_db.migrations import Migrator
 
 MIGRATIONS = str(MIGRATIONS_DIR)

@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 
 from app import create_app
 from app.container import LoginLimiter
-from luser_config.schema import AppConfig
+from app.settings import AppConfig
 from luser_db.migrations import Migrator
 from luser_db.testing import create_test_database, drop_test_database, server_url
 

@@ -9,8 +9,8 @@ import jwt
 import pytest
 
 from app.container import LoginLimiter
+from app.settings import AppConfig
 from luser_common import LimitExceeded
-from luser_config.schema import AppConfig
 from luser_db import Db
 
 from .conftest import PASSWORD, Account, MakeAccount, error_code, unique_email, unique_phone

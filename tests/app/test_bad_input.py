@@ -18,9 +18,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from app.settings import AppConfig
 from app.web.operation import operations_of
 from luser_common.http import MAX_JSON_DEPTH, MAX_NUMBER_LENGTH
-from luser_config.schema import AppConfig
 
 from .conftest import TENCENT_CALLBACK_TOKEN, detached_pool
 from .live_service import live_service, own_database, sign_up

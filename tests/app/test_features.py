@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app import create_app
-from luser_config.schema import AppConfig, FeaturesConfig
+from app.settings import AppConfig, FeaturesConfig
 
 from .conftest import PASSWORD, detached_pool, error_code, unique_email
 

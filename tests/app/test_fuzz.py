@@ -34,8 +34,8 @@ from schemathesis.checks import (
 )
 
 from app.sandbox.vod import TencentVodStub
+from app.settings import AppConfig
 from app.web.operation import operations_of
-from luser_config.schema import AppConfig
 
 from .conftest import detached_pool
 from .live_service import live_service, own_database, sign_up

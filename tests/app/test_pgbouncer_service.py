@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from app import create_app
 from app.container import LoginLimiter
-from luser_config.schema import AppConfig
+from app.settings import AppConfig
 
 from .conftest import PASSWORD, Levels, detached_pool, unique_email
 

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 
 from app.cli import main
 from app.seed import ADMIN_ACCOUNT, seed_demo_data
-from luser_config.schema import AppConfig
+from app.settings import AppConfig
 from luser_db import Db, transaction
 
 from .conftest import detached_pool, unique_email

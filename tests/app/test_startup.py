@@ -9,8 +9,8 @@ import pytest
 
 from app import create_app
 from app.config_checks import UNMIGRATED
+from app.settings import AppConfig
 from luser_common import ConfigError
-from luser_config.schema import AppConfig
 from luser_db.embedded import with_database
 
 from .conftest import detached_pool

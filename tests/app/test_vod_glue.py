@@ -19,9 +19,9 @@ from app.sandbox.vod import (
     tencent_new_file_upload,
     tencent_procedure_finished,
 )
+from app.settings import VodConfig
 from app.vod import VodRegistry
 from luser_common import AppError
-from luser_config.schema import VodConfig
 from luser_db import Db
 
 from .conftest import (

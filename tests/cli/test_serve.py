@@ -17,8 +17,8 @@ import pytest
 
 from app import create_app
 from app.config_checks import UNMIGRATED, production_problems
+from app.settings import AppConfig
 from luser_common import ConfigError
-from luser_config.schema import AppConfig
 
 from .conftest import LUSER
 

@@ -7,7 +7,7 @@ import logging
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from enum import Enum
+from enum import Enum, StrEnum
 
 import pytest
 from pydantic import BaseModel
@@ -18,7 +18,6 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from luser_common import Page, SerializationError, exception_handlers, success
-from luser_common.enums import OrderStatus
 from luser_common.errors import NotFound
 from luser_common.http import MAX_JSON_DEPTH, MAX_NUMBER_LENGTH, decode_json, error_response
 
@@ -249,6 +248,10 @@ def test_4xx_logs_one_line_without_traceback(
     records = [r for r in caplog.records if r.name == "luser.errors"]
     assert len(records) == 1 and records[0].exc_info is None
     assert "NOT_FOUND" in records[0].getMessage()
+
+
+class OrderStatus(StrEnum):
+    PAID = "paid"
 
 
 class Color(Enum):

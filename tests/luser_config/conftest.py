@@ -11,7 +11,19 @@ import pytest
 
 import luser_config
 
+from .example_settings import ExampleSettings
+
 WriteFile = Callable[[str, str], Path]
+
+
+@pytest.fixture(autouse=True)
+def example_schema() -> Iterator[type[ExampleSettings]]:
+    """These tests load into a small application schema (``ExampleSettings``), the way
+    an application registers its own; whatever was registered before comes back after."""
+    previous = luser_config.current_schema()
+    luser_config.use_schema(ExampleSettings)
+    yield ExampleSettings
+    luser_config.use_schema(previous)
 
 
 @pytest.fixture(autouse=True)

@@ -67,6 +67,21 @@ def test_show_test_env_redacts_secrets_and_names_sources() -> None:
     assert "test-jwt-secret" not in table.stdout
 
 
+def test_show_hides_sections_the_schema_does_not_know() -> None:
+    generic = run("show", "--env", "test", "--format", "json")
+    assert generic.returncode == 0, generic.stderr
+    data = json.loads(generic.stdout)
+    assert data["vod.default_provider"]["value"] == "******"  # not in Settings: hidden
+    assert data["server.port"]["value"] == 8001
+    assert "vod" in generic.stderr and "--schema" in generic.stderr
+    named = run("--schema", "app.settings:AppConfig", "show", "--env", "test", "--format", "json")
+    assert named.returncode == 0, named.stderr
+    shown = json.loads(named.stdout)
+    assert shown["vod.default_provider"]["value"] == "tencent"
+    assert shown["jwt.secret"]["value"] == "******"
+    assert named.stderr == ""
+
+
 def test_show_reports_errors_with_exit_code(tmp_path: Path) -> None:
     (tmp_path / "default.toml").write_text("[server]\nport = 0\n")
     result = run("show", "--env", "test", "--config-dir", str(tmp_path))
@@ -78,9 +93,9 @@ def test_gen_key_encrypt_decrypt_roundtrip() -> None:
     key = run("gen-key", "--kid", "cli", full=True).stdout.strip()
     assert key.startswith("cli:") and KeyRing.parse(key).kids == ["cli"]
     env = {"LUSER_ENCRYPTION_KEY": key}
-    token = run("encrypt", "-k", "jwt.secret", "p@ss word", env=env, full=True).stdout.strip()
+    token = run("encrypt", "-k", "auth.secret", "p@ss word", env=env, full=True).stdout.strip()
     assert token.startswith("ENC(cli:")
-    back = run("decrypt", "-k", "jwt.secret", token, env=env, full=True)
+    back = run("decrypt", "-k", "auth.secret", token, env=env, full=True)
     assert back.returncode == 0 and back.stdout == "p@ss word\n"
     from_stdin = run("encrypt", "-k", "redis.password", env=env, stdin="piped\n").stdout.strip()
     assert KeyRing.parse(key).decrypt(from_stdin, "redis.password") == "piped"
@@ -90,7 +105,7 @@ def test_gen_key_encrypt_decrypt_roundtrip() -> None:
 
 
 def test_encrypt_without_key_fails_clearly(tmp_path: Path) -> None:
-    result = run("encrypt", "-k", "jwt.secret", "x", cwd=tmp_path)
+    result = run("encrypt", "-k", "auth.secret", "x", cwd=tmp_path)
     assert result.returncode == 1 and "LUSER_ENCRYPTION_KEY" in result.stderr
 
 
@@ -101,7 +116,7 @@ def test_rotate_key_command(tmp_path: Path, with_key_file: bool) -> None:
     cfg = tmp_path / "config"
     cfg.mkdir()
     (cfg / "default.toml").write_text(
-        f'# keep\n[jwt]\nsecret = "{ring.encrypt("s1", "jwt.secret")}"  # and this\n'
+        f'# keep\n[auth]\nsecret = "{ring.encrypt("s1", "auth.secret")}"  # and this\n'
     )
     env = {"LUSER_CONFIG_DIR": str(cfg)}
     args = ["rotate-key", "--kid", "new"]
@@ -125,12 +140,25 @@ def test_rotate_key_command(tmp_path: Path, with_key_file: bool) -> None:
         env={**env, "LUSER_ENCRYPTION_KEY": result.stdout.strip()},
     )
     assert shown.returncode == 0, shown.stderr
-    assert json.loads(shown.stdout)["jwt.secret"]["value"] == "******"
+    assert json.loads(shown.stdout)["auth.secret"]["value"] == "******"
 
 
 def test_docs_check_passes_on_the_repository() -> None:
-    result = run("docs", "--check")
+    # docs/config.md documents the service's sections too: the service's CLI registers
+    # its schema, and `python -m luser_config` takes it with --schema.
+    result = run("docs", "--check", full=True)
     assert result.returncode == 0, result.stderr
+    named = run("--schema", "app.settings:AppConfig", "docs", "--check")
+    assert named.returncode == 0, named.stderr
+    generic_only = run("docs", "--check")
+    assert generic_only.returncode == 1 and "已过期" in generic_only.stderr
+
+
+def test_schema_option_refuses_what_is_not_a_settings_class() -> None:
+    result = run("--schema", "luser_config.schema:RedisConfig", "show")
+    assert result.returncode == 2 and "luser_config.Settings" in result.stderr
+    result = run("--schema", "no_such_module:X", "show")
+    assert result.returncode == 2 and "no_such_module" in result.stderr
 
 
 def test_show_with_database_rows(tmp_path: Path, database_url: str) -> None:
@@ -168,21 +196,19 @@ def test_encrypt_without_a_config_key_uses_the_environment_key(
     token = result.stdout.strip()
     assert token.startswith("ENC(env:")
     # Not bound to a key: it decrypts wherever it is put, and a config file loads it.
-    assert KeyRing.parse(key).decrypt(token, "jwt.secret") == "s3cret value"
-    assert run("decrypt", "-k", "open_api.token_pepper", token, env=env).stdout == (
-        "s3cret value\n"
-    )
+    assert KeyRing.parse(key).decrypt(token, "auth.secret") == "s3cret value"
+    assert run("decrypt", "-k", "redis.password", token, env=env).stdout == ("s3cret value\n")
     config = tmp_path / "config"
     config.mkdir()
-    (config / "default.toml").write_text(f'[jwt]\nsecret = "{token}"\n')
+    (config / "default.toml").write_text(f'[auth]\nsecret = "{token}"\n')
     from luser_config import load_config
 
     monkeypatch.setenv("LUSER_ENCRYPTION_KEY", key)
-    assert load_config("test", config).jwt.secret.get_secret_value() == "s3cret value"
+    assert load_config("test", config).auth.secret.get_secret_value() == "s3cret value"
 
 
 def test_a_bound_token_still_refuses_another_key() -> None:
     ring = KeyRing.parse(generate_key("b"))
-    token = ring.encrypt("v", "jwt.secret")
+    token = ring.encrypt("v", "auth.secret")
     with pytest.raises(EncryptionError, match="解密失败"):
-        ring.decrypt(token, "open_api.token_pepper")
+        ring.decrypt(token, "redis.password")

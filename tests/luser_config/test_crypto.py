@@ -12,10 +12,10 @@ from luser_config import KeyRing, generate_key, is_encrypted
 
 def test_roundtrip_and_token_shape() -> None:
     ring = KeyRing.parse(generate_key("a"))
-    token = ring.encrypt("s3cret", "jwt.secret")
+    token = ring.encrypt("s3cret", "auth.secret")
     assert is_encrypted(token) and token.startswith("ENC(a:")
     assert "s3cret" not in token
-    assert ring.decrypt(token, "jwt.secret") == "s3cret"
+    assert ring.decrypt(token, "auth.secret") == "s3cret"
     blob = base64.b64decode(token[len("ENC(a:") : -1])
     assert len(blob) == 12 + len("s3cret") + 16  # nonce + ciphertext + tag
 
@@ -27,7 +27,7 @@ def test_each_encryption_uses_a_fresh_nonce() -> None:
 
 def test_aad_binds_the_key_path() -> None:
     ring = KeyRing.parse(generate_key("a"))
-    token = ring.encrypt("s3cret", "jwt.secret")
+    token = ring.encrypt("s3cret", "auth.secret")
     with pytest.raises(EncryptionError) as info:
         ring.decrypt(token, "redis.password")
     assert "redis.password" in info.value.message

@@ -12,7 +12,7 @@ import pytest
 
 import luser_config
 from luser_common import ConfigError
-from luser_config import AppConfig, ConfigBuilder, KeyRing, generate_key
+from luser_config import ConfigBuilder, KeyRing, Settings, generate_key
 
 WAIT = 30.0
 
@@ -82,7 +82,7 @@ async def test_invalid_db_value_names_the_table(cfg_dir, write, database_url, ta
         await manager.reload()
     assert info.value.details[0]["key"] == "server.port"
     assert table in info.value.details[0]["source"]
-    assert manager.get_config().server.port == AppConfig().server.port
+    assert manager.get_config().server.port == Settings().server.port
 
 
 async def test_force_init_syncs_files_into_table(cfg_dir, write, database_url, table, conn) -> None:  # type: ignore[no-untyped-def]
@@ -111,13 +111,13 @@ async def test_set_persists_encrypts_secrets_and_bumps_version(  # type: ignore[
     manager = await _builder(cfg_dir, database_url, table).build()
     await manager.set("server.port", 4321)
     await manager.set("server.port", 4322)
-    await manager.set("jwt.secret", "db-secret")
+    await manager.set("auth.secret", "db-secret")
     rows = {r["key"]: r for r in await conn.fetch(f"SELECT * FROM {table}")}
     assert json.loads(rows["server.port"]["value"]) == 4322 and rows["server.port"]["version"] == 2
-    stored = json.loads(rows["jwt.secret"]["value"])
-    assert stored.startswith("ENC(a:") and rows["jwt.secret"]["is_encrypted"]
-    assert ring.decrypt(stored, "jwt.secret") == "db-secret"
-    assert manager.get_config().jwt.secret.get_secret_value() == "db-secret"
+    stored = json.loads(rows["auth.secret"]["value"])
+    assert stored.startswith("ENC(a:") and rows["auth.secret"]["is_encrypted"]
+    assert ring.decrypt(stored, "auth.secret") == "db-secret"
+    assert manager.get_config().auth.secret.get_secret_value() == "db-secret"
     # a fresh manager sees the persisted values
     fresh = await _builder(cfg_dir, database_url, table).install(False).build()
     assert fresh.get("server.port") == 4322
@@ -135,7 +135,7 @@ async def test_polling_sees_database_changes(cfg_dir, write, database_url, table
     changed = asyncio.Event()
     seen: list[tuple[int, int]] = []
 
-    async def on_change(old: AppConfig, new: AppConfig) -> None:
+    async def on_change(old: Settings, new: Settings) -> None:
         seen.append((old.server.port, new.server.port))
         changed.set()
 
@@ -143,11 +143,11 @@ async def test_polling_sees_database_changes(cfg_dir, write, database_url, table
     try:
         await _put(conn, table, "server.port", 7000)
         await asyncio.wait_for(changed.wait(), WAIT)
-        assert seen == [(AppConfig().server.port, 7000)]
+        assert seen == [(Settings().server.port, 7000)]
         changed.clear()
         await conn.execute(f"DELETE FROM {table}")
         await asyncio.wait_for(changed.wait(), WAIT)
-        assert manager.get_config().server.port == AppConfig().server.port
+        assert manager.get_config().server.port == Settings().server.port
     finally:
         await manager.close()
 
@@ -183,8 +183,8 @@ async def test_force_init_encrypts_plaintext_secrets(  # type: ignore[no-untyped
 ) -> None:
     ring = KeyRing.parse(generate_key("a"))
     monkeypatch.setenv("LUSER_ENCRYPTION_KEY", ring.export())
-    write("default.toml", '[jwt]\nsecret = "plain-in-file"\n')
+    write("default.toml", '[auth]\nsecret = "plain-in-file"\n')
     manager = await _builder(cfg_dir, database_url, table).force_init(True).build()
-    row = await conn.fetchrow(f"SELECT value, is_encrypted FROM {table} WHERE key = 'jwt.secret'")
+    row = await conn.fetchrow(f"SELECT value, is_encrypted FROM {table} WHERE key = 'auth.secret'")
     assert row["is_encrypted"] and "plain-in-file" not in row["value"]
-    assert manager.get_config().jwt.secret.get_secret_value() == "plain-in-file"
+    assert manager.get_config().auth.secret.get_secret_value() == "plain-in-file"

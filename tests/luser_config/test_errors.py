@@ -109,7 +109,7 @@ def test_secret_values_never_appear_in_errors(cfg_dir, write, monkeypatch) -> No
     write(
         "default.toml",
         f"""
-        [jwt]
+        [auth]
         secret = ["{SECRET}"]
         [redis]
         password = 12345
@@ -124,39 +124,39 @@ def test_secret_values_never_appear_in_errors(cfg_dir, write, monkeypatch) -> No
     text = f"{err} {err!r} {err.details} {err.to_dict()}"
     assert SECRET not in text and "12345" not in text
     assert "******" in err.message
-    assert {d["key"] for d in err.details} >= {"jwt.secret", "redis.password"}
+    assert {d["key"] for d in err.details} >= {"auth.secret", "redis.password"}
 
 
 def test_secret_str_repr_hides_plaintext(cfg_dir, write) -> None:  # type: ignore[no-untyped-def]
     write(
         "default.toml",
-        f'[jwt]\nsecret = "{SECRET}"\n[database]\nurl = "postgresql://u:{SECRET}@h/d"\n',
+        f'[auth]\nsecret = "{SECRET}"\n[database]\nurl = "postgresql://u:{SECRET}@h/d"\n',
     )
     cfg = load_config("test", cfg_dir)
-    assert cfg.jwt.secret.get_secret_value() == SECRET
+    assert cfg.auth.secret.get_secret_value() == SECRET
     for text in (repr(cfg), str(cfg), repr(cfg.database), cfg.model_dump_json()):
         assert SECRET not in text
 
 
 def test_encrypted_value_without_key(cfg_dir, write) -> None:  # type: ignore[no-untyped-def]
-    token = KeyRing.parse(generate_key("a")).encrypt(SECRET, "jwt.secret")
-    write("default.toml", f'[jwt]\nsecret = "{token}"\n')
+    token = KeyRing.parse(generate_key("a")).encrypt(SECRET, "auth.secret")
+    write("default.toml", f'[auth]\nsecret = "{token}"\n')
     with pytest.raises(EncryptionError) as info:
         load_config("test", cfg_dir)
     assert "LUSER_ENCRYPTION_KEY" in info.value.message
-    assert info.value.details[0]["key"] == "jwt.secret"
+    assert info.value.details[0]["key"] == "auth.secret"
     assert info.value.details[0]["line"] == 2
 
 
 def test_wrong_key_and_copied_ciphertext_all_reported(cfg_dir, write, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     ring = KeyRing.parse(generate_key("a"))
     other = KeyRing.parse(generate_key("b"))
-    copied = ring.encrypt(SECRET, "jwt.secret")
+    copied = ring.encrypt(SECRET, "auth.secret")
     write(
         "default.toml",
         f"""
-        [jwt]
-        secret = "{other.encrypt(SECRET, "jwt.secret")}"
+        [auth]
+        secret = "{other.encrypt(SECRET, "auth.secret")}"
         [redis]
         password = "{copied}"
     """,
@@ -165,15 +165,15 @@ def test_wrong_key_and_copied_ciphertext_all_reported(cfg_dir, write, monkeypatc
     with pytest.raises(EncryptionError) as info:
         load_config("test", cfg_dir)
     keys = [d["key"] for d in info.value.details]
-    assert keys == ["jwt.secret", "redis.password"]
+    assert keys == ["auth.secret", "redis.password"]
     assert SECRET not in str(info.value.details)
 
 
 def test_require_encrypted_refuses_plaintext_secrets(cfg_dir, write) -> None:  # type: ignore[no-untyped-def]
-    write("default.toml", f'[encryption]\nrequire_encrypted = true\n[jwt]\nsecret = "{SECRET}"\n')
+    write("default.toml", f'[encryption]\nrequire_encrypted = true\n[auth]\nsecret = "{SECRET}"\n')
     with pytest.raises(ConfigError) as info:
         load_config("test", cfg_dir)
-    assert info.value.details[0]["key"] == "jwt.secret"
+    assert info.value.details[0]["key"] == "auth.secret"
     assert SECRET not in info.value.message
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from luser_config import AppConfig, ConfigBuilder, ConfigManager
+from luser_config import ConfigBuilder, ConfigManager, Settings
 
 # Upper bounds for waiting on the file watcher; they only stop a hung test, never assert speed.
 WAIT = 30.0
@@ -33,7 +33,7 @@ async def test_edit_file_notifies_subscriber_with_old_and_new(cfg_dir, write) ->
     manager = await _manager(cfg_dir)
     calls: list[tuple[int, int]] = []
 
-    async def on_change(old: AppConfig, new: AppConfig) -> None:
+    async def on_change(old: Settings, new: Settings) -> None:
         calls.append((old.server.port, new.server.port))
 
     manager.subscribe(on_change)
@@ -59,7 +59,7 @@ async def test_edit_file_notifies_subscriber_with_old_and_new(cfg_dir, write) ->
 async def test_invalid_change_keeps_last_good_config_and_logs(cfg_dir, write, caplog) -> None:  # type: ignore[no-untyped-def]
     write("default.toml", "[hot_reload]\ndebounce_ms = 50\n[server]\nport = 1000\n")
     manager = await _manager(cfg_dir)
-    calls: list[AppConfig] = []
+    calls: list[Settings] = []
     manager.subscribe(lambda old, new: calls.append(new))
     try:
         await _until(

@@ -7,20 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from luser_config import AppConfig, load_config
+from app.settings import AppConfig
+from luser_config import Settings, load_config
 from luser_config._loader import Loader
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_default_toml_matches_the_schema_defaults() -> None:
+    # The shipped config folder is the service's: it holds the app's sections too.
     data = tomllib.loads((REPO / "app" / "config" / "default.toml").read_text())
     assert AppConfig.model_validate(data) == AppConfig()
 
 
 @pytest.mark.parametrize("env", ["development", "production", "test"])
 def test_shipped_environments_load(env: str) -> None:
-    cfg = load_config(env, REPO / "app" / "config")
+    cfg = load_config(env, REPO / "app" / "config", schema=AppConfig)
     assert cfg.env == env
 
 
@@ -29,7 +31,7 @@ def test_no_config_folder_means_schema_defaults_plus_env(tmp_path, monkeypatch) 
     monkeypatch.setenv("LUSER__SERVER__PORT", "9000")
     cfg = load_config()
     assert cfg.server.port == 9000
-    assert cfg.database == AppConfig().database
+    assert cfg.database == Settings().database
     assert cfg.env == "development"
 
 
@@ -134,7 +136,7 @@ def test_provenance_names_file_line_env_and_default(cfg_dir, write, monkeypatch)
         port = 1
         [database]
         "migrations_dir" = "p"
-        [payment.alipay]
+        [partner.shop]
         app_id = "a"
     """,
     )
@@ -144,7 +146,7 @@ def test_provenance_names_file_line_env_and_default(cfg_dir, write, monkeypatch)
     host = snap.source_of("server.host")
     assert (host.kind, Path(host.name).name, host.line) == ("file", "default.toml", 3)
     assert snap.source_of("database.migrations_dir").line == 7
-    assert snap.source_of("payment.alipay.app_id").line == 9
+    assert snap.source_of("partner.shop.app_id").line == 9
     workers = snap.source_of("server.workers")
     assert (Path(workers.name).name, workers.line) == ("test.toml", 1)
     port = snap.source_of("server.port")

@@ -7,7 +7,7 @@ from pydantic import SecretStr
 
 import luser_config
 from luser_common import ConfigError
-from luser_config import AppConfig, ConfigBuilder, KeyRing, generate_key
+from luser_config import ConfigBuilder, KeyRing, Settings, generate_key
 
 
 async def test_build_installs_module_level_config(cfg_dir, write) -> None:  # type: ignore[no-untyped-def]
@@ -26,7 +26,7 @@ async def test_get_dotted_paths_and_missing_keys(cfg_dir, write) -> None:  # typ
     write(
         "default.toml",
         """
-        [jwt]
+        [auth]
         secret = "s"
         [features]
         beta = true
@@ -37,11 +37,11 @@ async def test_get_dotted_paths_and_missing_keys(cfg_dir, write) -> None:  # typ
     """,
     )
     manager = await ConfigBuilder().env("test").config_dir(cfg_dir).install(False).build()
-    assert isinstance(manager.get("jwt.secret"), SecretStr)
+    assert isinstance(manager.get("auth.secret"), SecretStr)
     assert manager.get("features.beta") is True
     assert manager.get("extensions.shop.limit") == 3
     assert manager.get("my_service.name") == "x"
-    assert manager.get("server") == AppConfig().server
+    assert manager.get("server") == Settings().server
     assert manager.get("nope.nothing", None) is None
     with pytest.raises(ConfigError, match=r"配置项不存在: server\.nope"):
         manager.get("server.nope")
@@ -54,10 +54,10 @@ async def test_set_validates_overrides_and_notifies(cfg_dir, write) -> None:  # 
     seen: list[tuple[int, int]] = []
     async_seen: list[int] = []
 
-    def sync_cb(old: AppConfig, new: AppConfig) -> None:
+    def sync_cb(old: Settings, new: Settings) -> None:
         seen.append((old.server.port, new.server.port))
 
-    async def async_cb(old: AppConfig, new: AppConfig) -> None:
+    async def async_cb(old: Settings, new: Settings) -> None:
         async_seen.append(new.server.port)
 
     manager.subscribe(sync_cb)
@@ -87,7 +87,7 @@ async def test_a_failing_subscriber_does_not_stop_others(cfg_dir, write, caplog)
     manager = await ConfigBuilder().env("test").config_dir(cfg_dir).build()
     calls: list[str] = []
 
-    def bad(old: AppConfig, new: AppConfig) -> None:
+    def bad(old: Settings, new: Settings) -> None:
         raise RuntimeError("boom")
 
     manager.subscribe(bad)
@@ -136,20 +136,20 @@ async def test_encryption_key_on_the_builder(cfg_dir, write, tmp_path) -> None: 
 async def test_key_file_named_in_config(cfg_dir, write) -> None:  # type: ignore[no-untyped-def]
     key = generate_key("c")
     (cfg_dir / "keys.txt").write_text(key)
-    token = KeyRing.parse(key).encrypt("pw", "jwt.secret")
-    write("default.toml", f'[encryption]\nkey_file = "keys.txt"\n[jwt]\nsecret = "{token}"\n')
-    assert luser_config.load_config("test", cfg_dir).jwt.secret.get_secret_value() == "pw"
+    token = KeyRing.parse(key).encrypt("pw", "auth.secret")
+    write("default.toml", f'[encryption]\nkey_file = "keys.txt"\n[auth]\nsecret = "{token}"\n')
+    assert luser_config.load_config("test", cfg_dir).auth.secret.get_secret_value() == "pw"
 
 
 async def test_env_var_may_hold_an_encrypted_value(cfg_dir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     ring = KeyRing.parse(generate_key("a"))
     monkeypatch.setenv("LUSER_ENCRYPTION_KEY", ring.export())
-    monkeypatch.setenv("LUSER__JWT__SECRET", ring.encrypt("from-env", "jwt.secret"))
-    assert luser_config.load_config("test", cfg_dir).jwt.secret.get_secret_value() == "from-env"
+    monkeypatch.setenv("LUSER__AUTH__SECRET", ring.encrypt("from-env", "auth.secret"))
+    assert luser_config.load_config("test", cfg_dir).auth.secret.get_secret_value() == "from-env"
 
 
 async def test_manager_repr_has_no_secrets(cfg_dir, write) -> None:  # type: ignore[no-untyped-def]
-    write("default.toml", '[jwt]\nsecret = "topsecret"\n')
+    write("default.toml", '[auth]\nsecret = "topsecret"\n')
     manager = await ConfigBuilder().env("test").config_dir(cfg_dir).build()
     assert "topsecret" not in repr(manager) + repr(manager.snapshot)
 
@@ -159,7 +159,7 @@ async def test_subscriber_may_call_back_into_the_manager(cfg_dir, write) -> None
     manager = await ConfigBuilder().env("test").config_dir(cfg_dir).build()
     ports: list[int] = []
 
-    async def follow(old: AppConfig, new: AppConfig) -> None:
+    async def follow(old: Settings, new: Settings) -> None:
         ports.append(new.server.port)
         if new.server.port == 1001:
             await manager.set("server.port", 1002)  # would deadlock if notified under the lock
@@ -172,8 +172,8 @@ async def test_subscriber_may_call_back_into_the_manager(cfg_dir, write) -> None
 
 async def test_with_key_mgmt_accepts_ring_text_and_rejects_garbage(cfg_dir, write) -> None:  # type: ignore[no-untyped-def]
     key = generate_key("t")
-    write("default.toml", f'[jwt]\nsecret = "{KeyRing.parse(key).encrypt("v", "jwt.secret")}"\n')
+    write("default.toml", f'[auth]\nsecret = "{KeyRing.parse(key).encrypt("v", "auth.secret")}"\n')
     manager = await ConfigBuilder().env("test").config_dir(cfg_dir).with_key_mgmt(key).build()
-    assert manager.get("jwt.secret").get_secret_value() == "v"
+    assert manager.get("auth.secret").get_secret_value() == "v"
     with pytest.raises(ConfigError, match="with_key_mgmt"):
         ConfigBuilder().with_key_mgmt("/no/such/keyfile")

@@ -8,7 +8,7 @@ import secrets
 import redis.asyncio as aioredis
 
 from app.container import LoginLimiter
-from luser_config.schema import AppConfig, RedisConfig
+from luser_config.schema import RedisConfig, Settings
 
 
 def test_connection_url_applies_password_and_db() -> None:
@@ -25,7 +25,7 @@ def test_connection_url_applies_password_and_db() -> None:
 
 async def test_login_limiter_keys_carry_the_prefix_and_the_db(redis_url: str) -> None:
     prefix = f"t{secrets.token_hex(4)}:"
-    cfg = AppConfig.model_validate({"redis": {"url": redis_url, "db": 3, "key_prefix": prefix}})
+    cfg = Settings.model_validate({"redis": {"url": redis_url, "db": 3, "key_prefix": prefix}})
     limiter = LoginLimiter.for_config(cfg)
     client = aioredis.from_url(
         RedisConfig.model_validate({"url": redis_url, "db": 3}).connection_url() or ""

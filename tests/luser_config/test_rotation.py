@@ -13,11 +13,11 @@ from luser_config import ConfigBuilder, KeyRing, generate_key, load_config, rota
 from luser_config.sources.database import DatabaseSource
 
 SECRETS = {
-    "jwt.secret": "jwt-plain",
+    "auth.secret": "jwt-plain",
     "redis.password": "redis-plain",
     "database.url": "postgresql://u:db-plain@127.0.0.1/x",
-    "payment.wechat.apiv3_key": "0123456789abcdef0123456789abcdef",
-    "vod.tencent.secret_key": "tc-plain",
+    "partner.shop.api_key": "0123456789abcdef0123456789abcdef",
+    "partner.media.secret_key": "tc-plain",
 }
 
 
@@ -33,25 +33,25 @@ url = "{enc["database.url"]}"   # encrypted url
 [redis]
 password = '{enc["redis.password"]}'
 
-[jwt]
+[auth]
 # the signing secret
-secret = "{enc["jwt.secret"]}"
+secret = "{enc["auth.secret"]}"
 
-[payment.wechat]
-apiv3_key = "{enc["payment.wechat.apiv3_key"]}"
+[partner.shop]
+api_key = "{enc["partner.shop.api_key"]}"
 
-[vod.tencent]
-secret_key = "{enc["vod.tencent.secret_key"]}"
+[partner.media]
+secret_key = "{enc["partner.media.secret_key"]}"
 """
 
 
 def _plain(cfg) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {
-        "jwt.secret": cfg.jwt.secret.get_secret_value(),
+        "auth.secret": cfg.auth.secret.get_secret_value(),
         "redis.password": cfg.redis.password.get_secret_value(),
         "database.url": cfg.database.url.get_secret_value(),
-        "payment.wechat.apiv3_key": cfg.payment.wechat.apiv3_key.get_secret_value(),
-        "vod.tencent.secret_key": cfg.vod.tencent.secret_key.get_secret_value(),
+        "partner.shop.api_key": cfg.partner.shop.api_key.get_secret_value(),
+        "partner.media.secret_key": cfg.partner.media.secret_key.get_secret_value(),
     }
 
 
@@ -59,7 +59,7 @@ async def test_rotate_files_and_database_end_to_end(cfg_dir, database_url, monke
     a, b = KeyRing.parse(generate_key("a")), KeyRing.parse(generate_key("b"))
     (cfg_dir / "default.toml").write_text(_default_toml(a))
     (cfg_dir / "production.toml").write_text(
-        f'# prod\n[jwt]\nsecret = "{a.encrypt("prod-jwt", "jwt.secret")}"\n'
+        f'# prod\n[auth]\nsecret = "{a.encrypt("prod-jwt", "auth.secret")}"\n'
     )
     table = f"cfg_{secrets.token_hex(4)}"
     source = DatabaseSource(database_url, "test", table)
@@ -93,7 +93,7 @@ async def test_rotate_files_and_database_end_to_end(cfg_dir, database_url, monke
     # only the new key is needed now: every value decrypts, nothing lost
     monkeypatch.setenv("LUSER_ENCRYPTION_KEY", b.export())
     assert _plain(load_config("test", cfg_dir)) == SECRETS
-    assert load_config("production", cfg_dir).jwt.secret.get_secret_value() == "prod-jwt"
+    assert load_config("production", cfg_dir).auth.secret.get_secret_value() == "prod-jwt"
     manager = (
         await ConfigBuilder()
         .env("test")
@@ -123,7 +123,7 @@ async def test_rotate_files_and_database_end_to_end(cfg_dir, database_url, monke
 async def test_rotation_is_all_or_nothing(cfg_dir) -> None:  # type: ignore[no-untyped-def]
     a, b, stranger = (KeyRing.parse(generate_key(k)) for k in "abz")
     good = cfg_dir / "default.toml"
-    good.write_text(f'[jwt]\nsecret = "{a.encrypt("x", "jwt.secret")}"\n')
+    good.write_text(f'[auth]\nsecret = "{a.encrypt("x", "auth.secret")}"\n')
     bad = cfg_dir / "test.toml"
     bad.write_text(f'[redis]\npassword = "{stranger.encrypt("y", "redis.password")}"\n')
     before = good.read_text(), bad.read_text()
@@ -137,7 +137,7 @@ async def test_rotation_is_all_or_nothing(cfg_dir) -> None:  # type: ignore[no-u
 async def test_dry_run_writes_nothing(cfg_dir) -> None:  # type: ignore[no-untyped-def]
     a, b = KeyRing.parse(generate_key("a")), KeyRing.parse(generate_key("b"))
     path = cfg_dir / "default.toml"
-    path.write_text(f'[jwt]\nsecret = "{a.encrypt("x", "jwt.secret")}"\n')
+    path.write_text(f'[auth]\nsecret = "{a.encrypt("x", "auth.secret")}"\n')
     before = path.read_text()
     report = await rotate_key(cfg_dir, a, b, dry_run=True)
     assert report.total == 1 and path.read_text() == before
@@ -171,7 +171,7 @@ async def test_database_rotation_is_all_or_nothing(database_url, cfg_dir) -> Non
         assert [tuple(r) for r in await conn.fetch(query)] == before
         # Through rotate_key: the files are left alone too.
         path = cfg_dir / "default.toml"
-        path.write_text(f'[jwt]\nsecret = "{a.encrypt("x", "jwt.secret")}"\n')
+        path.write_text(f'[auth]\nsecret = "{a.encrypt("x", "auth.secret")}"\n')
         text = path.read_text()
         with pytest.raises(EncryptionError):
             await rotate_key(cfg_dir, a, b, db=source)
@@ -188,7 +188,7 @@ async def test_a_crash_while_writing_leaves_the_old_file_whole(  # type: ignore[
 ) -> None:
     a, b = KeyRing.parse(generate_key("a")), KeyRing.parse(generate_key("b"))
     path = cfg_dir / "default.toml"
-    path.write_text(f'# keep me\n[jwt]\nsecret = "{a.encrypt("x", "jwt.secret")}"\n')
+    path.write_text(f'# keep me\n[auth]\nsecret = "{a.encrypt("x", "auth.secret")}"\n')
     before = path.read_bytes()
 
     def crash(*args: object) -> None:

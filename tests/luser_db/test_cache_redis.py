@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 import luser_db
-from luser_config import AppConfig
+from luser_config import Settings
 from luser_db import Field, Model, cache
 from luser_db._cache_store import MemoryStore, RedisStore
 from luser_db.testing import assert_queries
@@ -97,7 +97,7 @@ async def test_redis_back_applies_the_evictions_it_missed() -> None:
 
 
 def test_every_cache_config_key_is_read() -> None:
-    cfg = AppConfig.model_validate(
+    cfg = Settings.model_validate(
         {
             "cache": {
                 "enabled": False,
@@ -114,7 +114,7 @@ def test_every_cache_config_key_is_read() -> None:
     s = cache.settings_from(cfg)
     assert (s.enabled, s.backend, s.url) == (False, "redis", "redis://cache-host:6380/2")
     assert (s.default_ttl, s.max_entries, s.key_prefix, s.notify) == (42.0, 7, "app:qc:", False)
-    fallback = cache.settings_from(AppConfig.model_validate({"redis": {"url": "redis://r:1/0"}}))
+    fallback = cache.settings_from(Settings.model_validate({"redis": {"url": "redis://r:1/0"}}))
     assert fallback.url == "redis://r:1/0" and fallback.enabled and fallback.notify
 
 

@@ -46,8 +46,8 @@ from app.payments.models import (
 )
 from app.payments.money import fen_to_yuan_str, require_fen, yuan_str_to_fen
 from app.payments.providers.base import PaymentProvider, run_blocking
+from app.settings import AlipayConfig
 from luser_common.errors import ConfigError, ValidationError
-from luser_config.schema import AlipayConfig
 
 __all__ = ["AlipayProvider"]
 

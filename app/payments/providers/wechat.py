@@ -50,8 +50,8 @@ from app.payments.models import (
 )
 from app.payments.money import require_fen
 from app.payments.providers.base import PaymentProvider, run_blocking
+from app.settings import WechatPayConfig
 from luser_common.errors import AppError, ConfigError, ValidationError
-from luser_config.schema import WechatPayConfig
 
 __all__ = ["SIGNATURE_TYPE", "WechatPayProvider"]
 

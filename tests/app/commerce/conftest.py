@@ -24,7 +24,7 @@ from app.commerce import Commerce, SubscriptionEntitlements, install
 from app.files import MIGRATIONS_DIR
 from app.sandbox.payments import AlipayStub, KeyPair, WechatPayStub, generate_keypair
 from app.sandbox.vod import TencentVodStub
-from luser_config.schema import AppConfig, PaymentConfig
+from app.settings import AppConfig, PaymentConfig
 from luser_db import Db
 from luser_db.migrations import Migrator
 

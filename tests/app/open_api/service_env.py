@@ -18,7 +18,7 @@ from app.accounts.security import AccessTokens
 from app.lifespan import init_database
 from app.open_api.service import OpenApi
 from app.sandbox.vod import PROXY_ENV_VARS, TencentVodStub
-from luser_config.schema import AppConfig
+from app.settings import AppConfig
 
 from .conftest import PEPPER
 

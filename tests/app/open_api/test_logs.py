@@ -320,7 +320,7 @@ def _months_ago(now: datetime, n: int) -> tuple[int, int]:
 
 async def test_service_stop_flushes_queued_rows(conn: asyncpg.Connection) -> None:
     from app.open_api.service import OpenApi
-    from luser_config.schema import OpenApiConfig
+    from app.settings import OpenApiConfig
 
     service = OpenApi(OpenApiConfig(log_flush_interval_seconds=60, log_batch_size=10_000))
     await service.start()

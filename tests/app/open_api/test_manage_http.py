@@ -18,7 +18,7 @@ from app import create_app
 from app import open_api as open_api_pkg
 from app.accounts.security import AccessTokens
 from app.lifespan import init_database
-from luser_config.schema import AppConfig
+from app.settings import AppConfig
 
 from .conftest import PEPPER, MakeUser
 

@@ -13,8 +13,8 @@ from starlette.routing import Route
 
 from app.payments import PaymentNotifyInvalid, PaymentProvider, build_providers
 from app.sandbox.payments import AlipayStub, KeyPair, WechatPayStub
+from app.settings import PaymentConfig
 from luser_common.errors import NotFound
-from luser_config.schema import PaymentConfig
 
 
 def _app(providers: dict[str, PaymentProvider], seen: list[str]) -> Starlette:

@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from app.sandbox.vod import AliyunVodStub, aliyun_callback
+from app.settings import AliyunVodConfig
 from app.vod import AliyunVodProvider, CallbackRejected, MediaStatus, VodEventKind
 from luser_common import (
     ConfigError,
@@ -21,7 +22,6 @@ from luser_common import (
     NetworkError,
     NotFound,
 )
-from luser_config.schema import AliyunVodConfig
 
 VIDEO_ID = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 AUTH_KEY = "aliyunvodexp1234"

@@ -7,9 +7,9 @@ import inspect
 import pytest
 
 import app.vod
+from app.settings import VodConfig
 from app.vod import AliyunVodProvider, TencentVodProvider, VodProvider, VodRegistry, provider_for
 from luser_common import ValidationError
-from luser_config.schema import VodConfig
 
 
 def test_provider_for_builds_each_provider_from_its_section() -> None:

@@ -16,6 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from app.sandbox.vod import TencentVodStub, tencent_new_file_upload, tencent_procedure_finished
+from app.settings import TencentVodConfig
 from app.vod import (
     CallbackRejected,
     MediaStatus,
@@ -30,7 +31,6 @@ from luser_common import (
     NotFound,
     ValidationError,
 )
-from luser_config.schema import TencentVodConfig
 
 FILE_ID = "5285890781763144364"
 KEY = "24FEQmTzro4V5u3D5epW"

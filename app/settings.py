@@ -1,0 +1,203 @@
+"""The service's configuration: luser_config's generic ``Settings`` plus the app's own
+sections (auth tokens, VOD, payments, the open API, feature flags).
+
+``AppConfig`` is registered with ``luser_config.use_schema`` when this module is
+imported, so every load (``luser serve``, ``luser config show/docs``, hot reloads,
+``LUSER__VOD__...`` variables) validates, decrypts and documents these sections exactly
+like the generic ones. Read it typed with ``luser_config.get_config(AppConfig)``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+import luser_config
+from luser_config import Section, Settings
+
+__all__ = [
+    "AlipayConfig",
+    "AliyunVodConfig",
+    "AppConfig",
+    "FeaturesConfig",
+    "JwtConfig",
+    "OpenApiConfig",
+    "PaymentConfig",
+    "TencentVodConfig",
+    "VodConfig",
+    "WechatPayConfig",
+]
+
+
+class JwtConfig(Section):
+    secret: SecretStr = Field(
+        default=SecretStr("dev-insecure-jwt-secret-change-me"),
+        description="HMAC signing secret",
+    )
+    algorithm: str = Field(
+        default="HS256",
+        pattern="^(HS256|HS384|HS512)$",
+        description="signing algorithm",
+    )
+    issuer: str = Field(default="luser", description="iss claim")
+    access_ttl_seconds: int = Field(
+        default=900,
+        ge=30,
+        le=86400,
+        description="access token lifetime",
+    )
+    refresh_ttl_seconds: int = Field(
+        default=30 * 86400,
+        ge=60,
+        le=365 * 86400,
+        description="refresh token lifetime",
+    )
+    leeway_seconds: int = Field(default=10, ge=0, le=300, description="clock skew tolerated")
+
+
+class TencentVodConfig(Section):
+    secret_id: str = ""
+    secret_key: SecretStr = SecretStr("")
+    region: str = ""
+    endpoint: str = "vod.tencentcloudapi.com"
+    protocol: str = Field(default="https", pattern="^https?$")
+    sub_app_id: int | None = None
+    play_domain: str = Field(default="", description="e.g. '1500000000.vod2.myqcloud.com'")
+    play_key: SecretStr = Field(default=SecretStr(""), description="Key hotlink protection key")
+    play_url_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+    play_rlimit: int = Field(default=3, ge=0, le=9)
+    upload_signature_ttl_seconds: int = Field(default=1800, ge=60, le=86400)
+    procedure: str = Field(default="", description="task flow run after upload")
+    callback_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="shared secret in the callback URL query",
+    )
+    timeout_seconds: float = Field(default=10, gt=0, le=120, description="seconds per VOD API call")
+
+
+class AliyunVodConfig(Section):
+    access_key_id: str = ""
+    access_key_secret: SecretStr = SecretStr("")
+    region_id: str = "cn-shanghai"
+    endpoint: str = "vod.cn-shanghai.aliyuncs.com"
+    protocol: str = Field(default="https", pattern="^https?$")
+    play_domain: str = ""
+    url_auth_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="URL authentication type A primary key",
+    )
+    play_url_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+    callback_private_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="HTTP callback authentication key",
+    )
+    callback_url: str = ""
+    callback_max_age_seconds: int = Field(
+        default=300,
+        ge=30,
+        le=3600,
+        description="reject callbacks whose X-VOD-TIMESTAMP is older/newer",
+    )
+    template_group_id: str = Field(
+        default="",
+        description="transcode template group run after upload",
+    )
+    timeout_seconds: float = Field(default=10, gt=0, le=120, description="seconds per VOD API call")
+
+
+class VodConfig(Section):
+    default_provider: str = Field(default="tencent", pattern="^(tencent|aliyun)$")
+    tencent: TencentVodConfig = Field(default_factory=TencentVodConfig)
+    aliyun: AliyunVodConfig = Field(default_factory=AliyunVodConfig)
+
+
+class AlipayConfig(Section):
+    enabled: bool = False
+    app_id: str = ""
+    seller_id: str = ""
+    app_private_key: SecretStr = Field(default=SecretStr(""), description="PEM")
+    alipay_public_key: str = Field(default="", description="PEM")
+    gateway_url: str = Field(default="", description="'' -> the SDK's production/sandbox gateway")
+    sandbox: bool = False
+    notify_url: str = ""
+    return_url: str = ""
+    timeout_seconds: float = Field(default=15, gt=0, le=120)
+
+
+class WechatPayConfig(Section):
+    enabled: bool = False
+    mch_id: str = ""
+    app_id: str = ""
+    mch_private_key: SecretStr = Field(default=SecretStr(""), description="PEM")
+    mch_cert_serial_no: str = ""
+    apiv3_key: SecretStr = Field(default=SecretStr(""), description="32 ASCII chars")
+    platform_public_key: str = Field(default="", description="PEM, public-key mode")
+    platform_public_key_id: str = Field(default="", description="'PUB_KEY_ID_...'")
+    base_url: str = "https://api.mch.weixin.qq.com"
+    notify_url: str = ""
+    timestamp_tolerance_seconds: int = Field(default=300, ge=30, le=3600)
+    timeout_seconds: float = Field(default=15, gt=0, le=120)
+
+
+class PaymentConfig(Section):
+    order_expire_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+    reconcile_after_minutes: int = Field(default=5, ge=1, le=24 * 60)
+    reconcile_interval_seconds: int = Field(default=60, ge=5, le=86400)
+    alipay: AlipayConfig = Field(default_factory=AlipayConfig)
+    wechat: WechatPayConfig = Field(default_factory=WechatPayConfig)
+
+
+class FeaturesConfig(BaseModel):
+    """Feature flags: the named ones below plus any other ``name = true/false``."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    __pydantic_extra__: dict[str, bool] = Field(init=False)
+
+    registration: bool = Field(default=True, description="allow new accounts to sign up")
+    open_api: bool = Field(default=True, description="serve the token-authenticated open API")
+    payments: bool = Field(default=True, description="accept orders and payments")
+
+    def enabled(self, name: str) -> bool:
+        """Whether flag ``name`` is on; unknown flags are off."""
+        return bool(getattr(self, name, False))
+
+
+class OpenApiConfig(Section):
+    """The partner open API (tokens, quota, routing, request logs); see docs/open-api.md."""
+
+    token_pepper: SecretStr = SecretStr("dev-insecure-open-api-pepper-change-me")
+    channel_secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="base64 32 bytes; '' -> derived from the pepper",
+    )
+    token_cache_ttl_seconds: float = Field(default=60.0, ge=0, le=3600)
+    token_cache_size: int = Field(default=100_000, ge=1)
+    log_queue_size: int = Field(default=50_000, ge=1)
+    log_batch_size: int = Field(default=1_000, ge=1, le=100_000)
+    log_flush_interval_seconds: float = Field(default=0.5, gt=0, le=60)
+    log_writers: int = Field(default=3, ge=1, le=16)  # concurrent COPY connections
+    log_retention_months: int = Field(default=6, ge=1, le=120)
+    partitions_ahead_months: int = Field(default=2, ge=1, le=24)
+    config_poll_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    accessed_time_flush_seconds: float = Field(default=30.0, gt=0, le=3600)
+    deduction_retries: int = Field(default=5, ge=0, le=50)
+    # False trades durability for latency: a crash may forget the last few hundred ms of
+    # committed deductions (wallet, token and idempotency row together: never partial).
+    deduction_synchronous_commit: bool = True
+    # Read-only calls (play URLs, catalog search, usage) start their work while the
+    # charge commits and release it once charged; false (default): charge first, then
+    # work. On, a call the charge then refuses may already have reached the provider.
+    overlap_reads: bool = Field(
+        default=False, description="read-only calls work while the charge commits"
+    )
+    upstream_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+
+
+@luser_config.use_schema
+class AppConfig(Settings):
+    """The service's whole configuration: the generic sections and the app's."""
+
+    jwt: JwtConfig = Field(default_factory=JwtConfig)
+    vod: VodConfig = Field(default_factory=VodConfig)
+    payment: PaymentConfig = Field(default_factory=PaymentConfig)
+    open_api: OpenApiConfig = Field(default_factory=OpenApiConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
