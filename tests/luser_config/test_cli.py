@@ -15,6 +15,7 @@ from luser_common import EncryptionError
 from luser_config import KeyRing, generate_key
 
 REPO = Path(__file__).resolve().parents[2]
+SERVICE_CONFIG = str(REPO / "app" / "config")  # the service's packaged config folder
 
 
 def _luser() -> list[str]:
@@ -68,13 +69,23 @@ def test_show_test_env_redacts_secrets_and_names_sources() -> None:
 
 
 def test_show_hides_sections_the_schema_does_not_know() -> None:
-    generic = run("show", "--env", "test", "--format", "json")
+    generic = run("show", "--env", "test", "--config-dir", SERVICE_CONFIG, "--format", "json")
     assert generic.returncode == 0, generic.stderr
     data = json.loads(generic.stdout)
     assert data["vod.default_provider"]["value"] == "******"  # not in Settings: hidden
     assert data["server.port"]["value"] == 8001
     assert "vod" in generic.stderr and "--schema" in generic.stderr
-    named = run("--schema", "app.settings:AppConfig", "show", "--env", "test", "--format", "json")
+    named = run(
+        "--schema",
+        "app.settings:AppConfig",
+        "show",
+        "--env",
+        "test",
+        "--config-dir",
+        SERVICE_CONFIG,
+        "--format",
+        "json",
+    )
     assert named.returncode == 0, named.stderr
     shown = json.loads(named.stdout)
     assert shown["vod.default_provider"]["value"] == "tencent"
