@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 
 import luser_db
 from app import create_app
+from app.files import CONFIG_DIR
 from app.lifespan import init_database
 from app.routes import Call, operation
 from luser_common import ConfigError
@@ -120,5 +121,5 @@ async def test_lifespan_freezes_the_startup_heap_when_configured(app_config: App
     finally:
         gc.unfreeze()  # the test process keeps collecting everything
     assert frozen > 10_000  # the imported SDKs, models and routes
-    assert load_config("production").server.gc_freeze
-    assert not load_config("test").server.gc_freeze
+    assert load_config("production", CONFIG_DIR).server.gc_freeze
+    assert not load_config("test", CONFIG_DIR).server.gc_freeze
