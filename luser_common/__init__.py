@@ -1,7 +1,8 @@
 """luser_common: errors, HTTP envelope, Page and utilities shared by every luser package."""
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from .context import current_request_id
 from .errors import (
@@ -49,7 +50,7 @@ from .utils import (
     validate_password_strength,
 )
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from .http import (
         error_response,
         exception_handlers,
@@ -77,11 +78,11 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(_importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value  # later lookups skip this function
     return value
 

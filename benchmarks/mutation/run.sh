@@ -28,7 +28,7 @@ mkdir -p "$work"
   echo "source_paths ="
   for p in luser_common luser_config luser_db app; do echo "    $p"; done
   echo "also_copy ="
-  for p in migrations config; do echo "    $p"; done
+  for p in app/migrations app/config; do echo "    $p"; done
   echo "only_mutate = $module"
   echo "pytest_add_cli_args_test_selection ="
   for t in "${tests[@]}"; do echo "    $t"; done

@@ -1,6 +1,7 @@
 """Small helpers: time, passwords, tokens and HMAC, validators, masking, logging."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from .crypto import constant_time_equals, hmac_sha256, hmac_sha256_hex, random_token, sha256_hex
 from .logging import JsonFormatter, PlainFormatter, RequestIdFilter, configure_logging
@@ -13,13 +14,16 @@ from .validators import (
     validate_password_strength,
 )
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from .passwords import hash_password, needs_rehash, verify_password
 
 
-def __getattr__(name: str) -> Any:
-    # The password helpers need argon2 (the service extra): imported on first use.
-    if name in ("hash_password", "needs_rehash", "verify_password"):
+# The password helpers need argon2 (the service extra): imported on first use.
+_LAZY = {"hash_password": "passwords", "needs_rehash": "passwords", "verify_password": "passwords"}
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _LAZY:
         from . import passwords
 
         return getattr(passwords, name)
