@@ -180,7 +180,6 @@ async def bench_hot_path(url: str, pool: asyncpg.Pool, seconds: float, concurren
         }
     )
     app = create_app(config)
-    open_api.install(app)
 
     async def bare(request: Request) -> JSONResponse:
         # The same endpoint without token, quota or log: catalog lookup + upstream call.
@@ -208,7 +207,7 @@ async def bench_hot_path(url: str, pool: asyncpg.Pool, seconds: float, concurren
                 "(title, provider, media_id, media_status, status, published_at) VALUES "
                 "('b', 'tencent', '528589078170001', 'ready', 'published', now()) RETURNING id"
             )
-        service = app.state.open_api
+        service = app.state.services.open_api
         channel = await manage.save_channel(
             {
                 "name": "bench",
