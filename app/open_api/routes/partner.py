@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 from starlette.requests import Request
 
-from app.accounts.errors import InvalidState
+from app.catalog.errors import InvalidState
 from app.open_api.idempotency import request_fingerprint
 from app.open_api.router import ChannelInfo
 from app.open_api.routes._shared import UsageQuery, _usage, _window
