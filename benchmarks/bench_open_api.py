@@ -49,7 +49,7 @@ from starlette.routing import Route  # noqa: E402
 
 import luser_db  # noqa: E402
 from app import create_app, open_api  # noqa: E402
-from app.open_api import manage  # noqa: E402
+from app.open_api import manage, routing_config  # noqa: E402
 from app.open_api.logs import LOG_COLUMNS, LogRow, LogWriter  # noqa: E402
 from app.open_api.quota import deduct_quota  # noqa: E402
 from app.sandbox.vod import PROXY_ENV_VARS, TencentVodStub  # noqa: E402
@@ -208,7 +208,7 @@ async def bench_hot_path(url: str, pool: asyncpg.Pool, seconds: float, concurren
                 "('b', 'tencent', '528589078170001', 'ready', 'published', now()) RETURNING id"
             )
         service = app.state.services.open_api
-        channel = await manage.save_channel(
+        channel = await routing_config.save_channel(
             {
                 "name": "bench",
                 "provider": "tencent",
@@ -217,7 +217,7 @@ async def bench_hot_path(url: str, pool: asyncpg.Pool, seconds: float, concurren
             },
             service.box,
         )
-        await manage.save_ability("default", "video.play_url", channel["id"])
+        await routing_config.save_ability("default", "video.play_url", channel["id"])
         await service.refresh_config()
         keys = [
             (await manage.create_token(u, manage.TokenSpec(), pepper=PEPPER.encode())).key

@@ -19,12 +19,8 @@ __all__ = ["feature", "running"]
 @contextlib.asynccontextmanager
 async def running(services: Services) -> AsyncIterator[None]:
     """Start ``services.open_api`` and stop it after, flushing every queued log row."""
-    service = services.open_api
-    await service.start()
-    try:
+    async with services.open_api.running():
         yield
-    finally:
-        await service.stop()
 
 
 feature = FeaturePackage("open_api", OPERATIONS, routes=(metrics_route(),), jobs=running)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, StrictInt, field_validator
 from pydantic_core import PydanticCustomError
 
-from app.open_api import manage
+from app.open_api import manage, routing_config
 from app.open_api.routes._shared import (
     Int4,
     LogQuery,
@@ -80,7 +80,7 @@ async def _config_changed(call: Call) -> None:
     response=list[ChannelOut],
 )
 async def admin_channels(call: Call) -> Any:
-    return await manage.list_channels()
+    return await routing_config.list_channels()
 
 
 @operation(
@@ -94,7 +94,7 @@ async def admin_channels(call: Call) -> Any:
     response=ChannelOut,
 )
 async def admin_create_channel(call: Call) -> Any:
-    row = await manage.save_channel(call.body.model_dump(), call.services.open_api.box)
+    row = await routing_config.save_channel(call.body.model_dump(), call.services.open_api.box)
     await _config_changed(call)
     return row
 
@@ -110,7 +110,7 @@ async def admin_create_channel(call: Call) -> Any:
 )
 async def admin_update_channel(call: Call) -> Any:
     data = call.body.model_dump(include=call.body.model_fields_set)
-    row = await manage.save_channel(data, call.services.open_api.box, call.path_id())
+    row = await routing_config.save_channel(data, call.services.open_api.box, call.path_id())
     await _config_changed(call)
     return row
 
@@ -125,7 +125,7 @@ async def admin_update_channel(call: Call) -> Any:
     response=None,
 )
 async def admin_delete_channel(call: Call) -> Any:
-    await manage.delete_channel(call.path_id())
+    await routing_config.delete_channel(call.path_id())
     await _config_changed(call)
     return None
 
@@ -148,7 +148,10 @@ class AbilityIn(Input):
     response=AbilitiesOut,
 )
 async def admin_abilities(call: Call) -> Any:
-    return {"routes": await manage.list_abilities(), "prices": await manage.list_prices()}
+    return {
+        "routes": await routing_config.list_abilities(),
+        "prices": await routing_config.list_prices(),
+    }
 
 
 @operation(
@@ -162,7 +165,7 @@ async def admin_abilities(call: Call) -> Any:
 )
 async def admin_save_ability(call: Call) -> Any:
     b: AbilityIn = call.body
-    row = await manage.save_ability(
+    row = await routing_config.save_ability(
         b.group, b.ability, b.channel_id, enabled=b.enabled, priority=b.priority, weight=b.weight
     )
     await _config_changed(call)
@@ -179,7 +182,7 @@ async def admin_save_ability(call: Call) -> Any:
     response=None,
 )
 async def admin_delete_ability(call: Call) -> Any:
-    await manage.delete_ability(call.path_id())
+    await routing_config.delete_ability(call.path_id())
     await _config_changed(call)
     return None
 
@@ -201,7 +204,7 @@ class PriceIn(Input):
 )
 async def admin_set_price(call: Call) -> Any:
     b: PriceIn = call.body
-    row = await manage.set_price(b.ability, b.price, _given(b, "description"))
+    row = await routing_config.set_price(b.ability, b.price, _given(b, "description"))
     await _config_changed(call)
     return row
 
@@ -215,7 +218,7 @@ class GroupIn(Input):
     @classmethod
     def _ratio_fits_the_column(cls, value: str | int) -> str | int:
         try:
-            manage.group_ratio(value)
+            routing_config.group_ratio(value)
         except ValidationError as exc:
             raise PydanticCustomError("ratio", exc.message) from exc
         return value
@@ -230,7 +233,7 @@ class GroupIn(Input):
     response=list[GroupOut],
 )
 async def admin_groups(call: Call) -> Any:
-    return await manage.list_groups()
+    return await routing_config.list_groups()
 
 
 @operation(
@@ -244,7 +247,7 @@ async def admin_groups(call: Call) -> Any:
 )
 async def admin_save_group(call: Call) -> Any:
     b: GroupIn = call.body
-    row = await manage.save_group(b.name, b.ratio, _given(b, "description"))
+    row = await routing_config.save_group(b.name, b.ratio, _given(b, "description"))
     await _config_changed(call)
     return row
 
@@ -264,7 +267,7 @@ class MemberIn(Input):
     response=MemberOut,
 )
 async def admin_set_member(call: Call) -> Any:
-    await manage.set_member(call.body.user_id, call.body.group)
+    await routing_config.set_member(call.body.user_id, call.body.group)
     await _config_changed(call)
     return {"user_id": call.body.user_id, "group": call.body.group}
 
