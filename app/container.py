@@ -1,4 +1,10 @@
-"""Domain services: accounts, catalog, media (VOD glue), play and entitlements."""
+"""The one services container: every feature's services, built once per application.
+
+Operations reach it one way, ``call.services.<feature>`` (``accounts``, ``catalog``,
+``media``, ``player``, ``providers``, ``commerce``, ``open_api``). Building it does no
+I/O; the features' lifespans (``app.features``) start and stop what runs in the
+background, and :meth:`Services.aclose` releases the shared clients afterwards.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +17,24 @@ from app.catalog.media import Media
 from app.catalog.play import Player
 from app.catalog.providers import ProviderLookup
 from app.catalog.service import Catalog
+from app.commerce.service import Commerce
+from app.open_api.service import OpenApi
+from app.payments import PaymentProviders
 from app.settings import AppConfig
 
 
 @dataclass
 class Services:
-    """Everything the routes use, built once per application."""
+    """Everything the operations and jobs use, built once per application."""
 
+    config: AppConfig
     accounts: Accounts
     catalog: Catalog
     media: Media
     player: Player
     providers: ProviderLookup
+    commerce: Commerce
+    open_api: OpenApi
 
     @classmethod
     def build(
@@ -31,14 +43,19 @@ class Services:
         providers: ProviderLookup,
         entitlements: EntitlementChecker | None = None,
         login_limiter: LoginLimiter | None = None,
+        payment_providers: PaymentProviders | None = None,
     ) -> Services:
+        """``payment_providers`` default to the enabled ones in ``config.payment``."""
         catalog = Catalog()
         return cls(
+            config=config,
             accounts=Accounts(config.jwt, login_limiter or LoginLimiter.for_config(config)),
             catalog=catalog,
             media=Media(catalog, providers),
             player=Player(catalog, providers, entitlements or FreeTierOnly()),
             providers=providers,
+            commerce=Commerce.build(config, payment_providers),
+            open_api=OpenApi(config.open_api, vod=config.vod),
         )
 
     async def aclose(self) -> None:
@@ -49,10 +66,12 @@ class Services:
 __all__ = [
     "Accounts",
     "Catalog",
+    "Commerce",
     "EntitlementChecker",
     "FreeTierOnly",
     "LoginLimiter",
     "Media",
+    "OpenApi",
     "Player",
     "ProviderLookup",
     "Services",

@@ -1,8 +1,8 @@
-"""Application lifespan: config, database pool, background tasks, then orderly shutdown."""
+"""The application's one lifespan: config, database pool, the services container, then
+every feature's lifespan (``app.features``); shutdown runs in reverse order."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
@@ -15,15 +15,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import luser_config
 import luser_db
 from app.config_checks import check_migrated, check_production
+from app.container import Services
+from app.features import run_features
 from app.settings import AppConfig
 from luser_common import AppError
-from luser_common.tasks import every
 from luser_common.utils import SecretUrlFilter
-from luser_db import Db
 
 logger = logging.getLogger("luser.app")
 
-TOKEN_SWEEP_SECONDS = 3600
 TRACE = 5  # uvicorn's "trace" level, below DEBUG
 
 
@@ -77,13 +76,6 @@ def init_database(config: AppConfig) -> None:
     luser_db.configure_sql_log(slow_query_ms=db.slow_query_ms, log_parameters=db.log_parameters)
 
 
-async def sweep_refresh_tokens() -> int:
-    """Delete refresh tokens that expired over a day ago (revocation needs no history)."""
-    return await Db.execute(
-        "delete from refresh_tokens where expires_at < now() - interval '1 day'"
-    )
-
-
 def freeze_startup_heap() -> None:
     """Move everything built at startup into the GC's permanent generation.
 
@@ -135,21 +127,15 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             luser_config.reset_config()
         raise
     app.state.config = config
-    app.state.services = app.state.build_services(config)
-    tasks = [
-        asyncio.create_task(
-            every(TOKEN_SWEEP_SECONDS, sweep_refresh_tokens, name="sweep-refresh-tokens")
-        )
-    ]
-    if config.server.gc_freeze:
-        freeze_startup_heap()
+    services: Services = app.state.build_services(config)
+    app.state.services = services
     try:
-        yield
+        async with run_features(app.state.features, services):
+            if config.server.gc_freeze:
+                freeze_startup_heap()
+            yield
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await app.state.services.aclose()
+        await services.aclose()
         await luser_db.close()
         logging.getLogger("luser").setLevel(previous_log_level)
         if installed:

@@ -49,7 +49,7 @@ from starlette.routing import Route  # noqa: E402
 
 import luser_db  # noqa: E402
 from app import create_app, open_api  # noqa: E402
-from app.open_api import manage  # noqa: E402
+from app.open_api import manage, routing_config  # noqa: E402
 from app.open_api.logs import LOG_COLUMNS, LogRow, LogWriter  # noqa: E402
 from app.open_api.quota import deduct_quota  # noqa: E402
 from app.sandbox.vod import PROXY_ENV_VARS, TencentVodStub  # noqa: E402
@@ -180,7 +180,6 @@ async def bench_hot_path(url: str, pool: asyncpg.Pool, seconds: float, concurren
         }
     )
     app = create_app(config)
-    open_api.install(app)
 
     async def bare(request: Request) -> JSONResponse:
         # The same endpoint without token, quota or log: catalog lookup + upstream call.
@@ -208,8 +207,8 @@ async def bench_hot_path(url: str, pool: asyncpg.Pool, seconds: float, concurren
                 "(title, provider, media_id, media_status, status, published_at) VALUES "
                 "('b', 'tencent', '528589078170001', 'ready', 'published', now()) RETURNING id"
             )
-        service = app.state.open_api
-        channel = await manage.save_channel(
+        service = app.state.services.open_api
+        channel = await routing_config.save_channel(
             {
                 "name": "bench",
                 "provider": "tencent",
@@ -218,7 +217,7 @@ async def bench_hot_path(url: str, pool: asyncpg.Pool, seconds: float, concurren
             },
             service.box,
         )
-        await manage.save_ability("default", "video.play_url", channel["id"])
+        await routing_config.save_ability("default", "video.play_url", channel["id"])
         await service.refresh_config()
         keys = [
             (await manage.create_token(u, manage.TokenSpec(), pepper=PEPPER.encode())).key

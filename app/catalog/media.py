@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.accounts.errors import InvalidState
+from app.catalog.errors import InvalidState
 from app.catalog.models import Video
 from app.catalog.providers import ProviderLookup, guarded, pick
 from app.catalog.service import Catalog

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.accounts.errors import InvalidState, PreviewNotAvailable
 from app.accounts.models import User
 from app.catalog.entitlement import EntitlementChecker
+from app.catalog.errors import InvalidState, PreviewNotAvailable
 from app.catalog.providers import ProviderLookup, guarded, pick
 from app.catalog.service import Catalog
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.accounts.errors import CategoryInUse, InvalidState
 from app.catalog.category import Category
+from app.catalog.errors import CategoryInUse, InvalidState
 from app.catalog.models import Video
 from app.catalog.status import MediaState, VideoStatus
 from luser_common import NotFound, Page, ValidationError, utc_now

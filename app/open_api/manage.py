@@ -1,10 +1,12 @@
-"""Management operations: tokens (owner-scoped), wallet top-ups, channels, abilities, groups.
+"""Management of a user's account in the open API: tokens (owner-scoped) and the wallet.
+
+The routing configuration (channels, abilities, prices, groups) is in ``routing_config.py``.
 
 Every statement goes through luser_db (the models of ``models.py``, their query
 builder, ``Db``), so an operation called inside ``luser_db.transaction()`` joins
 it, and every database error arrives here as a luser_common ``AppError``. The
 few constraint violations that have a domain meaning (a missing owner, a taken
-channel name) are renamed by constraint, in ``_constraint_errors``.
+reference taken twice) are renamed by constraint (``manage_errors.constraint_errors``).
 
 Callers (the self-service and admin routes) refresh this node's caches after a
 change so that revocation is immediate; other nodes hear about it through the
@@ -14,29 +16,20 @@ change so that revocation is immediate; other nodes hear about it through the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from app.open_api.access import parse_networks
 from app.open_api.errors import InsufficientBalance
-from app.open_api.manage_errors import MAX_BALANCE, BalanceOverflow
+from app.open_api.manage_errors import MAX_BALANCE, BalanceOverflow, constraint_errors
 from app.open_api.models import (
     AbilityPrice,
-    AbilityRoute,
     ApiToken,
-    Channel,
-    GroupMember,
-    UserGroup,
     WalletEntry,
 )
-from app.open_api.money import parse_ratio
-from app.open_api.secretbox import SecretBox
 from app.open_api.tokens import generate_key, hash_key, key_hint
-from luser_common import AppError, Conflict, DuplicateError, NotFound, ValidationError, utc_now
+from luser_common import Conflict, NotFound, ValidationError, utc_now
 from luser_db import Db, QueryBuilder, Record, transaction
 
 __all__ = [
@@ -45,30 +38,15 @@ __all__ = [
     "create_token",
     "delete_token",
     "get_token",
+    "ledger",
     "list_tokens",
     "top_up",
     "update_token",
+    "wallet",
 ]
 
-CREDENTIALS_AAD = "open_api.channels.credentials"
 _ABILITY_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 _UNSET: Any = object()
-# user_groups.ratio is numeric(12, 6).
-MAX_RATIO = Decimal("999999.999999")
-
-
-@contextmanager
-def _constraint_errors(**meanings: AppError) -> Iterator[None]:
-    """Re-raise luser_db's error for a violated constraint named in ``meanings`` as
-    the domain error given for it; every other error passes unchanged."""
-    try:
-        yield
-    except AppError as exc:
-        details = exc.details if isinstance(exc.details, dict) else {}
-        meaning = meanings.get(str(details.get("constraint", "")))
-        if meaning is None:
-            raise
-        raise meaning from exc
 
 
 # -- tokens ------------------------------------------------------------------------
@@ -152,7 +130,7 @@ async def create_token(user_id: int, spec: TokenSpec, *, pepper: bytes) -> Creat
     key = generate_key()
     digest = hash_key(key, pepper)
     token = ApiToken(user_id=user_id, key_hash=digest, key_hint=key_hint(key), **values)
-    with _constraint_errors(api_tokens_user_id_fkey=NotFound("用户不存在", field="user_id")):
+    with constraint_errors(api_tokens_user_id_fkey=NotFound("用户不存在", field="user_id")):
         await token.save()
     return CreatedToken(key, token.public(), digest)
 
@@ -251,7 +229,7 @@ async def top_up(
         )
         # Another wallet's top-up may have taken the reference since the check above.
         taken = _reference_taken(reference)
-        with _constraint_errors(wallet_ledger_reference_key=taken):
+        with constraint_errors(wallet_ledger_reference_key=taken):
             await entry.save()
         await _user(user_id).update(balance=balance)
     return {**entry.to_dict(), "replayed": False}
@@ -284,162 +262,3 @@ async def wallet(user_id: int) -> dict[str, Any]:
     if row is None:
         raise NotFound("用户不存在")
     return {"user_id": user_id, "balance": row["balance"]}
-
-
-# -- channels ----------------------------------------------------------------------
-
-_CHANNEL_FIELDS = ("name", "provider", "base_url", "status", "priority", "weight")
-_BASE_URL = re.compile(r"^https?://[^\s]+$")
-
-
-def _channel_values(data: dict[str, Any], box: SecretBox) -> dict[str, Any]:
-    """Column values from ``data``; credentials are sealed before they are stored."""
-    values = {k: data[k] for k in _CHANNEL_FIELDS if k in data}
-    url = values.get("base_url")
-    if url and not _BASE_URL.match(str(url)):
-        raise ValidationError("base_url 必须是 http(s) 地址", field="base_url")
-    if "credentials" in data:
-        creds = data["credentials"]
-        if not isinstance(creds, dict):
-            raise ValidationError("credentials 必须是对象", field="credentials")
-        values["credentials"] = box.seal(creds, CREDENTIALS_AAD)
-    return values
-
-
-async def save_channel(
-    data: dict[str, Any], box: SecretBox, channel_id: int | None = None
-) -> dict[str, Any]:
-    """Create (channel_id None) or update a channel."""
-    values = _channel_values(data, box)
-    name_taken = DuplicateError("通道名称已存在", field="name")
-    with _constraint_errors(channels_name_key=name_taken):
-        if channel_id is None:
-            channel = await _new_channel(values)
-        else:
-            channel = await _changed_channel(channel_id, values)
-    return channel.public()
-
-
-async def _new_channel(values: dict[str, Any]) -> Channel:
-    if not {"name", "provider"} <= values.keys():
-        raise ValidationError("需要 name 和 provider", field="name")
-    channel = Channel(**values)
-    await channel.save()
-    return channel
-
-
-async def _changed_channel(channel_id: int, values: dict[str, Any]) -> Channel:
-    if not values:
-        raise ValidationError("没有要修改的字段")
-    channel = await Channel.find_by_id(channel_id)
-    if channel is None:
-        raise NotFound("通道不存在")
-    for name, value in values.items():
-        setattr(channel, name, value)
-    if not await channel.update():
-        raise NotFound("通道不存在")  # deleted since it was read
-    return channel
-
-
-async def list_channels() -> list[dict[str, Any]]:
-    return [c.public() for c in await Channel.query().order_by("id").all()]
-
-
-async def delete_channel(channel_id: int) -> None:
-    if not await Channel.query().where("id = ?", channel_id).delete():
-        raise NotFound("通道不存在")
-
-
-# -- abilities, prices, groups -----------------------------------------------------
-
-
-async def save_ability(
-    group: str,
-    ability: str,
-    channel_id: int,
-    *,
-    enabled: bool = True,
-    priority: int | None = None,
-    weight: int | None = None,
-) -> dict[str, Any]:
-    """Route ``ability`` of ``group`` to a channel (created, or its settings replaced)."""
-    route = AbilityRoute(
-        group_name=group,
-        ability=ability,
-        channel_id=channel_id,
-        enabled=enabled,
-        priority=priority,
-        weight=weight,
-    )
-    with _constraint_errors(
-        abilities_group_name_fkey=NotFound("分组不存在", field="group"),
-        abilities_ability_fkey=NotFound("能力不存在, 请先设置它的价格", field="ability"),
-        abilities_channel_id_fkey=NotFound("通道不存在", field="channel_id"),
-    ):
-        await route.upsert(
-            ("group_name", "ability", "channel_id"), update=("enabled", "priority", "weight")
-        )
-    return route.to_dict()
-
-
-async def list_abilities() -> list[dict[str, Any]]:
-    routes = await AbilityRoute.query().order_by("group_name", "ability", "id").all()
-    return [r.to_dict() for r in routes]
-
-
-async def delete_ability(ability_id: int) -> None:
-    if not await AbilityRoute.query().where("id = ?", ability_id).delete():
-        raise NotFound("能力路由不存在")
-
-
-async def set_price(ability: str, price: int, description: str | None = None) -> dict[str, Any]:
-    """Create or reprice an ability; ``description`` None keeps the stored one."""
-    row = AbilityPrice(ability=ability, price=price)
-    changed = ["price", "updated_at"]
-    if description is not None:
-        row.description = description
-        changed.append("description")
-    await row.upsert("ability", update=changed)
-    return row.to_dict()
-
-
-async def list_prices() -> list[dict[str, Any]]:
-    return [p.to_dict() for p in await AbilityPrice.query().order_by("ability").all()]
-
-
-def group_ratio(value: object) -> Decimal:
-    """A group's price ratio: a positive decimal with at most 6 places that fits the column."""
-    ratio = parse_ratio(value)
-    if ratio > MAX_RATIO:
-        raise ValidationError(f"比例不能超过 {MAX_RATIO}", field="ratio")
-    return ratio
-
-
-async def save_group(name: str, ratio: object, description: str | None = None) -> dict[str, Any]:
-    """Create a group or change its ratio; ``description`` None keeps the stored one."""
-    group = UserGroup(name=name, ratio=group_ratio(ratio))
-    changed = ["ratio", "updated_at"]
-    if description is not None:
-        group.description = description
-        changed.append("description")
-    await group.upsert("name", update=changed)
-    return group.to_dict()
-
-
-async def list_groups() -> list[dict[str, Any]]:
-    return [g.to_dict() for g in await UserGroup.query().order_by("name").all()]
-
-
-async def set_member(user_id: int, group: str) -> None:
-    """Put a user in ``group``; 'default' is the absence of a membership."""
-    if group == "default":
-        left = await GroupMember.query().where("user_id = ?", user_id).delete()
-        if not left and not await _user(user_id).exists():
-            raise NotFound("用户不存在", field="user_id")
-        return
-    member = GroupMember(user_id=user_id, group_name=group)
-    with _constraint_errors(
-        group_members_user_id_fkey=NotFound("用户不存在", field="user_id"),
-        group_members_group_name_fkey=NotFound("分组不存在", field="group"),
-    ):
-        await member.upsert("user_id", update=("group_name",))

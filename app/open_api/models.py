@@ -1,8 +1,8 @@
 """The open API tables as luser_db models (management reads; the hot path uses SQL).
 
 Writes that need ``ON CONFLICT``, conditional updates or hashing stay in
-``manage.py``/``quota.py`` as explicit SQL; these models serve listings and
-lookups through the ORM like the rest of the app.
+``manage.py``/``routing_config.py``/``quota.py`` as explicit SQL; these models serve
+listings and lookups through the ORM like the rest of the app.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from app.web.operation import Operation, operations_of
+from app.web.operation import JSON, Operation, operations_of
 from app.web.types import MAX_BIGINT
 
 REF = "#/components/schemas/{model}"
@@ -132,7 +132,9 @@ def _responses(op: Operation, schemas: _Schemas) -> dict[str, Any]:
     }
     error = {"application/json": {"schema": {"$ref": REF.format(model="ErrorEnvelope")}}}
     ok: dict[str, Any] = {"description": "成功"}
-    if op.status not in _NO_BODY:  # success() sends 204/304 without a body
+    if op.media_type != JSON:  # the handler's own reply in a provider's format
+        ok["content"] = {op.media_type: {"schema": data}}
+    elif op.status not in _NO_BODY:  # success() sends 204/304 without a body
         ok["content"] = {"application/json": {"schema": envelope}}
     responses: dict[str, Any] = {str(op.status): ok}
     for status in _error_statuses(op):
@@ -192,8 +194,7 @@ def build_openapi(operations: list[Operation]) -> dict[str, Any]:
 def docs_routes() -> list[BaseRoute]:
     """``GET /openapi.json`` and ``GET /docs``, both outside the document itself.
 
-    The document covers every operation route of the app, built on first request
-    (after startup, so routes that feature packages add in ``install(app)`` count).
+    The document covers every operation route of the app, built on first request.
     """
     cache: dict[str, Any] = {}
 

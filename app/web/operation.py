@@ -1,15 +1,16 @@
 """Declarative operations: one ``Operation`` per endpoint, turned into a Starlette route.
 
-An operation names its body and query models (pydantic), its response model and
-who may call it. The same declaration drives validation here and the OpenAPI
-document in ``app.web.openapi``, so the two cannot drift apart.
+An operation names its body and query models (pydantic), its response model
+(required: ``None`` only for a 204) and who may call it. The same declaration drives
+validation here and the OpenAPI document in ``app.web.openapi``, so the two cannot
+drift apart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -17,16 +18,20 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.accounts.models import User
-from app.container import Services
 from app.web.auth import authenticate
 from app.web.types import MAX_BIGINT
 from luser_common import NotFound
 from luser_common.http import parse_query, read_json, success
 
+if TYPE_CHECKING:
+    # The web layer sits below the features; only type checking looks the container up.
+    from app.container import Services
+
 Access = Literal["public", "user", "admin"]
 Handler = Callable[["Call"], Awaitable[Any]]
 
 DEFAULT_BODY_LIMIT = 64 * 1024
+JSON = "application/json"
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,9 @@ class Operation:
     raw_body: bool = False  # the handler reads the body itself (provider callbacks)
     body_limit: int = DEFAULT_BODY_LIMIT
     operation_id: str = ""
+    # A handler answering with its own Response in a provider's format (not the JSON
+    # envelope) names that format; ``response`` then describes the raw body.
+    media_type: str = JSON
 
     @property
     def path_params(self) -> list[str]:
@@ -55,8 +63,8 @@ class Operation:
             return await _run(self, request)
 
         route = Route(self.path, endpoint, methods=[self.method], name=self.operation_id or None)
-        # The OpenAPI document is built from the app's routes, including any added later
-        # by feature packages (``install(app)``), so each route remembers its operation.
+        # The OpenAPI document is built from the app's routes, so each route remembers
+        # its operation.
         route.operation = self  # type: ignore[attr-defined]
         return route
 
@@ -72,6 +80,7 @@ class Call:
 
     @property
     def services(self) -> Services:
+        """The one services container (``app.container``), built at startup."""
         services: Services = self.request.app.state.services
         return services
 
@@ -101,15 +110,21 @@ def operation(
     *,
     summary: str,
     tag: str,
+    response: Any,
     body: type[BaseModel] | None = None,
     query: type[BaseModel] | None = None,
-    response: Any = None,
     status: int = 200,
     access: Access = "public",
     errors: tuple[int, ...] = (),
     raw_body: bool = False,
+    media_type: str = JSON,
 ) -> Callable[[Handler], Operation]:
-    """Decorator turning ``async def handler(call) -> data`` into an :class:`Operation`."""
+    """Decorator turning ``async def handler(call) -> data`` into an :class:`Operation`.
+
+    ``response`` is the type of the envelope's ``data`` (a pydantic model, a list of
+    them, ...), or of the raw body when ``media_type`` is not JSON; ``None`` only for
+    an operation answering 204 without a body.
+    """
 
     def wrap(handler: Handler) -> Operation:
         return Operation(
@@ -126,6 +141,7 @@ def operation(
             errors=errors,
             raw_body=raw_body,
             operation_id=handler.__name__,
+            media_type=media_type,
         )
 
     return wrap

@@ -35,7 +35,7 @@ import asyncpg
 import psutil
 from pydantic import SecretStr
 
-from app.open_api import manage
+from app.open_api import manage, routing_config
 from app.open_api.secretbox import SecretBox
 from app.sandbox.vod import PROXY_ENV_VARS, TencentVodStub
 from app.settings import AppConfig
@@ -138,7 +138,7 @@ async def _prepare(
     open_api = config.open_api
     box = SecretBox.from_config(open_api.channel_secret_key.get_secret_value(), pepper.encode())
     tencent = config.vod.tencent
-    channel = await manage.save_channel(
+    channel = await routing_config.save_channel(
         {
             "name": "bench-http",
             "provider": "tencent",
@@ -150,7 +150,7 @@ async def _prepare(
         },
         box,
     )
-    await manage.save_ability("default", "video.play_url", channel["id"])
+    await routing_config.save_ability("default", "video.play_url", channel["id"])
     keys = [
         (await manage.create_token(u, manage.TokenSpec(), pepper=pepper.encode())).key
         for u in user_ids
@@ -237,7 +237,7 @@ async def bench_overhead_http(
                 proc.kill()
             log.close()
             stub.stop()
-            await manage.delete_channel(channel_id)  # later phases route without it
+            await routing_config.delete_channel(channel_id)  # later phases route without it
 
 
 def _config_json(config: AppConfig) -> str:

@@ -27,6 +27,8 @@ from app.sandbox.vod import PROXY_ENV_VARS, AliyunVodStub, TencentVodStub
 from app.settings import AppConfig
 from luser_db.migrations import Migrator
 
+from .response_shapes import shape_check
+
 MIGRATIONS = str(MIGRATIONS_DIR)
 PASSWORD = "s3cret-Passw0rd"
 TENCENT_CALLBACK_TOKEN = "tc-callback-token"
@@ -130,7 +132,10 @@ async def service_app(app_config: AppConfig, levels: Levels) -> AsyncIterator[St
 @pytest.fixture(scope="session")
 async def api(service_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=service_app, client=("10.0.0.1", 1234))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    hooks = {"response": [shape_check(service_app)]}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", event_hooks=hooks
+    ) as client:
         yield client
 
 

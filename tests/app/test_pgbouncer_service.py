@@ -66,7 +66,7 @@ async def test_the_service_works_through_pgbouncer(
                     assert r.status_code == 200, r.text
                 # The open API's LISTEN sits on a real backend of direct_url (through
                 # PgBouncer it would hear nothing and its pid would be PgBouncer's).
-                listener = app.state.open_api.router._listener
+                listener = app.state.services.open_api.router._listener
                 assert listener is not None and listener.connected
                 direct = await asyncpg.connect(migrated_url)
                 try:

@@ -97,7 +97,13 @@ async def test_production_refuses_the_development_jwt_secret() -> None:
 
 
 async def test_openapi_includes_routes_added_after_create_app() -> None:
-    @operation("GET", "/api/extra/{id}", summary="Added by a feature package", tag="extra")
+    @operation(
+        "GET",
+        "/api/extra/{id}",
+        summary="Added by a feature package",
+        tag="extra",
+        response=dict[str, int],
+    )
     async def extra(call: Call) -> dict[str, int]:
         return {"id": call.path_id()}
 

@@ -9,20 +9,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictInt
-from starlette.requests import Request
 
-from app.commerce.service import Commerce
 from app.web.types import Input, Output, QueryInput, Text
 
 Fen = Annotated[StrictInt, Field(ge=1, le=10**12, description="金额, 单位: 分")]
 OrderStatusName = Literal["pending", "paid", "refunded", "closed", "expired"]
 ProviderName = Literal["alipay", "wechat"]
 MethodName = Literal["page", "wap", "native", "jsapi"]
-
-
-def commerce(request: Request) -> Commerce:
-    found: Commerce = request.app.state.commerce
-    return found
 
 
 class PageQuery(QueryInput):

@@ -15,7 +15,6 @@ from app.commerce.routes._schemas import (
     OrderStatusName,
     PageQuery,
     RefundOut,
-    commerce,
 )
 from app.web.operation import Call, Operation, operation
 from app.web.types import Id, Input, Output, Text
@@ -101,7 +100,7 @@ class ReconcileOut(Output):
 )
 async def admin_orders(call: Call) -> OrderPage:
     q: AdminOrdersQuery = call.query
-    page = await commerce(call.request).orders.page(
+    page = await call.services.commerce.orders.page(
         q.page, q.size, user_id=q.user_id, status=q.status, flagged=q.flagged
     )
     return OrderPage.model_validate(page.to_dict(OrderOut.model_validate))
@@ -117,7 +116,7 @@ async def admin_orders(call: Call) -> OrderPage:
     errors=(404,),
 )
 async def admin_order(call: Call) -> AdminOrderOut:
-    services = commerce(call.request)
+    services = call.services.commerce
     order = await services.orders.get(call.path_id())
     attempts = [AttemptOut.model_validate(a) for a in await services.orders.attempts(order.id)]
     refunds = [RefundOut.model_validate(r) for r in await services.refunds.for_order(order.id)]
@@ -138,7 +137,7 @@ async def admin_order(call: Call) -> AdminOrderOut:
 )
 async def refund_order(call: Call) -> RefundOut:
     body: RefundIn = call.body
-    refund = await commerce(call.request).refunds.refund_order(
+    refund = await call.services.commerce.refunds.refund_order(
         call.path_id(), body.amount_fen, body.reason, call.current_user.id
     )
     return RefundOut.model_validate(refund)
@@ -185,7 +184,7 @@ async def subscribers(call: Call) -> SubscriberPage:
     access="admin",
 )
 async def reconcile_now(call: Call) -> ReconcileOut:
-    report = await commerce(call.request).reconciler.run_once()
+    report = await call.services.commerce.reconciler.run_once()
     return ReconcileOut.model_validate(report.__dict__)
 
 

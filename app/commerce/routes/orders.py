@@ -16,7 +16,6 @@ from app.commerce.routes._schemas import (
     PageQuery,
     PayIn,
     PaymentOut,
-    commerce,
 )
 from app.web.operation import Call, Operation, operation
 from app.web.types import Output
@@ -52,7 +51,7 @@ def _checkout(checkout: Checkout) -> CheckoutOut:
 
 
 def _require_payments(call: Call) -> None:
-    if not commerce(call.request).config.features.payments:
+    if not call.services.commerce.config.features.payments:
         raise PaymentsDisabled()
 
 
@@ -70,7 +69,7 @@ def _require_payments(call: Call) -> None:
 async def create_order(call: Call) -> CheckoutOut:
     _require_payments(call)
     body: OrderIn = call.body
-    checkout = await commerce(call.request).orders.create(
+    checkout = await call.services.commerce.orders.create(
         call.current_user.id, body.plan_id, body.provider, body.method, **body.pay_options()
     )
     return _checkout(checkout)
@@ -89,7 +88,7 @@ async def create_order(call: Call) -> CheckoutOut:
 async def pay_order(call: Call) -> CheckoutOut:
     _require_payments(call)
     body: PayIn = call.body
-    checkout = await commerce(call.request).orders.pay(
+    checkout = await call.services.commerce.orders.pay(
         call.path_id(), call.current_user.id, body.provider, body.method, **body.pay_options()
     )
     return _checkout(checkout)
@@ -105,7 +104,7 @@ async def pay_order(call: Call) -> CheckoutOut:
     errors=(404, 409, 502, 503),
 )
 async def cancel_order(call: Call) -> OrderOut:
-    order = await commerce(call.request).orders.cancel(call.path_id(), call.current_user.id)
+    order = await call.services.commerce.orders.cancel(call.path_id(), call.current_user.id)
     return OrderOut.model_validate(order)
 
 
@@ -120,7 +119,7 @@ async def cancel_order(call: Call) -> OrderOut:
 )
 async def my_orders(call: Call) -> OrderPage:
     q: MyOrdersQuery = call.query
-    page = await commerce(call.request).orders.page(
+    page = await call.services.commerce.orders.page(
         q.page, q.size, user_id=call.current_user.id, status=q.status
     )
     return OrderPage.model_validate(page.to_dict(OrderOut.model_validate))
@@ -136,7 +135,7 @@ async def my_orders(call: Call) -> OrderPage:
     errors=(404,),
 )
 async def my_order(call: Call) -> OrderDetailOut:
-    orders = commerce(call.request).orders
+    orders = call.services.commerce.orders
     order = await orders.get(call.path_id(), call.current_user.id)
     attempts = [AttemptOut.model_validate(a) for a in await orders.attempts(order.id)]
     return OrderDetailOut.model_validate({**order.to_dict(), "attempts": attempts})
@@ -151,7 +150,7 @@ async def my_order(call: Call) -> OrderDetailOut:
     access="user",
 )
 async def my_subscription(call: Call) -> SubscriptionOut:
-    view = await commerce(call.request).subscriptions.status(call.current_user.id)
+    view = await call.services.commerce.subscriptions.status(call.current_user.id)
     return SubscriptionOut(
         active=view.active,
         level=view.level,

@@ -7,9 +7,10 @@ the text ``success`` (anything else means "send again"); WeChat Pay wants 204
 
 from __future__ import annotations
 
+from typing import Literal
+
 from starlette.responses import Response
 
-from app.commerce.routes._schemas import commerce
 from app.web.operation import Call, Operation, operation
 from luser_common.http import read_body
 
@@ -18,7 +19,7 @@ NOTIFY_BODY_LIMIT = 64 * 1024
 
 async def _receive(call: Call, provider: str) -> Response:
     body = await read_body(call.request, NOTIFY_BODY_LIMIT)
-    return await commerce(call.request).payments.handle_notification(
+    return await call.services.commerce.payments.handle_notification(
         provider, call.request.headers, body
     )
 
@@ -30,6 +31,8 @@ async def _receive(call: Call, provider: str) -> Response:
     tag="payments",
     raw_body=True,
     errors=(404,),
+    response=Literal["success", "failure"],
+    media_type="text/plain",  # Alipay reads this body: "success" stops its retries
 )
 async def alipay_notify(call: Call) -> Response:
     return await _receive(call, "alipay")
@@ -43,6 +46,7 @@ async def alipay_notify(call: Call) -> Response:
     raw_body=True,
     status=204,
     errors=(400, 404, 500),
+    response=None,
 )
 async def wechat_notify(call: Call) -> Response:
     return await _receive(call, "wechat")

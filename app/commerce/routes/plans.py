@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StrictInt
 
-from app.commerce.routes._schemas import Fen, PageQuery, PlanOut, PlanPage, commerce
+from app.commerce.routes._schemas import Fen, PageQuery, PlanOut, PlanPage
 from app.web.operation import Call, Operation, operation
 from app.web.types import Input, Output, Text
 
@@ -44,7 +44,7 @@ class DeletedOut(Output):
 
 @operation("GET", "/api/plans", summary="Plans on sale", tag="commerce", response=list[PlanOut])
 async def list_plans(call: Call) -> list[PlanOut]:
-    return [PlanOut.model_validate(p) for p in await commerce(call.request).plans.public()]
+    return [PlanOut.model_validate(p) for p in await call.services.commerce.plans.public()]
 
 
 @operation(
@@ -58,7 +58,7 @@ async def list_plans(call: Call) -> list[PlanOut]:
 )
 async def admin_list_plans(call: Call) -> PlanPage:
     q: PlanAdminQuery = call.query
-    page = await commerce(call.request).plans.admin_page(q.page, q.size, q.active)
+    page = await call.services.commerce.plans.admin_page(q.page, q.size, q.active)
     return PlanPage.model_validate(page.to_dict(PlanOut.model_validate))
 
 
@@ -75,7 +75,7 @@ async def admin_list_plans(call: Call) -> PlanPage:
 )
 async def create_plan(call: Call) -> PlanOut:
     body: PlanIn = call.body
-    return PlanOut.model_validate(await commerce(call.request).plans.create(**body.model_dump()))
+    return PlanOut.model_validate(await call.services.commerce.plans.create(**body.model_dump()))
 
 
 @operation(
@@ -88,7 +88,7 @@ async def create_plan(call: Call) -> PlanOut:
     errors=(404,),
 )
 async def get_plan(call: Call) -> PlanOut:
-    return PlanOut.model_validate(await commerce(call.request).plans.get(call.path_id()))
+    return PlanOut.model_validate(await call.services.commerce.plans.get(call.path_id()))
 
 
 @operation(
@@ -104,7 +104,7 @@ async def get_plan(call: Call) -> PlanOut:
 async def update_plan(call: Call) -> PlanOut:
     body: PlanPatch = call.body
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    plan = await commerce(call.request).plans.update(call.path_id(), **changes)
+    plan = await call.services.commerce.plans.update(call.path_id(), **changes)
     return PlanOut.model_validate(plan)
 
 
@@ -118,7 +118,7 @@ async def update_plan(call: Call) -> PlanOut:
     errors=(404, 409),
 )
 async def delete_plan(call: Call) -> DeletedOut:
-    await commerce(call.request).plans.delete(call.path_id())
+    await call.services.commerce.plans.delete(call.path_id())
     return DeletedOut(deleted=True)
 
 

@@ -1,6 +1,6 @@
-"""What the open API's partner, self-service and admin routes share: the service
-locator, input types bounded like their columns, ability names, usage windows (with
-their time zone) and log queries (with their cursor)."""
+"""What the open API's partner, self-service and admin routes share: input types
+bounded like their columns, ability names, usage windows (with their time zone) and
+log queries (with their cursor)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from pydantic_core import PydanticCustomError
 
 from app.open_api import logs, manage
 from app.open_api.logs import LogFilter
-from app.open_api.service import OpenApi
-from app.web.operation import Call
 from app.web.types import MAX_BIGINT, Id, Input, QueryInput
 from luser_common import ValidationError
 
@@ -32,13 +30,6 @@ _ABILITY = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
 
 def _ability(default: Any = ...) -> Any:
     return Field(default, pattern=_ABILITY, max_length=64)
-
-
-def _service(call: Call) -> OpenApi:
-    service: OpenApi | None = getattr(call.request.app.state, "open_api", None)
-    if service is None:
-        raise RuntimeError("open API not installed: call app.open_api.install(app)")
-    return service
 
 
 @cache

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, StrictInt, field_validator
 from pydantic_core import PydanticCustomError
 
-from app.open_api import manage
+from app.open_api import manage, routing_config
 from app.open_api.routes._shared import (
     Int4,
     LogQuery,
@@ -18,11 +18,23 @@ from app.open_api.routes._shared import (
     _ability,
     _given,
     _logs,
-    _service,
     _spec,
     _token_out,
     _usage,
     _window,
+)
+from app.open_api.routes.responses import (
+    AbilitiesOut,
+    AbilityRouteOut,
+    ChannelOut,
+    GroupOut,
+    LogPage,
+    MemberOut,
+    PriceOut,
+    TokenOut,
+    TopUpOut,
+    UsageOut,
+    WalletEntryOut,
 )
 from app.web.operation import Call, Operation, operation
 from app.web.types import MAX_BIGINT, Id, Input, Patch, QueryInput, Text
@@ -56,7 +68,7 @@ class ChannelPatch(Patch):
 
 
 async def _config_changed(call: Call) -> None:
-    await _service(call).refresh_config()
+    await call.services.open_api.refresh_config()
 
 
 @operation(
@@ -65,9 +77,10 @@ async def _config_changed(call: Call) -> None:
     summary="上游通道列表 (不含凭证)",
     tag="open-api-admin",
     access="admin",
+    response=list[ChannelOut],
 )
 async def admin_channels(call: Call) -> Any:
-    return await manage.list_channels()
+    return await routing_config.list_channels()
 
 
 @operation(
@@ -78,9 +91,10 @@ async def admin_channels(call: Call) -> Any:
     body=ChannelIn,
     status=201,
     access="admin",
+    response=ChannelOut,
 )
 async def admin_create_channel(call: Call) -> Any:
-    row = await manage.save_channel(call.body.model_dump(), _service(call).box)
+    row = await routing_config.save_channel(call.body.model_dump(), call.services.open_api.box)
     await _config_changed(call)
     return row
 
@@ -92,10 +106,11 @@ async def admin_create_channel(call: Call) -> Any:
     tag="open-api-admin",
     body=ChannelPatch,
     access="admin",
+    response=ChannelOut,
 )
 async def admin_update_channel(call: Call) -> Any:
     data = call.body.model_dump(include=call.body.model_fields_set)
-    row = await manage.save_channel(data, _service(call).box, call.path_id())
+    row = await routing_config.save_channel(data, call.services.open_api.box, call.path_id())
     await _config_changed(call)
     return row
 
@@ -107,9 +122,10 @@ async def admin_update_channel(call: Call) -> Any:
     tag="open-api-admin",
     status=204,
     access="admin",
+    response=None,
 )
 async def admin_delete_channel(call: Call) -> Any:
-    await manage.delete_channel(call.path_id())
+    await routing_config.delete_channel(call.path_id())
     await _config_changed(call)
     return None
 
@@ -129,9 +145,13 @@ class AbilityIn(Input):
     summary="能力路由与价格",
     tag="open-api-admin",
     access="admin",
+    response=AbilitiesOut,
 )
 async def admin_abilities(call: Call) -> Any:
-    return {"routes": await manage.list_abilities(), "prices": await manage.list_prices()}
+    return {
+        "routes": await routing_config.list_abilities(),
+        "prices": await routing_config.list_prices(),
+    }
 
 
 @operation(
@@ -141,10 +161,11 @@ async def admin_abilities(call: Call) -> Any:
     tag="open-api-admin",
     body=AbilityIn,
     access="admin",
+    response=AbilityRouteOut,
 )
 async def admin_save_ability(call: Call) -> Any:
     b: AbilityIn = call.body
-    row = await manage.save_ability(
+    row = await routing_config.save_ability(
         b.group, b.ability, b.channel_id, enabled=b.enabled, priority=b.priority, weight=b.weight
     )
     await _config_changed(call)
@@ -158,9 +179,10 @@ async def admin_save_ability(call: Call) -> Any:
     tag="open-api-admin",
     status=204,
     access="admin",
+    response=None,
 )
 async def admin_delete_ability(call: Call) -> Any:
-    await manage.delete_ability(call.path_id())
+    await routing_config.delete_ability(call.path_id())
     await _config_changed(call)
     return None
 
@@ -178,10 +200,11 @@ class PriceIn(Input):
     tag="open-api-admin",
     body=PriceIn,
     access="admin",
+    response=PriceOut,
 )
 async def admin_set_price(call: Call) -> Any:
     b: PriceIn = call.body
-    row = await manage.set_price(b.ability, b.price, _given(b, "description"))
+    row = await routing_config.set_price(b.ability, b.price, _given(b, "description"))
     await _config_changed(call)
     return row
 
@@ -195,17 +218,22 @@ class GroupIn(Input):
     @classmethod
     def _ratio_fits_the_column(cls, value: str | int) -> str | int:
         try:
-            manage.group_ratio(value)
+            routing_config.group_ratio(value)
         except ValidationError as exc:
             raise PydanticCustomError("ratio", exc.message) from exc
         return value
 
 
 @operation(
-    "GET", "/api/admin/open/groups", summary="用户分组", tag="open-api-admin", access="admin"
+    "GET",
+    "/api/admin/open/groups",
+    summary="用户分组",
+    tag="open-api-admin",
+    access="admin",
+    response=list[GroupOut],
 )
 async def admin_groups(call: Call) -> Any:
-    return await manage.list_groups()
+    return await routing_config.list_groups()
 
 
 @operation(
@@ -215,10 +243,11 @@ async def admin_groups(call: Call) -> Any:
     tag="open-api-admin",
     body=GroupIn,
     access="admin",
+    response=GroupOut,
 )
 async def admin_save_group(call: Call) -> Any:
     b: GroupIn = call.body
-    row = await manage.save_group(b.name, b.ratio, _given(b, "description"))
+    row = await routing_config.save_group(b.name, b.ratio, _given(b, "description"))
     await _config_changed(call)
     return row
 
@@ -235,9 +264,10 @@ class MemberIn(Input):
     tag="open-api-admin",
     body=MemberIn,
     access="admin",
+    response=MemberOut,
 )
 async def admin_set_member(call: Call) -> Any:
-    await manage.set_member(call.body.user_id, call.body.group)
+    await routing_config.set_member(call.body.user_id, call.body.group)
     await _config_changed(call)
     return {"user_id": call.body.user_id, "group": call.body.group}
 
@@ -260,6 +290,7 @@ class TopUpIn(Input):
     body=TopUpIn,
     status=201,
     access="admin",
+    response=TopUpOut,
 )
 async def admin_top_up(call: Call) -> Any:
     b: TopUpIn = call.body
@@ -286,6 +317,7 @@ class LedgerQuery(QueryInput):
     tag="open-api-admin",
     query=LedgerQuery,
     access="admin",
+    response=list[WalletEntryOut],
 )
 async def admin_ledger(call: Call) -> Any:
     q: LedgerQuery = call.query
@@ -304,11 +336,12 @@ class AdminTokenPatch(Patch):
     tag="open-api-admin",
     body=AdminTokenPatch,
     access="admin",
+    response=TokenOut,
 )
 async def admin_update_token(call: Call) -> Any:
     token_id = call.path_id()
     row = await manage.update_token(token_id, _spec(call.body, set(call.body.model_fields_set)))
-    _service(call).tokens.invalidate_token(token_id)
+    call.services.open_api.tokens.invalidate_token(token_id)
     return _token_out(row)
 
 
@@ -319,6 +352,7 @@ async def admin_update_token(call: Call) -> Any:
     tag="open-api-admin",
     query=AdminLogQuery,
     access="admin",
+    response=LogPage,
 )
 async def admin_logs(call: Call) -> Any:
     return await _logs(call.query, call.query.user_id, call.query.channel_id)
@@ -335,6 +369,7 @@ class AdminUsageQuery(UsageQuery):
     tag="open-api-admin",
     query=AdminUsageQuery,
     access="admin",
+    response=UsageOut,
 )
 async def admin_usage(call: Call) -> Any:
     return await _usage(call.query, _window(call.query), call.query.user_id)

@@ -14,9 +14,10 @@ __all__ = ["metrics_route"]
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    service: OpenApi | None = getattr(request.app.state, "open_api", None)
-    if service is None:
+    services = getattr(request.app.state, "services", None)
+    if services is None:
         raise NotFound("指标未启用")
+    service: OpenApi = services.open_api
     return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

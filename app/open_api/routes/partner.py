@@ -8,10 +8,11 @@ from typing import Any
 from pydantic import Field
 from starlette.requests import Request
 
-from app.accounts.errors import InvalidState
+from app.catalog.errors import InvalidState
 from app.open_api.idempotency import request_fingerprint
 from app.open_api.router import ChannelInfo
-from app.open_api.routes._shared import UsageQuery, _service, _usage, _window
+from app.open_api.routes._shared import UsageQuery, _usage, _window
+from app.open_api.routes.responses import OpenVideoPage, PlayUrlOut, UploadOut, UsageOut
 from app.open_api.service import CallContext
 from app.vod.base import VodProvider
 from app.web.operation import Call, Operation, operation
@@ -63,6 +64,7 @@ class OpenVideoQuery(QueryInput):
     tag="open-api",
     query=OpenVideoQuery,
     errors=(401, 402, 403, 429),
+    response=OpenVideoPage,
 )
 async def open_videos(call: Call) -> Any:
     query: OpenVideoQuery = call.query
@@ -79,7 +81,7 @@ async def open_videos(call: Call) -> Any:
             }
         )
 
-    return await _service(call).call(
+    return await call.services.open_api.call(
         _context(call, "catalog.search"), None, local=search, read_only=True
     )
 
@@ -90,6 +92,7 @@ async def open_videos(call: Call) -> Any:
     summary="获取播放地址 (video.play_url)",
     tag="open-api",
     errors=(401, 402, 403, 404, 429, 502, 503),
+    response=PlayUrlOut,
 )
 async def open_play_url(call: Call) -> Any:
     video_id = call.path_id()
@@ -109,7 +112,7 @@ async def open_play_url(call: Call) -> Any:
         return {"video_id": video_id, "url": signed.url, "expires_at": signed.expires_at}
 
     # Signing a URL (and the lookup it may need) changes nothing at the provider.
-    return await _service(call).call(ctx, play, resolve=resolve, read_only=True)
+    return await call.services.open_api.call(ctx, play, resolve=resolve, read_only=True)
 
 
 class UploadIn(Input):
@@ -124,6 +127,7 @@ class UploadIn(Input):
     tag="open-api",
     body=UploadIn,
     errors=(401, 402, 403, 429, 502, 503),
+    response=UploadOut,
 )
 async def open_upload(call: Call) -> Any:
     body: UploadIn = call.body
@@ -143,7 +147,7 @@ async def open_upload(call: Call) -> Any:
             "expires_at": creds.expires_at,
         }
 
-    return await _service(call).call(ctx, upload)
+    return await call.services.open_api.call(ctx, upload)
 
 
 @operation(
@@ -153,6 +157,7 @@ async def open_upload(call: Call) -> Any:
     tag="open-api",
     query=UsageQuery,
     errors=(401, 402, 403, 429),
+    response=UsageOut,
 )
 async def open_usage(call: Call) -> Any:
     window = _window(call.query)
@@ -160,7 +165,7 @@ async def open_usage(call: Call) -> Any:
     async def usage(info: Any) -> Any:
         return await _usage(call.query, window, info.user_id)
 
-    return await _service(call).call(
+    return await call.services.open_api.call(
         _context(call, "usage.read"), None, local=usage, read_only=True
     )
 

@@ -12,11 +12,17 @@ from app.open_api.routes._shared import (
     QuotaLimit,
     UsageQuery,
     _logs,
-    _service,
     _spec,
     _token_out,
     _usage,
     _window,
+)
+from app.open_api.routes.responses import (
+    CreatedTokenOut,
+    LogPage,
+    TokenOut,
+    UsageOut,
+    WalletOut,
 )
 from app.web.operation import Call, Operation, operation
 from app.web.types import MAX_BIGINT, Id, Input, Patch, QueryInput, Text
@@ -50,10 +56,11 @@ class TokenPatch(Patch):
     body=TokenIn,
     status=201,
     access="user",
+    response=CreatedTokenOut,
 )
 async def create_token(call: Call) -> Any:
     body: TokenIn = call.body
-    service = _service(call)
+    service = call.services.open_api
     created = await manage.create_token(
         call.current_user.id, _spec(body, set(body.model_fields_set)), pepper=service.pepper
     )
@@ -73,6 +80,7 @@ class TokenListQuery(QueryInput):
     tag="open-api-tokens",
     query=TokenListQuery,
     access="user",
+    response=list[TokenOut],
 )
 async def list_tokens(call: Call) -> Any:
     rows = await manage.list_tokens(
@@ -88,6 +96,7 @@ async def list_tokens(call: Call) -> Any:
     tag="open-api-tokens",
     query=LogQuery,
     access="user",
+    response=LogPage,
 )
 async def my_logs(call: Call) -> Any:
     return await _logs(call.query, call.current_user.id)
@@ -104,6 +113,7 @@ class MyUsageQuery(UsageQuery):
     tag="open-api-tokens",
     query=MyUsageQuery,
     access="user",
+    response=UsageOut,
 )
 async def my_usage(call: Call) -> Any:
     query = call.query
@@ -116,12 +126,20 @@ async def my_usage(call: Call) -> Any:
     summary="我的钱包余额 (纳单位)",
     tag="open-api-tokens",
     access="user",
+    response=WalletOut,
 )
 async def my_wallet(call: Call) -> Any:
     return await manage.wallet(call.current_user.id)
 
 
-@operation("GET", "/api/tokens/{id}", summary="查看令牌", tag="open-api-tokens", access="user")
+@operation(
+    "GET",
+    "/api/tokens/{id}",
+    summary="查看令牌",
+    tag="open-api-tokens",
+    access="user",
+    response=TokenOut,
+)
 async def get_token(call: Call) -> Any:
     return _token_out(await manage.get_token(call.path_id(), call.current_user.id))
 
@@ -133,13 +151,14 @@ async def get_token(call: Call) -> Any:
     tag="open-api-tokens",
     body=TokenPatch,
     access="user",
+    response=TokenOut,
 )
 async def update_token(call: Call) -> Any:
     token_id = call.path_id()
     row = await manage.update_token(
         token_id, _spec(call.body, set(call.body.model_fields_set)), call.current_user.id
     )
-    _service(call).tokens.invalidate_token(token_id)
+    call.services.open_api.tokens.invalidate_token(token_id)
     return _token_out(row)
 
 
@@ -150,11 +169,12 @@ async def update_token(call: Call) -> Any:
     tag="open-api-tokens",
     status=204,
     access="user",
+    response=None,
 )
 async def delete_token(call: Call) -> Any:
     token_id = call.path_id()
     await manage.delete_token(token_id, call.current_user.id)
-    _service(call).tokens.invalidate_token(token_id)
+    call.services.open_api.tokens.invalidate_token(token_id)
     return None
 
 

@@ -20,13 +20,15 @@ import pytest
 from starlette.applications import Starlette
 
 from app import create_app
-from app.commerce import Commerce, SubscriptionEntitlements, install
+from app.commerce import Commerce, SubscriptionEntitlements
 from app.files import MIGRATIONS_DIR
 from app.sandbox.payments import AlipayStub, KeyPair, WechatPayStub, generate_keypair
 from app.sandbox.vod import TencentVodStub
 from app.settings import AppConfig, PaymentConfig
 from luser_db import Db
 from luser_db.migrations import Migrator
+
+from ..response_shapes import shape_check
 
 MIGRATIONS = str(MIGRATIONS_DIR)
 PASSWORD = "s3cret-Passw0rd"
@@ -108,21 +110,23 @@ def shop_config(
 @pytest.fixture(scope="session")
 async def shop_app(shop_config: AppConfig) -> AsyncIterator[Starlette]:
     app = create_app(shop_config, entitlements=SubscriptionEntitlements())
-    install(app)
     async with app.router.lifespan_context(app):
         yield app
 
 
 @pytest.fixture(scope="session")
 def commerce(shop_app: Starlette) -> Commerce:
-    found: Commerce = shop_app.state.commerce
+    found: Commerce = shop_app.state.services.commerce
     return found
 
 
 @pytest.fixture(scope="session")
 async def shop(shop_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=shop_app, client=("10.0.0.2", 4321))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    hooks = {"response": [shape_check(shop_app)]}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", event_hooks=hooks
+    ) as client:
         yield client
 
 

@@ -273,24 +273,15 @@ async def test_payments_feature_switch_refuses_new_orders(
     assert r.status_code == 403 and r.json()["error"]["code"] == "PAYMENTS_DISABLED"
 
 
-def test_install_is_idempotent() -> None:
-    from starlette.applications import Starlette
-
+def test_the_app_serves_every_commerce_operation_once() -> None:
     from app import create_app
-    from app.commerce import install
+    from app.commerce.feature import feature
 
-    app = Starlette()
-    install(app)
-    once = len(app.router.routes)
-    lifespan = app.router.lifespan_context
-    install(app)
-    assert once > 0 and len(app.router.routes) == once
-    assert app.router.lifespan_context is lifespan
-    # The service installs it already: installing again changes nothing.
     service = create_app()
-    routes = len(service.router.routes)
-    install(service)
-    assert len(service.router.routes) == routes
+    keys = [(r.path, m) for r in service.routes for m in getattr(r, "methods", None) or ()]
+    assert feature.operations
+    for op in feature.operations:
+        assert keys.count((op.path, op.method)) == 1, op.path
 
 
 async def test_play_unlocks_with_the_subscription_and_locks_after_refund(

@@ -13,13 +13,14 @@ import httpx
 import pytest
 
 from app import create_app
-from app import open_api as open_api_pkg
 from app.accounts.security import AccessTokens
 from app.lifespan import init_database
+from app.open_api.feature import feature as open_api_feature
 from app.open_api.service import OpenApi
 from app.sandbox.vod import PROXY_ENV_VARS, TencentVodStub
 from app.settings import AppConfig
 
+from ..response_shapes import shape_check
 from .conftest import PEPPER
 
 __all__ = ["PRICE", "Env", "env", "flush", "partner", "play", "sk", "stubs"]
@@ -50,7 +51,7 @@ class Env:
 
     @property
     def service(self) -> OpenApi:
-        return self.app.state.open_api  # type: ignore[no-any-return]
+        return self.app.state.services.open_api  # type: ignore[no-any-return]
 
     def jwt(self, user_id: int, role: str = "user") -> dict[str, str]:
         return {"Authorization": f"Bearer {AccessTokens(self.config.jwt).encode(user_id, role)}"}
@@ -71,16 +72,19 @@ async def env(
         }
     )
     app = create_app(config)
-    open_api_pkg.install(app, routes=True)
     # The app's own startup, minus its shutdown: that closes luser_db's global pools,
     # which sibling test modules of this session may still be using.
     app.state.config = config
-    app.state.services = app.state.build_services(config)
+    app.state.services = services = app.state.build_services(config)
     init_database(config)
     transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))
     async with (
-        open_api_pkg.lifespan(app),
-        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+        open_api_feature.lifespan(services),
+        httpx.AsyncClient(
+            transport=transport,
+            base_url="http://testserver",
+            event_hooks={"response": [shape_check(app)]},
+        ) as client,
     ):
         e = Env(client, app, config)
         async with pool.acquire() as conn:

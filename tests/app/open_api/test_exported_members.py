@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import app.open_api as open_api
+from app.open_api.feature import feature
 
 
 def test_all_names_exist_and_are_sorted() -> None:
@@ -13,7 +14,7 @@ def test_all_names_exist_and_are_sorted() -> None:
 
 
 def test_operations_have_unique_routes() -> None:
-    keys = [(op.method, op.path) for op in open_api.OPERATIONS]
+    keys = [(op.method, op.path) for op in feature.operations]
     assert len(keys) == len(set(keys))
     assert all(p.startswith(("/open/v1/", "/api/tokens", "/api/admin/open/")) for _, p in keys)
 
@@ -21,6 +22,6 @@ def test_operations_have_unique_routes() -> None:
 def test_operations_render_in_the_openapi_document() -> None:
     from app.web.openapi import build_openapi
 
-    doc = build_openapi(list(open_api.OPERATIONS))
+    doc = build_openapi(list(feature.operations))
     assert "/open/v1/videos/{id}/play_url" in doc["paths"]
     assert "/api/admin/open/topups" in doc["paths"]

@@ -20,7 +20,6 @@ import httpx
 import pytest
 
 from app import create_app
-from app import open_api as open_api_pkg
 from app.lifespan import init_database
 from app.open_api.logs import LogWriter
 from app.open_api.service import CallContext
@@ -368,17 +367,15 @@ async def test_listings_never_show_secrets(env: Env, pool: asyncpg.Pool) -> None
     assert "default" in {g["name"] for g in r.json()["data"]}
 
 
-async def test_install_hooks_into_the_app_lifespan(env: Env) -> None:
+async def test_the_app_lifespan_runs_the_open_api(env: Env) -> None:
     app = create_app(env.config)
-    open_api_pkg.install(app)
-    open_api_pkg.install(app)  # idempotent for routes
     paths = [
         (getattr(r, "path", ""), sorted(getattr(r, "methods", None) or [])) for r in app.routes
     ]
     assert len(paths) == len({(p, tuple(m)) for p, m in paths})
     try:
         async with app.router.lifespan_context(app):
-            service = app.state.open_api
+            service = app.state.services.open_api
             assert service.logs.running and service.router.config.version > 0
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

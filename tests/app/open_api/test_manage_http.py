@@ -15,11 +15,12 @@ import httpx
 import pytest
 
 from app import create_app
-from app import open_api as open_api_pkg
 from app.accounts.security import AccessTokens
 from app.lifespan import init_database
+from app.open_api.feature import feature as open_api_feature
 from app.settings import AppConfig
 
+from ..response_shapes import shape_check
 from .conftest import PEPPER, MakeUser
 
 MAX_BIGINT = 2**63 - 1
@@ -68,12 +69,16 @@ async def admin_api(
     # The app's startup without its shutdown, which would close luser_db's pools
     # that sibling modules of this session still use.
     app.state.config = config
-    app.state.services = app.state.build_services(config)
+    app.state.services = services = app.state.build_services(config)
     init_database(config)
     transport = httpx.ASGITransport(app=app, client=("10.9.8.7", 40000))
     async with (
-        open_api_pkg.lifespan(app),
-        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+        open_api_feature.lifespan(services),
+        httpx.AsyncClient(
+            transport=transport,
+            base_url="http://testserver",
+            event_hooks={"response": [shape_check(app)]},
+        ) as client,
     ):
         yield Admin(client, config, make_admin_id)
     await app.state.services.aclose()

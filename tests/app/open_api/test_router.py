@@ -10,7 +10,7 @@ from collections import Counter
 import asyncpg
 import pytest
 
-from app.open_api import manage
+from app.open_api import routing_config
 from app.open_api.router import ConfigRefresher, Route, RouterConfig, build_router_config
 from app.open_api.secretbox import SecretBox
 from luser_db.testing import count_statements
@@ -19,7 +19,7 @@ BOX = SecretBox.from_config("", b"test-pepper")
 
 
 async def _channel(weight: int = 1, priority: int = 0, status: str = "enabled") -> int:
-    row = await manage.save_channel(
+    row = await routing_config.save_channel(
         {
             "name": f"ch-{secrets.token_hex(4)}",
             "provider": "tencent",
@@ -35,7 +35,7 @@ async def _channel(weight: int = 1, priority: int = 0, status: str = "enabled") 
 
 async def _group() -> str:
     name = f"g{secrets.token_hex(4)}"
-    await manage.save_group(name, "1")
+    await routing_config.save_group(name, "1")
     return name
 
 
@@ -43,19 +43,19 @@ async def test_disabled_channel_or_ability_never_selected_after_refresh(pool: as
     group = await _group()
     a, b, c = await _channel(), await _channel(), await _channel()
     for ch in (a, b, c):
-        await manage.save_ability(group, "video.play_url", ch)
+        await routing_config.save_ability(group, "video.play_url", ch)
     refresher = ConfigRefresher(poll_interval=3600)
     config = await refresher.refresh()
     rng = random.Random(7)
     assert {config.pick(group, "video.play_url", rng).id for _ in range(300)} == {a, b, c}  # type: ignore[union-attr]
 
-    await manage.save_channel({"status": "disabled"}, BOX, a)
-    await manage.save_ability(group, "video.play_url", b, enabled=False)
+    await routing_config.save_channel({"status": "disabled"}, BOX, a)
+    await routing_config.save_ability(group, "video.play_url", b, enabled=False)
     config = await refresher.refresh()
     for _ in range(2_000):
         order = config.failover_order(group, "video.play_url", rng)
         assert [ch.id for ch in order] == [c]
-    await manage.save_channel({"status": "disabled"}, BOX, c)
+    await routing_config.save_channel({"status": "disabled"}, BOX, c)
     config = await refresher.refresh()
     # Nothing of the group's is routable now: it falls back to the default group's
     # routes (if any), never to a disabled channel or ability.
@@ -66,13 +66,13 @@ async def test_disabled_channel_or_ability_never_selected_after_refresh(pool: as
 async def test_refresh_follows_notifications(pool: asyncpg.Pool) -> None:
     group = await _group()
     ch = await _channel()
-    await manage.save_ability(group, "catalog.search", ch)
+    await routing_config.save_ability(group, "catalog.search", ch)
     refresher = ConfigRefresher(poll_interval=3600)  # no polling: only LISTEN can wake it
     await refresher.start()
     try:
         assert refresher.config.pick(group, "catalog.search") is not None
         before = refresher.config.version
-        await manage.save_channel({"status": "disabled"}, BOX, ch)
+        await routing_config.save_channel({"status": "disabled"}, BOX, ch)
         for _ in range(200):
             if refresher.config.version != before:
                 break
@@ -85,7 +85,7 @@ async def test_refresh_follows_notifications(pool: asyncpg.Pool) -> None:
 
 async def test_selection_reads_no_sql(pool: asyncpg.Pool) -> None:
     group = await _group()
-    await manage.save_ability(group, "catalog.search", await _channel())
+    await routing_config.save_ability(group, "catalog.search", await _channel())
     config = await ConfigRefresher(poll_interval=3600).refresh()
     with count_statements() as counter:
         for _ in range(1_000):
