@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import luser_config
 import luser_db
 from app.config_checks import check_migrated, check_production
+from app.sandbox import sandbox_mode
 from luser_common import AppError
 from luser_common.tasks import every
 from luser_common.utils import SecretUrlFilter
@@ -134,6 +135,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if installed:
             luser_config.reset_config()
         raise
+    sandbox = contextlib.AsyncExitStack()  # sandbox mode: providers aimed at stand-ins
+    config = await sandbox.enter_async_context(sandbox_mode(config))
     app.state.config = config
     app.state.services = app.state.build_services(config)
     tasks = [
@@ -150,6 +153,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await app.state.services.aclose()
+        await sandbox.aclose()
         await luser_db.close()
         logging.getLogger("luser").setLevel(previous_log_level)
         if installed:

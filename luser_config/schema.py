@@ -303,7 +303,11 @@ class AliyunVodConfig(_Section):
 
 
 class VodConfig(_Section):
-    default_provider: str = Field(default="tencent", pattern="^(tencent|aliyun)$")
+    # Sections of providers the app registers beyond these two arrive as extra keys;
+    # the app's provider registry validates names and sections (app.vod.registry).
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    default_provider: str = Field(default="tencent", description="a registered VOD provider")
     tencent: TencentVodConfig = Field(default_factory=TencentVodConfig)
     aliyun: AliyunVodConfig = Field(default_factory=AliyunVodConfig)
 
@@ -337,11 +341,27 @@ class WechatPayConfig(_Section):
 
 
 class PaymentConfig(_Section):
+    # Like VodConfig: sections of further registered providers are extra keys.
+    model_config = ConfigDict(frozen=True, extra="allow")
+
     order_expire_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
     reconcile_after_minutes: int = Field(default=5, ge=1, le=24 * 60)
     reconcile_interval_seconds: int = Field(default=60, ge=5, le=86400)
     alipay: AlipayConfig = Field(default_factory=AlipayConfig)
     wechat: WechatPayConfig = Field(default_factory=WechatPayConfig)
+
+
+class SandboxConfig(_Section):
+    enabled: bool | None = Field(
+        default=None,
+        description="VOD and payments against the built-in offline sandbox; "
+        "unset: on in development or with the embedded database (never in production)",
+    )
+    public_url: str = Field(
+        default="",
+        description="the service's URL the sandbox sends notifications to "
+        "('' -> http://<server.host>:<server.port>)",
+    )
 
 
 class EncryptionConfig(_Section):
@@ -446,6 +466,7 @@ class AppConfig(BaseModel):
     jwt: JwtConfig = Field(default_factory=JwtConfig)
     vod: VodConfig = Field(default_factory=VodConfig)
     payment: PaymentConfig = Field(default_factory=PaymentConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     open_api: OpenApiConfig = Field(default_factory=OpenApiConfig)
     encryption: EncryptionConfig = Field(default_factory=EncryptionConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
