@@ -35,11 +35,12 @@ def sandbox_enabled(config: AppConfig) -> bool:
     """Whether VOD and payments run against the built-in sandbox.
 
     ``sandbox.enabled`` decides when set; unset, the sandbox is on in development and
-    with the embedded database (a newcomer's ``luser serve``), never in production.
+    with the embedded database (a newcomer's ``luser serve``) in a single worker (its
+    stand-ins live in the service process), never in production.
     """
     if config.sandbox.enabled is not None:
         return config.sandbox.enabled
-    if config.env.lower() in PRODUCTION_ENVS:
+    if config.env.lower() in PRODUCTION_ENVS or config.server.workers > 1:
         return False
     return config.env == "development" or uses_embedded(config)
 
@@ -58,7 +59,7 @@ def provider_problems(config: AppConfig) -> list[str]:
     for section, known in (("vod", VOD_PROVIDERS), ("payment", PAYMENT_PROVIDERS)):
         extra = getattr(config, section).model_extra or {}
         problems += [f"{section}.{name} 不是已注册的服务商" for name in extra if name not in known]
-    if sandbox_enabled(config) and config.server.workers > 1:
+    if config.sandbox.enabled and config.server.workers > 1:
         problems.append("server.workers 在沙箱模式下必须为 1 (沙箱在服务进程内运行)")
     return problems
 

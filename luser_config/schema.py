@@ -11,7 +11,7 @@ field descriptions and constraints here (``luser config docs``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -306,6 +306,11 @@ class VodConfig(_Section):
     # Sections of providers the app registers beyond these two arrive as extra keys;
     # the app's provider registry validates names and sections (app.vod.registry).
     model_config = ConfigDict(frozen=True, extra="allow")
+    extra_key_doc: ClassVar[tuple[str, str, str]] = (
+        "table",
+        "",
+        "the section of a further provider the app registers",
+    )
 
     default_provider: str = Field(default="tencent", description="a registered VOD provider")
     tencent: TencentVodConfig = Field(default_factory=TencentVodConfig)
@@ -343,6 +348,11 @@ class WechatPayConfig(_Section):
 class PaymentConfig(_Section):
     # Like VodConfig: sections of further registered providers are extra keys.
     model_config = ConfigDict(frozen=True, extra="allow")
+    extra_key_doc: ClassVar[tuple[str, str, str]] = (
+        "table",
+        "",
+        "the section of a further provider the app registers",
+    )
 
     order_expire_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
     reconcile_after_minutes: int = Field(default=5, ge=1, le=24 * 60)
