@@ -365,7 +365,8 @@ class SandboxConfig(_Section):
     enabled: bool | None = Field(
         default=None,
         description="VOD and payments against the built-in offline sandbox; "
-        "unset: on in development or with the embedded database (never in production)",
+        "unset: on in development or with the embedded database, with one worker "
+        "(never in production)",
     )
     public_url: str = Field(
         default="",

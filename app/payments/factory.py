@@ -61,9 +61,7 @@ def payment_section(config: PaymentConfig, name: str) -> BaseModel:
     """The ``[payment.<name>]`` section as the provider's config model (typed fields
     for the built-in providers, an extra key for ones added by the registry alone)."""
     spec = PAYMENT_PROVIDERS[name]
-    value: Any = getattr(config, name, None)
-    if value is None:
-        value = (config.model_extra or {}).get(name, {})
+    value: Any = getattr(config, name, None) or {}  # pydantic exposes extra keys too
     if isinstance(value, spec.config):
         return value
     if isinstance(value, BaseModel):

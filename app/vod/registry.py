@@ -90,9 +90,7 @@ def vod_section(vod_config: VodConfig, name: str) -> BaseModel:
     registry alone has its section as an extra key, validated here by its own model.
     """
     spec = VOD_PROVIDERS[check_vod_name(name)]
-    value: Any = getattr(vod_config, name, None)
-    if value is None:
-        value = (vod_config.model_extra or {}).get(name, {})
+    value: Any = getattr(vod_config, name, None) or {}  # pydantic exposes extra keys too
     if isinstance(value, spec.config):
         return value
     if isinstance(value, BaseModel):
