@@ -165,6 +165,10 @@ def serve(
             _migrate_first()
         if cfg.env == "development" and not no_seed:
             _seed_first()
+        # The app loads its config again in the worker: it must know where it listens
+        # (the sandbox's notifications are sent there).
+        os.environ.update({"LUSER__SERVER__PORT": str(port)} if port else {})
+        os.environ.update({"LUSER__SERVER__HOST": host} if host else {})
         status = run_uvicorn(
             uvicorn.Config(
                 "app.main:create_app",

@@ -1,5 +1,6 @@
-"""What the service refuses to start with: public secrets and, unless allowed, the
-embedded database in production; a database without the service's schema anywhere."""
+"""What the service refuses to start with: public secrets, the sandbox and, unless
+allowed, the embedded database in production; provider settings its registries do not
+know and a database without the service's schema anywhere."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ __all__ = [
     "check_migrated",
     "check_production",
     "production_problems",
+    "provider_problems",
+    "sandbox_enabled",
     "uses_embedded",
 ]
 
@@ -27,6 +30,39 @@ def uses_embedded(config: AppConfig) -> bool:
     """Whether the primary database is the embedded PostgreSQL (no ``database.url``)."""
     url = config.database.url
     return url is None or not url.get_secret_value()
+
+
+def sandbox_enabled(config: AppConfig) -> bool:
+    """Whether VOD and payments run against the built-in sandbox.
+
+    ``sandbox.enabled`` decides when set; unset, the sandbox is on in development and
+    with the embedded database (a newcomer's ``luser serve``) in a single worker (its
+    stand-ins live in the service process), never in production.
+    """
+    if config.sandbox.enabled is not None:
+        return config.sandbox.enabled
+    if config.env.lower() in PRODUCTION_ENVS or config.server.workers > 1:
+        return False
+    return config.env == "development" or uses_embedded(config)
+
+
+def provider_problems(config: AppConfig) -> list[str]:
+    """Provider names and sections the VOD and payment registries do not know."""
+    from app.payments.factory import PAYMENT_PROVIDERS
+    from app.vod.registry import VOD_PROVIDERS
+
+    problems = []
+    if config.vod.default_provider not in VOD_PROVIDERS:
+        problems.append(
+            f"vod.default_provider 不是已注册的视频点播服务: {config.vod.default_provider} "
+            f"(可选: {', '.join(VOD_PROVIDERS)})"
+        )
+    for section, known in (("vod", VOD_PROVIDERS), ("payment", PAYMENT_PROVIDERS)):
+        extra = getattr(config, section).model_extra or {}
+        problems += [f"{section}.{name} 不是已注册的服务商" for name in extra if name not in known]
+    if config.sandbox.enabled and config.server.workers > 1:
+        problems.append("server.workers 在沙箱模式下必须为 1 (沙箱在服务进程内运行)")
+    return problems
 
 
 def _env_var(key: str) -> str:
@@ -43,6 +79,11 @@ def production_problems(config: AppConfig) -> list[str]:
         for key in dict.fromkeys([*public_secrets(config, CONFIG_DIR), *public_secrets(config)])
     ]
     problems += [f"{key} 不能为空, 请设置 {_env_var(key)}" for key in _empty_required(config)]
+    if config.sandbox.enabled:
+        problems.append(
+            "sandbox.enabled 不能在生产环境开启: 沙箱的支付和点播不会真实扣款或播放 "
+            "(请删除该设置并配置真实的服务商)"
+        )
     if uses_embedded(config) and not config.database.embedded_in_production:
         problems.append(
             "未配置 database.url: 生产环境默认不使用内置 PostgreSQL "
@@ -61,7 +102,11 @@ def _empty_required(config: AppConfig) -> list[str]:
 
 
 def check_production(config: AppConfig) -> None:
-    """Raise ConfigError naming every reason ``config`` must not run in production."""
+    """Raise ConfigError naming every reason ``config`` must not run (in production,
+    or anywhere for provider settings the registries do not know)."""
+    problems = provider_problems(config)
+    if problems:
+        raise ConfigError("配置错误: " + "; ".join(problems), field=_first_key(problems))
     problems = production_problems(config)
     if problems:
         raise ConfigError("生产环境拒绝启动: " + "; ".join(problems), field=_first_key(problems))

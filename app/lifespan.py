@@ -17,6 +17,7 @@ import luser_db
 from app.config_checks import check_migrated, check_production
 from app.container import Services
 from app.features import run_features
+from app.sandbox import sandbox_mode
 from app.settings import AppConfig
 from luser_common import AppError
 from luser_common.utils import SecretUrlFilter
@@ -126,16 +127,21 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if installed:
             luser_config.reset_config()
         raise
-    app.state.config = config
-    services: Services = app.state.build_services(config)
-    app.state.services = services
+    sandbox = contextlib.AsyncExitStack()  # sandbox mode: providers aimed at stand-ins
     try:
-        async with run_features(app.state.features, services):
-            if config.server.gc_freeze:
-                freeze_startup_heap()
-            yield
+        config = await sandbox.enter_async_context(sandbox_mode(config))
+        app.state.config = config
+        services: Services = app.state.build_services(config)
+        app.state.services = services
+        try:
+            async with run_features(app.state.features, services):
+                if config.server.gc_freeze:
+                    freeze_startup_heap()
+                yield
+        finally:
+            await services.aclose()
     finally:
-        await services.aclose()
+        await sandbox.aclose()
         await luser_db.close()
         logging.getLogger("luser").setLevel(previous_log_level)
         if installed:

@@ -1,7 +1,9 @@
-"""Development demo data: categories, published videos and an admin account.
+"""Development demo data: categories, published videos, plans and an admin account.
 
 Idempotent: does nothing when categories already exist. Never run in production
-(``luser serve`` only seeds when ``env == "development"``).
+(``luser serve`` only seeds when ``env == "development"``). In sandbox mode every
+video's media id plays the sandbox's demo video, and the plans can be bought with
+the sandbox's Alipay and WeChat Pay.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from app.accounts.service import Accounts
 from app.catalog.category import Category
 from app.catalog.models import Video
 from app.catalog.status import MediaState, VideoStatus
+from app.commerce.models import Plan
 from app.container import Services
+from app.settings import AppConfig
 from luser_db import transaction
 
 T = TypeVar("T")
@@ -56,6 +60,11 @@ TITLES = [
     "黄山云海",
     "家常早餐",
 ]
+# (name, description, level, duration_days, price_fen): level 1 unlocks every member video.
+PLANS = [
+    ("月度会员", "30 天观看全部会员视频", 1, 30, 2500),
+    ("年度会员", "365 天观看全部会员视频, 更优惠", 1, 365, 19800),
+]
 
 
 async def seed_demo_data(accounts: Accounts) -> bool:
@@ -90,20 +99,31 @@ async def seed_demo_data(accounts: Accounts) -> bool:
                 required_level=0 if i % 4 == 0 else 1,
                 published_at=now - timedelta(hours=i),
             ).save()
+        for order, (name, description, level, days, price) in enumerate(PLANS):
+            await Plan(
+                name=name,
+                description=description,
+                level=level,
+                duration_days=days,
+                price_fen=price,
+                sort_order=order,
+            ).save()
     logger.info("seeded demo data; admin %s", ADMIN_ACCOUNT)
     return True
 
 
-async def with_services(job: Callable[[Services], Awaitable[T]]) -> T:
-    """Run ``job(services)`` against the configured database outside the web app
-    (CLI commands), then close the pool."""
+async def with_services(
+    job: Callable[[Services], Awaitable[T]], config: AppConfig | None = None
+) -> T:
+    """Run ``job(services)`` against the configured database (``config``, default: files
+    and environment) outside the web app (CLI commands), then close the pool."""
     import luser_db
     from app.lifespan import init_database
     from app.settings import AppConfig
     from app.vod import VodRegistry
     from luser_config import load_config
 
-    config = load_config(schema=AppConfig)
+    config = config or load_config(schema=AppConfig)
     init_database(config)
     try:
         return await job(Services.build(config, VodRegistry(config.vod)))

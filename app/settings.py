@@ -9,6 +9,8 @@ like the generic ones. Read it typed with ``luser_config.get_config(AppConfig)``
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 import luser_config
@@ -22,6 +24,7 @@ __all__ = [
     "JwtConfig",
     "OpenApiConfig",
     "PaymentConfig",
+    "SandboxConfig",
     "TencentVodConfig",
     "VodConfig",
     "WechatPayConfig",
@@ -105,7 +108,17 @@ class AliyunVodConfig(Section):
 
 
 class VodConfig(Section):
-    default_provider: str = Field(default="tencent", pattern="^(tencent|aliyun)$")
+    # Sections of providers the app registers beyond the built-in ones arrive as extra
+    # keys; the provider registry validates names and sections (app.vod.registry,
+    # app.payments.factory).
+    model_config = ConfigDict(frozen=True, extra="allow")
+    extra_key_doc: ClassVar[tuple[str, str, str]] = (
+        "table",
+        "",
+        "the section of a further provider the app registers",
+    )
+
+    default_provider: str = Field(default="tencent", description="a registered VOD provider")
     tencent: TencentVodConfig = Field(default_factory=TencentVodConfig)
     aliyun: AliyunVodConfig = Field(default_factory=AliyunVodConfig)
 
@@ -139,6 +152,16 @@ class WechatPayConfig(Section):
 
 
 class PaymentConfig(Section):
+    # Sections of providers the app registers beyond the built-in ones arrive as extra
+    # keys; the provider registry validates names and sections (app.vod.registry,
+    # app.payments.factory).
+    model_config = ConfigDict(frozen=True, extra="allow")
+    extra_key_doc: ClassVar[tuple[str, str, str]] = (
+        "table",
+        "",
+        "the section of a further provider the app registers",
+    )
+
     order_expire_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
     reconcile_after_minutes: int = Field(default=5, ge=1, le=24 * 60)
     reconcile_interval_seconds: int = Field(default=60, ge=5, le=86400)
@@ -192,6 +215,20 @@ class OpenApiConfig(Section):
     upstream_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
 
 
+class SandboxConfig(Section):
+    enabled: bool | None = Field(
+        default=None,
+        description="VOD and payments against the built-in offline sandbox; "
+        "unset: on in development or with the embedded database, with one worker "
+        "(never in production)",
+    )
+    public_url: str = Field(
+        default="",
+        description="the service's URL the sandbox sends notifications to "
+        "('' -> http://<server.host>:<server.port>)",
+    )
+
+
 @luser_config.use_schema
 class AppConfig(Settings):
     """The service's whole configuration: the generic sections and the app's."""
@@ -199,5 +236,6 @@ class AppConfig(Settings):
     jwt: JwtConfig = Field(default_factory=JwtConfig)
     vod: VodConfig = Field(default_factory=VodConfig)
     payment: PaymentConfig = Field(default_factory=PaymentConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     open_api: OpenApiConfig = Field(default_factory=OpenApiConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)

@@ -107,7 +107,10 @@ def iter_keys(model: type[BaseModel] | None = None, prefix: str = "") -> Iterato
         if sub is not None:
             yield from iter_keys(sub, key + ".")
             if sub.model_config.get("extra") == "allow" and prefix == "" and name != "extensions":
-                yield KeyDoc(f"{key}.<name>", "bool", "`false`", "", False, "any other flag")
+                kind, default, about = getattr(
+                    sub, "extra_key_doc", ("bool", "`false`", "any other flag")
+                )
+                yield KeyDoc(f"{key}.<name>", kind, default, "", False, about)
             continue
         entry = _dict_model(field.annotation)
         if entry is not None:

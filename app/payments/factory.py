@@ -1,12 +1,72 @@
-"""Build the enabled providers from the ``payment`` config section."""
+"""The payment port's one registry, and the enabled providers built from it.
+
+``PAYMENT_PROVIDERS`` maps a provider name (an attempt's ``provider`` column, the
+notify route's ``{provider}``, a ``[payment.<name>]`` config section) to its
+:class:`ProviderSpec`. Adding a provider is one module plus one line here.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, WithJsonSchema
+
 from app.payments.providers import AlipayProvider, PaymentProvider, WechatPayProvider
-from app.settings import PaymentConfig
+from app.settings import AlipayConfig, PaymentConfig, WechatPayConfig
 from luser_common.errors import NotFound
 
-__all__ = ["PaymentProviders", "build_providers"]
+__all__ = [
+    "PAYMENT_PROVIDERS",
+    "PaymentProviderName",
+    "PaymentProviders",
+    "ProviderSpec",
+    "build_providers",
+    "payment_section",
+]
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """How to build one payment provider: its class, its config model (with an
+    ``enabled`` flag) and its sandbox stand-in (``module:Class``, imported only when
+    the sandbox runs)."""
+
+    provider: type[PaymentProvider]
+    config: type[BaseModel]
+    sandbox: str
+
+
+PAYMENT_PROVIDERS: dict[str, ProviderSpec] = {
+    "alipay": ProviderSpec(AlipayProvider, AlipayConfig, "app.sandbox.cashier:SandboxAlipay"),
+    "wechat": ProviderSpec(WechatPayProvider, WechatPayConfig, "app.sandbox.cashier:SandboxWechat"),
+}
+
+
+def _pydantic_payment_name(name: str) -> str:
+    if name not in PAYMENT_PROVIDERS:
+        raise ValueError(f"不支持的支付渠道, 可选: {', '.join(sorted(PAYMENT_PROVIDERS))}")
+    return name
+
+
+# A request field naming a payment provider, checked against the registry on arrival.
+PaymentProviderName = Annotated[
+    str,
+    AfterValidator(_pydantic_payment_name),
+    WithJsonSchema({"type": "string", "enum": list(PAYMENT_PROVIDERS)}),
+]
+
+
+def payment_section(config: PaymentConfig, name: str) -> BaseModel:
+    """The ``[payment.<name>]`` section as the provider's config model (typed fields
+    for the built-in providers, an extra key for ones added by the registry alone)."""
+    spec = PAYMENT_PROVIDERS[name]
+    value: Any = getattr(config, name, None) or {}  # pydantic exposes extra keys too
+    if isinstance(value, spec.config):
+        return value
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    return spec.config.model_validate(value)
 
 
 class PaymentProviders:
@@ -35,8 +95,8 @@ def build_providers(config: PaymentConfig) -> PaymentProviders:
     Construction is offline: keys are parsed locally, nothing is fetched.
     """
     providers: dict[str, PaymentProvider] = {}
-    if config.alipay.enabled:
-        providers[AlipayProvider.name] = AlipayProvider(config.alipay)
-    if config.wechat.enabled:
-        providers[WechatPayProvider.name] = WechatPayProvider(config.wechat)
+    for name, spec in PAYMENT_PROVIDERS.items():
+        section = payment_section(config, name)
+        if getattr(section, "enabled", False):
+            providers[name] = spec.provider(section)  # type: ignore[call-arg]
     return PaymentProviders(providers)

@@ -51,7 +51,7 @@ def provider_error(
     provider: str, code: str, message: str = "", request_id: str | None = None
 ) -> ExternalServiceError:
     return ExternalServiceError(
-        f"{DISPLAY[provider]}调用失败: {code}",
+        f"{DISPLAY.get(provider, provider)}调用失败: {code}",
         details=_details(provider, code, request_id, message),
     )
 
@@ -59,20 +59,20 @@ def provider_error(
 def unreachable(provider: str, code: str) -> NetworkError:
     # The transport's own message names internal hosts and ports: it stays in __cause__.
     return NetworkError(
-        f"{DISPLAY[provider]}暂时无法访问, 请稍后重试",
+        f"{DISPLAY.get(provider, provider)}暂时无法访问, 请稍后重试",
         details=_details(provider, code, None, ""),
     )
 
 
 def media_not_found(provider: str, media_id: str, code: str = "NotFound") -> NotFound:
     return NotFound(
-        f"{DISPLAY[provider]}中不存在该媒体文件",
+        f"{DISPLAY.get(provider, provider)}中不存在该媒体文件",
         details={"provider": provider, "code": code, "media_id": media_id},
     )
 
 
 def missing_setting(provider: str, setting: str) -> ConfigError:
-    return ConfigError(f"{DISPLAY[provider]}缺少配置: vod.{provider}.{setting}")
+    return ConfigError(f"{DISPLAY.get(provider, provider)}缺少配置: vod.{provider}.{setting}")
 
 
 def lower_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -84,7 +84,10 @@ def _parameters(op: Operation, schemas: _Schemas) -> list[dict[str, Any]]:
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_BIGINT},
+            # ``{id}`` is a row id; other path parts are names (``{provider}``).
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_BIGINT}
+            if name == "id"
+            else {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,31}$"},
         }
         for name in op.path_params
     ]

@@ -9,10 +9,11 @@ from pydantic import Field
 
 from app.catalog.routes.categories import DeletedOut
 from app.catalog.routes.videos import page_out
+from app.vod.registry import VodProviderName
 from app.web.operation import Call, Operation, operation
 from app.web.types import Id, Input, Output, Patch, QueryInput, Text
 
-Provider = Literal["tencent", "aliyun"]
+Provider = VodProviderName  # checked against app.vod.registry.VOD_PROVIDERS
 Status = Literal["draft", "processing", "published", "offline"]
 MAX_DURATION = 100 * 3600
 MAX_PREVIEW = 3600

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from app.vod.registry import VOD_PROVIDERS
 from app.web.operation import Call, Operation, operation
 from app.web.types import Output
+from luser_common import NotFound
 from luser_common.http import read_body
 
 CALLBACK_BODY_LIMIT = 256 * 1024
@@ -22,7 +24,20 @@ class CallbackOut(Output):
     video_id: int | None
 
 
-async def _receive(call: Call, provider: str) -> CallbackOut:
+@operation(
+    "POST",
+    "/api/vod/callbacks/{provider}",
+    summary="A VOD provider's event callback",
+    tag="vod",
+    response=CallbackOut,
+    raw_body=True,
+    errors=(400, 403, 404, 502),
+)
+async def vod_callback(call: Call) -> CallbackOut:
+    """One route for every registered provider (``/api/vod/callbacks/tencent`` ...)."""
+    provider = call.request.path_params["provider"]
+    if provider not in VOD_PROVIDERS:
+        raise NotFound(f"视频点播服务不存在: {provider}", details={"provider": provider})
     body = await read_body(call.request, CALLBACK_BODY_LIMIT)
     outcome = await call.services.media.handle_callback(
         provider, call.request.headers, body, call.request.query_params
@@ -30,30 +45,4 @@ async def _receive(call: Call, provider: str) -> CallbackOut:
     return CallbackOut.model_validate(outcome)
 
 
-@operation(
-    "POST",
-    "/api/vod/callbacks/tencent",
-    summary="Tencent Cloud VOD event callback",
-    tag="vod",
-    response=CallbackOut,
-    raw_body=True,
-    errors=(400, 403, 502),
-)
-async def tencent_callback(call: Call) -> CallbackOut:
-    return await _receive(call, "tencent")
-
-
-@operation(
-    "POST",
-    "/api/vod/callbacks/aliyun",
-    summary="Aliyun VOD event callback",
-    tag="vod",
-    response=CallbackOut,
-    raw_body=True,
-    errors=(400, 403, 502),
-)
-async def aliyun_callback(call: Call) -> CallbackOut:
-    return await _receive(call, "aliyun")
-
-
-OPERATIONS: list[Operation] = [tencent_callback, aliyun_callback]
+OPERATIONS: list[Operation] = [vod_callback]

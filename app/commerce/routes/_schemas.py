@@ -10,11 +10,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictInt
 
+from app.payments.factory import PaymentProviderName
 from app.web.types import Input, Output, QueryInput, Text
 
 Fen = Annotated[StrictInt, Field(ge=1, le=10**12, description="金额, 单位: 分")]
 OrderStatusName = Literal["pending", "paid", "refunded", "closed", "expired"]
-ProviderName = Literal["alipay", "wechat"]
+ProviderName = PaymentProviderName  # checked against app.payments.factory.PAYMENT_PROVIDERS
 MethodName = Literal["page", "wap", "native", "jsapi"]
 
 

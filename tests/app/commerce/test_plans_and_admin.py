@@ -143,6 +143,6 @@ async def test_openapi_lists_the_commerce_operations(shop: httpx.AsyncClient) ->
     assert {
         "/api/orders",
         "/api/plans",
-        "/api/payments/notify/wechat",
+        "/api/payments/notify/{provider}",
         "/api/admin/revenue/daily",
     } <= set(paths)
