@@ -8,8 +8,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from app.accounts.cli import users_group
+from app.catalog.cli import videos_group
 from app.commerce.cli import payments_group
+from app.commerce.plans_cli import plans_group
 from app.config_checks import check_production, uses_embedded
+from app.open_api.cli import channels_group, prices_group, tokens_group, wallet_group
 from luser_config.cli import config_group
 from luser_config.schema import AppConfig
 from luser_db import start_embedded, stop_embedded
@@ -175,3 +179,10 @@ main.add_command(migrate_group)
 main.add_command(db_group)
 main.add_command(user_group)
 main.add_command(payments_group)
+main.add_command(users_group)
+main.add_command(plans_group)
+main.add_command(videos_group)
+main.add_command(channels_group)
+main.add_command(prices_group)
+main.add_command(tokens_group)
+main.add_command(wallet_group)
