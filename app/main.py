@@ -8,6 +8,7 @@ from starlette.middleware import Middleware
 from app import commerce, open_api
 from app.accounts import routes as accounts_routes
 from app.catalog import routes as catalog_routes
+from app.catalog import vod_jobs
 from app.config_features import FeatureGate
 from app.container import EntitlementChecker, LoginLimiter, ProviderLookup, Services
 from app.lifespan import CleanStartupFailure, lifespan, mask_secrets_in_access_logs
@@ -57,6 +58,7 @@ def create_app(
     install_error_handlers(app)
     open_api.install(app)
     commerce.install(app)
+    vod_jobs.install(app)
     app.state.explicit_config = config
     app.state.build_services = build_services
     return app

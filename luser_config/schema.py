@@ -269,6 +269,12 @@ class TencentVodConfig(_Section):
         default=SecretStr(""),
         description="shared secret in the callback URL query",
     )
+    event_mode: str = Field(
+        default="http",
+        pattern="^(http|pull)$",
+        description="'http': event callbacks to /api/vod/callbacks/tencent; "
+        "'pull': reliable callbacks (PullEvents + ConfirmEvents), HTTP callbacks refused",
+    )
     timeout_seconds: float = Field(default=10, gt=0, le=120, description="seconds per VOD API call")
 
 
@@ -306,6 +312,20 @@ class VodConfig(_Section):
     default_provider: str = Field(default="tencent", pattern="^(tencent|aliyun)$")
     tencent: TencentVodConfig = Field(default_factory=TencentVodConfig)
     aliyun: AliyunVodConfig = Field(default_factory=AliyunVodConfig)
+    jobs_interval_seconds: float = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        description="how often each service process deletes media at the provider and pulls "
+        "Tencent events (0: not in the service; run 'luser videos jobs --loop'); also the "
+        "first retry delay of a failed deletion (doubling)",
+    )
+    delete_max_attempts: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="provider deletions tried this often before they wait for an operator",
+    )
 
 
 class AlipayConfig(_Section):

@@ -160,3 +160,67 @@ def delete_cmd(video_id: int) -> None:
         click.echo(f"已删除视频 {video_id}")
 
     run(job)
+
+
+@videos_group.command("transcode")
+@click.argument("video_id", type=ID)
+@click.argument("template")
+@json_option
+@env_option
+@cli_errors
+def transcode_cmd(video_id: int, template: str, as_json: bool) -> None:
+    """Transcode a video's media with TEMPLATE (Tencent: definition; Aliyun: group id)."""
+    from app.catalog.routes.admin import TranscodeBody, TranscodeOut
+
+    body = validated(TranscodeBody, {"template": template})
+
+    async def job(ctx: AdminContext) -> None:
+        task = await ctx.services.media.transcode(video_id, body.template)
+        emit(TranscodeOut.model_validate(task), as_json=as_json)
+
+    run(job)
+
+
+@videos_group.command("jobs")
+@click.option("--loop", is_flag=True, help="Keep running, every vod.jobs_interval_seconds.")
+@env_option
+@cli_errors
+def jobs_cmd(loop: bool) -> None:
+    """Delete queued media at the provider and (pull mode) apply Tencent events."""
+    from app.catalog.vod_jobs import VodJobs
+    from luser_common.tasks import every
+
+    async def job(ctx: AdminContext) -> None:
+        jobs = VodJobs(ctx.services.media, ctx.config.vod)
+
+        async def one_pass() -> None:
+            report = await jobs.run_once()
+            click.echo(f"点播任务完成: 删除 {report.deletions}; 事件 {report.events}")
+
+        if not loop:
+            await one_pass()
+            return
+        await every(ctx.config.vod.jobs_interval_seconds or 30, one_pass, name="vod-jobs", first=0)
+
+    run(job)
+
+
+@videos_group.command("deletions")
+@click.option("--all", "include_done", is_flag=True, help="Include finished deletions.")
+@click.option("--retry-failed", is_flag=True, help="Queue failed deletions again first.")
+@json_option
+@env_option
+@cli_errors
+def deletions_cmd(include_done: bool, retry_failed: bool, as_json: bool) -> None:
+    """Media deletions at the provider: pending and failed ones (newest first)."""
+    from app.catalog.vod_jobs import VodJobs
+
+    async def job(ctx: AdminContext) -> None:
+        deletions = VodJobs(ctx.services.media, ctx.config.vod).deletions
+        if retry_failed:
+            click.echo(f"已重新排队 {await deletions.retry_failed()} 个删除任务", err=True)
+        rows = [r.to_dict() for r in await deletions.pending(include_done=include_done)]
+        columns = ("id", "video_id", "provider", "media_id", "status", "outcome", "attempts")
+        emit(rows, as_json=as_json, columns=(*columns, "next_attempt_at", "last_error"))
+
+    run(job)
