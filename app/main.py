@@ -12,6 +12,7 @@ from app.catalog import vod_jobs
 from app.config_features import FeatureGate
 from app.container import EntitlementChecker, LoginLimiter, ProviderLookup, Services
 from app.lifespan import CleanStartupFailure, lifespan, mask_secrets_in_access_logs
+from app.notify import jobs as notify_jobs
 from app.vod import VodRegistry
 from app.web import health
 from app.web.openapi import docs_routes
@@ -59,6 +60,7 @@ def create_app(
     open_api.install(app)
     commerce.install(app)
     vod_jobs.install(app)
+    notify_jobs.install(app)
     app.state.explicit_config = config
     app.state.build_services = build_services
     return app

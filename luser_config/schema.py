@@ -397,6 +397,24 @@ class CacheConfig(_Section):
     )
 
 
+class NotificationsConfig(_Section):
+    """What subscribers are told on payment, refund and expiry (app.notify)."""
+
+    drain_interval_seconds: float = Field(
+        default=10,
+        ge=0,
+        le=3600,
+        description="how often each service process delivers waiting notifications and "
+        "looks for expired subscriptions (0: not in the service)",
+    )
+    max_attempts: int = Field(
+        default=8, ge=1, le=100, description="delivery attempts before a notification is failed"
+    )
+    retry_seconds: float = Field(
+        default=30, gt=0, le=3600, description="delay before the first retry (doubling, max 1 h)"
+    )
+
+
 class FeaturesConfig(BaseModel):
     """Feature flags: the named ones below plus any other ``name = true/false``."""
 
@@ -467,6 +485,7 @@ class AppConfig(BaseModel):
     vod: VodConfig = Field(default_factory=VodConfig)
     payment: PaymentConfig = Field(default_factory=PaymentConfig)
     open_api: OpenApiConfig = Field(default_factory=OpenApiConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     encryption: EncryptionConfig = Field(default_factory=EncryptionConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)

@@ -16,6 +16,7 @@ from app.commerce._ids import new_number
 from app.commerce.errors import OrderNotFound, RefundNotAllowed
 from app.commerce.models import Order, PaymentAttempt, Refund
 from app.commerce.subscriptions import Subscriptions
+from app.notify import events as notify_events
 from app.payments import PaymentProviders, RefundResult, RefundStatus
 from luser_common.errors import AppError, ExternalServiceError, ValidationError
 from luser_db import Db, transaction
@@ -147,6 +148,7 @@ class Refunds:
             full,
             order.id,
         )
+        await notify_events.refund_succeeded(refund, order)  # same transaction as the refund
 
     async def mark_done(self, out_refund_no: str | None) -> bool:
         """A refund notification: ``processing`` -> ``succeeded``."""
