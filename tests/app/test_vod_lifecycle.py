@@ -5,6 +5,7 @@ renewal, and Tencent reliable callbacks (PullEvents + ConfirmEvents)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -17,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 from starlette.applications import Starlette
 
+from app.catalog import vod_jobs
 from app.catalog.deletions import MediaDeletions, VodDeletion
 from app.catalog.media import Media
 from app.catalog.vod_jobs import VodJobs
@@ -404,3 +406,36 @@ async def test_cli_runs_the_vod_jobs(
     assert media_id in aliyun.deleted
     rows = [r for r in json.loads(listed.stdout) if r["media_id"] == media_id]
     assert listed.exit_code == 0 and rows[0]["outcome"] == "deleted"
+
+
+async def test_the_service_runs_the_vod_jobs_every_interval(
+    api: httpx.AsyncClient,
+    admin: Account,
+    service_app: Starlette,
+    app_config: AppConfig,
+    aliyun: AliyunVodStub,
+) -> None:
+    """``vod_jobs.install`` runs the jobs every ``vod.jobs_interval_seconds`` (here on a bare
+    app whose own lifespan only sets config and services)."""
+    media_id = uuid.uuid4().hex
+    aliyun.add_video(media_id)
+    video = await _video(api, admin, provider="aliyun", media_id=media_id)
+    await _delete(api, admin, video["id"])
+    config = app_config.model_copy(
+        update={"vod": app_config.vod.model_copy(update={"jobs_interval_seconds": 0.01})}
+    )
+
+    @contextlib.asynccontextmanager
+    async def own_lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.config = config
+        app.state.services = service_app.state.services
+        yield
+
+    app = Starlette(lifespan=own_lifespan)
+    vod_jobs.install(app)
+    async with app.router.lifespan_context(app):
+        deadline = asyncio.get_running_loop().time() + 20
+        while (await _row(media_id)).status != "done":
+            assert asyncio.get_running_loop().time() < deadline, "the job never ran"
+            await asyncio.sleep(0.01)
+    assert media_id in aliyun.deleted

@@ -4,17 +4,22 @@ the refund or the expiry it reports, and drained with per-attempt bookkeeping.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from app.commerce import notifications as commerce_notifications
 from app.notify import Notification, Outbox
+from app.notify import jobs as notify_jobs
 from app.notify.outbox import OutboxMessage
 from app.sandbox.payments import WechatPayStub
 from luser_common import utc_now
+from luser_config.schema import AppConfig, NotificationsConfig
 from luser_db import Db
 
 from .conftest import Buyer, MakePlan, Order, order_row, post_wechat
@@ -238,3 +243,35 @@ async def test_subscription_expiry_is_notified_once(
     )
     await outbox.note_expiries()
     assert [m.kind for m in await _messages(still.id)] == ["payment_succeeded"]
+
+
+async def test_the_service_drains_the_outbox_with_the_app_sender(
+    shop: httpx.AsyncClient,
+    shop_wechat: WechatPayStub,
+    shop_config: AppConfig,
+    buyer: Buyer,
+    plan: dict[str, Any],
+    order_for: Order,
+) -> None:
+    """``install`` runs the job every ``notifications.drain_interval_seconds`` with the
+    sender set on ``app.state`` (here on a bare app whose own lifespan only sets config)."""
+    await _pay(shop, shop_wechat, buyer, plan, order_for)
+    config = shop_config.model_copy(
+        update={"notifications": NotificationsConfig(drain_interval_seconds=0.01)}
+    )
+
+    @contextlib.asynccontextmanager
+    async def own_lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.config = config
+        yield
+
+    app = Starlette(lifespan=own_lifespan)
+    sender = Recorder()
+    app.state.notification_sender = sender
+    notify_jobs.install(app)
+    async with app.router.lifespan_context(app):
+        deadline = asyncio.get_running_loop().time() + 20
+        while not sender.for_user(buyer.id):
+            assert asyncio.get_running_loop().time() < deadline, "the job never delivered"
+            await asyncio.sleep(0.01)
+    assert [m.kind for m in sender.for_user(buyer.id)] == ["payment_succeeded"]
