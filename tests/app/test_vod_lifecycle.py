@@ -25,6 +25,7 @@ from app.catalog.vod_jobs import VodJobs
 from app.cli import main
 from app.sandbox.vod import AliyunVodStub, TencentVodStub, tencent_new_file_upload
 from app.vod import VodRegistry
+from app.vod.aliyun import AliyunVodProvider
 from app.vod.base import CallbackRejected
 from app.vod.tencent import TencentVodProvider
 from luser_common import AppError, utc_now
@@ -439,3 +440,30 @@ async def test_the_service_runs_the_vod_jobs_every_interval(
             assert asyncio.get_running_loop().time() < deadline, "the job never ran"
             await asyncio.sleep(0.01)
     assert media_id in aliyun.deleted
+
+
+async def test_stand_ins_check_signatures_of_the_new_actions(
+    tencent: TencentVodStub, aliyun: AliyunVodStub
+) -> None:
+    """A client with the wrong secret is refused as the provider would refuse it."""
+    file_id = _file_id()
+    tencent.add_media(file_id)
+    forged = TencentVodProvider(tencent.config(secret_key="wrong-secret"))
+    for call in (forged.delete_media(file_id), forged.pull_events(), forged.confirm_events(["h"])):
+        with pytest.raises(AppError) as caught:
+            await call
+        assert caught.value.details["code"] == "AuthFailure.SignatureFailure"
+    assert file_id in tencent.media
+
+    media_id = uuid.uuid4().hex
+    aliyun.add_video(media_id)
+    wrong = AliyunVodProvider(aliyun.config(access_key_secret="wrong-secret"))
+    for ali_call in (
+        wrong.delete_media(media_id),
+        wrong.transcode(media_id, "g1"),
+        wrong.renew_upload_credentials(media_id, "t", "a.mp4"),
+    ):
+        with pytest.raises(AppError) as refused:
+            await ali_call
+        assert refused.value.details["code"] == "SignatureDoesNotMatch"
+    assert media_id in aliyun.videos
