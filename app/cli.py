@@ -34,6 +34,13 @@ SERVICE_HINT = "pip install 'luser[service]'"
 # Service command groups defined elsewhere in the app, imported when first used.
 _SERVICE_GROUPS = {
     "payments": ("app.commerce.cli", "payments_group", "Payments: reconcile pending orders."),
+    "users": ("app.accounts.cli", "users_group", "Users: search, show, disable, enable."),
+    "plans": ("app.commerce.plans_cli", "plans_group", "Plans: list, create, update."),
+    "videos": ("app.catalog.cli", "videos_group", "Videos: list, publish, delete, VOD jobs."),
+    "channels": ("app.open_api.cli", "channels_group", "Open API upstream channels."),
+    "prices": ("app.open_api.cli", "prices_group", "Open API prices."),
+    "tokens": ("app.open_api.cli", "tokens_group", "Open API tokens."),
+    "wallet": ("app.open_api.cli", "wallet_group", "Open API wallets: balance, top-up."),
 }
 
 

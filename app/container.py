@@ -1,7 +1,7 @@
 """The one services container: every feature's services, built once per application.
 
 Operations reach it one way, ``call.services.<feature>`` (``accounts``, ``catalog``,
-``media``, ``player``, ``providers``, ``commerce``, ``open_api``). Building it does no
+``media``, ``player``, ``providers``, ``commerce``, ``open_api``, ``outbox``). Building it does no
 I/O; the features' lifespans (``app.features``) start and stop what runs in the
 background, and :meth:`Services.aclose` releases the shared clients afterwards.
 """
@@ -18,6 +18,9 @@ from app.catalog.play import Player
 from app.catalog.providers import ProviderLookup
 from app.catalog.service import Catalog
 from app.commerce.service import Commerce
+from app.notify.jobs import build_outbox
+from app.notify.outbox import Outbox
+from app.notify.sender import NotificationSender
 from app.open_api.service import OpenApi
 from app.payments import PaymentProviders
 from app.settings import AppConfig
@@ -35,6 +38,7 @@ class Services:
     providers: ProviderLookup
     commerce: Commerce
     open_api: OpenApi
+    outbox: Outbox
 
     @classmethod
     def build(
@@ -44,8 +48,10 @@ class Services:
         entitlements: EntitlementChecker | None = None,
         login_limiter: LoginLimiter | None = None,
         payment_providers: PaymentProviders | None = None,
+        notification_sender: NotificationSender | None = None,
     ) -> Services:
-        """``payment_providers`` default to the enabled ones in ``config.payment``."""
+        """``payment_providers`` default to the enabled ones in ``config.payment``,
+        ``notification_sender`` to logging."""
         catalog = Catalog()
         return cls(
             config=config,
@@ -56,6 +62,7 @@ class Services:
             providers=providers,
             commerce=Commerce.build(config, payment_providers),
             open_api=OpenApi(config.open_api, vod=config.vod),
+            outbox=build_outbox(config.notifications, notification_sender),
         )
 
     async def aclose(self) -> None:

@@ -13,6 +13,8 @@ from app.config_features import FeatureGate
 from app.container import EntitlementChecker, LoginLimiter, ProviderLookup, Services
 from app.features import Feature, FeaturePackage, feature_routes
 from app.lifespan import CleanStartupFailure, lifespan, mask_secrets_in_access_logs
+from app.notify.feature import feature as notify
+from app.notify.sender import NotificationSender
 from app.open_api.feature import feature as open_api
 from app.payments import PaymentProviders
 from app.settings import AppConfig
@@ -30,6 +32,7 @@ FEATURES: tuple[Feature, ...] = (
     accounts,
     open_api,
     commerce,
+    notify,
 )
 
 
@@ -40,13 +43,15 @@ def create_app(
     entitlements: EntitlementChecker | None = None,
     login_limiter: LoginLimiter | None = None,
     payment_providers: PaymentProviders | None = None,
+    notification_sender: NotificationSender | None = None,
 ) -> Starlette:
     """The service; run it with its lifespan (uvicorn, or ``app.router.lifespan_context``).
 
     ``config`` defaults to the process configuration (files + environment, loaded at
     startup). ``providers`` replaces the VOD providers built from ``config.vod``,
     ``entitlements`` the plan-level check (active subscriptions by default),
-    ``payment_providers`` the payment providers built from ``config.payment``.
+    ``payment_providers`` the payment providers built from ``config.payment``,
+    ``notification_sender`` how subscribers are told (logged by default).
     """
 
     def build_services(resolved: AppConfig) -> Services:
@@ -56,6 +61,7 @@ def create_app(
             entitlements or SubscriptionEntitlements(),
             login_limiter,
             payment_providers,
+            notification_sender,
         )
 
     mask_secrets_in_access_logs()

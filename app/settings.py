@@ -22,6 +22,7 @@ __all__ = [
     "AppConfig",
     "FeaturesConfig",
     "JwtConfig",
+    "NotificationsConfig",
     "OpenApiConfig",
     "PaymentConfig",
     "SandboxConfig",
@@ -74,6 +75,12 @@ class TencentVodConfig(Section):
         default=SecretStr(""),
         description="shared secret in the callback URL query",
     )
+    event_mode: str = Field(
+        default="http",
+        pattern="^(http|pull)$",
+        description="'http': event callbacks to /api/vod/callbacks/tencent; "
+        "'pull': reliable callbacks (PullEvents + ConfirmEvents), HTTP callbacks refused",
+    )
     timeout_seconds: float = Field(default=10, gt=0, le=120, description="seconds per VOD API call")
 
 
@@ -121,6 +128,20 @@ class VodConfig(Section):
     default_provider: str = Field(default="tencent", description="a registered VOD provider")
     tencent: TencentVodConfig = Field(default_factory=TencentVodConfig)
     aliyun: AliyunVodConfig = Field(default_factory=AliyunVodConfig)
+    jobs_interval_seconds: float = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        description="how often each service process deletes media at the provider and pulls "
+        "Tencent events (0: not in the service; run 'luser videos jobs --loop'); also the "
+        "first retry delay of a failed deletion (doubling)",
+    )
+    delete_max_attempts: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="provider deletions tried this often before they wait for an operator",
+    )
 
 
 class AlipayConfig(Section):
@@ -215,6 +236,24 @@ class OpenApiConfig(Section):
     upstream_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
 
 
+class NotificationsConfig(Section):
+    """What subscribers are told on payment, refund and expiry (app.notify)."""
+
+    drain_interval_seconds: float = Field(
+        default=10,
+        ge=0,
+        le=3600,
+        description="how often each service process delivers waiting notifications and "
+        "looks for expired subscriptions (0: not in the service)",
+    )
+    max_attempts: int = Field(
+        default=8, ge=1, le=100, description="delivery attempts before a notification is failed"
+    )
+    retry_seconds: float = Field(
+        default=30, gt=0, le=3600, description="delay before the first retry (doubling, max 1 h)"
+    )
+
+
 class SandboxConfig(Section):
     enabled: bool | None = Field(
         default=None,
@@ -237,5 +276,6 @@ class AppConfig(Settings):
     vod: VodConfig = Field(default_factory=VodConfig)
     payment: PaymentConfig = Field(default_factory=PaymentConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     open_api: OpenApiConfig = Field(default_factory=OpenApiConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)

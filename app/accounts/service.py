@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from app.accounts.credentials import (
     account_name,
@@ -33,8 +33,38 @@ from app.accounts.security import (
 )
 from app.accounts.status import UserRole, UserStatus
 from app.settings import JwtConfig
-from luser_common import InvalidToken, TokenExpired, ValidationError, utc_now
-from luser_db import Db, transaction
+from luser_common import InvalidToken, NotFound, Page, TokenExpired, ValidationError, utc_now
+from luser_db import Db, like_contains, transaction
+
+USER_STATUSES = tuple(UserStatus)
+
+
+@dataclass(frozen=True)
+class UserFilter:
+    """Admin user search; every field is optional and they combine with AND.
+
+    ``email`` and ``phone`` match a part of the stored value (case-insensitive for
+    email); ``created_from`` is inclusive and ``created_to`` exclusive.
+    """
+
+    email: str | None = None
+    phone: str | None = None
+    status: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+    def check(self) -> None:
+        if self.status is not None and self.status not in USER_STATUSES:
+            raise ValidationError("状态必须是 active 或 disabled", field="status")
+        for name in ("created_from", "created_to"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValidationError("时间必须带时区", field=name)
+        start, end = self.created_from, self.created_to
+        if start is not None and end is not None and start >= end:
+            raise ValidationError(
+                "注册时间范围无效: 开始时间必须早于结束时间", field="created_from"
+            )
 
 
 @dataclass(frozen=True)
@@ -215,6 +245,31 @@ class Accounts:
             user.password_changed_at = utc_now()
             await user.update()
             await self.logout_everywhere(user.id)
+
+    # -- administration ------------------------------------------------------------
+
+    async def search(self, page: int, size: int, where: UserFilter | None = None) -> Page[User]:
+        """A page of users, newest first, matching ``where``."""
+        where = where or UserFilter()
+        where.check()
+        query = User.query()
+        if where.email:
+            query = query.where("email ilike ?", like_contains(where.email))
+        if where.phone:
+            query = query.where("phone like ?", like_contains(where.phone))
+        if where.status:
+            query = query.where("status = ?", where.status)
+        if where.created_from is not None:
+            query = query.where("created_at >= ?", where.created_from)
+        if where.created_to is not None:
+            query = query.where("created_at < ?", where.created_to)
+        return await query.order_by("id desc").paginate(page, size)
+
+    async def user(self, user_id: int) -> User:
+        found = await User.find_by_id(user_id)
+        if found is None:
+            raise NotFound("用户不存在", field="user_id", details={"user_id": user_id})
+        return found
 
     async def set_status(self, user_id: int, status: UserStatus) -> User | None:
         user = await User.find_by_id(user_id)

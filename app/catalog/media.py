@@ -1,13 +1,16 @@
 """Catalog <-> VOD provider glue: upload credentials, media refresh and callbacks.
 
 Every provider call happens before the database write it leads to, so a provider
-failure leaves the video untouched. Callbacks are applied at most once: the event
-id goes into ``vod_events`` (unique per provider) in the same transaction as the
-video update, and a redelivered event finds its row already there.
+failure leaves the video untouched. Events are applied at most once, whether they
+come as HTTP callbacks or are pulled from Tencent's reliable-callback queue: the
+event id goes into ``vod_events`` (unique per provider) in the same transaction as
+the video update, and a redelivered event finds its row already there. A pulled
+event is confirmed only after its apply committed, so none is lost either.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,9 +21,18 @@ from app.catalog.models import Video
 from app.catalog.providers import ProviderLookup, guarded, pick
 from app.catalog.service import Catalog
 from app.catalog.status import MediaState, VideoStatus
-from app.vod.base import MediaInfo, MediaStatus, VodEvent, VodEventKind
-from luser_common import utc_now
+from app.vod.base import (
+    MediaInfo,
+    MediaStatus,
+    TranscodeTask,
+    UploadCredentials,
+    VodEvent,
+    VodEventKind,
+)
+from luser_common import AppError, utc_now
 from luser_db import Db, transaction
+
+logger = logging.getLogger("luser.vod")
 
 _READY_EVENTS = {VodEventKind.UPLOAD_FINISHED, VodEventKind.TRANSCODE_FINISHED}
 _FAILED_EVENTS = {VodEventKind.UPLOAD_FAILED, VodEventKind.TRANSCODE_FAILED}
@@ -40,6 +52,26 @@ class UploadGrant:
     media_id: str | None
     credentials: dict[str, Any]
     expires_at: datetime
+
+
+def _grant(video_id: int, provider: str, creds: UploadCredentials) -> UploadGrant:
+    secret = {
+        key: value
+        for key, value in (
+            ("signature", creds.signature),
+            ("upload_address", creds.upload_address),
+            ("upload_auth", creds.upload_auth),
+        )
+        if value
+    }
+    return UploadGrant(video_id, provider, creds.media_id, secret, creds.expires_at)
+
+
+@dataclass(frozen=True)
+class PullReport:
+    pulled: int
+    confirmed: int
+    outcomes: list[str]
 
 
 @dataclass(frozen=True)
@@ -82,16 +114,7 @@ class Media:
         )
         if changed == 0:
             raise InvalidState("视频状态已变化, 请重试")
-        secret = {
-            key: value
-            for key, value in (
-                ("signature", creds.signature),
-                ("upload_address", creds.upload_address),
-                ("upload_auth", creds.upload_auth),
-            )
-            if value
-        }
-        return UploadGrant(video.id, video.provider, creds.media_id, secret, creds.expires_at)
+        return _grant(video.id, video.provider, creds)
 
     async def refresh(self, video_id: int) -> Video:
         video = await self.catalog.video(video_id)
@@ -115,6 +138,11 @@ class Media:
         event = await guarded(provider_name, provider.parse_callback(headers, body, query))
         if event is None:
             return CallbackOutcome("ignored")
+        return await self.apply_event(provider_name, event)
+
+    async def apply_event(self, provider_name: str, event: VodEvent) -> CallbackOutcome:
+        """Apply an authentic event at most once, whichever way it arrived (HTTP
+        callback or a pulled reliable callback)."""
         if await _recorded(provider_name, event.event_id):
             return CallbackOutcome("duplicate", event.event_id)
         change = await self._confirmed_change(provider_name, event)
@@ -137,6 +165,57 @@ class Media:
                     "update vod_events set video_id = ? where id = ?", video_id, recorded
                 )
         return CallbackOutcome("applied" if video_id else "unmatched", event.event_id, video_id)
+
+    async def pull_events(self, provider_name: str = "tencent") -> PullReport:
+        """Take the waiting reliable callbacks, apply each at most once, then confirm
+        the ones that were settled. An event whose apply failed is not confirmed: the
+        provider hands it out again and the next pull retries it."""
+        provider = pick(self.providers, provider_name)
+        pulled = await guarded(provider_name, provider.pull_events())
+        settled: list[str] = []
+        outcomes: list[str] = []
+        for item in pulled:
+            try:
+                outcome = (
+                    await self.apply_event(provider_name, item.event)
+                    if item.event is not None
+                    else CallbackOutcome("ignored")
+                )
+            except AppError as exc:
+                logger.warning(
+                    "pulled %s event not applied (%s): retried later", provider_name, exc
+                )
+                outcomes.append("error")
+                continue
+            settled.append(item.handle)
+            outcomes.append(outcome.status)
+        if settled:
+            await guarded(provider_name, provider.confirm_events(settled))
+        return PullReport(pulled=len(pulled), confirmed=len(settled), outcomes=outcomes)
+
+    async def transcode(self, video_id: int, template: str) -> TranscodeTask:
+        """Start transcoding the video's media with ``template``; the result arrives as
+        an event (callback or pulled) and updates the video like any other."""
+        video = await self.catalog.video(video_id)
+        if not video.media_id:
+            raise InvalidState("视频尚未关联媒体文件")
+        provider = pick(self.providers, video.provider)
+        return await guarded(video.provider, provider.transcode(video.media_id, template))
+
+    async def renew_upload_credentials(self, video_id: int, file_name: str) -> UploadGrant:
+        """New credentials for an upload in progress whose credentials expired (Aliyun
+        RefreshUploadVideo for the same media id; Tencent signs again)."""
+        video = await self.catalog.video(video_id)
+        if video.status != "processing" or video.media_status != "uploading":
+            raise InvalidState("视频不在上传中, 请重新申请上传凭证")
+        provider = pick(self.providers, video.provider)
+        creds = await guarded(
+            video.provider,
+            provider.renew_upload_credentials(
+                video.media_id, video.title, file_name, source_context=str(video.id)
+            ),
+        )
+        return _grant(video.id, video.provider, creds)
 
     async def _confirmed_change(self, provider_name: str, event: VodEvent) -> _Change | None:
         """What the event does to the video. Callback authentication does not cover the

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.catalog.category import Category
+from app.catalog.deletions import queue_media_deletion
 from app.catalog.errors import CategoryInUse, InvalidState
 from app.catalog.models import Video
 from app.catalog.status import MediaState, VideoStatus
@@ -211,15 +212,17 @@ class Catalog:
         return await self.video(video_id)
 
     async def delete_video(self, video_id: int) -> None:
+        """Soft-delete the video and queue its media for deletion at the provider,
+        in one transaction (app.catalog.deletions works the queue off)."""
         now = utc_now()
-        changed = await (
-            Video.query()
-            .where("id = ?", video_id)
-            .where("deleted_at is null")
-            .update(deleted_at=now, updated_at=now)
-        )
-        if changed == 0:
-            raise NotFound("视频不存在")
+        async with transaction():
+            video = await Video.find_first(
+                "select * from videos where id = ? and deleted_at is null for update", video_id
+            )
+            if video is None:
+                raise NotFound("视频不存在")
+            await Video.query().where("id = ?", video_id).update(deleted_at=now, updated_at=now)
+            await queue_media_deletion(video)
 
     async def _check_category(self, category_id: int | None) -> None:
         if category_id is not None and await Category.find_by_id(category_id) is None:

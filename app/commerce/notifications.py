@@ -31,6 +31,7 @@ from app.commerce.models import Order, PaymentAttempt, PaymentEvent, Refund
 from app.commerce.refunds import Refunds
 from app.commerce.status import AttemptStatus, OrderStatus, RefundKind, RefundState
 from app.commerce.subscriptions import Subscriptions
+from app.notify import events as notify_events
 from app.payments import (
     NotifyStatus,
     PaymentNotification,
@@ -191,6 +192,7 @@ class Payments:
         assert order is not None
         if moved == 1:
             await self.subscriptions.grant(order)
+            await notify_events.payment_succeeded(order)  # same transaction as the payment
             return Outcome("applied", None, order.id)
         if order.paid_attempt_id == attempt.id:
             return Outcome("duplicate", order.status, order.id)

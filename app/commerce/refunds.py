@@ -17,6 +17,7 @@ from app.commerce.errors import OrderNotFound, RefundNotAllowed
 from app.commerce.models import Order, PaymentAttempt, Refund
 from app.commerce.status import AttemptStatus, OrderStatus, RefundKind, RefundState
 from app.commerce.subscriptions import Subscriptions
+from app.notify import events as notify_events
 from app.payments import PaymentProviders, RefundResult, RefundStatus
 from luser_common.errors import AppError, ExternalServiceError, ValidationError
 from luser_db import Db, transaction
@@ -154,6 +155,7 @@ class Refunds:
             full,
             order.id,
         )
+        await notify_events.refund_succeeded(refund, order)  # same transaction as the refund
 
     async def mark_done(self, out_refund_no: str | None) -> bool:
         """A refund notification: ``processing`` -> ``succeeded``."""

@@ -11,6 +11,7 @@ the wrong secret gets the provider's own authentication error.
         info = await provider.media_info("5285890781763144364")
 
 Knobs: ``stub.fail(action, code)`` makes one action return a provider error,
+``stub.fail(action, code, times=2)`` only its next two calls,
 ``stub.outage_status = 503`` answers every request with that HTTP status,
 ``stub.delay_seconds`` stalls replies, ``stub.stop()`` leaves the port closed.
 ``stub.requests`` records what arrived. The SDKs read HTTP(S)_PROXY from the
@@ -121,6 +122,7 @@ class _StubBase:
     def __init__(self) -> None:
         self.requests: list[StubRequest] = []
         self.errors: dict[str, tuple[str, str, int | None]] = {}
+        self.failures_left: dict[str, int] = {}  # actions failing a limited number of times
         self.outage_status: int | None = None
         self.delay_seconds: float = 0.0
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
@@ -156,13 +158,40 @@ class _StubBase:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def fail(self, action: str, code: str, message: str = "", status: int | None = None) -> None:
-        """Make ``action`` answer with the provider error ``code`` until ``clear_failures``."""
+    def fail(
+        self,
+        action: str,
+        code: str,
+        message: str = "",
+        status: int | None = None,
+        *,
+        times: int | None = None,
+    ) -> None:
+        """Make ``action`` answer with the provider error ``code`` until ``clear_failures``
+        or, with ``times``, for its next ``times`` calls only."""
         self.errors[action] = (code, message or f"stub error {code}", status)
+        if times is not None:
+            self.failures_left[action] = times
+        else:
+            self.failures_left.pop(action, None)
 
     def clear_failures(self) -> None:
         self.errors.clear()
+        self.failures_left.clear()
         self.outage_status = None
+
+    def _failure(self, action: str) -> tuple[str, str, int | None] | None:
+        """The injected error for this call of ``action``, counting down limited ones."""
+        failure = self.errors.get(action)
+        if failure is None:
+            return None
+        left = self.failures_left.get(action)
+        if left is not None:
+            if left <= 1:
+                del self.errors[action], self.failures_left[action]
+            else:
+                self.failures_left[action] = left - 1
+        return failure
 
     def calls(self, action: str) -> list[StubRequest]:
         return [r for r in self.requests if r.action == action]
@@ -245,6 +274,10 @@ class TencentVodStub(_StubBase):
         self.secret_key = secret_key
         self.max_skew_seconds = max_skew_seconds
         self.media: dict[str, dict[str, Any]] = {}
+        self.deleted: list[str] = []
+        self.tasks: list[dict[str, Any]] = []
+        # Reliable-callback queue: handle -> event body, until ConfirmEvents.
+        self.events: dict[str, dict[str, Any]] = {}
         # Exactly "application/json": the SDK skips error checks for anything else.
         self.content_type = "application/json"
 
@@ -301,18 +334,65 @@ class TencentVodStub(_StubBase):
         auth_error = self.verify(method, headers, body)
         if auth_error:
             return self._error(*auth_error)
-        if action in self.errors:
-            code, message, _ = self.errors[action]
-            return self._error(code, message)
-        if action == "DescribeMediaInfos":
-            ids = [str(i) for i in params.get("FileIds") or []]
-            return self._ok(
-                {
-                    "MediaInfoSet": [self.media[i] for i in ids if i in self.media],
-                    "NotExistFileIdSet": [i for i in ids if i not in self.media],
-                }
-            )
-        return self._error("InvalidAction", f"action {action} is not supported by the stub")
+        failure = self._failure(action)
+        if failure is not None:
+            return self._error(failure[0], failure[1])
+        handler = {
+            "DescribeMediaInfos": self._describe_media_infos,
+            "DeleteMedia": self._delete_media,
+            "ProcessMedia": self._process_media,
+            "PullEvents": self._pull_events,
+            "ConfirmEvents": self._confirm_events,
+        }.get(action)
+        if handler is None:
+            return self._error("InvalidAction", f"action {action} is not supported by the stub")
+        return handler(params)
+
+    def queue_event(self, body: Mapping[str, Any]) -> str:
+        """Put an event (a callback body, e.g. ``tencent_new_file_upload(...)``) in the
+        reliable-callback queue; returns its EventHandle."""
+        handle = uuid.uuid4().hex
+        self.events[handle] = {**body, "EventHandle": handle}
+        return handle
+
+    def _describe_media_infos(self, params: dict[str, Any]) -> _Reply:
+        ids = [str(i) for i in params.get("FileIds") or []]
+        return self._ok(
+            {
+                "MediaInfoSet": [self.media[i] for i in ids if i in self.media],
+                "NotExistFileIdSet": [i for i in ids if i not in self.media],
+            }
+        )
+
+    def _delete_media(self, params: dict[str, Any]) -> _Reply:
+        file_id = str(params.get("FileId") or "")
+        if self.media.pop(file_id, None) is None:
+            return self._error("ResourceNotFound.FileNotExist", "The file does not exist.")
+        self.deleted.append(file_id)
+        return self._ok({})
+
+    def _process_media(self, params: dict[str, Any]) -> _Reply:
+        file_id = str(params.get("FileId") or "")
+        if file_id not in self.media:
+            return self._error("ResourceNotFound.FileNotExist", "The file does not exist.")
+        task_set = (params.get("MediaProcessTask") or {}).get("TranscodeTaskSet") or []
+        if not task_set or not all(isinstance(t.get("Definition"), int) for t in task_set):
+            return self._error("InvalidParameterValue.Definition", "Invalid Definition.")
+        task_id = f"1500000000-procedurev2-{uuid.uuid4().hex}"
+        self.tasks.append({"TaskId": task_id, **params})
+        return self._ok({"TaskId": task_id})
+
+    def _pull_events(self, params: dict[str, Any]) -> _Reply:
+        # The real call waits up to 5 s for an event; the stub answers at once.
+        return self._ok({"EventSet": list(self.events.values())[:16]})
+
+    def _confirm_events(self, params: dict[str, Any]) -> _Reply:
+        handles = params.get("EventHandles")
+        if not isinstance(handles, list) or not handles:
+            return self._error("InvalidParameter.EventHandles", "EventHandles is required.")
+        for handle in handles:
+            self.events.pop(str(handle), None)
+        return self._ok({})
 
     def verify(
         self, method: str, headers: Mapping[str, str], body: bytes
@@ -457,6 +537,8 @@ class AliyunVodStub(_StubBase):
         self.max_skew_seconds = max_skew_seconds
         self.videos: dict[str, dict[str, Any]] = {}
         self.play_infos: dict[str, list[dict[str, Any]]] = {}
+        self.deleted: list[str] = []
+        self.transcode_jobs: list[dict[str, str]] = []
 
     def __enter__(self) -> AliyunVodStub:
         self.start()
@@ -515,13 +597,17 @@ class AliyunVodStub(_StubBase):
         auth_error = self.verify(method, parts.path, parts.query, headers, body)
         if auth_error:
             return self._error(*auth_error)
-        if action in self.errors:
-            code, message, status = self.errors[action]
+        failure = self._failure(action)
+        if failure is not None:
+            code, message, status = failure
             return self._error(status or 400, code, message)
         handler = {
             "CreateUploadVideo": self._create_upload_video,
+            "RefreshUploadVideo": self._refresh_upload_video,
             "GetVideoInfo": self._get_video_info,
             "GetPlayInfo": self._get_play_info,
+            "DeleteVideo": self._delete_video,
+            "SubmitTranscodeJobs": self._submit_transcode_jobs,
         }.get(action)
         if handler is None:
             return self._error(404, "InvalidAction.NotFound", f"{action} is not supported")
@@ -579,6 +665,36 @@ class AliyunVodStub(_StubBase):
     def _create_upload_video(self, query: dict[str, str]) -> _Reply:
         video_id = uuid.uuid4().hex
         self.add_video(video_id, title=query.get("Title", ""), status="Uploading")
+        return self._upload_reply(video_id)
+
+    def _refresh_upload_video(self, query: dict[str, str]) -> _Reply:
+        video_id = query.get("VideoId", "")
+        if video_id not in self.videos:
+            return self._error(404, "InvalidVideo.NotFound", "The video does not exist.")
+        return self._upload_reply(video_id)
+
+    def _delete_video(self, query: dict[str, str]) -> _Reply:
+        ids = [i for i in query.get("VideoIds", "").split(",") if i]
+        if not ids:
+            return self._error(400, "MissingVideoIds", "VideoIds is mandatory for this action.")
+        missing = [i for i in ids if i not in self.videos]
+        for video_id in ids:
+            if self.videos.pop(video_id, None) is not None:
+                self.play_infos.pop(video_id, None)
+                self.deleted.append(video_id)
+        return self._ok({"NonExistVideoIds": missing, "ForbiddenVideoIds": []})
+
+    def _submit_transcode_jobs(self, query: dict[str, str]) -> _Reply:
+        video_id, group = query.get("VideoId", ""), query.get("TemplateGroupId", "")
+        if video_id not in self.videos:
+            return self._error(404, "InvalidVideo.NotFound", "The video does not exist.")
+        if not group:
+            return self._error(400, "MissingTemplateGroupId", "TemplateGroupId is mandatory.")
+        task_id = uuid.uuid4().hex
+        self.transcode_jobs.append({"VideoId": video_id, "TemplateGroupId": group, "Id": task_id})
+        return self._ok({"TranscodeTaskId": task_id, "TranscodeJobs": {"TranscodeJob": []}})
+
+    def _upload_reply(self, video_id: str) -> _Reply:
         expire = datetime.fromtimestamp(time.time() + 3000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return self._ok(
             {

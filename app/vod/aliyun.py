@@ -43,6 +43,7 @@ from app.vod.base import (
     MediaInfo,
     MediaStatus,
     SignedUrl,
+    TranscodeTask,
     UploadCredentials,
     VodEvent,
     VodEventKind,
@@ -200,6 +201,48 @@ class AliyunVodProvider(VodProvider):
             return self._sign_url(media, preview_seconds, ttl)
         return await self._play_info(media, preview_seconds, ttl)
 
+    async def delete_media(self, media_id: str) -> bool:
+        request = vod_models.DeleteVideoRequest(video_ids=media_id)
+        data = await self._call(lambda client: client.delete_video(request), media_id)
+        if media_id in _id_list(data.get("ForbiddenVideoIds")):
+            raise c.provider_error(self.name, "Forbidden.DeleteVideo", "", data.get("RequestId"))
+        return media_id not in _id_list(data.get("NonExistVideoIds"))
+
+    async def transcode(self, media_id: str, template: str) -> TranscodeTask:
+        request = vod_models.SubmitTranscodeJobsRequest(
+            video_id=media_id, template_group_id=template
+        )
+        data = await self._call(lambda client: client.submit_transcode_jobs(request), media_id)
+        task_id = str(data.get("TranscodeTaskId") or "")
+        if not task_id:
+            raise c.provider_error(self.name, "InvalidResponse", "", data.get("RequestId"))
+        return TranscodeTask(self.name, media_id, task_id, template)
+
+    async def renew_upload_credentials(
+        self,
+        media_id: str | None,
+        title: str,
+        file_name: str,
+        *,
+        source_context: str | None = None,
+    ) -> UploadCredentials:
+        if not media_id:  # nothing was created yet: a first upload, not a renewal
+            return await self.upload_credentials(title, file_name, source_context=source_context)
+        request = vod_models.RefreshUploadVideoRequest(video_id=media_id)
+        issued = c.now()
+        data = await self._call(lambda client: client.refresh_upload_video(request), media_id)
+        address, auth = data.get("UploadAddress"), data.get("UploadAuth")
+        if not address or not auth:
+            raise c.provider_error(self.name, "InvalidResponse", "", data.get("RequestId"))
+        return UploadCredentials(
+            provider=self.name,
+            expires_at=_auth_expiry(str(auth)) or c.utc(issued + _UPLOAD_AUTH_SECONDS),
+            media_id=media_id,
+            upload_address=str(address),
+            upload_auth=str(auth),
+            request_id=data.get("RequestId"),
+        )
+
     async def _play_info(self, media_id: str, preview_seconds: int | None, ttl: int) -> SignedUrl:
         play_config: dict[str, str] = {}
         if preview_seconds is not None:
@@ -269,6 +312,13 @@ class AliyunVodProvider(VodProvider):
 
 
 # -- helpers --------------------------------------------------------------------------
+
+
+def _id_list(value: Any) -> list[str]:
+    """Aliyun answers id lists as JSON arrays or comma-separated strings."""
+    if isinstance(value, str):
+        return [v for v in value.split(",") if v]
+    return [str(v) for v in c.as_list(value)]
 
 
 def _auth_expiry(upload_auth: str) -> datetime | None:

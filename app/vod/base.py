@@ -22,13 +22,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from luser_common import Forbidden
+from luser_common import BadRequest, Forbidden
 
 __all__ = [
     "CallbackRejected",
     "MediaInfo",
     "MediaStatus",
+    "PulledEvent",
     "SignedUrl",
+    "TranscodeTask",
+    "UnsupportedOperation",
     "UploadCredentials",
     "VodEvent",
     "VodEventKind",
@@ -130,6 +133,28 @@ class VodEvent:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class TranscodeTask:
+    """A transcoding job the provider accepted; its result arrives as an event."""
+
+    provider: str
+    media_id: str
+    task_id: str
+    template: str
+
+
+@dataclass(frozen=True, slots=True)
+class PulledEvent:
+    """An event taken from a provider's reliable queue (Tencent PullEvents).
+
+    ``handle`` confirms it (ConfirmEvents); until then the provider hands it out
+    again. ``event`` is None for authentic events the service ignores.
+    """
+
+    handle: str
+    event: VodEvent | None
+
+
 class VodProvider(ABC):
     """Upload credentials, media info, signed play URLs and callbacks for one provider."""
 
@@ -180,3 +205,52 @@ class VodProvider(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release SDK resources."""
+
+    # -- lifecycle: optional, a provider without them refuses with a clear error ------
+
+    async def delete_media(self, media_id: str) -> bool:
+        """Delete the media and every rendition at the provider.
+
+        True when deleted, False when the provider does not know the id (already
+        gone: the caller treats that as done). Failures raise as described above.
+        """
+        raise _unsupported(self.name, "delete_media")
+
+    async def transcode(self, media_id: str, template: str) -> TranscodeTask:
+        """Start transcoding ``media_id`` with ``template`` (Tencent: a transcode
+        template definition number; Aliyun: a template group id)."""
+        raise _unsupported(self.name, "transcode")
+
+    async def renew_upload_credentials(
+        self,
+        media_id: str | None,
+        title: str,
+        file_name: str,
+        *,
+        source_context: str | None = None,
+    ) -> UploadCredentials:
+        """Fresh credentials for an upload whose credentials expired (same media id
+        where the provider assigns it up front)."""
+        raise _unsupported(self.name, "renew_upload_credentials")
+
+    async def pull_events(self) -> list[PulledEvent]:
+        """Events waiting in the provider's reliable queue (may be empty)."""
+        raise _unsupported(self.name, "pull_events")
+
+    async def confirm_events(self, handles: list[str]) -> None:
+        """Acknowledge pulled events so the provider stops handing them out."""
+        raise _unsupported(self.name, "confirm_events")
+
+
+class UnsupportedOperation(BadRequest):
+    """The video's provider has no such operation (e.g. event pulling on Aliyun)."""
+
+    code = "VOD_OPERATION_UNSUPPORTED"
+    default_message = "点播服务商不支持此操作"
+
+
+def _unsupported(provider: str, operation: str) -> UnsupportedOperation:
+    return UnsupportedOperation(
+        f"点播服务商 {provider} 不支持此操作: {operation}",
+        details={"provider": provider, "operation": operation},
+    )

@@ -5,6 +5,11 @@ API calls go through ``VodClient.call_json`` and the provider checks the reply's
 is exactly ``application/json`` (verified against the SDK), so a gateway answering
 ``application/json; charset=utf-8`` would otherwise pass an error off as success.
 
+Reliable callbacks (``vod.tencent.event_mode = "pull"``): ``PullEvents`` hands out
+waiting events, each with an ``EventHandle``; an event not confirmed with
+``ConfirmEvents`` is handed out again later, so the caller applies it exactly once
+by its ``event_id`` and confirms only after the apply committed.
+
 Callbacks: classic VOD event notifications carry no signature, so the callback URL
 configured at Tencent must hold a shared secret, ``...?token=<vod.tencent.callback_token>``,
 compared in constant time. Events have no timestamp to check; redeliveries are
@@ -33,14 +38,16 @@ from app.vod.base import (
     CallbackRejected,
     MediaInfo,
     MediaStatus,
+    PulledEvent,
     SignedUrl,
+    TranscodeTask,
     UploadCredentials,
     VodEvent,
     VodEventKind,
     VodProvider,
 )
 from app.vod.signing import tencent_key_url, tencent_upload_signature
-from luser_common import AppError, DeserializationError, ValidationError
+from luser_common import AppError, DeserializationError, NotFound, ValidationError
 
 __all__ = ["TencentVodProvider"]
 
@@ -208,12 +215,57 @@ class TencentVodProvider(VodProvider):
             raise c.provider_error(self.name, "NoPlayableStream", f"media {media_id} has no URL")
         return info.play_source
 
+    async def delete_media(self, media_id: str) -> bool:
+        try:
+            await self._call("DeleteMedia", {"FileId": media_id}, media_id)
+        except NotFound:
+            return False
+        return True
+
+    async def transcode(self, media_id: str, template: str) -> TranscodeTask:
+        if not template.isdigit():
+            raise ValidationError("腾讯云转码模板应为模板编号 (数字)", field="template")
+        task = {"TranscodeTaskSet": [{"Definition": int(template)}]}
+        params = {"FileId": media_id, "MediaProcessTask": task}
+        response = await self._call("ProcessMedia", params, media_id)
+        task_id = str(response.get("TaskId") or "")
+        if not task_id:
+            raise c.provider_error(self.name, "InvalidResponse", "", response.get("RequestId"))
+        return TranscodeTask(self.name, media_id, task_id, template)
+
+    async def renew_upload_credentials(
+        self,
+        media_id: str | None,
+        title: str,
+        file_name: str,
+        *,
+        source_context: str | None = None,
+    ) -> UploadCredentials:
+        # A Tencent upload signature is computed locally: renewing is signing again.
+        return await self.upload_credentials(title, file_name, source_context=source_context)
+
+    async def pull_events(self) -> list[PulledEvent]:
+        response = await self._call("PullEvents", {})
+        pulled = []
+        for item in c.as_list(response.get("EventSet")):
+            data = c.as_dict(item)
+            handle = str(data.get("EventHandle") or "")
+            if handle:
+                pulled.append(PulledEvent(handle, _event(data)))
+        return pulled
+
+    async def confirm_events(self, handles: list[str]) -> None:
+        if handles:
+            await self._call("ConfirmEvents", {"EventHandles": handles})
+
     async def parse_callback(
         self,
         headers: Mapping[str, str],
         body: bytes,
         query: Mapping[str, str] | None = None,
     ) -> VodEvent | None:
+        if self.config.event_mode == "pull":
+            raise CallbackRejected("腾讯云点播事件已改为可靠回调 (PullEvents), 不接受 HTTP 回调")
         expected = self.config.callback_token.get_secret_value()
         if not expected:
             raise c.missing_setting(self.name, "callback_token")

@@ -72,7 +72,11 @@ def app_config(
             "env": "test",
             "database": {"url": migrated_url, "max_connections": 5, "min_connections": 1},
             "jwt": {"secret": "test-jwt-secret-0123456789abcdef", "access_ttl_seconds": 300},
+            # Notifications are delivered by the tests that need them, never in the background.
+            "notifications": {"drain_interval_seconds": 0},
             "vod": {
+                # The VOD jobs are run by the tests that need them, never in the background.
+                "jobs_interval_seconds": 0,
                 "tencent": tencent_stub.config(
                     play_domain="1500000000.vod2.myqcloud.com",
                     play_key="tencent-play-key",

@@ -231,6 +231,52 @@ async def admin_refresh_video(call: Call) -> AdminVideoOut:
     return _out(await call.services.media.refresh(call.path_id()))
 
 
+class TranscodeBody(Input):
+    template: Text = Field(
+        min_length=1,
+        max_length=64,
+        description="腾讯云: 转码模板编号 (如 100030); 阿里云: 转码模板组 ID",
+    )
+
+
+class TranscodeOut(Output):
+    provider: str
+    media_id: str
+    task_id: str
+    template: str
+
+
+@operation(
+    "POST",
+    "/api/admin/videos/{id}/transcode",
+    summary="Transcode the video's media with a template (result arrives as an event)",
+    tag="admin",
+    body=TranscodeBody,
+    response=TranscodeOut,
+    status=202,
+    access="admin",
+    errors=(400, 404, 409, 422, 502, 503),
+)
+async def admin_transcode_video(call: Call) -> TranscodeOut:
+    task = await call.services.media.transcode(call.path_id(), call.body.template)
+    return TranscodeOut.model_validate(task)
+
+
+@operation(
+    "POST",
+    "/api/admin/videos/{id}/upload-credentials/renew",
+    summary="Renew expired upload credentials of an upload in progress",
+    tag="admin",
+    body=UploadBody,
+    response=UploadCredentialsOut,
+    access="admin",
+    errors=(404, 409, 502, 503),
+)
+async def admin_renew_upload_credentials(call: Call) -> UploadCredentialsOut:
+    grant = await call.services.media.renew_upload_credentials(call.path_id(), call.body.file_name)
+    return UploadCredentialsOut.model_validate(grant)
+
+
 OPERATIONS: list[Operation] = [
     admin_list_videos,
     admin_create_video,
@@ -241,4 +287,6 @@ OPERATIONS: list[Operation] = [
     admin_delete_video,
     admin_upload_credentials,
     admin_refresh_video,
+    admin_transcode_video,
+    admin_renew_upload_credentials,
 ]

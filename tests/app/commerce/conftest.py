@@ -96,6 +96,8 @@ def shop_config(
             "database": {"url": shop_db, "max_connections": 10, "min_connections": 1},
             "jwt": {"secret": "test-jwt-secret-0123456789abcdef", "access_ttl_seconds": 600},
             "payment": payment,
+            # Tests deliver notifications themselves (test_user_notifications.py).
+            "notifications": {"drain_interval_seconds": 0},
             # Part 1's VOD stub (tests/app/conftest.py), so play can be exercised end to end.
             "vod": {
                 "tencent": tencent_stub.config(
