@@ -11,8 +11,7 @@ from app.accounts.overview import user_overview
 from app.accounts.routes.users import UserOut
 from app.accounts.service import UserFilter
 from app.accounts.status import UserStatus
-from app.commerce.routes._schemas import OrderOut
-from app.commerce.routes.orders import SubscriptionOut
+from app.commerce.routes.orders import OrderOut, SubscriptionOut
 from app.web.operation import Call, Operation, operation
 from app.web.types import Output, QueryInput, Text
 from luser_common import BadRequest, NotFound
