@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from app import commerce, open_api
+from app import commerce, open_api, site
 from app.accounts import routes as accounts_routes
 from app.catalog import routes as catalog_routes
 from app.config_features import FeatureGate
@@ -57,6 +57,7 @@ def create_app(
     install_error_handlers(app)
     open_api.install(app)
     commerce.install(app)
+    site.install(app)  # last: its 404 page must not shadow any API route
     app.state.explicit_config = config
     app.state.build_services = build_services
     return app

@@ -1,0 +1,85 @@
+"""The web site: subscriber pages and the operator console, server-rendered.
+
+``install(app)`` adds the routes (after every API route, so none is shadowed), the
+vendored assets under ``/site-static``, and page-style 404/500 answers for browsers
+outside ``/api``. See docs/site.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from app.site import checkout, console, pages
+from app.site.render import error_page
+from luser_common import AppError, InternalServerError, NotFound
+
+__all__ = ["install", "routes"]
+
+
+def routes() -> list[Route | Mount]:
+    return [
+        Route("/", pages.home, methods=["GET"]),
+        Route("/videos/{id}", pages.video, methods=["GET"]),
+        Route("/signup", pages.signup_form, methods=["GET"]),
+        Route("/signup", pages.signup, methods=["POST"]),
+        Route("/login", pages.login_form, methods=["GET"]),
+        Route("/login", pages.login, methods=["POST"]),
+        Route("/logout", pages.logout, methods=["POST"]),
+        Route("/plans", checkout.plans, methods=["GET"]),
+        Route("/checkout", checkout.checkout, methods=["POST"]),
+        Route("/orders/{id}", checkout.order_page, methods=["GET"]),
+        Route("/orders/{id}/pay", checkout.pay_again, methods=["POST"]),
+        Route("/orders/{id}/status", checkout.order_status, methods=["GET"]),
+        Route("/orders/{id}/qr.png", checkout.order_qr, methods=["GET"]),
+        Route("/me/orders", checkout.my_orders, methods=["GET"]),
+        Route("/me/subscription", checkout.my_subscription, methods=["GET"]),
+        Route("/console", console.videos, methods=["GET"]),
+        Route("/console/videos", console.videos, methods=["GET"]),
+        Route("/console/videos/{id}/{action}", console.video_action, methods=["POST"]),
+        Route("/console/users", console.users, methods=["GET"]),
+        Route("/console/users/{id}/{action}", console.user_status, methods=["POST"]),
+        Route("/console/orders", console.orders, methods=["GET"]),
+        Route("/console/orders/{id}/refund", console.refund, methods=["POST"]),
+        Mount("/site-static", StaticFiles(packages=[("app.site", "static")]), name="site-static"),
+    ]
+
+
+def _wants_page(request: Request) -> bool:
+    path = request.url.path
+    return not path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
+def install(app: Starlette) -> None:
+    """Add the site to ``app``; call after every feature that adds API routes."""
+    app.router.routes.extend(routes())
+    api_http = app.exception_handlers[HTTPException]
+    api_crash = app.exception_handlers[Exception]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        if _wants_page(request) and isinstance(exc, HTTPException) and exc.status_code == 404:
+            await _load_session(request)
+            return error_page(request, NotFound("页面不存在"))
+        return await api_http(request, exc)
+
+    async def crash(request: Request, exc: Exception) -> Response:
+        response: Response = await api_crash(request, exc)  # logs the traceback
+        if _wants_page(request):
+            return error_page(request, InternalServerError())
+        return response
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, crash)
+
+
+async def _load_session(request: Request) -> None:
+    from app.site.session import load_user
+
+    with contextlib.suppress(AppError):  # the 404 page renders for anyone
+        await load_user(request)

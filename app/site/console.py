@@ -1,0 +1,122 @@
+"""The operator console (admins only): videos, users, orders and refunds.
+
+Each action calls the same service method, with the same input model, as the
+admin API route it mirrors.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.accounts.models import User
+from app.accounts.routes.admin import _set_status
+from app.catalog.routes.admin import AdminVideoQuery
+from app.commerce.routes._schemas import commerce
+from app.commerce.routes.admin import AdminOrdersQuery, RefundIn
+from app.site.render import (
+    current_user,
+    int_param,
+    page,
+    path_id,
+    read_form,
+    redirect,
+    render,
+    validate,
+    yuan,
+)
+from app.web.operation import Call
+from luser_common import ValidationError
+from luser_common.http.body import parse_query
+from luser_db import like_contains
+
+PAGE_SIZE = 20
+
+
+def _back(path: str, message: str) -> Response:
+    return redirect(f"{path}?msg={urllib.parse.quote(message)}")
+
+
+@page(admin=True)
+async def videos(request: Request) -> Response:
+    query = parse_query(request, AdminVideoQuery)
+    found = await request.app.state.services.catalog.admin_videos(
+        query.page, PAGE_SIZE, status=query.status, q=query.q or None
+    )
+    return render(request, "console/videos.html", {"videos": found, "query": query})
+
+
+VIDEO_ACTIONS = {"publish": "已发布", "offline": "已下线", "delete": "已删除"}
+
+
+@page(admin=True)
+async def video_action(request: Request) -> Response:
+    await read_form(request)
+    catalog = request.app.state.services.catalog
+    video_id, action = path_id(request), request.path_params["action"]
+    if action == "publish":
+        await catalog.publish(video_id)
+    elif action == "offline":
+        await catalog.take_offline(video_id)
+    elif action == "delete":
+        await catalog.delete_video(video_id)
+    else:
+        raise ValidationError("未知操作", field="action")
+    return _back("/console/videos", f"视频 #{video_id} {VIDEO_ACTIONS[action]}")
+
+
+@page(admin=True)
+async def users(request: Request) -> Response:
+    # A plain listing; the admin API's user search (another branch) replaces this query.
+    q = request.query_params.get("q", "").strip()[:100]
+    query = User.query()
+    if q:
+        pattern = like_contains(q)
+        query = query.where(
+            "(email ilike ? or phone ilike ? or nickname ilike ?)", pattern, pattern, pattern
+        )
+    found = await query.order_by("id desc").paginate(int_param(request, "page"), PAGE_SIZE)
+    return render(request, "console/users.html", {"users": found, "q": q})
+
+
+@page(admin=True)
+async def user_status(request: Request) -> Response:
+    await read_form(request)
+    status = "disabled" if request.path_params["action"] == "disable" else "active"
+    # The admin route's own helper: the "not yourself" rule lives there.
+    user = await _set_status(Call(request, user=current_user(request)), status)
+    done = "已禁用" if status == "disabled" else "已启用"
+    return _back("/console/users", f"用户 #{user.id} {done}")
+
+
+@page(admin=True)
+async def orders(request: Request) -> Response:
+    query = parse_query(request, AdminOrdersQuery)
+    found = await commerce(request).orders.page(
+        query.page, PAGE_SIZE, user_id=query.user_id, status=query.status
+    )
+    return render(request, "console/orders.html", {"orders": found, "query": query})
+
+
+@page(admin=True)
+async def refund(request: Request) -> Response:
+    form = await read_form(request)
+    raw = form.get("amount_yuan", "").strip()
+    amount = _fen(raw) if raw else None
+    body = validate(RefundIn, {"amount_fen": amount, "reason": form.get("reason", "")})
+    order_id = path_id(request)
+    done = await commerce(request).refunds.refund_order(
+        order_id, body.amount_fen, body.reason, current_user(request).id
+    )
+    return _back("/console/orders", f"订单 #{order_id} 已退款 {yuan(done.amount_fen)} 元")
+
+
+def _fen(yuan: str) -> int:
+    whole, _, cents = yuan.partition(".")
+    if not (whole.isascii() and whole.isdigit() and len(whole) <= 10) or not (
+        cents == "" or (cents.isascii() and cents.isdigit() and len(cents) <= 2)
+    ):
+        raise ValidationError("退款金额格式: 元, 最多两位小数", field="amount_yuan")
+    return int(whole) * 100 + int(cents.ljust(2, "0") or 0)

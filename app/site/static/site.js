@@ -1,0 +1,25 @@
+// 鹿视频: a few lines of progressive enhancement; every page works without it.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) { event.preventDefault(); return; }
+  if (form.dataset.once !== undefined) {
+    if (form.dataset.sent) { event.preventDefault(); return; }  // a double click submits once
+    form.dataset.sent = "1";
+    form.querySelectorAll("button[type=submit]").forEach((b) => { b.disabled = true; });
+  }
+});
+
+// The order page asks for the payment result until it is known.
+function watchOrder() {
+  const box = document.getElementById("order");
+  if (!box || box.dataset.status !== "pending") return;
+  const poll = async () => {
+    try {
+      const reply = await fetch(box.dataset.statusUrl, { headers: { Accept: "application/json" } });
+      if (reply.ok && (await reply.json()).status !== "pending") { window.location.reload(); return; }
+    } catch (e) { /* the network blinked: try again */ }
+    setTimeout(poll, 2000);
+  };
+  setTimeout(poll, 2000);
+}
+document.addEventListener("DOMContentLoaded", watchOrder);

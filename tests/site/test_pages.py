@@ -1,0 +1,346 @@
+"""The site over HTTP without a browser: pages, forms and every kind of bad input.
+
+Each bad input must end in a clear Chinese page with a 4xx status, never a 500, and
+write nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import httpx
+import itsdangerous.timed
+import pytest
+from starlette.applications import Starlette
+
+from app.accounts.models import User
+from app.commerce.models import Order
+from app.sandbox.payments import AlipayStub, WechatPayStub
+from app.site.session import SALT, site_key
+
+from .conftest import (
+    PASSWORD,
+    SiteAccount,
+    client_for,
+    csrf_of,
+    log_in,
+    make_plan,
+    make_video,
+    pay_with_wechat,
+    sign_up,
+    unique_email,
+)
+
+
+async def test_home_lists_published_videos_and_searches(
+    browser_like: httpx.AsyncClient, site_app: Starlette
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    shown = await make_video(site_app, title=f"可见 {tag}")
+    hidden = await make_video(site_app, title=f"草稿 {tag}", publish=False)
+    r = await browser_like.get("/", params={"q": tag})
+    assert r.status_code == 200
+    assert f"/videos/{shown.id}" in r.text
+    assert f"/videos/{hidden.id}" not in r.text
+    assert "<title>搜索: " in r.text
+
+
+async def test_catalog_paginates(browser_like: httpx.AsyncClient, site_app: Starlette) -> None:
+    tag = uuid.uuid4().hex[:8]
+    for n in range(13):  # one more than a page
+        await make_video(site_app, title=f"分页 {tag} {n:02d}")
+    first = await browser_like.get("/", params={"q": tag})
+    assert first.text.count('class="tile"') == 12
+    assert 'rel="next"' in first.text
+    second = await browser_like.get("/", params={"q": tag, "page": "2"})
+    assert second.text.count('class="tile"') == 1
+
+
+async def test_script_in_titles_and_search_renders_as_text(
+    browser_like: httpx.AsyncClient, site_app: Starlette
+) -> None:
+    evil = "<script>alert('x')</script>"
+    video = await make_video(site_app, title=evil, description=evil)
+    page = await browser_like.get(f"/videos/{video.id}")
+    search = await browser_like.get("/", params={"q": evil})
+    for r in (page, search):
+        assert r.status_code == 200
+        assert evil not in r.text
+        assert "&lt;script&gt;" in r.text
+
+
+async def test_signup_logs_in_and_escapes_the_nickname(
+    browser_like: httpx.AsyncClient,
+) -> None:
+    r = await sign_up(browser_like, nickname="<b>我</b>")
+    assert r.status_code == 303
+    home = await browser_like.get("/")
+    assert "退出 (&lt;b&gt;我&lt;/b&gt;)" in home.text
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"account": ""}, "请提供邮箱或手机号之一"),
+        ({"password": ""}, "password"),
+        ({"password": "x" * 300}, "password"),
+        ({"nickname": "长" * 40}, "nickname"),
+        ({"account": "not-an-account"}, "手机号"),
+    ],
+)
+async def test_signup_bad_input_is_a_clear_page_and_writes_nothing(
+    browser_like: httpx.AsyncClient, fields: dict[str, str], message: str
+) -> None:
+    before = await User.query().count()
+    r = await sign_up(browser_like, **fields)
+    assert r.status_code in (400, 409, 422), r.text
+    assert message in r.text
+    assert 'role="alert"' in r.text
+    assert await User.query().count() == before
+
+
+async def test_oversized_form_is_refused_with_a_page(browser_like: httpx.AsyncClient) -> None:
+    token = await csrf_of(browser_like, "/signup")
+    r = await browser_like.post(
+        "/signup", data={"csrf_token": token, "account": "a" * 20_000, "password": "p"}
+    )
+    assert r.status_code == 413
+    assert "<title>" in r.text and "请求体" in r.text
+
+
+async def test_forged_or_missing_csrf_token_is_a_403_page(
+    browser_like: httpx.AsyncClient,
+) -> None:
+    token = await csrf_of(browser_like, "/login")
+    forged = token[:-4] + ("0000" if not token.endswith("0000") else "1111")
+    before = await User.query().count()
+    for data in (
+        {"csrf_token": forged},
+        {},
+        {"csrf_token": "x.y"},
+    ):
+        r = await browser_like.post(
+            "/signup", data={**data, "account": unique_email(), "password": PASSWORD}
+        )
+        assert r.status_code == 403
+        assert "CSRF" in r.text and "请刷新页面后重试" in r.text
+    assert await User.query().count() == before
+
+
+async def test_a_token_from_another_browser_does_not_pass(
+    browser_like: httpx.AsyncClient, site_app: Starlette
+) -> None:
+    async with client_for(site_app) as other:
+        theirs = await csrf_of(other, "/login")
+    await csrf_of(browser_like, "/login")  # our own cookie, a different token
+    r = await browser_like.post(
+        "/login", data={"csrf_token": theirs, "account": "a@b.cn", "password": "x"}
+    )
+    assert r.status_code == 403
+
+
+async def test_wrong_password_says_so(
+    browser_like: httpx.AsyncClient, site_admin: SiteAccount
+) -> None:
+    token = await csrf_of(browser_like)
+    r = await browser_like.post(
+        "/login",
+        data={"csrf_token": token, "account": site_admin.account, "password": "wrong-pass"},
+    )
+    assert r.status_code == 401
+    assert "账号或密码错误" in r.text or "密码" in r.text
+
+
+async def test_expired_session_asks_to_log_in_again(
+    browser_like: httpx.AsyncClient, site_app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = unique_email()
+    await sign_up(browser_like, account=account)
+    # The same login, but signed as if long ago: older than the session lifetime.
+    long_ago = time.time() - site_app.state.config.jwt.refresh_ttl_seconds - 60
+    cookie = browser_like.cookies["luser_session"]
+    key = site_key(site_app.state.config, SALT)
+    serializer = itsdangerous.URLSafeTimedSerializer(key, salt=SALT)
+    tokens = serializer.loads(cookie)
+    monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: long_ago)
+    stale = serializer.dumps(tokens)
+    monkeypatch.undo()
+    browser_like.cookies.set("luser_session", stale)
+    r = await browser_like.get("/me/orders")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    page = await browser_like.get("/")
+    assert "登录" in page.text and "退出" not in page.text
+
+
+async def test_tampered_or_revoked_session_is_logged_out(
+    browser_like: httpx.AsyncClient, site_app: Starlette
+) -> None:
+    account = unique_email()
+    await sign_up(browser_like, account=account)
+    cookie = browser_like.cookies["luser_session"]
+    browser_like.cookies.set("luser_session", cookie[:-3] + "abc")
+    r = await browser_like.get("/")
+    assert r.status_code == 200 and "登录已过期" in r.text
+    # Logged out everywhere (the accounts service): the next page knows.
+    browser_like.cookies.set("luser_session", cookie)
+    user = await User.find_first("select * from users where email = ?", account)
+    assert user is not None
+    await site_app.state.services.accounts.set_status(user.id, "disabled")
+    r = await browser_like.get("/")
+    assert "登录已过期" in r.text and "退出" not in r.text
+
+
+async def test_someone_elses_order_is_not_found(
+    browser_like: httpx.AsyncClient, site_app: Starlette
+) -> None:
+    plan = await make_plan(site_app)
+    await sign_up(browser_like)
+    token = await csrf_of(browser_like, "/plans")
+    r = await browser_like.post(
+        "/checkout", data={"csrf_token": token, "plan_id": str(plan.id), "provider": "wechat"}
+    )
+    assert r.status_code == 303
+    order_path = r.headers["location"]
+    assert (await browser_like.get(order_path + "/qr.png")).headers["content-type"] == "image/png"
+    async with client_for(site_app) as stranger:
+        stranger.headers["accept"] = "text/html"
+        await sign_up(stranger)
+        for path in (order_path, order_path + "/qr.png", order_path + "/status"):
+            seen = await stranger.get(path)
+            assert seen.status_code == 404, path
+            assert "订单不存在" in seen.text
+
+
+async def test_bad_checkout_input_writes_no_order(
+    browser_like: httpx.AsyncClient, site_app: Starlette
+) -> None:
+    await sign_up(browser_like)
+    token = await csrf_of(browser_like, "/plans")
+    before = await Order.query().count()
+    for data in (
+        {"plan_id": "abc", "provider": "wechat"},
+        {"plan_id": "99999999", "provider": "wechat"},
+        {"plan_id": "1", "provider": "paypal"},
+        {"plan_id": "9" * 30, "provider": "alipay"},
+    ):
+        r = await browser_like.post("/checkout", data={"csrf_token": token, **data})
+        assert 400 <= r.status_code < 500, (data, r.text)
+        assert 'role="alert"' in r.text
+    assert await Order.query().count() == before
+
+
+async def test_video_the_user_may_not_watch_says_why(
+    browser_like: httpx.AsyncClient, site_app: Starlette
+) -> None:
+    members_only = await make_video(site_app, preview_seconds=0)
+    anonymous = await browser_like.get(f"/videos/{members_only.id}")
+    assert "登录后即可试看" in anonymous.text and "<video" not in anonymous.text
+    await sign_up(browser_like)
+    r = await browser_like.get(f"/videos/{members_only.id}")
+    assert r.status_code == 200
+    assert "<video" not in r.text and 'role="alert"' in r.text
+    previewable = await make_video(site_app)
+    r = await browser_like.get(f"/videos/{previewable.id}")
+    assert re.search(r'<video[^>]+src="/_fixture/clip.mp4\?media=[^"]+&amp;preview=4"', r.text)
+
+
+async def test_unknown_pages_and_ids_are_site_404s_but_the_api_keeps_json(
+    browser_like: httpx.AsyncClient,
+) -> None:
+    for path in ("/no/such/page", "/videos/0", "/videos/abc", "/videos/99999999999"):
+        r = await browser_like.get(path)
+        assert r.status_code == 404, path
+        assert "页面不存在" in r.text or "视频不存在" in r.text
+        assert 'href="/site-static/site.css"' in r.text
+    api = await browser_like.get("/api/no-such-thing")
+    assert api.status_code == 404 and api.json()["success"] is False
+
+
+async def test_a_crash_is_a_500_page_in_the_site_style(
+    site_app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(site_app.state.services.catalog, "categories", broken)
+    transport = httpx.ASGITransport(app=site_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        r = await client.get("/", headers={"accept": "text/html"})
+    assert r.status_code == 500
+    assert "服务器出错了" in r.text and "boom" not in r.text
+
+
+async def test_console_is_for_admins_only(
+    browser_like: httpx.AsyncClient, site_app: Starlette
+) -> None:
+    r = await browser_like.get("/console/videos")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    await sign_up(browser_like)
+    for path in ("/console/videos", "/console/users", "/console/orders"):
+        r = await browser_like.get(path)
+        assert r.status_code == 403 and "需要管理员权限" in r.text
+    token = await csrf_of(browser_like, "/")
+    video = await make_video(site_app, publish=False)
+    r = await browser_like.post(f"/console/videos/{video.id}/publish", data={"csrf_token": token})
+    assert r.status_code == 403
+    assert (await site_app.state.services.catalog.video(video.id)).status == "draft"
+
+
+async def test_operator_publishes_disables_and_refunds(
+    browser_like: httpx.AsyncClient,
+    site_app: Starlette,
+    site_admin: SiteAccount,
+    site_stubs: tuple[AlipayStub, WechatPayStub],
+) -> None:
+    # A subscriber buys a plan with WeChat Pay.
+    plan = await make_plan(site_app, duration_days=30)
+    async with client_for(site_app) as buyer:
+        await sign_up(buyer)
+        token = await csrf_of(buyer, "/plans")
+        r = await buyer.post(
+            "/checkout", data={"csrf_token": token, "plan_id": str(plan.id), "provider": "wechat"}
+        )
+        order_id = int(r.headers["location"].rsplit("/", 1)[1])
+        assert (await pay_with_wechat(site_app, site_stubs[1], order_id)).is_success
+        assert (await buyer.get(f"/orders/{order_id}/status")).json() == {"status": "paid"}
+        sub = await buyer.get("/me/subscription")
+        assert "会员有效" in sub.text
+    order = await Order.find_by_id(order_id)
+    assert order is not None
+
+    await log_in(browser_like, site_admin.account)
+    token = await csrf_of(browser_like, "/console/videos")
+    draft = await make_video(site_app, publish=False)
+    r = await browser_like.post(f"/console/videos/{draft.id}/publish", data={"csrf_token": token})
+    assert r.status_code == 303
+    assert f"/videos/{draft.id}" in (await browser_like.get("/", params={"q": draft.title})).text
+    again = await browser_like.post(
+        f"/console/videos/{draft.id}/publish", data={"csrf_token": token}
+    )
+    assert again.status_code == 409 and "视频已发布" in again.text
+
+    r = await browser_like.post(
+        f"/console/orders/{order_id}/refund",
+        data={"csrf_token": token, "amount_yuan": "1.2.3", "reason": ""},
+    )
+    assert r.status_code == 422 and "退款金额格式" in r.text
+    r = await browser_like.post(
+        f"/console/orders/{order_id}/refund", data={"csrf_token": token, "reason": "<i>测试</i>"}
+    )
+    assert r.status_code == 303, r.text
+    refunded = await Order.find_by_id(order_id)
+    assert refunded is not None and refunded.status == "refunded"
+    view = await site_app.state.commerce.subscriptions.status(order.user_id)
+    assert not view.active
+
+    disable = f"/console/users/{order.user_id}/disable"
+    r = await browser_like.post(disable, data={"csrf_token": token})
+    assert r.status_code == 303
+    buyer_user = await User.find_by_id(order.user_id)
+    assert buyer_user is not None and buyer_user.status == "disabled"
+    me = await browser_like.post(
+        f"/console/users/{site_admin.id}/disable", data={"csrf_token": token}
+    )
+    assert me.status_code == 400 and "不能禁用自己的账号" in me.text
