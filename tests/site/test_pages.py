@@ -344,3 +344,20 @@ async def test_operator_publishes_disables_and_refunds(
         f"/console/users/{site_admin.id}/disable", data={"csrf_token": token}
     )
     assert me.status_code == 400 and "不能禁用自己的账号" in me.text
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil"])
+async def test_login_never_redirects_off_site(
+    browser_like: httpx.AsyncClient, site_admin: SiteAccount, target: str
+) -> None:
+    token = await csrf_of(browser_like)
+    r = await browser_like.post(
+        "/login",
+        data={
+            "csrf_token": token,
+            "account": site_admin.account,
+            "password": PASSWORD,
+            "next": target,
+        },
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/"
