@@ -50,7 +50,13 @@ def duration(seconds: int) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+def is_hls(url: str) -> bool:
+    """An HLS playlist (the provider's transcoded output) rather than a progressive file."""
+    return urllib.parse.urlsplit(url).path.lower().endswith(".m3u8")
+
+
 ENV.filters.update(yuan=yuan, beijing=beijing, duration=duration)
+ENV.globals["is_hls"] = is_hls
 
 STATUS_NAMES = {
     "pending": "待支付",

@@ -12,7 +12,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import uvicorn
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -29,6 +30,21 @@ from starlette.applications import Starlette
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT_SECONDS = 20
+NO_NATIVE_HLS = """
+const canPlay = HTMLMediaElement.prototype.canPlayType;
+HTMLMediaElement.prototype.canPlayType = function (type) {
+  return /mpegurl/i.test(type) ? '' : canPlay.call(this, type);
+};
+"""
+AXE_SOURCE = Path(__file__).parent / "fixtures" / "axe.min.js"
+AXE_RUN = """
+const done = arguments[arguments.length - 1];
+axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+  .then(r => done(r.violations.map(v => ({
+     id: v.id, impact: v.impact, help: v.help,
+     nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ') + ': ' + n.failureSummary)}))))
+  .catch(e => done([{id: 'axe-error', help: String(e)}]));
+"""
 # Set to docs/screenshots to refresh the committed screenshots (see docs/site.md).
 SCREENSHOTS_ENV = "LUSER_SITE_SCREENSHOTS"
 
@@ -145,6 +161,38 @@ class Browser:
             WebDriverWait(self.driver, WAIT_SECONDS).until(lambda d: d.switch_to.alert).accept()
 
         await self._run(accept)
+
+    @contextlib.asynccontextmanager
+    async def without_native_hls(self) -> AsyncIterator[None]:
+        """Pages opened inside the block see a browser that cannot play HLS natively."""
+        added = await self._run(
+            self.driver.execute_cdp_cmd,
+            "Page.addScriptToEvaluateOnNewDocument",
+            {"source": NO_NATIVE_HLS},
+        )
+        try:
+            yield
+        finally:
+            await self._run(
+                self.driver.execute_cdp_cmd,
+                "Page.removeScriptToEvaluateOnNewDocument",
+                {"identifier": added["identifier"]},
+            )
+
+    async def double_click(self, css: str) -> None:
+        element = await self.find(css)
+        await self._run(lambda: ActionChains(self.driver).double_click(element).perform())
+
+    async def accessibility_violations(self) -> list[dict[str, Any]]:
+        """WCAG 2 A and AA violations on the current page, by the vendored axe-core."""
+
+        def run() -> list[dict[str, Any]]:
+            self.driver.execute_script(AXE_SOURCE.read_text())
+            self.driver.set_script_timeout(WAIT_SECONDS)
+            found: list[dict[str, Any]] = self.driver.execute_async_script(AXE_RUN)
+            return found
+
+        return await self._run(run)
 
     async def screenshot(self, name: str) -> None:
         await self._run(self.driver.save_screenshot, str(self.shots / f"{name}.png"))

@@ -22,7 +22,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import FileResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from app import create_app
 from app.container import LoginLimiter
@@ -37,6 +38,7 @@ MIGRATIONS = os.path.join(os.path.dirname(__file__), "..", "..", "migrations")
 CLIP = Path(__file__).parent / "fixtures" / "clip.mp4"
 PASSWORD = "s3cret-Passw0rd"
 CLIP_PATH = "/_fixture/clip.mp4"
+HLS_PATH = "/_fixture/hls/clip.m3u8"  # media ids starting "hls-" play the HLS rendition
 
 
 class ClipProvider:
@@ -54,8 +56,9 @@ class ClipProvider:
         client_ip: str | None = None,
     ) -> SignedUrl:
         kind = f"preview={preview_seconds}" if preview_seconds else "full=1"
+        path = HLS_PATH if media.startswith("hls-") else CLIP_PATH
         return SignedUrl(
-            url=f"{CLIP_PATH}?media={media}&{kind}",
+            url=f"{path}?media={media}&{kind}",
             expires_at=utc_now() + timedelta(seconds=ttl or 600),
             provider=self.name,
             preview_seconds=preview_seconds,
@@ -109,6 +112,7 @@ async def site_app(site_config: AppConfig) -> AsyncIterator[Starlette]:
         site_config, providers=ClipLookup(), login_limiter=LoginLimiter(attempts=100_000)
     )
     app.router.routes.append(Route(CLIP_PATH, _clip, methods=["GET", "HEAD"]))
+    app.router.routes.append(Mount("/_fixture/hls", StaticFiles(directory=CLIP.parent / "hls")))
     async with app.router.lifespan_context(app):
         yield app
 

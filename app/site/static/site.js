@@ -23,3 +23,22 @@ function watchOrder() {
   setTimeout(poll, 2000);
 }
 document.addEventListener("DOMContentLoaded", watchOrder);
+
+// HLS: native where the browser has it (Safari, iOS), else the vendored hls.js.
+function startHls() {
+  const video = document.querySelector("video[data-hls]");
+  if (!video) return;
+  const url = video.dataset.hls;
+  if (video.canPlayType("application/vnd.apple.mpegurl")) {
+    video.dataset.engine = "native";
+    video.src = url;
+  } else if (window.Hls && window.Hls.isSupported()) {
+    video.dataset.engine = "hls.js";
+    const hls = new window.Hls();
+    hls.loadSource(url);
+    hls.attachMedia(video);
+  } else {
+    video.insertAdjacentHTML("afterend", '<p class="error" role="alert">当前浏览器无法播放该视频</p>');
+  }
+}
+document.addEventListener("DOMContentLoaded", startHls);
