@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app.site import checkout, console, pages
+from app.site import checkout, console, console_catalog, pages
 from app.site.render import error_page
 from luser_common import AppError, InternalServerError, NotFound
 
@@ -47,6 +47,12 @@ def routes() -> list[Route | Mount]:
         Route("/console/users/{id}/{action}", console.user_status, methods=["POST"]),
         Route("/console/orders", console.orders, methods=["GET"]),
         Route("/console/orders/{id}/refund", console.refund, methods=["POST"]),
+        Route("/console/categories", console_catalog.categories, methods=["GET"]),
+        Route("/console/categories", console_catalog.create_category, methods=["POST"]),
+        Route("/console/categories/{id}/delete", console_catalog.delete_category, methods=["POST"]),
+        Route("/console/plans", console_catalog.plans, methods=["GET"]),
+        Route("/console/plans", console_catalog.create_plan, methods=["POST"]),
+        Route("/console/plans/{id}/toggle", console_catalog.toggle_plan, methods=["POST"]),
         Mount("/site-static", StaticFiles(packages=[("app.site", "static")]), name="site-static"),
     ]
 

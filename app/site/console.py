@@ -35,7 +35,7 @@ from luser_db import like_contains
 PAGE_SIZE = 20
 
 
-def _back(path: str, message: str) -> Response:
+def back(path: str, message: str) -> Response:
     return redirect(f"{path}?msg={urllib.parse.quote(message)}")
 
 
@@ -64,7 +64,7 @@ async def video_action(request: Request) -> Response:
         await catalog.delete_video(video_id)
     else:
         raise ValidationError("未知操作", field="action")
-    return _back("/console/videos", f"视频 #{video_id} {VIDEO_ACTIONS[action]}")
+    return back("/console/videos", f"视频 #{video_id} {VIDEO_ACTIONS[action]}")
 
 
 @page(admin=True)
@@ -88,7 +88,7 @@ async def user_status(request: Request) -> Response:
     # The admin route's own helper: the "not yourself" rule lives there.
     user = await _set_status(Call(request, user=current_user(request)), status)
     done = "已禁用" if status == "disabled" else "已启用"
-    return _back("/console/users", f"用户 #{user.id} {done}")
+    return back("/console/users", f"用户 #{user.id} {done}")
 
 
 @page(admin=True)
@@ -104,19 +104,20 @@ async def orders(request: Request) -> Response:
 async def refund(request: Request) -> Response:
     form = await read_form(request)
     raw = form.get("amount_yuan", "").strip()
-    amount = _fen(raw) if raw else None
+    amount = yuan_to_fen(raw, "amount_yuan") if raw else None
     body = validate(RefundIn, {"amount_fen": amount, "reason": form.get("reason", "")})
     order_id = path_id(request)
     done = await commerce(request).refunds.refund_order(
         order_id, body.amount_fen, body.reason, current_user(request).id
     )
-    return _back("/console/orders", f"订单 #{order_id} 已退款 {yuan(done.amount_fen)} 元")
+    return back("/console/orders", f"订单 #{order_id} 已退款 {yuan(done.amount_fen)} 元")
 
 
-def _fen(yuan: str) -> int:
-    whole, _, cents = yuan.partition(".")
+def yuan_to_fen(yuan: str, field: str) -> int:
+    """An amount typed in yuan ("19.9") as integer fen; no float on the way."""
+    whole, _, cents = yuan.strip().partition(".")
     if not (whole.isascii() and whole.isdigit() and len(whole) <= 10) or not (
         cents == "" or (cents.isascii() and cents.isdigit() and len(cents) <= 2)
     ):
-        raise ValidationError("退款金额格式: 元, 最多两位小数", field="amount_yuan")
-    return int(whole) * 100 + int(cents.ljust(2, "0") or 0)
+        raise ValidationError("金额格式: 元, 最多两位小数", field=field)
+    return int(whole) * 100 + int(cents.ljust(2, "0"))

@@ -195,6 +195,10 @@ async def test_operator_journey(
 
     await browser.get(f"/console/users?q=b{tag}")
     await browser.screenshot("console-users")
+    await browser.get("/console/categories")
+    await browser.screenshot("console-categories")
+    await browser.get("/console/plans")
+    await browser.screenshot("console-plans")
 
     await browser.get("/console/orders?status=paid")
     await browser.screenshot("console-orders")
@@ -219,6 +223,8 @@ ACCESSIBILITY_PAGES = [
     "/console/videos",
     "/console/users",
     "/console/orders?status=paid",
+    "/console/categories",
+    "/console/plans",
 ]
 
 

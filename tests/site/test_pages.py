@@ -325,7 +325,7 @@ async def test_operator_publishes_disables_and_refunds(
         f"/console/orders/{order_id}/refund",
         data={"csrf_token": token, "amount_yuan": "1.2.3", "reason": ""},
     )
-    assert r.status_code == 422 and "退款金额格式" in r.text
+    assert r.status_code == 422 and "金额格式" in r.text
     r = await browser_like.post(
         f"/console/orders/{order_id}/refund", data={"csrf_token": token, "reason": "<i>测试</i>"}
     )
@@ -361,3 +361,54 @@ async def test_login_never_redirects_off_site(
         },
     )
     assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+async def test_console_categories_and_plans(
+    browser_like: httpx.AsyncClient, site_app: Starlette, site_admin: SiteAccount
+) -> None:
+    await log_in(browser_like, site_admin.account)
+    token = await csrf_of(browser_like, "/console/categories")
+    tag = uuid.uuid4().hex[:6]
+
+    bad = await browser_like.post(
+        "/console/categories",
+        data={"csrf_token": token, "name": "坏标识", "slug": "Not A Slug", "sort_order": "x"},
+    )
+    assert bad.status_code == 422 and 'value="坏标识"' in bad.text
+    r = await browser_like.post(
+        "/console/categories", data={"csrf_token": token, "name": f"纪录片 {tag}", "slug": tag}
+    )
+    assert r.status_code == 303
+    categories = await site_app.state.services.catalog.categories()
+    category = next(c for c in categories if c.slug == tag)
+    await make_video(site_app, category_id=category.id)
+    in_use = await browser_like.post(
+        f"/console/categories/{category.id}/delete", data={"csrf_token": token}
+    )
+    assert in_use.status_code == 409 and "CATEGORY_IN_USE" in in_use.text
+
+    for price in ("", "abc", "1.234", "0"):
+        bad = await browser_like.post(
+            "/console/plans",
+            data={"csrf_token": token, "name": f"年度 {tag}", "price_yuan": price},
+        )
+        assert bad.status_code == 422, price
+    assert f"年度 {tag}" not in (await browser_like.get("/plans")).text
+    r = await browser_like.post(
+        "/console/plans",
+        data={
+            "csrf_token": token,
+            "name": f"年度 {tag}",
+            "price_yuan": "199.9",
+            "duration_days": "365",
+            "active": "on",
+        },
+    )
+    assert r.status_code == 303, r.text
+    shop = await browser_like.get("/plans")
+    assert f"年度 {tag}" in shop.text and "¥199.90" in shop.text
+    plan = next(p for p in await site_app.state.commerce.plans.public() if p.name == f"年度 {tag}")
+    assert plan.price_fen == 19990
+    r = await browser_like.post(f"/console/plans/{plan.id}/toggle", data={"csrf_token": token})
+    assert r.status_code == 303
+    assert f"年度 {tag}" not in (await browser_like.get("/plans")).text
