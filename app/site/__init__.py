@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app.site import checkout, console, console_catalog, pages
+from app.site import checkout, console, console_catalog, keys, pages
 from app.site.render import error_page
 from luser_common import AppError, InternalServerError, NotFound
 
@@ -40,6 +40,9 @@ def routes() -> list[Route | Mount]:
         Route("/orders/{id}/qr.png", checkout.order_qr, methods=["GET"]),
         Route("/me/orders", checkout.my_orders, methods=["GET"]),
         Route("/me/subscription", checkout.my_subscription, methods=["GET"]),
+        Route("/me/keys", keys.keys, methods=["GET"]),
+        Route("/me/keys", keys.create_key, methods=["POST"]),
+        Route("/me/keys/{id}/{action}", keys.key_action, methods=["POST"]),
         Route("/console", console.videos, methods=["GET"]),
         Route("/console/videos", console.videos, methods=["GET"]),
         Route("/console/videos/{id}/{action}", console.video_action, methods=["POST"]),

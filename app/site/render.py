@@ -55,7 +55,12 @@ def is_hls(url: str) -> bool:
     return urllib.parse.urlsplit(url).path.lower().endswith(".m3u8")
 
 
-ENV.filters.update(yuan=yuan, beijing=beijing, duration=duration)
+def nano_yuan(nano: int) -> str:
+    """The open API's nano-units (10^9 per yuan) as yuan, cut to the fen."""
+    return yuan(nano // 10_000_000)
+
+
+ENV.filters.update(yuan=yuan, beijing=beijing, duration=duration, nano_yuan=nano_yuan)
 ENV.globals["is_hls"] = is_hls
 
 STATUS_NAMES = {

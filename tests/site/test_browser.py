@@ -154,6 +154,12 @@ async def test_subscriber_journey(
     assert "会员有效" in await browser.text()
     await browser.screenshot("my-subscription")
 
+    await browser.get("/me/keys")
+    await browser.fill("#name", "我的脚本")
+    await browser.click("form[action='/me/keys'] button[type=submit]")
+    await browser.wait_until("return !!document.getElementById('new-key')")
+    await browser.screenshot("my-keys")
+
     await browser.get("/no/such/page")
     await browser.screenshot("not-found")
 
@@ -225,6 +231,7 @@ ACCESSIBILITY_PAGES = [
     "/console/orders?status=paid",
     "/console/categories",
     "/console/plans",
+    "/me/keys",
 ]
 
 

@@ -19,6 +19,7 @@ from app.accounts.models import User
 from app.commerce.models import Order
 from app.sandbox.payments import AlipayStub, WechatPayStub
 from app.site.session import SALT, site_key
+from luser_db import Db
 
 from .conftest import (
     PASSWORD,
@@ -412,3 +413,54 @@ async def test_console_categories_and_plans(
     r = await browser_like.post(f"/console/plans/{plan.id}/toggle", data={"csrf_token": token})
     assert r.status_code == 303
     assert f"年度 {tag}" not in (await browser_like.get("/plans")).text
+
+
+async def test_my_api_keys_and_usage_chart(
+    browser_like: httpx.AsyncClient, site_app: Starlette
+) -> None:
+    account = unique_email()
+    await sign_up(browser_like, account=account)
+    user = await User.find_first("select * from users where email = ?", account)
+    assert user is not None
+    token = await csrf_of(browser_like, "/me/keys")
+    assert "近 30 天没有调用" in (await browser_like.get("/me/keys")).text
+
+    too_long = await browser_like.post("/me/keys", data={"csrf_token": token, "name": "名" * 65})
+    assert too_long.status_code == 422 and 'role="alert"' in too_long.text
+    made = await browser_like.post("/me/keys", data={"csrf_token": token, "name": "<b>脚本</b>"})
+    assert made.status_code == 200
+    key = re.search(r'<code id="new-key" class="key">([^<]+)</code>', made.text)
+    assert key and "&lt;b&gt;脚本&lt;/b&gt;" in made.text
+    listing = await browser_like.get("/me/keys")
+    assert key.group(1) not in listing.text  # shown once, never again
+    token_id = int(re.findall(r'id="token-(\d+)"', listing.text)[0])
+
+    # Two calls yesterday and three today over two abilities, as the router logs them.
+    for days_ago, calls in ((1, 2), (0, 3)):
+        for n in range(calls):
+            await Db.execute(
+                "insert into router_logs (request_id, user_id, token_id, path, ability,"
+                " status_code, created_at) values (?, ?, ?, '/open/x', ?, 200,"
+                " now() - make_interval(days => ?))",
+                uuid.uuid4().hex,
+                user.id,
+                token_id,
+                ("video.read", "video.play")[n % 2],
+                days_ago,
+            )
+    chart = await browser_like.get("/me/keys")
+    assert "共 5 次" in chart.text
+    assert chart.text.count("<rect ") == 2
+
+    r = await browser_like.post(f"/me/keys/{token_id}/disable", data={"csrf_token": token})
+    assert r.status_code == 303
+    assert "停用" in (await browser_like.get("/me/keys")).text
+    async with client_for(site_app) as stranger:
+        stranger.headers["accept"] = "text/html"
+        await sign_up(stranger)
+        theirs = await csrf_of(stranger, "/me/keys")
+        r = await stranger.post(f"/me/keys/{token_id}/delete", data={"csrf_token": theirs})
+        assert r.status_code == 404 and "令牌不存在" in r.text
+    r = await browser_like.post(f"/me/keys/{token_id}/delete", data={"csrf_token": token})
+    assert r.status_code == 303
+    assert f'id="token-{token_id}"' not in (await browser_like.get("/me/keys")).text
