@@ -45,6 +45,7 @@ def routes() -> list[Route | Mount]:
         Route("/me/keys/{id}/{action}", keys.key_action, methods=["POST"]),
         Route("/console", console.videos, methods=["GET"]),
         Route("/console/videos", console.videos, methods=["GET"]),
+        Route("/console/videos", console.create_video, methods=["POST"]),
         Route("/console/videos/{id}/{action}", console.video_action, methods=["POST"]),
         Route("/console/users", console.users, methods=["GET"]),
         Route("/console/users/{id}/{action}", console.user_status, methods=["POST"]),

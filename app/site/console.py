@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from app.accounts.models import User
 from app.accounts.routes.admin import _set_status
-from app.catalog.routes.admin import AdminVideoQuery
+from app.catalog.routes.admin import AdminVideoQuery, VideoCreateBody
 from app.commerce.routes._schemas import commerce
 from app.commerce.routes.admin import AdminOrdersQuery, RefundIn
 from app.site.render import (
@@ -28,7 +28,7 @@ from app.site.render import (
     yuan,
 )
 from app.web.operation import Call
-from luser_common import ValidationError
+from luser_common import AppError, ValidationError
 from luser_common.http.body import parse_query
 from luser_db import like_contains
 
@@ -41,11 +41,54 @@ def back(path: str, message: str) -> Response:
 
 @page(admin=True)
 async def videos(request: Request) -> Response:
+    return await _videos_page(request, {}, None)
+
+
+async def _videos_page(request: Request, form: dict[str, str], error: AppError | None) -> Response:
     query = parse_query(request, AdminVideoQuery)
-    found = await request.app.state.services.catalog.admin_videos(
+    catalog = request.app.state.services.catalog
+    found = await catalog.admin_videos(
         query.page, PAGE_SIZE, status=query.status, q=query.q or None
     )
-    return render(request, "console/videos.html", {"videos": found, "query": query})
+    context = {
+        "videos": found,
+        "query": query,
+        "categories": await catalog.categories(),
+        "form": form,
+        "error": error,
+    }
+    return render(request, "console/videos.html", context, error.status_code if error else 200)
+
+
+NUMBER_FIELDS = ("duration_seconds", "preview_seconds", "required_level")
+
+
+@page(admin=True)
+async def create_video(request: Request) -> Response:
+    form = await read_form(request)
+    try:
+        data: dict[str, object] = {
+            name: form.get(name, "") for name in ("title", "description", "provider")
+        }
+        if form.get("media_id", "").strip():
+            data["media_id"] = form["media_id"]
+        if form.get("category_id", "").strip():
+            data["category_id"] = _number(form, "category_id")
+        for name in NUMBER_FIELDS:
+            if form.get(name, "").strip():
+                data[name] = _number(form, name)
+        body = validate(VideoCreateBody, data)
+        video = await request.app.state.services.catalog.create_video(body.model_dump())
+    except AppError as err:
+        return await _videos_page(request, form, err)
+    return back("/console/videos", f"视频 #{video.id} “{video.title}” 已创建 (草稿)")
+
+
+def _number(form: dict[str, str], name: str) -> int:
+    raw = form[name].strip()
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        raise ValidationError("请输入非负整数", field=name)
+    return int(raw)
 
 
 VIDEO_ACTIONS = {"publish": "已发布", "offline": "已下线", "delete": "已删除"}

@@ -171,7 +171,6 @@ async def test_operator_journey(
     site_stubs: tuple[AlipayStub, WechatPayStub],
 ) -> None:
     tag = uuid.uuid4().hex[:6]
-    draft = await make_video(site_app, title=f"新片 {tag}", publish=False)
     # A subscriber with a paid order for the refund.
     plan = await make_plan(site_app, name=f"季度会员 {tag}", duration_days=90, price_fen=4990)
     buyer = await site_app.state.services.accounts.register(
@@ -192,6 +191,21 @@ async def test_operator_journey(
     await browser.click("form[action='/login'] button[type=submit]")
     await browser.wait_until("return document.body.innerText.includes('运营后台')")
 
+    # Create a draft in the console, then publish it.
+    await browser.get("/console/videos")
+    await browser.click("details.card summary")
+    await browser.fill("#new-title", f"新片 {tag}")
+    await browser.fill("#new-description", "运营后台创建")
+    await browser.fill("#new-media", f"m-{tag}")
+    await browser.fill("#new-duration", "8")
+    await browser.fill("#new-preview", "4")
+    await browser.fill("#new-level", "1")
+    await browser.screenshot("console-video-new")
+    await browser.click("form[action='/console/videos'] button[type=submit]")
+    await browser.wait_until("return document.body.innerText.includes('已创建 (草稿)')")
+    page = await site_app.state.services.catalog.admin_videos(1, 1, q=f"新片 {tag}")
+    draft = page.items[0]
+    assert draft.status == "draft" and draft.media_id == f"m-{tag}"
     await browser.get(f"/console/videos?q={tag}")
     await browser.screenshot("console-videos")
     await browser.click(f"#video-{draft.id} form[action$='/publish'] button")

@@ -16,6 +16,7 @@ import pytest
 from starlette.applications import Starlette
 
 from app.accounts.models import User
+from app.catalog.models import Video
 from app.commerce.models import Order
 from app.sandbox.payments import AlipayStub, WechatPayStub
 from app.site.session import SALT, site_key
@@ -464,3 +465,48 @@ async def test_my_api_keys_and_usage_chart(
     r = await browser_like.post(f"/me/keys/{token_id}/delete", data={"csrf_token": token})
     assert r.status_code == 303
     assert f'id="token-{token_id}"' not in (await browser_like.get("/me/keys")).text
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"title": ""}, "title"),
+        ({"title": "t" * 201}, "title"),
+        ({"duration_seconds": "-5"}, "duration_seconds"),
+        ({"preview_seconds": "99999"}, "preview_seconds"),
+        ({"category_id": "99999999"}, "category_id"),
+        ({"provider": "youku"}, "provider"),
+    ],
+)
+async def test_console_video_form_refuses_bad_input(
+    browser_like: httpx.AsyncClient,
+    site_admin: SiteAccount,
+    fields: dict[str, str],
+    field: str,
+) -> None:
+    await log_in(browser_like, site_admin.account)
+    token = await csrf_of(browser_like, "/console/videos")
+    before = await Video.query().count()
+    data = {"title": "新视频", "provider": "tencent", "media_id": "m-1", **fields}
+    r = await browser_like.post("/console/videos", data={"csrf_token": token, **data})
+    assert r.status_code == 422, r.text
+    assert f"({field})" in r.text and '<details class="card" open>' in r.text
+    assert await Video.query().count() == before
+
+
+async def test_console_creates_a_draft_with_a_script_title(
+    browser_like: httpx.AsyncClient, site_admin: SiteAccount
+) -> None:
+    await log_in(browser_like, site_admin.account)
+    token = await csrf_of(browser_like, "/console/videos")
+    title = f"<script>x()</script> {uuid.uuid4().hex[:6]}"
+    r = await browser_like.post(
+        "/console/videos",
+        data={"csrf_token": token, "title": title, "provider": "aliyun", "preview_seconds": "5"},
+    )
+    assert r.status_code == 303
+    video = await Video.query().where("title = ?", title).first()
+    assert video is not None and video.status == "draft" and video.provider == "aliyun"
+    assert video.preview_seconds == 5 and video.media_id is None
+    listing = await browser_like.get("/console/videos", params={"q": title[-6:]})
+    assert "&lt;script&gt;x()&lt;/script&gt;" in listing.text and "<script>x()" not in listing.text
