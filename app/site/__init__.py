@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app.site import checkout, console, console_catalog, keys, pages
+from app.site import checkout, console, console_catalog, console_revenue, keys, pages
 from app.site.render import error_page
 from luser_common import AppError, InternalServerError, NotFound
 
@@ -57,6 +57,8 @@ def routes() -> list[Route | Mount]:
         Route("/console/plans", console_catalog.plans, methods=["GET"]),
         Route("/console/plans", console_catalog.create_plan, methods=["POST"]),
         Route("/console/plans/{id}/toggle", console_catalog.toggle_plan, methods=["POST"]),
+        Route("/console/revenue", console_revenue.revenue, methods=["GET"]),
+        Route("/console/reconcile", console_revenue.reconcile, methods=["POST"]),
         Mount("/site-static", StaticFiles(packages=[("app.site", "static")]), name="site-static"),
     ]
 

@@ -15,6 +15,7 @@ from app.config_features import OpenApiDisabled
 from app.open_api import logs, manage
 from app.open_api.routes import self_service
 from app.open_api.routes.self_service import TokenIn, TokenPatch
+from app.site.chart import Chart, bar_chart
 from app.site.console import back
 from app.site.render import current_user, page, path_id, read_form, render, validate
 from app.web.operation import Call
@@ -22,7 +23,6 @@ from luser_common import AppError
 
 USAGE_DAYS = 30
 USAGE_TZ = "Asia/Shanghai"  # the day boundaries users live by
-CHART_WIDTH, CHART_HEIGHT = 600, 160
 
 
 def _require_open_api(request: Request) -> None:
@@ -30,29 +30,15 @@ def _require_open_api(request: Request) -> None:
         raise OpenApiDisabled()  # the same flag and error as /api/tokens
 
 
-async def usage_chart(user_id: int, now: datetime | None = None) -> dict[str, Any]:
-    """Calls per day (every ability summed) and the bars of an SVG chart for them."""
+async def usage_chart(user_id: int, now: datetime | None = None) -> Chart:
+    """Calls per Beijing day over the last 30 days, every ability summed."""
     until = now or datetime.now(UTC)
     since = until - timedelta(days=USAGE_DAYS)
     rows = await logs.daily_usage(user_id, since, until, tz=USAGE_TZ)
     calls: dict[str, int] = defaultdict(int)
     for row in rows:
         calls[row["day"].isoformat()] += int(row["calls"])
-    days = sorted(calls)
-    peak = max(calls.values(), default=0)
-    step = CHART_WIDTH / max(len(days), 1)
-    bars = [
-        {
-            "day": day,
-            "calls": calls[day],
-            "x": round(i * step + step * 0.1, 1),
-            "width": round(step * 0.8, 1),
-            "height": round(CHART_HEIGHT * calls[day] / peak, 1) if peak else 0,
-        }
-        for i, day in enumerate(days)
-    ]
-    total = sum(calls.values())
-    return {"bars": bars, "total": total, "width": CHART_WIDTH, "height": CHART_HEIGHT}
+    return bar_chart(sorted(calls.items()))
 
 
 async def _keys_page(

@@ -219,6 +219,8 @@ async def test_operator_journey(
     await browser.screenshot("console-categories")
     await browser.get("/console/plans")
     await browser.screenshot("console-plans")
+    await browser.get("/console/revenue")
+    await browser.screenshot("console-revenue")
 
     await browser.get("/console/orders?status=paid")
     await browser.screenshot("console-orders")
@@ -246,6 +248,7 @@ ACCESSIBILITY_PAGES = [
     "/console/categories",
     "/console/plans",
     "/me/keys",
+    "/console/revenue",
 ]
 
 

@@ -510,3 +510,31 @@ async def test_console_creates_a_draft_with_a_script_title(
     assert video.preview_seconds == 5 and video.media_id is None
     listing = await browser_like.get("/console/videos", params={"q": title[-6:]})
     assert "&lt;script&gt;x()&lt;/script&gt;" in listing.text and "<script>x()" not in listing.text
+
+
+async def test_console_revenue_and_reconcile(
+    browser_like: httpx.AsyncClient,
+    site_app: Starlette,
+    site_admin: SiteAccount,
+    site_stubs: tuple[AlipayStub, WechatPayStub],
+) -> None:
+    await log_in(browser_like, site_admin.account)
+    before = await browser_like.get("/console/revenue")
+    assert before.status_code == 200
+    plan = await make_plan(site_app, price_fen=12345)
+    buyer = await site_app.state.services.accounts.register(
+        email=unique_email(), phone=None, password=PASSWORD
+    )
+    checkout = await site_app.state.commerce.orders.create(buyer.id, plan.id, "wechat", "native")
+    assert (await pay_with_wechat(site_app, site_stubs[1], checkout.order.id)).is_success
+    after = await browser_like.get("/console/revenue")
+    total = re.compile(r"净收入 ¥([0-9]+)\.([0-9]{2})</h2>")
+    old, new = total.search(before.text), total.search(after.text)
+    assert old and new
+    grown = (int(new[1]) * 100 + int(new[2])) - (int(old[1]) * 100 + int(old[2]))
+    assert grown == 12345
+    assert "<rect " in after.text
+
+    token = await csrf_of(browser_like, "/console/revenue")
+    r = await browser_like.post("/console/reconcile", data={"csrf_token": token})
+    assert r.status_code == 200 and 'id="reconcile-report"' in r.text
