@@ -48,6 +48,7 @@ def routes() -> list[Route | Mount]:
         Route("/console/videos", console.create_video, methods=["POST"]),
         Route("/console/videos/{id}/{action}", console.video_action, methods=["POST"]),
         Route("/console/users", console.users, methods=["GET"]),
+        Route("/console/users/{id}", console.user_detail, methods=["GET"]),
         Route("/console/users/{id}/{action}", console.user_status, methods=["POST"]),
         Route("/console/orders", console.orders, methods=["GET"]),
         Route("/console/orders/{id}/refund", console.refund, methods=["POST"]),

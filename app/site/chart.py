@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 WIDTH, HEIGHT = 600, 160
+MAX_BAR = 48  # a few days should not draw as one wall of colour
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Chart:
 def bar_chart(points: list[tuple[str, int]]) -> Chart:
     """Bars scaled to the largest value; negative values draw as empty bars."""
     peak = max((value for _, value in points), default=0)
-    step = WIDTH / max(len(points), 1)
+    step = min(WIDTH / max(len(points), 1), MAX_BAR / 0.8)
     bars = [
         Bar(
             label,

@@ -28,7 +28,7 @@ from app.site.render import (
     yuan,
 )
 from app.web.operation import Call
-from luser_common import AppError, ValidationError
+from luser_common import AppError, NotFound, ValidationError
 from luser_common.http.body import parse_query
 from luser_db import like_contains
 
@@ -122,6 +122,20 @@ async def users(request: Request) -> Response:
         )
     found = await query.order_by("id desc").paginate(int_param(request, "page"), PAGE_SIZE)
     return render(request, "console/users.html", {"users": found, "q": q})
+
+
+@page(admin=True)
+async def user_detail(request: Request) -> Response:
+    user = await User.find_by_id(path_id(request))
+    if user is None:
+        raise NotFound("用户不存在")
+    services = commerce(request)
+    context = {
+        "member": user,
+        "sub": await services.subscriptions.status(user.id),
+        "orders": await services.orders.page(1, PAGE_SIZE, user_id=user.id),
+    }
+    return render(request, "console/user.html", context)
 
 
 @page(admin=True)

@@ -215,6 +215,8 @@ async def test_operator_journey(
 
     await browser.get(f"/console/users?q=b{tag}")
     await browser.screenshot("console-users")
+    await browser.get(f"/console/users/{buyer.id}")
+    await browser.screenshot("console-user")
     await browser.get("/console/categories")
     await browser.screenshot("console-categories")
     await browser.get("/console/plans")
@@ -268,7 +270,7 @@ async def test_pages_pass_axe_wcag_aa(
     await browser.click("form[action='/login'] button[type=submit]")
     await browser.wait_until("return document.body.innerText.includes('运营后台')")
     found = {}
-    for path in [*ACCESSIBILITY_PAGES, f"/videos/{video.id}"]:
+    for path in [*ACCESSIBILITY_PAGES, f"/videos/{video.id}", f"/console/users/{site_admin.id}"]:
         await browser.get(path)
         violations = await browser.accessibility_violations()
         if violations:

@@ -538,3 +538,25 @@ async def test_console_revenue_and_reconcile(
     token = await csrf_of(browser_like, "/console/revenue")
     r = await browser_like.post("/console/reconcile", data={"csrf_token": token})
     assert r.status_code == 200 and 'id="reconcile-report"' in r.text
+
+
+async def test_console_user_detail(
+    browser_like: httpx.AsyncClient,
+    site_app: Starlette,
+    site_admin: SiteAccount,
+    site_stubs: tuple[AlipayStub, WechatPayStub],
+) -> None:
+    plan = await make_plan(site_app, price_fen=990)
+    buyer = await site_app.state.services.accounts.register(
+        email=unique_email(), phone=None, password=PASSWORD, nickname="<img src=x>"
+    )
+    checkout = await site_app.state.commerce.orders.create(buyer.id, plan.id, "wechat", "native")
+    assert (await pay_with_wechat(site_app, site_stubs[1], checkout.order.id)).is_success
+    await log_in(browser_like, site_admin.account)
+    r = await browser_like.get(f"/console/users/{buyer.id}")
+    assert r.status_code == 200
+    assert checkout.order.order_no in r.text and "有效, 等级 1" in r.text
+    assert "&lt;img src=x&gt;" in r.text and "<img src=x>" not in r.text
+    for missing in ("/console/users/99999999", "/console/users/abc"):
+        gone = await browser_like.get(missing)
+        assert gone.status_code == 404
