@@ -20,6 +20,7 @@ from app.catalog.models import Video
 from app.commerce.models import Order
 from app.sandbox.payments import AlipayStub, WechatPayStub
 from app.site.session import SALT, site_key
+from luser_config.schema import FeaturesConfig
 from luser_db import Db
 
 from .conftest import (
@@ -560,3 +561,32 @@ async def test_console_user_detail(
     for missing in ("/console/users/99999999", "/console/users/abc"):
         gone = await browser_like.get(missing)
         assert gone.status_code == 404
+
+
+async def test_feature_flags_close_their_pages(
+    browser_like: httpx.AsyncClient, site_app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = await make_plan(site_app)
+    await sign_up(browser_like)
+    token = await csrf_of(browser_like, "/plans")
+    config = site_app.state.config
+    off = FeaturesConfig(registration=False, open_api=False, payments=False)
+    closed = config.model_copy(update={"features": off})
+    monkeypatch.setattr(site_app.state, "config", closed)
+    monkeypatch.setattr(site_app.state.commerce, "config", closed)  # read as the API reads it
+    users, orders = await User.query().count(), await Order.query().count()
+    async with client_for(site_app) as visitor:
+        visitor_token = await csrf_of(visitor, "/signup")
+        r = await visitor.post(
+            "/signup",
+            data={"csrf_token": visitor_token, "account": unique_email(), "password": PASSWORD},
+        )
+    assert r.status_code == 403 and "暂不开放注册" in r.text
+    r = await browser_like.post(
+        "/checkout", data={"csrf_token": token, "plan_id": str(plan.id), "provider": "wechat"}
+    )
+    assert r.status_code == 403 and "PAYMENTS_DISABLED" in r.text
+    for page_path in ("/me/keys",):
+        r = await browser_like.get(page_path)
+        assert r.status_code == 403 and "开放接口未开启" in r.text
+    assert (await User.query().count(), await Order.query().count()) == (users, orders)
