@@ -8,6 +8,7 @@ outside ``/api``. See docs/site.md.
 from __future__ import annotations
 
 import contextlib
+import json
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,7 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from app.site import checkout, console, console_catalog, console_revenue, keys, pages
-from app.site.render import error_page
+from app.site.render import PageError, error_page
 from luser_common import AppError, InternalServerError, NotFound
 
 __all__ = ["install", "routes"]
@@ -76,10 +77,15 @@ def install(app: Starlette) -> None:
     api_crash = app.exception_handlers[Exception]
 
     async def http_error(request: Request, exc: Exception) -> Response:
-        if _wants_page(request) and isinstance(exc, HTTPException) and exc.status_code == 404:
-            await _load_session(request)
+        response: Response = await api_http(request, exc)  # logs it; the envelope's words
+        if not _wants_page(request) or response.status_code < 400:
+            return response
+        await _load_session(request)
+        if response.status_code == 404:
             return error_page(request, NotFound("页面不存在"))
-        return await api_http(request, exc)
+        envelope = json.loads(bytes(response.body))["error"]
+        err = PageError(response.status_code, envelope["code"], envelope["message"])
+        return error_page(request, err)
 
     async def crash(request: Request, exc: Exception) -> Response:
         response: Response = await api_crash(request, exc)  # logs the traceback

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import urllib.parse
 from collections.abc import Awaitable, Callable
+from datetime import timedelta, timezone
 from typing import Any, TypeVar
 
 import jinja2
@@ -15,7 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from app.accounts.models import User
 from app.site import csrf, session
 from app.web.types import MAX_BIGINT
-from luser_common import AppError, Forbidden, NotFound, Unauthorized
+from luser_common import AppError, BadRequest, Forbidden, NotFound, Unauthorized
 from luser_common.http.body import read_body
 
 M = TypeVar("M", bound=pydantic.BaseModel)
@@ -40,8 +41,6 @@ def beijing(value: Any) -> str:
     """A timestamp as Beijing wall-clock time (what the users read)."""
     if value is None:
         return "—"
-    from datetime import timedelta, timezone
-
     return str(value.astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m-%d %H:%M"))
 
 
@@ -95,6 +94,15 @@ def render(
     return HTMLResponse(html, status_code=status)
 
 
+class PageError(AppError):
+    """An error answered by Starlette itself (405, 404 ...), with its envelope's code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status  # type: ignore[misc]
+        self.code = code  # type: ignore[misc]
+
+
 def error_page(request: Request, err: AppError) -> HTMLResponse:
     titles = {404: "页面不存在", 403: "无权访问", 401: "请先登录", 500: "服务器出错了"}
     response = render(
@@ -114,7 +122,13 @@ def redirect(url: str) -> RedirectResponse:
 
 
 def login_redirect(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    """To the log-in page, then back: to this page, or for a form, to the page it was on."""
+    if request.method == "GET":
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    else:
+        referer = urllib.parse.urlsplit(request.headers.get("referer", ""))
+        same_site = referer.netloc == request.url.netloc
+        target = referer.path if same_site and referer.path.startswith("/") else "/"
     return redirect("/login?" + urllib.parse.urlencode({"next": target}))
 
 
@@ -174,8 +188,6 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 def _bad_form() -> AppError:
-    from luser_common import BadRequest
-
     return BadRequest("表单内容无法解析")
 
 

@@ -572,8 +572,18 @@ async def test_feature_flags_close_their_pages(
     config = site_app.state.config
     off = FeaturesConfig(registration=False, open_api=False, payments=False)
     closed = config.model_copy(update={"features": off})
-    monkeypatch.setattr(site_app.state, "config", closed)
-    monkeypatch.setattr(site_app.state.commerce, "config", closed)  # read as the API reads it
+    # Starlette's State is not monkeypatch-safe (undo deletes the key): set and restore.
+    site_app.state.config = closed
+    try:
+        monkeypatch.setattr(site_app.state.commerce, "config", closed)  # as the API reads it
+        await _all_closed(browser_like, site_app, plan.id, token)
+    finally:
+        site_app.state.config = config
+
+
+async def _all_closed(
+    browser_like: httpx.AsyncClient, site_app: Starlette, plan_id: int, token: str
+) -> None:
     users, orders = await User.query().count(), await Order.query().count()
     async with client_for(site_app) as visitor:
         visitor_token = await csrf_of(visitor, "/signup")
@@ -583,10 +593,34 @@ async def test_feature_flags_close_their_pages(
         )
     assert r.status_code == 403 and "暂不开放注册" in r.text
     r = await browser_like.post(
-        "/checkout", data={"csrf_token": token, "plan_id": str(plan.id), "provider": "wechat"}
+        "/checkout", data={"csrf_token": token, "plan_id": str(plan_id), "provider": "wechat"}
     )
     assert r.status_code == 403 and "PAYMENTS_DISABLED" in r.text
     for page_path in ("/me/keys",):
         r = await browser_like.get(page_path)
         assert r.status_code == 403 and "开放接口未开启" in r.text
     assert (await User.query().count(), await Order.query().count()) == (users, orders)
+
+
+async def test_wrong_method_is_a_page_for_browsers(browser_like: httpx.AsyncClient) -> None:
+    r = await browser_like.get("/logout")
+    assert r.status_code == 405
+    assert "<title>" in r.text and "METHOD_NOT_ALLOWED" in r.text
+    api = await browser_like.get("/api/auth/login")
+    assert api.status_code == 405 and api.json()["success"] is False
+
+
+async def test_a_form_sent_logged_out_returns_to_its_page_after_log_in(
+    browser_like: httpx.AsyncClient, site_app: Starlette
+) -> None:
+    token = await csrf_of(browser_like, "/login")
+    r = await browser_like.post(
+        "/checkout",
+        data={"csrf_token": token, "plan_id": "1", "provider": "wechat"},
+        headers={"referer": "http://testserver/plans"},
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Fplans"
+    elsewhere = await browser_like.post(
+        "/checkout", data={"csrf_token": token}, headers={"referer": "https://evil.example/x"}
+    )
+    assert elsewhere.headers["location"] == "/login?next=%2F"
