@@ -105,6 +105,10 @@ async def test_subscriber_journey(
     src, played = await _watch(browser, video.id)
     assert "preview=4" in src and played > 1
     await browser.screenshot("video-preview")
+    # The 8 s clip stops at the 4 s preview, and says so.
+    stopped = "const v = document.getElementById('player'); return v.paused && v.currentTime >= 4"
+    await browser.wait_until(stopped)
+    assert "试看结束" in await browser.text()
 
     # WeChat native: the QR page, a sandbox scan, the page notices the payment.
     await browser.get("/plans")

@@ -42,3 +42,18 @@ function startHls() {
   }
 }
 document.addEventListener("DOMContentLoaded", startHls);
+
+// A preview stops at its end even where the provider's CDN does not cut the stream.
+function limitPreview() {
+  const video = document.getElementById("player");
+  const limit = video ? Number(video.dataset.previewSeconds || 0) : 0;
+  if (!limit) return;
+  video.addEventListener("timeupdate", () => {
+    if (video.currentTime < limit) return;
+    video.pause();
+    video.currentTime = limit;
+    const note = document.getElementById("preview-note");
+    if (note) note.textContent = "试看结束。开通会员即可观看完整视频。";
+  });
+}
+document.addEventListener("DOMContentLoaded", limitPreview);
