@@ -22,6 +22,7 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
@@ -178,6 +179,19 @@ class Browser:
                 "Page.removeScriptToEvaluateOnNewDocument",
                 {"identifier": added["identifier"]},
             )
+
+    async def tab_to(self, css: str, limit: int = 30) -> int:
+        """Press Tab until ``css`` has the focus; how many presses it took."""
+        target = await self.find(css)
+
+        def press() -> int:
+            for count in range(1, limit + 1):
+                ActionChains(self.driver).send_keys(Keys.TAB).perform()
+                if self.driver.switch_to.active_element == target:
+                    return count
+            raise AssertionError(f"{css} not reached with {limit} Tab presses")
+
+        return int(await self._run(press))
 
     async def double_click(self, css: str) -> None:
         element = await self.find(css)

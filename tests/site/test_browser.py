@@ -280,3 +280,18 @@ async def test_pages_pass_axe_wcag_aa(
         if violations:
             found[path] = violations
     assert found == {}
+
+
+async def test_forms_are_keyboard_reachable_with_visible_focus(browser: Browser) -> None:
+    await browser.get("/")
+    if "退出" in await browser.text():
+        await browser.click("form[action='/logout'] button")
+        await browser.wait_until("return document.body.innerText.includes('已退出登录')")
+    await browser.get("/signup")
+    for css in ("#account", "#nickname", "#password", "form[action='/signup'] button"):
+        await browser.tab_to(css)
+        style = await browser.script(
+            "const s = getComputedStyle(document.activeElement);"
+            " return [s.outlineStyle, s.outlineWidth];"
+        )
+        assert style == ["solid", "3px"], (css, style)  # the site's own focus ring
