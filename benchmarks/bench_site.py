@@ -117,6 +117,8 @@ async def run(args: argparse.Namespace) -> int:
         app = create_app(config, providers=NoVod())
         async with app.router.lifespan_context(app):
             first, reader, admin = await seed(app, args.videos)
+            reader_user = await app.state.services.accounts.login(reader, PASSWORD, "bench")
+            reader_id = reader_user[0].id
             anonymous = httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://bench"
             )
@@ -133,6 +135,9 @@ async def run(args: argparse.Namespace) -> int:
                 ("console videos", operator, "/console/videos"),
                 ("console users", operator, "/console/users"),
                 ("console orders", operator, "/console/orders"),
+                ("console revenue", operator, "/console/revenue"),
+                ("console user", operator, f"/console/users/{reader_id}"),
+                ("my API keys", user, "/me/keys"),
             ]
             print(f"{'page':<24}{'median ms':>10}{'p95 ms':>10}")
             worst = 0.0
