@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,9 +20,12 @@ from starlette.staticfiles import StaticFiles
 
 from app.site import checkout, console, console_catalog, console_revenue, keys, pages
 from app.site.render import PageError, error_page
+from app.site.session import load_user
 from luser_common import AppError, InternalServerError, NotFound
 
 __all__ = ["install", "routes"]
+
+logger = logging.getLogger("luser.site")
 
 
 def routes() -> list[Route | Mount]:
@@ -83,14 +87,20 @@ def install(app: Starlette) -> None:
         await _load_session(request)
         if response.status_code == 404:
             return error_page(request, NotFound("页面不存在"))
-        envelope = json.loads(bytes(response.body))["error"]
-        err = PageError(response.status_code, envelope["code"], envelope["message"])
+        try:
+            envelope = json.loads(bytes(response.body))["error"]
+            err = PageError(response.status_code, envelope["code"], envelope["message"])
+        except (ValueError, KeyError, TypeError):
+            err = PageError(response.status_code, "HTTP_ERROR", "请求失败")
         return error_page(request, err)
 
     async def crash(request: Request, exc: Exception) -> Response:
         response: Response = await api_crash(request, exc)  # logs the traceback
         if _wants_page(request):
-            return error_page(request, InternalServerError())
+            try:
+                return error_page(request, InternalServerError())
+            except Exception:  # the page itself failed: the envelope still answers
+                logger.exception("the 500 page failed to render")
         return response
 
     app.add_exception_handler(HTTPException, http_error)
@@ -98,7 +108,5 @@ def install(app: Starlette) -> None:
 
 
 async def _load_session(request: Request) -> None:
-    from app.site.session import load_user
-
     with contextlib.suppress(AppError):  # the 404 page renders for anyone
         await load_user(request)
