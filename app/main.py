@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from app import site
 from app.accounts.feature import feature as accounts
 from app.catalog.feature import feature as catalog
 from app.commerce import SubscriptionEntitlements
@@ -75,6 +76,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    site.install(app)  # last: its 404 page must not shadow any API route
     app.state.explicit_config = config
     app.state.build_services = build_services
     app.state.features = FEATURES
