@@ -39,7 +39,7 @@ def _plan_options(fn: Any) -> Any:
 
 
 def _show(plan: Any, as_json: bool) -> None:
-    from app.commerce.routes._schemas import PlanOut
+    from app.commerce.routes.schemas import PlanOut
 
     emit(PlanOut.model_validate(plan), as_json=as_json)
 
@@ -53,8 +53,8 @@ def _show(plan: Any, as_json: bool) -> None:
 @cli_errors
 def list_cmd(active: bool | None, page: int, size: int, as_json: bool) -> None:
     """All plans in display order."""
-    from app.commerce.routes._schemas import PlanOut
     from app.commerce.routes.plans import PlanAdminQuery
+    from app.commerce.routes.schemas import PlanOut
 
     q = validated(PlanAdminQuery, {"page": page, "size": size, "active": active})
 

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from app.commerce.errors import OrderNotFound, PaymentsDisabled
 from app.commerce.models import Order, PaymentAttempt
-from app.commerce.routes._schemas import OrderIn, PayIn
+from app.commerce.routes.schemas import OrderIn, PayIn
 from app.site.context import services
 from app.site.render import (
     current_user,

@@ -11,5 +11,5 @@ __all__ = ["services"]
 
 def services(request: Request) -> Services:
     """The app's :class:`~app.container.Services` (built by its lifespan)."""
-    built: Services = services(request)
+    built: Services = request.app.state.services
     return built

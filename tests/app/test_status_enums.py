@@ -15,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from app.accounts.status import UserRole, UserStatus
 from app.catalog.status import MediaState, VideoStatus
-from app.commerce.routes._schemas import OrderStatusName, ProviderName
+from app.commerce.routes.schemas import OrderStatusName, ProviderName
 from app.commerce.status import (
     AttemptStatus,
     OrderStatus,

@@ -27,14 +27,15 @@ from starlette.staticfiles import StaticFiles
 
 from app import create_app
 from app.container import LoginLimiter
+from app.files import MIGRATIONS_DIR
 from app.sandbox.payments import AlipayStub, WechatPayStub, generate_keypair
 from app.sandbox.vod import PROXY_ENV_VARS
+from app.settings import AppConfig, PaymentConfig
 from app.vod.base import SignedUrl
 from luser_common import utc_now
-from luser_config.schema import AppConfig, PaymentConfig
 from luser_db.migrations import Migrator
 
-MIGRATIONS = os.path.join(os.path.dirname(__file__), "..", "..", "migrations")
+MIGRATIONS = str(MIGRATIONS_DIR)
 CLIP = Path(__file__).parent / "fixtures" / "clip.mp4"
 PASSWORD = "s3cret-Passw0rd"
 CLIP_PATH = "/_fixture/clip.mp4"
@@ -199,12 +200,12 @@ async def make_plan(app: Starlette, **fields: Any) -> Any:
         "price_fen": 1990,
         **fields,
     }
-    return await app.state.commerce.plans.create(**values)
+    return await app.state.services.commerce.plans.create(**values)
 
 
 async def pay_with_wechat(app: Starlette, wx: WechatPayStub, order_id: int) -> httpx.Response:
     """The buyer scans and pays in the sandbox; WeChat Pay notifies the service."""
-    attempts = await app.state.commerce.orders.attempts(order_id)
+    attempts = await app.state.services.commerce.orders.attempts(order_id)
     out_trade_no = next(a.out_trade_no for a in reversed(attempts) if a.provider == "wechat")
     wx.mark_paid(out_trade_no)
     headers, body = wx.notification(out_trade_no)

@@ -180,9 +180,11 @@ async def test_operator_journey(
     buyer = await site_app.state.services.accounts.register(
         email=f"b{tag}@example.com", phone=None, password=PASSWORD
     )
-    checkout = await site_app.state.commerce.orders.create(buyer.id, plan.id, "wechat", "native")
+    checkout = await site_app.state.services.commerce.orders.create(
+        buyer.id, plan.id, "wechat", "native"
+    )
     assert (await pay_with_wechat(site_app, site_stubs[1], checkout.order.id)).is_success
-    before = await site_app.state.commerce.subscriptions.status(buyer.id)
+    before = await site_app.state.services.commerce.subscriptions.status(buyer.id)
 
     await browser.get("/")
     if "退出" in await browser.text():
@@ -234,7 +236,7 @@ async def test_operator_journey(
     await browser.click(f"#order-{checkout.order.id} button")
     await browser.accept_confirm()
     await browser.wait_until("return document.body.innerText.includes('已退款')")
-    after = await site_app.state.commerce.subscriptions.status(buyer.id)
+    after = await site_app.state.services.commerce.subscriptions.status(buyer.id)
     assert before.access_ends_at is not None
     assert after.access_ends_at is None or after.access_ends_at < before.access_ends_at
 

@@ -6,8 +6,8 @@ import pytest
 from starlette.responses import Response
 
 from app.accounts.service import TokenPair
+from app.settings import AppConfig
 from app.site.session import set_session
-from luser_config.schema import AppConfig
 
 PAIR = TokenPair("access", "refresh", expires_in=600, refresh_expires_in=86400)
 

@@ -19,8 +19,8 @@ from app.accounts.models import User
 from app.catalog.models import Video
 from app.commerce.models import Order
 from app.sandbox.payments import AlipayStub, WechatPayStub
+from app.settings import FeaturesConfig
 from app.site.session import SALT, site_key
-from luser_config.schema import FeaturesConfig
 from luser_db import Db
 
 from .conftest import (
@@ -335,7 +335,7 @@ async def test_operator_publishes_disables_and_refunds(
     assert r.status_code == 303, r.text
     refunded = await Order.find_by_id(order_id)
     assert refunded is not None and refunded.status == "refunded"
-    view = await site_app.state.commerce.subscriptions.status(order.user_id)
+    view = await site_app.state.services.commerce.subscriptions.status(order.user_id)
     assert not view.active
 
     disable = f"/console/users/{order.user_id}/disable"
@@ -410,7 +410,9 @@ async def test_console_categories_and_plans(
     assert r.status_code == 303, r.text
     shop = await browser_like.get("/plans")
     assert f"年度 {tag}" in shop.text and "¥199.90" in shop.text
-    plan = next(p for p in await site_app.state.commerce.plans.public() if p.name == f"年度 {tag}")
+    plan = next(
+        p for p in await site_app.state.services.commerce.plans.public() if p.name == f"年度 {tag}"
+    )
     assert plan.price_fen == 19990
     r = await browser_like.post(f"/console/plans/{plan.id}/toggle", data={"csrf_token": token})
     assert r.status_code == 303
@@ -526,7 +528,9 @@ async def test_console_revenue_and_reconcile(
     buyer = await site_app.state.services.accounts.register(
         email=unique_email(), phone=None, password=PASSWORD
     )
-    checkout = await site_app.state.commerce.orders.create(buyer.id, plan.id, "wechat", "native")
+    checkout = await site_app.state.services.commerce.orders.create(
+        buyer.id, plan.id, "wechat", "native"
+    )
     assert (await pay_with_wechat(site_app, site_stubs[1], checkout.order.id)).is_success
     after = await browser_like.get("/console/revenue")
     total = re.compile(r"净收入 ¥([0-9]+)\.([0-9]{2})</h2>")
@@ -551,7 +555,9 @@ async def test_console_user_detail(
     buyer = await site_app.state.services.accounts.register(
         email=unique_email(), phone=None, password=PASSWORD, nickname="<img src=x>"
     )
-    checkout = await site_app.state.commerce.orders.create(buyer.id, plan.id, "wechat", "native")
+    checkout = await site_app.state.services.commerce.orders.create(
+        buyer.id, plan.id, "wechat", "native"
+    )
     assert (await pay_with_wechat(site_app, site_stubs[1], checkout.order.id)).is_success
     await log_in(browser_like, site_admin.account)
     r = await browser_like.get(f"/console/users/{buyer.id}")
@@ -575,7 +581,9 @@ async def test_feature_flags_close_their_pages(
     # Starlette's State is not monkeypatch-safe (undo deletes the key): set and restore.
     site_app.state.config = closed
     try:
-        monkeypatch.setattr(site_app.state.commerce, "config", closed)  # as the API reads it
+        monkeypatch.setattr(
+            site_app.state.services.commerce, "config", closed
+        )  # as the API reads it
         await _all_closed(browser_like, site_app, plan.id, token)
     finally:
         site_app.state.config = config

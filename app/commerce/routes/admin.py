@@ -7,7 +7,7 @@ from datetime import date, datetime
 from pydantic import Field
 
 from app.commerce.queries import active_subscribers, daily_revenue
-from app.commerce.routes._schemas import (
+from app.commerce.routes.schemas import (
     AttemptOut,
     Fen,
     OrderOut,

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from app.commerce.errors import PaymentsDisabled
 from app.commerce.orders import Checkout
-from app.commerce.routes._schemas import (
+from app.commerce.routes.schemas import (
     AttemptOut,
     CheckoutOut,
     OrderIn,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StrictInt
 
-from app.commerce.routes._schemas import Fen, PageQuery, PlanOut, PlanPage
+from app.commerce.routes.schemas import Fen, PageQuery, PlanOut, PlanPage
 from app.web.operation import Call, Operation, operation
 from app.web.types import Input, Output, Text
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.commerce.routes._schemas import OrderIn
+from app.commerce.routes.schemas import OrderIn
 from app.payments.factory import PAYMENT_PROVIDERS, build_providers, payment_section
 from app.sandbox.runtime import load_stand_in
 from app.settings import PaymentConfig
