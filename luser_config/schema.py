@@ -324,7 +324,15 @@ class AlipayConfig(_Section):
 class WechatPayConfig(_Section):
     enabled: bool = False
     mch_id: str = ""
-    app_id: str = ""
+    app_id: str = Field(
+        default="", description="official account / website appid: native, jsapi, h5"
+    )
+    miniprogram_app_id: str = Field(
+        default="", description="the mini program's own appid; '' -> no miniprogram payments"
+    )
+    mobile_app_id: str = Field(
+        default="", description="the mobile app's open-platform appid; '' -> no app payments"
+    )
     mch_private_key: SecretStr = Field(default=SecretStr(""), description="PEM")
     mch_cert_serial_no: str = ""
     apiv3_key: SecretStr = Field(default=SecretStr(""), description="32 ASCII chars")

@@ -33,6 +33,11 @@ logger = logging.getLogger("luser.commerce")
 _NEVER_CREATED = frozenset({"ORDER_NOT_EXIST", "ACQ.TRADE_NOT_EXIST"})
 # How long a launched attempt may be handed out again for the same channel and method.
 REUSE_SECONDS = 600
+# Methods whose launch (a pay URL or a QR code) may be handed out again.
+_REUSABLE = frozenset(
+    {PaymentMethod.PAGE, PaymentMethod.WAP, PaymentMethod.NATIVE, PaymentMethod.PRECREATE}
+)
+_NEEDS_OPENID = frozenset({PaymentMethod.JSAPI, PaymentMethod.MINIPROGRAM})
 
 
 @dataclass(frozen=True)
@@ -126,11 +131,13 @@ class Orders:
             chosen = PaymentMethod(method)
         except ValueError:
             chosen = None
-        if chosen is None or chosen not in channel.methods:
-            allowed = ", ".join(sorted(channel.methods))
+        enabled = channel.enabled_methods()
+        if chosen is None or chosen not in enabled:
+            allowed = ", ".join(sorted(enabled))
             raise ValidationError(f"{provider} 不支持该支付方式, 可选: {allowed}", field="method")
-        if chosen is PaymentMethod.JSAPI and not (pay.get("payer_openid") or "").strip():
-            raise ValidationError("JSAPI 支付需要用户的 payer_openid", field="payer_openid")
+        if chosen in _NEEDS_OPENID and not (pay.get("payer_openid") or "").strip():
+            name = "JSAPI" if chosen is PaymentMethod.JSAPI else "小程序"
+            raise ValidationError(f"{name} 支付需要用户的 payer_openid", field="payer_openid")
         return channel
 
     async def _launch(
@@ -158,8 +165,10 @@ class Orders:
     async def _reusable(
         self, order: Order, provider: str, method: str, pay: dict[str, Any]
     ) -> PaymentAttempt | None:
-        if method == PaymentMethod.JSAPI or pay.get("return_url"):
-            return None  # JSAPI parameters are signed per payer and moment
+        if method not in _REUSABLE or pay.get("return_url"):
+            # JSAPI / mini program / APP parameters are signed per payer and moment;
+            # an H5 link is bound to the payer's IP and lives only 5 minutes.
+            return None
         since = utc_now() - timedelta(seconds=REUSE_SECONDS)
         return await (
             PaymentAttempt.query()
@@ -184,6 +193,7 @@ class Orders:
                 order.amount_fen,
                 method,
                 payer_openid=pay.get("payer_openid"),
+                payer_client_ip=pay.get("payer_client_ip"),
                 expire_at=order.expires_at,
                 return_url=pay.get("return_url"),
             )

@@ -25,6 +25,7 @@ Wire formats are the providers' own, verified against the SDKs.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 import secrets
@@ -231,7 +232,8 @@ def _now_beijing() -> str:
 
 
 class AlipayStub(_StubServer):
-    """Alipay's ``gateway.do`` for query / close / refund, plus notification building.
+    """Alipay's ``gateway.do`` for precreate / query / close / refund / refund query,
+    the cashier's check of page, wap and app-pay requests, and notification building.
 
     ``overrides[method] = {...}`` makes every call of ``method`` (e.g.
     ``"alipay.trade.query"``) answer that inner object instead; ``reply_keys``
@@ -312,6 +314,17 @@ class AlipayStub(_StubServer):
         return self.add_trade(
             biz["out_trade_no"], yuan_str_to_fen(biz["total_amount"]), subject=biz["subject"]
         )
+
+    def accept_order_string(self, order_string: str) -> dict[str, Any]:
+        """Play the Alipay app: check an app-pay order string's signature and open the trade.
+
+        The app SDK hands the string to Alipay as it is; the signature covers every
+        field but ``sign``, URL-decoded, exactly like a pay URL's.
+        """
+        params = dict(urllib.parse.parse_qsl(order_string, keep_blank_values=True))
+        if params.get("method") != "alipay.trade.app.pay":
+            raise AssertionError("not an app-pay order string")
+        return self.accept_pay_url("?" + order_string)
 
     def mark_paid(self, out_trade_no: str, status: str = "TRADE_SUCCESS") -> dict[str, Any]:
         with self._lock:
@@ -401,8 +414,11 @@ class AlipayStub(_StubServer):
             "alipay.trade.query": self._query,
             "alipay.trade.close": self._close,
             "alipay.trade.refund": self._refund,
+            "alipay.trade.fastpay.refund.query": self._refund_query,
         }
         handler = handlers.get(api)
+        if api == "alipay.trade.precreate":
+            return self._precreate(biz)
         if handler is None:
             return _alipay_fail("40004", "Business Failed", "isv.invalid-method", "不支持的接口")
         with self._lock:
@@ -410,6 +426,51 @@ class AlipayStub(_StubServer):
             if trade is None:
                 return _alipay_fail("40004", "Business Failed", "ACQ.TRADE_NOT_EXIST", "交易不存在")
             return handler(trade, biz)
+
+    def _precreate(self, biz: dict[str, Any]) -> dict[str, Any]:
+        """A QR trade: Alipay creates it now, the buyer scans ``qr_code`` later."""
+        out_trade_no = str(biz.get("out_trade_no") or "")
+        try:
+            amount = yuan_str_to_fen(str(biz.get("total_amount")))
+        except ValueError:
+            return _alipay_fail("40002", "Invalid Arguments", "isv.invalid-parameter", "金额错误")
+        if not out_trade_no or not biz.get("subject") or amount <= 0:
+            return _alipay_fail("40002", "Invalid Arguments", "isv.missing-parameter", "缺少参数")
+        with self._lock:
+            existing = self.trades.get(out_trade_no)
+            if existing is not None and existing["total_amount"] != fen_to_yuan_str(amount):
+                return _alipay_fail(
+                    "40004", "Business Failed", "ACQ.DUP_OUT_ORDER", "交易号重复且参数不一致"
+                )
+            if existing is None:
+                self.add_trade(out_trade_no, amount, subject=str(biz["subject"]))
+        return {
+            "code": "10000",
+            "msg": "Success",
+            "out_trade_no": out_trade_no,
+            "qr_code": f"https://qr.alipay.com/bax{secrets.token_hex(10)}",
+        }
+
+    def _refund_query(self, trade: dict[str, Any], biz: dict[str, Any]) -> dict[str, Any]:
+        reply: dict[str, Any] = {
+            "code": "10000",
+            "msg": "Success",
+            "trade_no": trade["trade_no"],
+            "out_trade_no": trade["out_trade_no"],
+        }
+        request_no = str(biz.get("out_request_no") or "")
+        refunds: dict[str, int] = trade["refunds"]
+        # Alipay answers an unknown request number with success and no refund fields.
+        if request_no in refunds:
+            reply.update(
+                {
+                    "out_request_no": request_no,
+                    "total_amount": trade["total_amount"],
+                    "refund_amount": fen_to_yuan_str(refunds[request_no]),
+                    "refund_status": "REFUND_SUCCESS",
+                }
+            )
+        return reply
 
     def _query(self, trade: dict[str, Any], biz: dict[str, Any]) -> dict[str, Any]:
         reply = {
@@ -528,13 +589,24 @@ def build_wechat_notification(
 
 _AUTH_FIELD = re.compile(r'(\w+)="([^"]*)"')
 _TRADE_PATH = re.compile(r"/v3/pay/transactions/out-trade-no/([^/?]+)(/close)?")
+_REFUND_PATH = re.compile(r"/v3/refund/domestic/refunds/([^/?]+)")
+# Which appids each pay endpoint accepts: the mini program pays through the JSAPI
+# endpoint under its own appid, the mobile app through /app under the open-platform one.
+_APPIDS_FOR = {
+    "native": ("app_id",),
+    "h5": ("app_id",),
+    "jsapi": ("app_id", "miniprogram_app_id"),
+    "app": ("mobile_app_id",),
+}
 
 
 class WechatPayStub(_StubServer):
-    """WeChat Pay v3 for native/jsapi pay, query, close and refund, plus notifications.
+    """WeChat Pay v3 for native / jsapi (also the mini program's) / h5 / app pay, query,
+    close, refund and refund query, plus notifications.
 
     ``overrides[(method, route)] = (status, body)`` forces a reply, where route
-    is ``"native"``, ``"jsapi"``, ``"query"``, ``"close"`` or ``"refund"``;
+    is ``"native"``, ``"jsapi"``, ``"h5"``, ``"app"``, ``"query"``, ``"close"``,
+    ``"refund"`` or ``"refund_query"``;
     ``reply_keys`` signs replies with another key; ``refund_status`` sets what
     new refunds report (``SUCCESS`` or ``PROCESSING``).
     """
@@ -545,6 +617,8 @@ class WechatPayStub(_StubServer):
         app_id: str = "wx8888888888888888",
         apiv3_key: str = "0123456789abcdef0123456789abcdef",
         *,
+        miniprogram_app_id: str = "wx7777777777777777",
+        mobile_app_id: str = "wx6666666666666666",
         public_key_id: str = "PUB_KEY_ID_0114232134912410000000000000",
         mch_cert_serial_no: str = "444F4864EA9B34415FAKE00000000000000000000",
         merchant_keys: KeyPair | None = None,
@@ -553,6 +627,8 @@ class WechatPayStub(_StubServer):
         super().__init__()
         self.mch_id = mch_id
         self.app_id = app_id
+        self.miniprogram_app_id = miniprogram_app_id
+        self.mobile_app_id = mobile_app_id
         self.apiv3_key = apiv3_key
         self.public_key_id = public_key_id
         self.mch_cert_serial_no = mch_cert_serial_no
@@ -569,6 +645,8 @@ class WechatPayStub(_StubServer):
             "enabled": True,
             "mch_id": self.mch_id,
             "app_id": self.app_id,
+            "miniprogram_app_id": self.miniprogram_app_id,
+            "mobile_app_id": self.mobile_app_id,
             "mch_private_key": SecretStr(self.merchant_keys.private_pem),
             "mch_cert_serial_no": self.mch_cert_serial_no,
             "apiv3_key": SecretStr(self.apiv3_key),
@@ -584,11 +662,15 @@ class WechatPayStub(_StubServer):
     # -- ledger ---------------------------------------------------------------------
 
     def add_trade(
-        self, out_trade_no: str, amount_fen: int, trade_type: str = "NATIVE"
+        self,
+        out_trade_no: str,
+        amount_fen: int,
+        trade_type: str = "NATIVE",
+        app_id: str | None = None,
     ) -> dict[str, Any]:
         with self._lock:
             trade: dict[str, Any] = {
-                "appid": self.app_id,
+                "appid": app_id or self.app_id,
                 "mchid": self.mch_id,
                 "out_trade_no": out_trade_no,
                 "trade_type": trade_type,
@@ -683,10 +765,17 @@ class WechatPayStub(_StubServer):
     @staticmethod
     def _route(method: str, path: str) -> str:
         plain = path.split("?", 1)[0]
-        if plain in ("/v3/pay/transactions/native", "/v3/pay/transactions/jsapi"):
+        if plain.rsplit("/", 1)[0] == "/v3/pay/transactions" and plain.rsplit("/", 1)[1] in (
+            "native",
+            "jsapi",
+            "h5",
+            "app",
+        ):
             return plain.rsplit("/", 1)[1]
         if plain == "/v3/refund/domestic/refunds":
             return "refund"
+        if _REFUND_PATH.fullmatch(plain):
+            return "refund_query"
         match = _TRADE_PATH.fullmatch(plain)
         if match:
             return "close" if match.group(2) else "query"
@@ -703,10 +792,16 @@ class WechatPayStub(_StubServer):
     def _handle(
         self, method: str, route: str, path: str, params: dict[str, Any]
     ) -> tuple[int, dict[str, Any] | None]:
-        if route in ("native", "jsapi"):
+        if route in _APPIDS_FOR:
             return self._pay(route, params)
         if route == "refund":
             return self._refund(params)
+        if route == "refund_query":
+            found = _REFUND_PATH.fullmatch(path.split("?", 1)[0])
+            refund = self.refunds.get(urllib.parse.unquote(found.group(1))) if found else None
+            if refund is None:
+                return 404, {"code": "RESOURCE_NOT_EXISTS", "message": "退款单不存在"}
+            return 200, _trade_view(refund)
         match = _TRADE_PATH.fullmatch(path.split("?", 1)[0])
         trade = self.trades.get(urllib.parse.unquote(match.group(1))) if match else None
         if trade is None:
@@ -719,10 +814,13 @@ class WechatPayStub(_StubServer):
         return 204, None
 
     def _pay(self, route: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        if params.get("mchid") != self.mch_id or params.get("appid") != self.app_id:
+        app_ids = {getattr(self, name) for name in _APPIDS_FOR[route]}
+        if params.get("mchid") != self.mch_id or params.get("appid") not in app_ids:
             return 400, {"code": "PARAM_ERROR", "message": "appid 和 mch_id 不匹配"}
         if route == "jsapi" and not params.get("payer", {}).get("openid"):
             return 400, {"code": "PARAM_ERROR", "message": "缺少参数 payer.openid"}
+        if route == "h5" and not _valid_h5_scene(params.get("scene_info")):
+            return 400, {"code": "PARAM_ERROR", "message": "scene_info 不合法"}
         total = params.get("amount", {}).get("total")
         if isinstance(total, bool) or not isinstance(total, int) or total <= 0:
             return 400, {"code": "PARAM_ERROR", "message": "amount.total 不合法"}
@@ -733,10 +831,40 @@ class WechatPayStub(_StubServer):
         ):
             return 400, {"code": "OUT_TRADE_NO_USED", "message": "商户订单号重复"}
         if existing is None:
-            self.add_trade(out_trade_no, total, route.upper())
+            trade_type = "MWEB" if route == "h5" else route.upper()
+            self.add_trade(out_trade_no, total, trade_type, str(params["appid"]))
         if route == "native":
             return 200, {"code_url": f"weixin://wxpay/bizpayurl?pr={secrets.token_urlsafe(8)}"}
-        return 200, {"prepay_id": f"wx{secrets.token_hex(16)}"}
+        prepay_id = f"wx{secrets.token_hex(16)}"
+        self.trades[out_trade_no]["prepay_id"] = prepay_id  # stub bookkeeping only
+        if route == "h5":
+            checkmweb = "https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb"
+            return 200, {"h5_url": f"{checkmweb}?prepay_id={prepay_id}&package={total}"}
+        return 200, {"prepay_id": prepay_id}
+
+    def check_client_params(self, params: dict[str, str]) -> str:
+        """Play the WeChat client: verify JSAPI / mini program (``paySign``) or APP
+        (``sign``) parameters with the merchant's public key; return the prepay id."""
+        if "paySign" in params:
+            package = params["package"]
+            fields = [params["appId"], params["timeStamp"], params["nonceStr"], package]
+            signature, prepay_id = params["paySign"], package.removeprefix("prepay_id=")
+        else:
+            prepay_id = params["prepayid"]
+            fields = [params["appid"], params["timestamp"], params["noncestr"], prepay_id]
+            signature = params["sign"]
+        if not self.merchant_keys.verify("\n".join(fields) + "\n", signature):
+            raise AssertionError("client pay parameters do not verify with the merchant key")
+        return prepay_id
+
+    def finish_refund(self, out_refund_no: str, status: str = "SUCCESS") -> dict[str, Any]:
+        """WeChat finishes a PROCESSING refund (``SUCCESS``, ``ABNORMAL`` or ``CLOSED``)."""
+        with self._lock:
+            refund = self.refunds[out_refund_no]
+            refund["status"] = status
+            if status == "SUCCESS":
+                refund["success_time"] = format_rfc3339(datetime.now(UTC))
+            return refund
 
     def _refund(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         out_refund_no = str(params.get("out_refund_no"))
@@ -778,5 +906,19 @@ class WechatPayStub(_StubServer):
         return 200, refund
 
 
+def _valid_h5_scene(scene: Any) -> bool:
+    """H5 needs the payer's IP and ``h5_info.type`` (WeChat checks the IP at the cashier)."""
+    if not isinstance(scene, dict) or not isinstance(scene.get("h5_info"), dict):
+        return False
+    try:
+        ipaddress.ip_address(str(scene.get("payer_client_ip")))
+    except ValueError:
+        return False
+    return scene["h5_info"].get("type") in ("iOS", "Android", "Wap")
+
+
 def _trade_view(trade: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(trade))  # a deep copy, detached from the ledger
+    # A deep copy, detached from the ledger, without the stub's own bookkeeping.
+    view: dict[str, Any] = json.loads(json.dumps(trade))
+    view.pop("prepay_id", None)
+    return view

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from app.commerce.errors import PaymentsDisabled
 from app.commerce.orders import Checkout
@@ -51,6 +52,11 @@ def _checkout(checkout: Checkout) -> CheckoutOut:
     )
 
 
+def _pay_options(call: Call, body: PayIn) -> dict[str, Any]:
+    # WeChat H5 binds the payment to the buyer's IP (the app's client address).
+    return {**body.pay_options(), "payer_client_ip": call.client_ip}
+
+
 def _require_payments(call: Call) -> None:
     if not commerce(call.request).config.features.payments:
         raise PaymentsDisabled()
@@ -71,7 +77,7 @@ async def create_order(call: Call) -> CheckoutOut:
     _require_payments(call)
     body: OrderIn = call.body
     checkout = await commerce(call.request).orders.create(
-        call.current_user.id, body.plan_id, body.provider, body.method, **body.pay_options()
+        call.current_user.id, body.plan_id, body.provider, body.method, **_pay_options(call, body)
     )
     return _checkout(checkout)
 
@@ -90,7 +96,7 @@ async def pay_order(call: Call) -> CheckoutOut:
     _require_payments(call)
     body: PayIn = call.body
     checkout = await commerce(call.request).orders.pay(
-        call.path_id(), call.current_user.id, body.provider, body.method, **body.pay_options()
+        call.path_id(), call.current_user.id, body.provider, body.method, **_pay_options(call, body)
     )
     return _checkout(checkout)
 

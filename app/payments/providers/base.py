@@ -63,10 +63,14 @@ class PaymentProvider(ABC):
         method: PaymentMethod | str,
         *,
         payer_openid: str | None = None,
+        payer_client_ip: str | None = None,
         expire_at: datetime | None = None,
         return_url: str | None = None,
     ) -> PaymentLaunch:
-        """Start a payment. ``expire_at`` (aware) bounds when it may still be paid."""
+        """Start a payment. ``expire_at`` (aware) bounds when it may still be paid.
+
+        ``payer_openid``: WeChat JSAPI / mini program; ``payer_client_ip``: WeChat H5.
+        """
 
     @abstractmethod
     async def query(self, out_trade_no: str) -> TradeState:
@@ -92,6 +96,13 @@ class PaymentProvider(ABC):
         """Refund ``refund_fen`` of a paid trade. ``out_refund_no`` makes retries idempotent."""
 
     @abstractmethod
+    async def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult:
+        """Ask the provider how a refund stands now.
+
+        A refund the provider does not know raises ``PaymentRefundUnknown`` (404).
+        """
+
+    @abstractmethod
     async def verify_notification(
         self, headers: Mapping[str, str], raw_body: bytes
     ) -> PaymentNotification:
@@ -107,13 +118,18 @@ class PaymentProvider(ABC):
 
     # -- shared argument checks ----------------------------------------------------
 
+    def enabled_methods(self) -> frozenset[PaymentMethod]:
+        """The methods this configured provider offers (some need extra config)."""
+        return self.methods
+
     def _check_method(self, method: PaymentMethod | str) -> PaymentMethod:
         try:
             chosen = PaymentMethod(method)
         except ValueError:
             chosen = None
-        if chosen is None or chosen not in self.methods:
-            allowed = ", ".join(sorted(self.methods))
+        enabled = self.enabled_methods()
+        if chosen is None or chosen not in enabled:
+            allowed = ", ".join(sorted(enabled))
             raise ValidationError(f"{self.name} 不支持的支付方式, 可选: {allowed}", field="method")
         return chosen
 
