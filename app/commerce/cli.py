@@ -1,4 +1,5 @@
-"""``luser payments ...``: reconciliation from the command line (cron, or by hand)."""
+"""``luser payments ...``: reconciliation and refund settlement from the command line
+(cron, or by hand)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,33 @@ async def _reconcile(loop: bool) -> None:
         await every(interval, one_pass, name="payment-reconciliation", first=0)
     finally:
         await luser_db.close()
+
+
+@payments_group.command("settle-refunds")
+@env_option
+@cli_errors
+def settle_refunds_cmd() -> None:
+    """Query refunds left processing at their provider and settle what it reports."""
+    asyncio.run(_settle_refunds())
+
+
+async def _settle_refunds() -> None:
+    import luser_db
+    from app.commerce.service import Commerce
+    from app.lifespan import init_database
+    from luser_config import load_config
+
+    config = load_config()
+    commerce = Commerce.build(config)
+    if not commerce.providers.names():
+        click.echo("没有启用的支付渠道 (payment.alipay.enabled / payment.wechat.enabled)")
+        return
+    init_database(config)
+    try:
+        settled = await commerce.refunds.settle_processing()
+    finally:
+        await luser_db.close()
+    click.echo(f"退款查询完成: settled={settled}")
 
 
 def _echo(report: ReconcileReport) -> None:

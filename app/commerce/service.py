@@ -20,7 +20,7 @@ from app.commerce.notifications import Payments
 from app.commerce.orders import Orders
 from app.commerce.plans import Plans
 from app.commerce.reconcile import Reconciler, reconcile_forever
-from app.commerce.refunds import Refunds
+from app.commerce.refunds import Refunds, settle_refunds_forever
 from app.commerce.subscriptions import Subscriptions
 from app.payments import PaymentProviders, build_providers
 from luser_config.schema import AppConfig
@@ -57,22 +57,32 @@ class Commerce:
 async def commerce_lifespan(
     app: Starlette, *, providers: PaymentProviders | None = None, reconcile: bool = True
 ) -> AsyncIterator[None]:
-    """Build ``app.state.commerce`` and run reconciliation while the app runs.
+    """Build ``app.state.commerce`` and run reconciliation and refund settlement while
+    the app runs.
 
     Needs ``app.state.config`` (set by the app's own lifespan, which must be entered first).
     """
     commerce = Commerce.build(app.state.config, providers)
     app.state.commerce = commerce
-    task: asyncio.Task[None] | None = None
+    tasks: list[asyncio.Task[None]] = []
     if reconcile and commerce.providers.names():
-        interval = commerce.config.payment.reconcile_interval_seconds
-        task = asyncio.create_task(reconcile_forever(commerce.reconciler, interval))
+        payment = commerce.config.payment
+        tasks.append(
+            asyncio.create_task(
+                reconcile_forever(commerce.reconciler, payment.reconcile_interval_seconds)
+            )
+        )
+        tasks.append(
+            asyncio.create_task(
+                settle_refunds_forever(commerce.refunds, payment.refund_query_interval_seconds)
+            )
+        )
     try:
         yield
     finally:
-        if task is not None:
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def install(

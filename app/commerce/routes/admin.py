@@ -145,6 +145,20 @@ async def refund_order(call: Call) -> RefundOut:
 
 
 @operation(
+    "POST",
+    "/api/admin/refunds/{id}/query",
+    summary="Ask the provider how a refund stands and settle it (processing -> succeeded)",
+    tag="admin",
+    response=RefundOut,
+    access="admin",
+    errors=(404, 502, 503),
+)
+async def query_refund(call: Call) -> RefundOut:
+    refund = await commerce(call.request).refunds.query(call.path_id())
+    return RefundOut.model_validate(refund)
+
+
+@operation(
     "GET",
     "/api/admin/revenue/daily",
     summary="Revenue per Beijing day of payment (gross, refunded, net fen)",
@@ -193,6 +207,7 @@ OPERATIONS: list[Operation] = [
     admin_orders,
     admin_order,
     refund_order,
+    query_refund,
     revenue_daily,
     subscribers,
     reconcile_now,
