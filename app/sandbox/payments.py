@@ -25,6 +25,9 @@ Wire formats are the providers' own, verified against the SDKs.
 from __future__ import annotations
 
 import base64
+import gzip
+import hashlib
+import io
 import ipaddress
 import json
 import re
@@ -34,6 +37,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,9 +55,12 @@ from luser_config.schema import AlipayConfig, WechatPayConfig
 
 __all__ = [
     "AlipayStub",
+    "BillLine",
     "KeyPair",
     "WechatPayStub",
+    "build_alipay_bill",
     "build_alipay_notification",
+    "build_wechat_bill",
     "build_wechat_notification",
     "generate_keypair",
     "replace_form_fields",
@@ -197,6 +204,94 @@ class _StubServer:
         raise NotImplementedError
 
 
+# -- daily bills -----------------------------------------------------------------------
+
+# (kind "trade" | "refund", out_trade_no, amount in yuan as the provider writes it,
+# out_refund_no); a plain str is written as a line as it is (malformed-line tests).
+BillLine = tuple[str, str, str, str | None] | str
+
+_ALIPAY_BILL_HEADER = (
+    "支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,门店编号,门店名称,操作员,"
+    "终端号,对方账户,订单金额（元）,商家实收（元）,支付宝红包（元）,集分宝（元）,支付宝优惠（元）,"
+    "商家优惠（元）,券核销金额（元）,券名称,商家红包消费金额（元）,卡消费金额（元）,"
+    "退款批次号/请求号,服务费（元）,分润（元）,备注"
+)
+_WECHAT_BILL_HEADER = (
+    "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,"
+    "交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,"
+    "充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注"
+)
+
+
+def _digits(text: str, count: int) -> str:
+    """A stable stand-in for a provider's trade number."""
+    return str(int(hashlib.sha256(text.encode()).hexdigest(), 16))[:count].zfill(count)
+
+
+def build_alipay_bill(seller_id: str, bill_date: str, lines: list[BillLine]) -> bytes:
+    """A trade bill as Alipay serves it: a zip holding GBK CSVs (detail + summary)."""
+    day = bill_date.replace("-", "")
+    out = [
+        "#支付宝业务明细查询",
+        f"#账号：[{seller_id}0156]",
+        f"#起始日期：[{bill_date} 00:00:00]   终止日期：[{bill_date} 23:59:59]",
+        "#-----------------------------------------业务明细列表----------------------------------------",
+        _ALIPAY_BILL_HEADER,
+    ]
+    for line in lines:
+        if isinstance(line, str):
+            out.append(line)
+            continue
+        kind, out_trade_no, amount, out_refund_no = line
+        refund = kind == "refund"
+        fields = [""] * 25
+        fields[0] = "2026" + _digits(out_trade_no, 24)
+        fields[1], fields[2], fields[3] = out_trade_no, "退款" if refund else "交易", "VIP"
+        fields[4] = fields[5] = f"{bill_date} 10:00:00"
+        fields[11] = amount.lstrip("-") if not refund else ""
+        fields[12] = amount
+        fields[21] = out_refund_no or ""
+        out.append(",".join(fields))
+    out += [
+        "#-----------------------------------------业务明细列表结束------------------------------------",
+        "#交易合计：0笔，商家实收共0.00元，商家优惠共0.00元",
+        f"#导出时间：[{bill_date} 09:00:00]",
+    ]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(f"{seller_id}0156_{day}_业务明细.csv", "\r\n".join(out).encode("gbk"))
+        archive.writestr(f"{seller_id}0156_{day}_业务明细(汇总).csv", "#汇总\r\n".encode("gbk"))
+    return buffer.getvalue()
+
+
+def build_wechat_bill(
+    app_id: str, mch_id: str, lines: list[BillLine], currency: str = "CNY"
+) -> str:
+    """A trade bill (``bill_type=ALL``) as WeChat Pay writes it: every field behind a
+    backtick, then the summary header and line."""
+    out = [_WECHAT_BILL_HEADER]
+    for line in lines:
+        if isinstance(line, str):
+            out.append(line)
+            continue
+        kind, out_trade_no, amount, out_refund_no = line
+        refund = kind == "refund"
+        fields = [""] * 27
+        fields[0], fields[1], fields[2] = "2026-12-03 10:00:00", app_id, mch_id
+        fields[5] = "42000" + _digits(out_trade_no, 23)
+        fields[6], fields[8] = out_trade_no, "NATIVE"
+        fields[9], fields[11] = "REFUND" if refund else "SUCCESS", currency
+        fields[12] = fields[24] = "0.00" if refund else amount
+        fields[15], fields[16] = out_refund_no or "", amount if refund else "0.00"
+        fields[20], fields[22], fields[23] = "VIP", "0.00", "0.60%"
+        out.append(",".join("`" + f for f in fields))
+    out.append(
+        "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
+    )
+    out.append("`0,`0.00,`0.00,`0.00,`0.00,`0.00,`0.00")
+    return "\r\n".join(out) + "\r\n"
+
+
 # -- Alipay ----------------------------------------------------------------------------
 
 
@@ -258,6 +353,13 @@ class AlipayStub(_StubServer):
         self.overrides: dict[str, dict[str, Any]] = {}
         self.reply_keys: KeyPair | None = None
         self.raw_reply: tuple[int, bytes] | None = None
+        self.bills: dict[str, bytes] = {}
+
+    def publish_bill(self, bill_date: str, lines: list[BillLine]) -> bytes:
+        """Make the trade bill of ``bill_date`` (YYYY-MM-DD) downloadable."""
+        raw = build_alipay_bill(self.seller_id, bill_date, lines)
+        self.bills[bill_date] = raw
+        return raw
 
     @property
     def gateway_url(self) -> str:
@@ -383,6 +485,8 @@ class AlipayStub(_StubServer):
     def _dispatch(
         self, method: str, path: str, headers: dict[str, str], body: str
     ) -> tuple[int, dict[str, str], bytes]:
+        if urllib.parse.urlsplit(path).path == "/bill/download":
+            return self._bill_file(path)
         query = urllib.parse.urlsplit(path).query or body
         params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
         signature = params.pop("sign", "")
@@ -419,6 +523,8 @@ class AlipayStub(_StubServer):
         handler = handlers.get(api)
         if api == "alipay.trade.precreate":
             return self._precreate(biz)
+        if api == "alipay.data.dataservice.bill.downloadurl.query":
+            return self._bill_url(biz)
         if handler is None:
             return _alipay_fail("40004", "Business Failed", "isv.invalid-method", "不支持的接口")
         with self._lock:
@@ -450,6 +556,25 @@ class AlipayStub(_StubServer):
             "out_trade_no": out_trade_no,
             "qr_code": f"https://qr.alipay.com/bax{secrets.token_hex(10)}",
         }
+
+    def _bill_url(self, biz: dict[str, Any]) -> dict[str, Any]:
+        day = str(biz.get("bill_date") or "")
+        if biz.get("bill_type") not in ("trade", "signcustomer"):
+            return _alipay_fail(
+                "40002", "Invalid Arguments", "isv.invalid-parameter", "账单类型错误"
+            )
+        if day not in self.bills:
+            return _alipay_fail("40004", "Business Failed", "isp.bill_not_exist", "账单不存在")
+        token = secrets.token_hex(8)
+        url = f"{self.base_url}/bill/download?bill_date={day}&token={token}"
+        return {"code": "10000", "msg": "Success", "bill_download_url": url}
+
+    def _bill_file(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
+        raw = self.bills.get(query.get("bill_date", ""))
+        if raw is None:
+            return 404, {"Content-Type": "text/plain"}, b"not found"
+        return 200, {"Content-Type": "application/oct-stream"}, raw
 
     def _refund_query(self, trade: dict[str, Any], biz: dict[str, Any]) -> dict[str, Any]:
         reply: dict[str, Any] = {
@@ -639,6 +764,15 @@ class WechatPayStub(_StubServer):
         self.overrides: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         self.reply_keys: KeyPair | None = None
         self.refund_status = "SUCCESS"
+        self.bills: dict[str, str] = {}
+        # Serve a bill file that does not match the hash the bill API announced.
+        self.corrupt_bill_download = False
+
+    def publish_bill(self, bill_date: str, lines: list[BillLine], currency: str = "CNY") -> str:
+        """Make the trade bill of ``bill_date`` (YYYY-MM-DD) downloadable."""
+        text = build_wechat_bill(self.app_id, self.mch_id, lines, currency)
+        self.bills[bill_date] = text
+        return text
 
     def config(self, **overrides: Any) -> WechatPayConfig:
         values: dict[str, Any] = {
@@ -748,8 +882,34 @@ class WechatPayStub(_StubServer):
             return self._reply(401, {"code": "SIGN_ERROR", "message": "签名错误"})
         if (method, route) in self.overrides:
             return self._reply(*self.overrides[(method, route)])
+        if route == "bill_file":
+            return self._bill_file(path)
         with self._lock:
             return self._reply(*self._handle(method, route, path, params))
+
+    def _bill_file(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        # The file download is signed by the merchant like any call, but its reply is
+        # not signed (the SDK skips verification; the hash covers the file instead).
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
+        text = self.bills.get(query.get("token", ""))
+        if text is None:
+            return 404, {"Content-Type": "application/json"}, b'{"code":"NOT_FOUND"}'
+        if self.corrupt_bill_download:
+            text = text.replace("`0.00", "`9.99", 1)
+        return 200, {"Content-Type": "application/octet-stream"}, gzip.compress(text.encode())
+
+    def _bill(self, path: str) -> tuple[int, dict[str, Any]]:
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
+        day = query.get("bill_date", "")
+        if query.get("bill_type", "ALL") not in ("ALL", "SUCCESS", "REFUND"):
+            return 400, {"code": "PARAM_ERROR", "message": "bill_type 不合法"}
+        if query.get("tar_type") not in (None, "GZIP") or day not in self.bills:
+            return 400, {"code": "NO_STATEMENT_EXIST", "message": "账单文件不存在"}
+        return 200, {
+            "hash_type": "SHA1",
+            "hash_value": hashlib.sha1(self.bills[day].encode()).hexdigest(),
+            "download_url": f"{self.base_url}/v3/billdownload/file?token={day}",
+        }
 
     def _authorized(self, method: str, path: str, authorization: str, body: str) -> bool:
         scheme, _, rest = authorization.partition(" ")
@@ -776,6 +936,10 @@ class WechatPayStub(_StubServer):
             return "refund"
         if _REFUND_PATH.fullmatch(plain):
             return "refund_query"
+        if plain == "/v3/bill/tradebill":
+            return "bill"
+        if plain == "/v3/billdownload/file":
+            return "bill_file"
         match = _TRADE_PATH.fullmatch(plain)
         if match:
             return "close" if match.group(2) else "query"
@@ -796,6 +960,8 @@ class WechatPayStub(_StubServer):
             return self._pay(route, params)
         if route == "refund":
             return self._refund(params)
+        if route == "bill":
+            return self._bill(path)
         if route == "refund_query":
             found = _REFUND_PATH.fullmatch(path.split("?", 1)[0])
             refund = self.refunds.get(urllib.parse.unquote(found.group(1))) if found else None

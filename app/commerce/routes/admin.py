@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import Field
 
@@ -203,6 +204,58 @@ async def reconcile_now(call: Call) -> ReconcileOut:
     return ReconcileOut.model_validate(report.__dict__)
 
 
+class BillIn(Input):
+    provider: Literal["alipay", "wechat"]
+    bill_date: date = Field(alias="date", description="账单日期 (北京时间)")
+
+
+class BillFindingOut(Output):
+    kind: Literal["missing", "extra", "mismatch"]
+    row_type: Literal["trade", "refund"]
+    out_trade_no: str
+    out_refund_no: str | None
+    local_fen: int | None
+    bill_fen: int | None
+
+
+class BillReportOut(Output):
+    bill_id: int
+    provider: str
+    bill_date: date
+    rows: int
+    missing: int
+    extra: int
+    mismatch: int
+    findings: list[BillFindingOut]
+
+
+@operation(
+    "POST",
+    "/api/admin/payments/bills",
+    summary="Download a day's bill from a provider and reconcile it with the local books",
+    tag="admin",
+    body=BillIn,
+    response=BillReportOut,
+    access="admin",
+    errors=(404, 422, 502, 503),
+)
+async def reconcile_bill(call: Call) -> BillReportOut:
+    body: BillIn = call.body
+    report = await commerce(call.request).reconciler.reconcile_bill(
+        body.provider, body.bill_date, call.current_user.id
+    )
+    return BillReportOut(
+        bill_id=report.bill_id,
+        provider=report.provider,
+        bill_date=report.bill_date,
+        rows=report.rows,
+        missing=report.count("missing"),
+        extra=report.count("extra"),
+        mismatch=report.count("mismatch"),
+        findings=[BillFindingOut.model_validate(f.__dict__) for f in report.findings],
+    )
+
+
 OPERATIONS: list[Operation] = [
     admin_orders,
     admin_order,
@@ -211,4 +264,5 @@ OPERATIONS: list[Operation] = [
     revenue_daily,
     subscribers,
     reconcile_now,
+    reconcile_bill,
 ]

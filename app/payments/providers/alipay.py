@@ -17,9 +17,10 @@ import json
 import re
 import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 from alipay import AliPay
@@ -27,6 +28,7 @@ from alipay.exceptions import AliPayException, AliPayValidationError
 from alipay.utils import AliPayConfig as _SdkConfig
 from starlette.responses import PlainTextResponse, Response
 
+from app.payments.bills import Bill, parse_alipay_bill
 from app.payments.clock import beijing_now_str, format_beijing, parse_beijing
 from app.payments.errors import (
     PaymentNotifyInvalid,
@@ -56,6 +58,7 @@ __all__ = ["AlipayProvider"]
 NAME = "alipay"
 _OK = "10000"
 _NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
+_BILL_API = "alipay.data.dataservice.bill.downloadurl.query"
 _PAID = frozenset({"TRADE_SUCCESS", "TRADE_FINISHED"})
 _QUERY_STATUS = {
     "WAIT_BUYER_PAY": TradeStatus.PENDING,
@@ -265,6 +268,25 @@ class AlipayProvider(PaymentProvider):
             raw=resp,
         )
 
+    async def download_bill(self, bill_date: date) -> Bill:
+        """The day's trade bill (payments and refunds): ask for its URL, fetch the zip."""
+        resp = await self._call(
+            self._client.server_api,
+            api_name=_BILL_API,
+            biz_content={"bill_type": "trade", "bill_date": bill_date.isoformat()},
+        )
+        _ensure_ok(resp)
+        url = resp.get("bill_download_url")
+        if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            raise provider_error(NAME, "BAD_RESPONSE", "应答缺少 bill_download_url")
+        try:
+            raw = await run_blocking(_fetch, url, self.config.timeout_seconds)
+        except urllib.error.HTTPError as exc:
+            raise provider_error(NAME, f"HTTP_{exc.code}", "账单下载失败") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise provider_unavailable(NAME, type(exc).__name__) from exc
+        return parse_alipay_bill(raw, bill_date)
+
     async def _call(self, api: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
         try:
             resp = await run_blocking(api, **kwargs)
@@ -319,6 +341,13 @@ class AlipayProvider(PaymentProvider):
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+def _fetch(url: str, timeout: float) -> bytes:
+    # The bill URL is Alipay's file host (signed, short-lived); a plain GET.
+    with urllib.request.urlopen(url, timeout=timeout) as reply:
+        body: bytes = reply.read()
+        return body
 
 
 def _expire(moment: datetime) -> str:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from functools import partial
 from typing import ClassVar, TypeVar
 
 import anyio.to_thread
 from starlette.responses import Response
 
+from app.payments.bills import Bill
 from app.payments.models import (
     PaymentLaunch,
     PaymentMethod,
@@ -100,6 +101,13 @@ class PaymentProvider(ABC):
         """Ask the provider how a refund stands now.
 
         A refund the provider does not know raises ``PaymentRefundUnknown`` (404).
+        """
+
+    @abstractmethod
+    async def download_bill(self, bill_date: date) -> Bill:
+        """The provider's trade bill for ``bill_date`` (Beijing day): payments and refunds.
+
+        A file that cannot be parsed raises ``PaymentProviderError`` (``BILL_INVALID``).
         """
 
     @abstractmethod

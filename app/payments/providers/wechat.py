@@ -20,7 +20,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from wechatpayv3 import WeChatPay, WeChatPayType
 from wechatpayv3.utils import rsa_verify
 
+from app.payments.bills import Bill, parse_wechat_bill, unpack_wechat_bill
 from app.payments.clock import format_rfc3339, parse_rfc3339
 from app.payments.errors import (
     PaymentNotifyInvalid,
@@ -327,6 +328,25 @@ class WechatPayProvider(PaymentProvider):
         if payload.get("out_trade_no") != out_trade_no:
             raise provider_error(NAME, "BAD_RESPONSE", "退款查询应答的订单号不符")
         return _refund_result(out_trade_no, out_refund_no, payload)
+
+    async def download_bill(self, bill_date: date) -> Bill:
+        """The day's trade bill (``bill_type=ALL``: payments and refunds), hash-checked."""
+        status, payload = await self._request(
+            self._wx.trade_bill, bill_date=bill_date.isoformat(), bill_type="ALL", tar_type="GZIP"
+        )
+        if status != 200:
+            raise _refused(status, payload)
+        url = _reply_str(payload, "download_url")
+        try:
+            status, raw = await run_blocking(self._wx.download_bill, url)
+        except requests.RequestException as exc:
+            raise provider_unavailable(NAME, type(exc).__name__) from exc
+        if status != 200 or not isinstance(raw, bytes):
+            raise provider_error(NAME, f"HTTP_{status}", "账单下载失败")
+        text = unpack_wechat_bill(
+            raw, str(payload.get("hash_type") or ""), str(payload.get("hash_value") or "")
+        )
+        return parse_wechat_bill(text, bill_date, f"tradebill_{bill_date.isoformat()}.csv.gz", raw)
 
     async def _request(self, api: Callable[..., Any], **kwargs: Any) -> tuple[int, dict[str, Any]]:
         try:
