@@ -348,6 +348,9 @@ class PaymentConfig(_Section):
     order_expire_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
     reconcile_after_minutes: int = Field(default=5, ge=1, le=24 * 60)
     reconcile_interval_seconds: int = Field(default=60, ge=5, le=86400)
+    topup_max_fen: int = Field(
+        default=100_000, ge=1, le=10**10, description="largest open API wallet top-up, in fen"
+    )
     refund_query_interval_seconds: int = Field(
         default=300, ge=5, le=86400, description="how often refunds left processing are queried"
     )

@@ -30,6 +30,7 @@ from starlette.responses import Response
 from app.commerce.models import Order, PaymentAttempt, PaymentEvent, Refund
 from app.commerce.refunds import Refunds
 from app.commerce.subscriptions import Subscriptions
+from app.commerce.topups import credit_wallet
 from app.payments import (
     NotifyStatus,
     PaymentNotification,
@@ -184,7 +185,11 @@ class Payments:
         order = await Order.find_by_id(attempt.order_id)
         assert order is not None
         if moved == 1:
-            await self.subscriptions.grant(order)
+            # Same transaction as the PAID transition: both land, or neither does.
+            if order.kind == "topup":
+                await credit_wallet(order)
+            else:
+                await self.subscriptions.grant(order)
             return Outcome("applied", None, order.id)
         if order.paid_attempt_id == attempt.id:
             return Outcome("duplicate", order.status, order.id)

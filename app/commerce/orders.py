@@ -111,6 +111,34 @@ class Orders:
         await order.save()
         return await self._launch(order, channel, method, pay)
 
+    async def create_topup(
+        self, user_id: int, amount_fen: int, provider: str, method: str, **pay: Any
+    ) -> Checkout:
+        """A pending wallet top-up of ``amount_fen``, then its first payment attempt.
+
+        The amount must be 1 .. ``payment.topup_max_fen``; checked before anything
+        is written.
+        """
+        limit = self.config.topup_max_fen
+        if isinstance(amount_fen, bool) or not isinstance(amount_fen, int):
+            raise ValidationError("充值金额必须是整数 (分)", field="amount_fen")
+        if not 1 <= amount_fen <= limit:
+            raise ValidationError(f"充值金额必须在 1 到 {limit} 分之间", field="amount_fen")
+        channel = self._channel(provider, method, pay)
+        order = Order(
+            order_no=new_number("O"),
+            user_id=user_id,
+            kind="topup",
+            plan_id=None,
+            plan_name="钱包充值",
+            plan_level=0,
+            duration_days=0,
+            amount_fen=amount_fen,
+            expires_at=utc_now() + timedelta(minutes=self.config.order_expire_minutes),
+        )
+        await order.save()
+        return await self._launch(order, channel, method, pay)
+
     async def pay(
         self, order_id: int, user_id: int, provider: str, method: str, **pay: Any
     ) -> Checkout:

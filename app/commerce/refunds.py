@@ -53,6 +53,9 @@ class Refunds:
                 raise OrderNotFound()
             if order.status != "paid" or order.paid_attempt_id is None:
                 raise RefundNotAllowed(details={"status": order.status})
+            if order.kind == "topup":
+                # The credit may already be spent on API calls: not taken back here.
+                raise RefundNotAllowed("钱包充值订单不能退款", details={"kind": order.kind})
             in_flight = (
                 await Db.query_int(
                     "SELECT coalesce(sum(amount_fen), 0) FROM refunds"

@@ -54,7 +54,8 @@ class OrderOut(Output):
     id: int
     order_no: str
     user_id: int
-    plan_id: int
+    kind: Literal["plan", "topup"]
+    plan_id: int | None
     plan_name: str
     plan_level: int
     duration_days: int
@@ -142,3 +143,7 @@ class PayIn(Input):
 
 class OrderIn(PayIn):
     plan_id: Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
+
+
+class TopupIn(PayIn):
+    amount_fen: Fen = Field(description="充值金额, 单位: 分 (上限见 payment.topup_max_fen)")

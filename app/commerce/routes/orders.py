@@ -17,6 +17,7 @@ from app.commerce.routes._schemas import (
     PageQuery,
     PayIn,
     PaymentOut,
+    TopupIn,
     commerce,
 )
 from app.web.operation import Call, Operation, operation
@@ -78,6 +79,30 @@ async def create_order(call: Call) -> CheckoutOut:
     body: OrderIn = call.body
     checkout = await commerce(call.request).orders.create(
         call.current_user.id, body.plan_id, body.provider, body.method, **_pay_options(call, body)
+    )
+    return _checkout(checkout)
+
+
+@operation(
+    "POST",
+    "/api/wallet/topups",
+    summary="Buy open API wallet credit (a top-up order) and start paying it",
+    tag="commerce",
+    body=TopupIn,
+    response=CheckoutOut,
+    status=201,
+    access="user",
+    errors=(403, 404, 422, 502, 503),
+)
+async def create_topup(call: Call) -> CheckoutOut:
+    _require_payments(call)
+    body: TopupIn = call.body
+    checkout = await commerce(call.request).orders.create_topup(
+        call.current_user.id,
+        body.amount_fen,
+        body.provider,
+        body.method,
+        **_pay_options(call, body),
     )
     return _checkout(checkout)
 
@@ -169,6 +194,7 @@ async def my_subscription(call: Call) -> SubscriptionOut:
 
 OPERATIONS: list[Operation] = [
     create_order,
+    create_topup,
     pay_order,
     cancel_order,
     my_orders,

@@ -343,7 +343,7 @@ class AlipayProvider(PaymentProvider):
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _fetch(url: str, timeout: float) -> bytes:
+def _fetch(url: str, timeout: float) -> bytes:  # float-ok: seconds, not money
     # The bill URL is Alipay's file host (signed, short-lived); a plain GET.
     with urllib.request.urlopen(url, timeout=timeout) as reply:
         body: bytes = reply.read()
