@@ -1,11 +1,14 @@
 -- Daily bills (对账单) downloaded from Alipay / WeChat Pay and reconciled against
 -- local payments and refunds (docs/payments.md). One row per reconciliation run:
 -- the provider's file exactly as downloaded (kept for audit), its SHA-256, and the
--- findings (missing, extra and amount-mismatched rows). Written in one statement
--- after the whole file parsed: a bad file leaves no row.
+-- findings (missing, extra and amount-mismatched rows). Written in one transaction
+-- after every file of the run parsed: a bad file leaves no row.
 CREATE TABLE payment_bills (
     id          bigserial PRIMARY KEY,
     provider    text NOT NULL CHECK (provider IN ('alipay', 'wechat')),
+    -- trade: payments and refunds, reconciled; fundflow: WeChat's fund-flow bill,
+    -- format-checked and kept for audit (no findings of its own).
+    bill_type   text NOT NULL CHECK (bill_type IN ('trade', 'fundflow')),
     bill_date   date NOT NULL,
     filename    text NOT NULL,
     raw         bytea NOT NULL,

@@ -33,14 +33,14 @@ from app.commerce.models import Order, PaymentAttempt
 from app.commerce.notifications import Payments
 from app.commerce.orders import Orders
 from app.commerce.refunds import Refunds
-from app.payments import PaymentProviders, TradeState, TradeStatus
+from app.payments import PaymentProviders, TradeState, TradeStatus, WechatPayProvider
 from app.payments.bills import Bill, BillRow
 from app.payments.errors import provider_error
 from luser_common import utc_now
 from luser_common.errors import AppError
 from luser_common.tasks import every
 from luser_config.schema import PaymentConfig
-from luser_db import Db
+from luser_db import Db, transaction
 
 __all__ = ["BillFinding", "BillReport", "ReconcileReport", "Reconciler", "reconcile_forever"]
 
@@ -207,11 +207,21 @@ class Reconciler:
         A bill that cannot be parsed (or lists a row twice) raises before anything
         is written.
         """
-        bill = await self.providers.get(provider).download_bill(bill_date)
+        channel = self.providers.get(provider)
+        bill = await channel.download_bill(bill_date)
         expected = _by_key(provider, bill.rows)
+        # WeChat's fund-flow bill rides along for audit (parsed, so checked, first).
+        audit = (
+            [await channel.download_fundflow_bill(bill_date)]
+            if isinstance(channel, WechatPayProvider)
+            else []
+        )
         local = await _local_rows(provider, bill_date)
         findings = _compare(local, expected)
-        return await _store(bill, findings, admin_id)
+        async with transaction():
+            for extra in audit:
+                await _store(extra, [], admin_id)
+            return await _store(bill, findings, admin_id)
 
 
 def _by_key(provider: str, rows: list[BillRow]) -> dict[tuple[str, str], BillRow]:
@@ -273,18 +283,18 @@ def _compare(
 
 
 async def _store(bill: Bill, findings: list[BillFinding], admin_id: int | None) -> BillReport:
-    report = BillReport(0, bill.provider, bill.bill_date, len(bill.rows), findings)
-    # One statement: the file and its report land together or not at all.
+    report = BillReport(0, bill.provider, bill.bill_date, bill.entries, findings)
     bill_id = await Db.query_int(
-        "INSERT INTO payment_bills (provider, bill_date, filename, raw, sha256, row_count,"
-        " missing, extra, mismatched, findings, created_by)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?) RETURNING id",
+        "INSERT INTO payment_bills (provider, bill_type, bill_date, filename, raw, sha256,"
+        " row_count, missing, extra, mismatched, findings, created_by)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?) RETURNING id",
         bill.provider,
+        bill.bill_type,
         bill.bill_date,
         bill.filename,
         bill.raw,
         hashlib.sha256(bill.raw).hexdigest(),
-        len(bill.rows),
+        bill.entries,
         report.count("missing"),
         report.count("extra"),
         report.count("mismatch"),

@@ -4,7 +4,9 @@ Alipay: ``alipay.data.dataservice.bill.downloadurl.query`` (``bill_type=trade``)
 gives a URL to a zip of GBK CSV files; the detail file (``..._业务明细.csv``) lists
 one row per payment (``业务类型=交易``) and per refund (``退款``). WeChat Pay:
 ``GET /v3/bill/tradebill`` (``bill_type=ALL``) gives a URL, a gzip'd UTF-8 CSV
-whose every field starts with a backtick, and the SHA1 of the unzipped file.
+whose every field starts with a backtick, and the SHA1 of the unzipped file;
+``GET /v3/bill/fundflowbill`` the same way for the fund-flow bill (money movements,
+fees included), which is format-checked and kept for audit, not reconciled.
 
 Parsing is all or nothing: a malformed line, an amount not written the way the
 provider writes amounts (two decimals), a currency other than CNY or an unknown
@@ -30,6 +32,7 @@ __all__ = [
     "BillRow",
     "parse_alipay_bill",
     "parse_wechat_bill",
+    "parse_wechat_fundflow",
     "unpack_wechat_bill",
 ]
 
@@ -66,13 +69,23 @@ class BillRow:
 
 @dataclass(frozen=True)
 class Bill:
-    """A parsed bill and the provider's file exactly as downloaded (kept for audit)."""
+    """A parsed bill and the provider's file exactly as downloaded (kept for audit).
+
+    ``bill_type`` ``trade`` carries ``rows`` to reconcile; ``fundflow`` (WeChat's
+    fund-flow bill) is only format-checked: ``line_count`` entries, no rows.
+    """
 
     provider: str
     bill_date: date
     filename: str
     raw: bytes
     rows: list[BillRow] = field(default_factory=list)
+    bill_type: str = "trade"
+    line_count: int | None = None
+
+    @property
+    def entries(self) -> int:
+        return len(self.rows) if self.line_count is None else self.line_count
 
 
 def _bad(provider: str, message: str) -> PaymentProviderError:
@@ -185,6 +198,30 @@ def parse_wechat_bill(text: str, bill_date: date, filename: str, raw: bytes) -> 
     else:
         raise _bad("wechat", "账单缺少汇总行 (文件不完整)")
     return Bill("wechat", bill_date, filename, raw, rows)
+
+
+_FUNDFLOW_COLUMNS = ("记账时间", "收支类型", "收支金额（元）", "业务凭证号")
+
+
+def parse_wechat_fundflow(text: str, bill_date: date, filename: str, raw: bytes) -> Bill:
+    """WeChat's fund-flow bill: checked line by line (format, 收入/支出, amounts), kept
+    for audit; its entries are money movements (fees included), not reconciled rows."""
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        raise _bad("wechat", "资金账单没有表头")
+    header = next(csv.reader([lines[0][1]]))
+    index = _header_index("wechat", header, _FUNDFLOW_COLUMNS)
+    for count, (number, line) in enumerate(lines[1:]):
+        if line.startswith("资金流水总笔数"):
+            return Bill("wechat", bill_date, filename, raw, [], "fundflow", count)
+        fields = [f.strip() for f in next(csv.reader([line]))]
+        if len(fields) != len(header) or not all(f.startswith("`") for f in fields):
+            raise _bad("wechat", f"资金账单第 {number} 行格式错误")
+        direction = fields[index["收支类型"]][1:]
+        if direction not in ("收入", "支出"):
+            raise _bad("wechat", f"资金账单第 {number} 行收支类型未知: {direction!r}")
+        _fen("wechat", fields[index["收支金额（元）"]][1:], number)
+    raise _bad("wechat", "资金账单缺少汇总行 (文件不完整)")
 
 
 def _wechat_row(fields: list[str], index: dict[str, int], line: int) -> BillRow:

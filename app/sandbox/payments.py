@@ -61,6 +61,7 @@ __all__ = [
     "build_alipay_bill",
     "build_alipay_notification",
     "build_wechat_bill",
+    "build_wechat_fundflow",
     "build_wechat_notification",
     "generate_keypair",
     "replace_form_fields",
@@ -262,6 +263,41 @@ def build_alipay_bill(seller_id: str, bill_date: str, lines: list[BillLine]) -> 
         archive.writestr(f"{seller_id}0156_{day}_业务明细.csv", "\r\n".join(out).encode("gbk"))
         archive.writestr(f"{seller_id}0156_{day}_业务明细(汇总).csv", "#汇总\r\n".encode("gbk"))
     return buffer.getvalue()
+
+
+_WECHAT_FUNDFLOW_HEADER = (
+    "记账时间,微信支付业务单号,资金流水单号,业务名称,业务类型,收支类型,收支金额（元）,"
+    "账户结余（元）,资金变更提交申请人,备注,业务凭证号"
+)
+
+
+def build_wechat_fundflow(lines: list[BillLine]) -> str:
+    """A fund-flow bill as WeChat Pay writes it: one entry per payment (收入) and
+    refund (支出), backticked fields, then the summary header and line."""
+    out = [_WECHAT_FUNDFLOW_HEADER]
+    for line in lines:
+        if isinstance(line, str):
+            out.append(line)
+            continue
+        kind, out_trade_no, amount, out_refund_no = line
+        refund = kind == "refund"
+        fields = [
+            "2026-12-03 10:00:00",
+            "42000" + _digits(out_trade_no, 23),
+            "1" + _digits(out_refund_no or out_trade_no, 19),
+            "退款" if refund else "交易",
+            "退款" if refund else "交易",
+            "支出" if refund else "收入",
+            amount.lstrip("-"),
+            "0.00",
+            "system",
+            "",
+            out_refund_no or out_trade_no,
+        ]
+        out.append(",".join("`" + f for f in fields))
+    out.append("资金流水总笔数,收入笔数,收入金额,支出笔数,支出金额")
+    out.append("`0,`0,`0.00,`0,`0.00")
+    return "\r\n".join(out) + "\r\n"
 
 
 def build_wechat_bill(
@@ -765,6 +801,7 @@ class WechatPayStub(_StubServer):
         self.reply_keys: KeyPair | None = None
         self.refund_status = "SUCCESS"
         self.bills: dict[str, str] = {}
+        self.fundflow_bills: dict[str, str] = {}
         # Serve a bill file that does not match the hash the bill API announced.
         self.corrupt_bill_download = False
 
@@ -772,6 +809,15 @@ class WechatPayStub(_StubServer):
         """Make the trade bill of ``bill_date`` (YYYY-MM-DD) downloadable."""
         text = build_wechat_bill(self.app_id, self.mch_id, lines, currency)
         self.bills[bill_date] = text
+        self.fundflow_bills[bill_date] = build_wechat_fundflow(
+            [line for line in lines if not isinstance(line, str)]
+        )
+        return text
+
+    def publish_fundflow_bill(self, bill_date: str, lines: list[BillLine]) -> str:
+        """Replace the fund-flow bill of ``bill_date`` (publish_bill makes a matching one)."""
+        text = build_wechat_fundflow(lines)
+        self.fundflow_bills[bill_date] = text
         return text
 
     def config(self, **overrides: Any) -> WechatPayConfig:
@@ -891,24 +937,29 @@ class WechatPayStub(_StubServer):
         # The file download is signed by the merchant like any call, but its reply is
         # not signed (the SDK skips verification; the hash covers the file instead).
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
-        text = self.bills.get(query.get("token", ""))
+        token = query.get("token", "")
+        files = self.fundflow_bills if token.startswith("fundflow-") else self.bills
+        text = files.get(token.removeprefix("fundflow-"))
         if text is None:
             return 404, {"Content-Type": "application/json"}, b'{"code":"NOT_FOUND"}'
         if self.corrupt_bill_download:
             text = text.replace("`0.00", "`9.99", 1)
         return 200, {"Content-Type": "application/octet-stream"}, gzip.compress(text.encode())
 
-    def _bill(self, path: str) -> tuple[int, dict[str, Any]]:
+    def _bill(self, path: str, fundflow: bool = False) -> tuple[int, dict[str, Any]]:
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
         day = query.get("bill_date", "")
+        files, prefix = (self.fundflow_bills, "fundflow-") if fundflow else (self.bills, "")
         if query.get("bill_type", "ALL") not in ("ALL", "SUCCESS", "REFUND"):
             return 400, {"code": "PARAM_ERROR", "message": "bill_type 不合法"}
-        if query.get("tar_type") not in (None, "GZIP") or day not in self.bills:
+        if fundflow and query.get("account_type") not in ("BASIC", "OPERATION", "FEES"):
+            return 400, {"code": "PARAM_ERROR", "message": "account_type 不合法"}
+        if query.get("tar_type") not in (None, "GZIP") or day not in files:
             return 400, {"code": "NO_STATEMENT_EXIST", "message": "账单文件不存在"}
         return 200, {
             "hash_type": "SHA1",
-            "hash_value": hashlib.sha1(self.bills[day].encode()).hexdigest(),
-            "download_url": f"{self.base_url}/v3/billdownload/file?token={day}",
+            "hash_value": hashlib.sha1(files[day].encode()).hexdigest(),
+            "download_url": f"{self.base_url}/v3/billdownload/file?token={prefix}{day}",
         }
 
     def _authorized(self, method: str, path: str, authorization: str, body: str) -> bool:
@@ -938,6 +989,8 @@ class WechatPayStub(_StubServer):
             return "refund_query"
         if plain == "/v3/bill/tradebill":
             return "bill"
+        if plain == "/v3/bill/fundflowbill":
+            return "fundflow_bill"
         if plain == "/v3/billdownload/file":
             return "bill_file"
         match = _TRADE_PATH.fullmatch(plain)
@@ -960,8 +1013,8 @@ class WechatPayStub(_StubServer):
             return self._pay(route, params)
         if route == "refund":
             return self._refund(params)
-        if route == "bill":
-            return self._bill(path)
+        if route in ("bill", "fundflow_bill"):
+            return self._bill(path, fundflow=route == "fundflow_bill")
         if route == "refund_query":
             found = _REFUND_PATH.fullmatch(path.split("?", 1)[0])
             refund = self.refunds.get(urllib.parse.unquote(found.group(1))) if found else None

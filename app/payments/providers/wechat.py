@@ -30,7 +30,12 @@ from starlette.responses import JSONResponse, Response
 from wechatpayv3 import WeChatPay, WeChatPayType
 from wechatpayv3.utils import rsa_verify
 
-from app.payments.bills import Bill, parse_wechat_bill, unpack_wechat_bill
+from app.payments.bills import (
+    Bill,
+    parse_wechat_bill,
+    parse_wechat_fundflow,
+    unpack_wechat_bill,
+)
 from app.payments.clock import format_rfc3339, parse_rfc3339
 from app.payments.errors import (
     PaymentNotifyInvalid,
@@ -331,9 +336,23 @@ class WechatPayProvider(PaymentProvider):
 
     async def download_bill(self, bill_date: date) -> Bill:
         """The day's trade bill (``bill_type=ALL``: payments and refunds), hash-checked."""
-        status, payload = await self._request(
-            self._wx.trade_bill, bill_date=bill_date.isoformat(), bill_type="ALL", tar_type="GZIP"
+        day = bill_date.isoformat()
+        raw, text = await self._bill_file(
+            self._wx.trade_bill, bill_date=day, bill_type="ALL", tar_type="GZIP"
         )
+        return parse_wechat_bill(text, bill_date, f"tradebill_{day}.csv.gz", raw)
+
+    async def download_fundflow_bill(self, bill_date: date) -> Bill:
+        """The day's fund-flow bill of the basic account, hash-checked, kept for audit."""
+        day = bill_date.isoformat()
+        raw, text = await self._bill_file(
+            self._wx.fundflow_bill, bill_date=day, account_type="BASIC", tar_type="GZIP"
+        )
+        return parse_wechat_fundflow(text, bill_date, f"fundflowbill_{day}.csv.gz", raw)
+
+    async def _bill_file(self, api: Callable[..., Any], **kwargs: Any) -> tuple[bytes, str]:
+        """Ask a bill API for its download URL and hash; download, unzip, check."""
+        status, payload = await self._request(api, **kwargs)
         if status != 200:
             raise _refused(status, payload)
         url = _reply_str(payload, "download_url")
@@ -346,7 +365,7 @@ class WechatPayProvider(PaymentProvider):
         text = unpack_wechat_bill(
             raw, str(payload.get("hash_type") or ""), str(payload.get("hash_value") or "")
         )
-        return parse_wechat_bill(text, bill_date, f"tradebill_{bill_date.isoformat()}.csv.gz", raw)
+        return raw, text
 
     async def _request(self, api: Callable[..., Any], **kwargs: Any) -> tuple[int, dict[str, Any]]:
         try:

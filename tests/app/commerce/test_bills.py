@@ -123,8 +123,21 @@ async def test_wechat_bill_with_one_missing_one_extra_one_mismatched_row(
     assert (stored["missing"], stored["extra"], stored["mismatched"]) == (1, 1, 1)
     findings = stored["findings"]
     assert len(json.loads(findings) if isinstance(findings, str) else findings) == 3
-    call = shop_wechat.calls[-1]
-    assert call.path.startswith("/v3/billdownload/file") and call.authorized
+    # The fund-flow bill rode along: hash-checked, format-checked, kept for audit.
+    audit = await Db.find_first(
+        "SELECT * FROM payment_bills WHERE bill_type = 'fundflow' AND bill_date = ?", day
+    )
+    assert audit is not None and audit["provider"] == "wechat" and audit["row_count"] == 4
+    assert gzip.decompress(audit["raw"]).decode() == shop_wechat.fundflow_bills[day.isoformat()]
+    assert stored["bill_type"] == "trade"
+    paths = [c.path.split("?")[0] for c in shop_wechat.calls[-4:]]
+    assert paths == [
+        "/v3/bill/tradebill",
+        "/v3/billdownload/file",
+        "/v3/bill/fundflowbill",
+        "/v3/billdownload/file",
+    ]
+    assert all(c.authorized for c in shop_wechat.calls[-4:])
 
 
 async def test_alipay_bill_through_the_admin_endpoint(
@@ -198,6 +211,24 @@ async def test_bad_wechat_bills_are_refused_whole(
         await commerce.reconciler.reconcile_bill("wechat", day)
     assert info.value.provider_code == "BILL_INVALID" and words in info.value.message
     assert await _bill_rows() == before
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["`2026-12-03,`only,`three", ",".join(["`x"] * 5 + ["`转账", "`1.00"] + ["`x"] * 4)],
+    ids=["malformed", "unknown direction"],
+)
+async def test_a_bad_fundflow_bill_fails_the_whole_run(
+    line: str, shop_wechat: WechatPayStub, commerce: Commerce
+) -> None:
+    day = next(_DAYS)
+    shop_wechat.publish_bill(day.isoformat(), [("trade", "PFLOW000000001", "1.00", None)])
+    shop_wechat.publish_fundflow_bill(day.isoformat(), [line])
+    before = await _bill_rows()
+    with pytest.raises(PaymentProviderError) as info:
+        await commerce.reconciler.reconcile_bill("wechat", day)
+    assert "资金账单" in info.value.message
+    assert await _bill_rows() == before  # not even the (good) trade bill
 
 
 async def test_wechat_bill_in_a_currency_wechat_never_sends(
