@@ -160,7 +160,15 @@ class AlipayConfig(Section):
 class WechatPayConfig(Section):
     enabled: bool = False
     mch_id: str = ""
-    app_id: str = ""
+    app_id: str = Field(
+        default="", description="official account / website appid: native, jsapi, h5"
+    )
+    miniprogram_app_id: str = Field(
+        default="", description="the mini program's own appid; '' -> no miniprogram payments"
+    )
+    mobile_app_id: str = Field(
+        default="", description="the mobile app's open-platform appid; '' -> no app payments"
+    )
     mch_private_key: SecretStr = Field(default=SecretStr(""), description="PEM")
     mch_cert_serial_no: str = ""
     apiv3_key: SecretStr = Field(default=SecretStr(""), description="32 ASCII chars")
@@ -186,6 +194,12 @@ class PaymentConfig(Section):
     order_expire_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
     reconcile_after_minutes: int = Field(default=5, ge=1, le=24 * 60)
     reconcile_interval_seconds: int = Field(default=60, ge=5, le=86400)
+    topup_max_fen: int = Field(
+        default=100_000, ge=1, le=10**10, description="largest open API wallet top-up, in fen"
+    )
+    refund_query_interval_seconds: int = Field(
+        default=300, ge=5, le=86400, description="how often refunds left processing are queried"
+    )
     alipay: AlipayConfig = Field(default_factory=AlipayConfig)
     wechat: WechatPayConfig = Field(default_factory=WechatPayConfig)
 

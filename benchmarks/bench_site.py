@@ -27,7 +27,7 @@ import httpx
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from app import create_app
-from luser_config.schema import AppConfig
+from app.settings import AppConfig
 from luser_db.embedded import start_embedded
 from luser_db.migrations import Migrator
 from luser_db.testing import create_test_database, drop_test_database
@@ -56,7 +56,8 @@ class NoVod:
 
 
 async def seed(app: Any, videos: int) -> tuple[int, str, str]:
-    services, commerce = app.state.services, app.state.commerce
+    services = app.state.services
+    commerce = services.commerce
     cats = [await services.catalog.create_category(f"分类{i}", f"c{i}") for i in range(6)]
     first = 0
     for n in range(videos):

@@ -12,6 +12,7 @@ __all__ = [
     "PlanNotFound",
     "PlanUnavailable",
     "RefundNotAllowed",
+    "RefundNotFound",
 ]
 
 
@@ -43,6 +44,11 @@ class OrderExpired(Conflict):
 class RefundNotAllowed(Conflict):
     code = "REFUND_NOT_ALLOWED"
     default_message = "订单当前状态不能退款"
+
+
+class RefundNotFound(NotFound):
+    code = "REFUND_NOT_FOUND"
+    default_message = "退款不存在"
 
 
 class PaymentsDisabled(Forbidden):

@@ -1,4 +1,5 @@
-"""Commerce as a feature of the app: its operations and the reconciliation job."""
+"""Commerce as a feature of the app: its operations, the reconciliation job and the
+refund settlement job."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from app.commerce.reconcile import reconcile_forever
+from app.commerce.refunds import settle_refunds_forever
 from app.commerce.routes import OPERATIONS
 from app.features import FeaturePackage
 
@@ -19,19 +21,28 @@ __all__ = ["feature", "reconciliation"]
 
 @contextlib.asynccontextmanager
 async def reconciliation(services: Services) -> AsyncIterator[None]:
-    """Reconcile payments while the app runs (when a payment provider is enabled);
-    shutdown cancels the job first."""
+    """Reconcile payments and settle refunds left processing while the app runs (when a
+    payment provider is enabled); shutdown cancels the jobs first."""
     commerce = services.commerce
-    task: asyncio.Task[None] | None = None
+    tasks: list[asyncio.Task[None]] = []
     if commerce.providers.names():
-        interval = commerce.config.payment.reconcile_interval_seconds
-        task = asyncio.create_task(reconcile_forever(commerce.reconciler, interval))
+        payment = commerce.config.payment
+        tasks.append(
+            asyncio.create_task(
+                reconcile_forever(commerce.reconciler, payment.reconcile_interval_seconds)
+            )
+        )
+        tasks.append(
+            asyncio.create_task(
+                settle_refunds_forever(commerce.refunds, payment.refund_query_interval_seconds)
+            )
+        )
     try:
         yield
     finally:
-        if task is not None:
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 feature = FeaturePackage("commerce", OPERATIONS, jobs=reconciliation)

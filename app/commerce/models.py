@@ -44,7 +44,8 @@ class Order(Model, table="orders"):
     id: int = Field(primary_key=True)
     order_no: str = ""
     user_id: int = 0
-    plan_id: int = 0
+    kind: str = "plan"  # "plan" or "topup" (wallet credit: no plan, level 0, 0 days)
+    plan_id: int | None = None
     plan_name: str = ""
     plan_level: int = 1
     duration_days: int = 1

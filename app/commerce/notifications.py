@@ -29,8 +29,9 @@ from starlette.responses import Response
 
 from app.commerce.models import Order, PaymentAttempt, PaymentEvent, Refund
 from app.commerce.refunds import Refunds
-from app.commerce.status import AttemptStatus, OrderStatus, RefundKind, RefundState
+from app.commerce.status import AttemptStatus, OrderKind, OrderStatus, RefundKind, RefundState
 from app.commerce.subscriptions import Subscriptions
+from app.commerce.topups import credit_wallet
 from app.notify import events as notify_events
 from app.payments import (
     NotifyStatus,
@@ -191,7 +192,11 @@ class Payments:
         order = await Order.find_by_id(attempt.order_id)
         assert order is not None
         if moved == 1:
-            await self.subscriptions.grant(order)
+            # Same transaction as the PAID transition: both land, or neither does.
+            if order.kind == OrderKind.TOPUP:
+                await credit_wallet(order)
+            else:
+                await self.subscriptions.grant(order)
             await notify_events.payment_succeeded(order)  # same transaction as the payment
             return Outcome("applied", None, order.id)
         if order.paid_attempt_id == attempt.id:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from app.commerce._ids import new_number
 from app.commerce.errors import OrderExpired, OrderNotFound, OrderNotPayable, PlanUnavailable
 from app.commerce.models import Order, PaymentAttempt, Plan
-from app.commerce.status import AttemptStatus, OrderStatus
+from app.commerce.status import AttemptStatus, OrderKind, OrderStatus
 from app.payments import PaymentLaunch, PaymentMethod, PaymentProvider, PaymentProviders
 from app.settings import PaymentConfig
 from luser_common import Page, utc_now
@@ -34,6 +34,11 @@ logger = logging.getLogger("luser.commerce")
 _NEVER_CREATED = frozenset({"ORDER_NOT_EXIST", "ACQ.TRADE_NOT_EXIST"})
 # How long a launched attempt may be handed out again for the same channel and method.
 REUSE_SECONDS = 600
+# Methods whose launch (a pay URL or a QR code) may be handed out again.
+_REUSABLE = frozenset(
+    {PaymentMethod.PAGE, PaymentMethod.WAP, PaymentMethod.NATIVE, PaymentMethod.PRECREATE}
+)
+_NEEDS_OPENID = frozenset({PaymentMethod.JSAPI, PaymentMethod.MINIPROGRAM})
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,34 @@ class Orders:
         await order.save()
         return await self._launch(order, channel, method, pay)
 
+    async def create_topup(
+        self, user_id: int, amount_fen: int, provider: str, method: str, **pay: Any
+    ) -> Checkout:
+        """A pending wallet top-up of ``amount_fen``, then its first payment attempt.
+
+        The amount must be 1 .. ``payment.topup_max_fen``; checked before anything
+        is written.
+        """
+        limit = self.config.topup_max_fen
+        if isinstance(amount_fen, bool) or not isinstance(amount_fen, int):
+            raise ValidationError("充值金额必须是整数 (分)", field="amount_fen")
+        if not 1 <= amount_fen <= limit:
+            raise ValidationError(f"充值金额必须在 1 到 {limit} 分之间", field="amount_fen")
+        channel = self._channel(provider, method, pay)
+        order = Order(
+            order_no=new_number("O"),
+            user_id=user_id,
+            kind=OrderKind.TOPUP,
+            plan_id=None,
+            plan_name="钱包充值",
+            plan_level=0,
+            duration_days=0,
+            amount_fen=amount_fen,
+            expires_at=utc_now() + timedelta(minutes=self.config.order_expire_minutes),
+        )
+        await order.save()
+        return await self._launch(order, channel, method, pay)
+
     async def pay(
         self, order_id: int, user_id: int, provider: str, method: str, **pay: Any
     ) -> Checkout:
@@ -127,11 +160,13 @@ class Orders:
             chosen = PaymentMethod(method)
         except ValueError:
             chosen = None
-        if chosen is None or chosen not in channel.methods:
-            allowed = ", ".join(sorted(channel.methods))
+        enabled = channel.enabled_methods()
+        if chosen is None or chosen not in enabled:
+            allowed = ", ".join(sorted(enabled))
             raise ValidationError(f"{provider} 不支持该支付方式, 可选: {allowed}", field="method")
-        if chosen is PaymentMethod.JSAPI and not (pay.get("payer_openid") or "").strip():
-            raise ValidationError("JSAPI 支付需要用户的 payer_openid", field="payer_openid")
+        if chosen in _NEEDS_OPENID and not (pay.get("payer_openid") or "").strip():
+            name = "JSAPI" if chosen is PaymentMethod.JSAPI else "小程序"
+            raise ValidationError(f"{name} 支付需要用户的 payer_openid", field="payer_openid")
         return channel
 
     async def _launch(
@@ -159,8 +194,10 @@ class Orders:
     async def _reusable(
         self, order: Order, provider: str, method: str, pay: dict[str, Any]
     ) -> PaymentAttempt | None:
-        if method == PaymentMethod.JSAPI or pay.get("return_url"):
-            return None  # JSAPI parameters are signed per payer and moment
+        if method not in _REUSABLE or pay.get("return_url"):
+            # JSAPI / mini program / APP parameters are signed per payer and moment;
+            # an H5 link is bound to the payer's IP and lives only 5 minutes.
+            return None
         since = utc_now() - timedelta(seconds=REUSE_SECONDS)
         return await (
             PaymentAttempt.query()
@@ -188,6 +225,7 @@ class Orders:
                 order.amount_fen,
                 method,
                 payer_openid=pay.get("payer_openid"),
+                payer_client_ip=pay.get("payer_client_ip"),
                 expire_at=order.expires_at,
                 return_url=pay.get("return_url"),
             )

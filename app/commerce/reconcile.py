@@ -14,27 +14,36 @@ One pass (:meth:`Reconciler.run_once`):
 Runs in the service (a background task, see :func:`reconcile_forever`) and as
 ``luser payments reconcile``. Every step is idempotent, so two runners at
 once are wasteful but harmless.
+
+:meth:`Reconciler.reconcile_bill` checks a provider's daily bill against the
+local payments and refunds of that Beijing day: rows the bill lacks
+(``missing``), rows only the bill has (``extra``) and rows whose amounts differ
+(``mismatch``); the provider's file is stored with the report (``payment_bills``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
 
 from app.commerce.models import Order, PaymentAttempt
 from app.commerce.notifications import Payments
 from app.commerce.orders import Orders
 from app.commerce.refunds import Refunds
 from app.commerce.status import AttemptStatus, OrderStatus
-from app.payments import PaymentProviders, TradeState, TradeStatus
+from app.payments import PaymentProviders, TradeState, TradeStatus, WechatPayProvider
+from app.payments.bills import Bill, BillRow
+from app.payments.errors import provider_error
 from app.settings import PaymentConfig
 from luser_common import utc_now
 from luser_common.errors import AppError
 from luser_common.tasks import every
-from luser_db import Db
+from luser_db import Db, transaction
 
-__all__ = ["ReconcileReport", "Reconciler", "reconcile_forever"]
+__all__ = ["BillFinding", "BillReport", "ReconcileReport", "Reconciler", "reconcile_forever"]
 
 logger = logging.getLogger("luser.commerce")
 
@@ -50,6 +59,38 @@ class ReconcileReport:
     expired: int = 0
     refunds_retried: int = 0
     errors: int = 0
+
+
+@dataclass(frozen=True)
+class BillFinding:
+    """One disagreement between a bill and the local books.
+
+    ``missing``: we hold a payment / refund the bill does not list; ``extra``: the
+    bill lists one we do not hold; ``mismatch``: both do, with other amounts.
+    """
+
+    kind: str
+    row_type: str
+    out_trade_no: str
+    out_refund_no: str | None
+    local_fen: int | None
+    bill_fen: int | None
+
+
+@dataclass
+class BillReport:
+    bill_id: int
+    provider: str
+    bill_date: date
+    rows: int
+    findings: list[BillFinding] = field(default_factory=list)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for f in self.findings if f.kind == kind)
+
+
+# Beijing wall-clock date of a timestamptz column (no DST in China since 1991).
+_BEIJING_DATE = "(({col} AT TIME ZONE 'UTC') + interval '8 hours')::date"
 
 
 class Reconciler:
@@ -156,6 +197,116 @@ class Reconciler:
         for order_id in ids:
             expired += await self.orders.finish_unpaid(order_id, OrderStatus.EXPIRED)
         return expired
+
+    # -- daily bills -------------------------------------------------------------------
+
+    async def reconcile_bill(
+        self, provider: str, bill_date: date, admin_id: int | None = None
+    ) -> BillReport:
+        """Download the day's bill, compare it with the local books, store file and report.
+
+        A bill that cannot be parsed (or lists a row twice) raises before anything
+        is written.
+        """
+        channel = self.providers.get(provider)
+        bill = await channel.download_bill(bill_date)
+        expected = _by_key(provider, bill.rows)
+        # WeChat's fund-flow bill rides along for audit (parsed, so checked, first).
+        audit = (
+            [await channel.download_fundflow_bill(bill_date)]
+            if isinstance(channel, WechatPayProvider)
+            else []
+        )
+        local = await _local_rows(provider, bill_date)
+        findings = _compare(local, expected)
+        async with transaction():
+            for extra in audit:
+                await _store(extra, [], admin_id)
+            return await _store(bill, findings, admin_id)
+
+
+def _by_key(provider: str, rows: list[BillRow]) -> dict[tuple[str, str], BillRow]:
+    keyed: dict[tuple[str, str], BillRow] = {}
+    for row in rows:
+        if row.key in keyed:
+            raise provider_error(provider, "BILL_INVALID", f"账单中重复的记录: {row.key[1]}")
+        keyed[row.key] = row
+    return keyed
+
+
+async def _local_rows(provider: str, bill_date: date) -> dict[tuple[str, str], BillRow]:
+    """The payments (by Beijing day of payment) and accepted refunds (by Beijing day
+    of request) we hold for that provider and day."""
+    paid = await Db.find(
+        "SELECT out_trade_no, amount_fen FROM payment_attempts"
+        " WHERE provider = ? AND paid_at IS NOT NULL"
+        f" AND {_BEIJING_DATE.format(col='paid_at')} = ?",
+        provider,
+        bill_date,
+    )
+    refunded = await Db.find(
+        "SELECT a.out_trade_no, r.out_refund_no, r.amount_fen FROM refunds r"
+        " JOIN payment_attempts a ON a.id = r.attempt_id"
+        " WHERE a.provider = ? AND r.status IN ('succeeded', 'processing')"
+        f" AND {_BEIJING_DATE.format(col='r.created_at')} = ?",
+        provider,
+        bill_date,
+    )
+    rows = [BillRow("trade", r["out_trade_no"], r["amount_fen"]) for r in paid]
+    rows += [
+        BillRow("refund", r["out_trade_no"], r["amount_fen"], r["out_refund_no"]) for r in refunded
+    ]
+    return {row.key: row for row in rows}
+
+
+def _compare(
+    local: dict[tuple[str, str], BillRow], bill: dict[tuple[str, str], BillRow]
+) -> list[BillFinding]:
+    findings: list[BillFinding] = []
+    for key in sorted(local.keys() | bill.keys()):
+        mine, theirs = local.get(key), bill.get(key)
+        row = mine or theirs
+        assert row is not None
+        if mine is not None and theirs is not None and mine.amount_fen == theirs.amount_fen:
+            continue
+        kind = "missing" if theirs is None else "extra" if mine is None else "mismatch"
+        findings.append(
+            BillFinding(
+                kind,
+                row.kind,
+                row.out_trade_no,
+                row.out_refund_no,
+                mine.amount_fen if mine else None,
+                theirs.amount_fen if theirs else None,
+            )
+        )
+    return findings
+
+
+async def _store(bill: Bill, findings: list[BillFinding], admin_id: int | None) -> BillReport:
+    report = BillReport(0, bill.provider, bill.bill_date, bill.entries, findings)
+    bill_id = await Db.query_int(
+        "INSERT INTO payment_bills (provider, bill_type, bill_date, filename, raw, sha256,"
+        " row_count, missing, extra, mismatched, findings, created_by)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?) RETURNING id",
+        bill.provider,
+        bill.bill_type,
+        bill.bill_date,
+        bill.filename,
+        bill.raw,
+        hashlib.sha256(bill.raw).hexdigest(),
+        bill.entries,
+        report.count("missing"),
+        report.count("extra"),
+        report.count("mismatch"),
+        json.dumps([asdict(f) for f in findings], ensure_ascii=False),
+        admin_id,
+    )
+    assert bill_id is not None
+    report.bill_id = bill_id
+    for finding in findings:
+        logger.warning("bill %s %s: %s", bill.provider, bill.bill_date, finding)
+    return report
 
 
 async def _mark_closed(attempt: PaymentAttempt) -> None:

@@ -13,16 +13,17 @@ from __future__ import annotations
 import logging
 
 from app.commerce._ids import new_number
-from app.commerce.errors import OrderNotFound, RefundNotAllowed
+from app.commerce.errors import OrderNotFound, RefundNotAllowed, RefundNotFound
 from app.commerce.models import Order, PaymentAttempt, Refund
-from app.commerce.status import AttemptStatus, OrderStatus, RefundKind, RefundState
+from app.commerce.status import AttemptStatus, OrderKind, OrderStatus, RefundKind, RefundState
 from app.commerce.subscriptions import Subscriptions
 from app.notify import events as notify_events
 from app.payments import PaymentProviders, RefundResult, RefundStatus
 from luser_common.errors import AppError, ExternalServiceError, ValidationError
+from luser_common.tasks import every
 from luser_db import Db, transaction
 
-__all__ = ["Refunds"]
+__all__ = ["Refunds", "settle_refunds_forever"]
 
 logger = logging.getLogger("luser.commerce")
 
@@ -30,6 +31,7 @@ _ACCEPTED = {
     RefundStatus.SUCCEEDED: RefundState.SUCCEEDED,
     RefundStatus.PROCESSING: RefundState.PROCESSING,
 }
+_ABNORMAL = "渠道报告退款异常 (已受理后失败), 请人工处理"
 
 
 class Refunds:
@@ -56,6 +58,9 @@ class Refunds:
                 raise OrderNotFound()
             if order.status != OrderStatus.PAID or order.paid_attempt_id is None:
                 raise RefundNotAllowed(details={"status": order.status})
+            if order.kind == OrderKind.TOPUP:
+                # The credit may already be spent on API calls: not taken back here.
+                raise RefundNotAllowed("钱包充值订单不能退款", details={"kind": order.kind})
             in_flight = (
                 await Db.query_int(
                     "SELECT coalesce(sum(amount_fen), 0) FROM refunds"
@@ -170,6 +175,60 @@ class Refunds:
             == 1
         )
 
+    # -- asking the provider how a refund stands -------------------------------------
+
+    async def query(self, refund_id: int) -> Refund:
+        """Ask the provider about one refund and settle what it reports.
+
+        An unknown refund id is ``RefundNotFound`` (404); a refund the provider has
+        never seen is ``PaymentRefundUnknown`` (404). Neither writes anything.
+        """
+        refund = await Refund.find_by_id(refund_id)
+        if refund is None:
+            raise RefundNotFound(details={"refund_id": refund_id})
+        attempt = await PaymentAttempt.find_by_id(refund.attempt_id)
+        assert attempt is not None
+        result = await self.providers.get(attempt.provider).query_refund(
+            attempt.out_trade_no, refund.out_refund_no
+        )
+        await self._settle(refund, result)
+        found = await Refund.find_by_id(refund.id)
+        assert found is not None
+        return found
+
+    async def _settle(self, refund: Refund, result: RefundResult) -> None:
+        if refund.status == "pending":
+            # The provider has it: record it exactly as if the refund call had answered.
+            await self._record(refund, result)
+        elif refund.status == "processing" and result.status is RefundStatus.SUCCEEDED:
+            # Its effects were applied when the provider accepted it: only the state moves.
+            await self.mark_done(refund.out_refund_no)
+        elif refund.status == "processing" and result.status is RefundStatus.FAILED:
+            # WeChat ABNORMAL / CLOSED after accepting: money did not reach the buyer.
+            # The subscription was already shortened; a human decides (docs: known limits).
+            logger.error("refund %s failed at the provider after acceptance", refund.out_refund_no)
+            await Db.execute(
+                "UPDATE refunds SET error = ?, updated_at = now()"
+                " WHERE id = ? AND status = 'processing' AND error IS DISTINCT FROM ?",
+                _ABNORMAL,
+                refund.id,
+                _ABNORMAL,
+            )
+
+    async def settle_processing(self, limit: int = 100) -> int:
+        """Query every refund left ``processing``; returns how many became ``succeeded``."""
+        settled = 0
+        for refund in (
+            await Refund.query().where("status = 'processing'").order_by("id").limit(limit).all()
+        ):
+            try:
+                after = await self.query(refund.id)
+            except AppError as exc:
+                logger.warning("refund %s query failed: %s", refund.out_refund_no, exc)
+                continue
+            settled += after.status == "succeeded"
+        return settled
+
     async def retry_pending(self, limit: int = 100) -> int:
         """Call the provider again for refunds whose outcome is unknown (same number)."""
         done = 0
@@ -192,3 +251,16 @@ async def _set(refund: Refund, **values: object) -> None:
     for name, value in values.items():
         setattr(refund, name, value)
     await refund.update()
+
+
+async def settle_refunds_forever(refunds: Refunds, interval_seconds: int) -> None:
+    """The service's background job: every ``interval_seconds``, query the refunds left
+    ``processing`` (WeChat accepts refunds asynchronously) and settle what the provider
+    reports (luser_common.tasks.every: a failed pass is logged, the next runs as usual)."""
+
+    async def one_pass() -> None:
+        settled = await refunds.settle_processing()
+        if settled:
+            logger.info("refunds settled by query: %s", settled)
+
+    await every(interval_seconds, one_pass, name="refund-settlement")

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["AttemptStatus", "OrderStatus", "RefundKind", "RefundState", "SubscriptionStatus"]
+__all__ = [
+    "AttemptStatus",
+    "OrderKind",
+    "OrderStatus",
+    "RefundKind",
+    "RefundState",
+    "SubscriptionStatus",
+]
 
 
 class OrderStatus(StrEnum):
@@ -49,3 +56,10 @@ class SubscriptionStatus(StrEnum):
 
     ACTIVE = "active"
     REVOKED = "revoked"
+
+
+class OrderKind(StrEnum):
+    """``orders.kind``: a plan (a subscription) or wallet credit for the open API."""
+
+    PLAN = "plan"
+    TOPUP = "topup"

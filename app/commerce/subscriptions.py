@@ -39,6 +39,7 @@ class Subscriptions:
     async def grant(self, order: Order, now: datetime | None = None) -> Subscription:
         """Add the time ``order`` bought to its user's schedule (call inside a transaction)."""
         _require_transaction()
+        assert order.plan_id is not None, "only plan orders grant time"
         now = now or utc_now()
         await _lock_user(order.user_id)
         seconds = order.duration_days * DAY_SECONDS

@@ -27,6 +27,7 @@ from app.payments.errors import (
     PaymentNotifyStale,
     PaymentProviderError,
     PaymentProviderUnavailable,
+    PaymentRefundUnknown,
 )
 from app.payments.factory import PaymentProviders, build_providers
 from app.payments.models import (
@@ -55,6 +56,7 @@ __all__ = [
     "PaymentProviderError",
     "PaymentProviderUnavailable",
     "PaymentProviders",
+    "PaymentRefundUnknown",
     "RefundResult",
     "RefundStatus",
     "TradeState",

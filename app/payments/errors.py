@@ -12,13 +12,15 @@ cases apart. Provider *calls* (pay, query, close, refund) fail differently:
     └── PaymentProviderError            refused / bad reply; details["code"] = provider code
     NetworkError (luser_common)         503 NETWORK_ERROR
     └── PaymentProviderUnavailable      unreachable or timed out (outcome unknown)
+    NotFound (luser_common)             404
+    └── PaymentRefundUnknown            404 PAYMENT_REFUND_UNKNOWN  refund query: no such refund
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from luser_common.errors import BadRequest, ExternalServiceError, NetworkError
+from luser_common.errors import BadRequest, ExternalServiceError, NetworkError, NotFound
 
 __all__ = [
     "PaymentNotifyInvalid",
@@ -26,6 +28,7 @@ __all__ = [
     "PaymentNotifyStale",
     "PaymentProviderError",
     "PaymentProviderUnavailable",
+    "PaymentRefundUnknown",
     "provider_error",
     "provider_unavailable",
 ]
@@ -90,6 +93,20 @@ class PaymentProviderUnavailable(NetworkError):
     def __init__(self, provider: str, reason: str) -> None:
         super().__init__(
             f"{provider} 支付服务暂不可用", details={"provider": provider, "reason": reason}
+        )
+        self.provider = provider
+
+
+class PaymentRefundUnknown(NotFound):
+    """A refund query for a refund number the provider has never seen."""
+
+    code = "PAYMENT_REFUND_UNKNOWN"
+    default_message = "支付渠道查无此退款"
+
+    def __init__(self, provider: str, out_refund_no: str) -> None:
+        super().__init__(
+            f"{provider} 查无此退款: {out_refund_no}",
+            details={"provider": provider, "out_refund_no": out_refund_no},
         )
         self.provider = provider
 

@@ -26,13 +26,25 @@ __all__ = [
 
 
 class PaymentMethod(StrEnum):
-    """How the buyer pays. Alipay: ``page`` (PC), ``wap`` (mobile browser).
-    WeChat: ``native`` (QR ``code_url``), ``jsapi`` (inside WeChat, needs an openid)."""
+    """How the buyer pays (the order API's pay types).
+
+    Alipay: ``page`` (PC cashier), ``wap`` (mobile browser), ``app`` (signed order
+    string for the Alipay app SDK), ``precreate`` (QR ``qr_code`` the buyer scans).
+    WeChat: ``native`` (QR ``code_url``), ``jsapi`` (inside WeChat, needs an
+    openid), ``h5`` (an ordinary mobile browser: ``h5_url``, needs the payer's IP),
+    ``app`` (``app_params`` for the WeChat open SDK, the mobile app's own appid),
+    ``miniprogram`` (``jsapi_params`` for ``wx.requestPayment``, the mini program's
+    own appid and an openid under it).
+    """
 
     PAGE = "page"
     WAP = "wap"
     NATIVE = "native"
     JSAPI = "jsapi"
+    H5 = "h5"
+    APP = "app"
+    MINIPROGRAM = "miniprogram"
+    PRECREATE = "precreate"
 
 
 class TradeStatus(StrEnum):
@@ -69,9 +81,13 @@ class RefundStatus(StrEnum):
 class PaymentLaunch:
     """What the front end needs to start paying.
 
-    Alipay: ``pay_url`` (redirect the browser). WeChat NATIVE: ``code_url``
-    (render as QR). WeChat JSAPI: ``jsapi_params`` for ``WeixinJSBridge``
-    ``getBrandWCPayRequest`` (appId, timeStamp, nonceStr, package, signType, paySign).
+    Alipay page/wap: ``pay_url`` (redirect the browser); app: ``order_string``
+    (hand to the Alipay app SDK); precreate: ``qr_code`` (render as QR).
+    WeChat NATIVE: ``code_url`` (render as QR). JSAPI and mini program:
+    ``jsapi_params`` for ``WeixinJSBridge`` ``getBrandWCPayRequest`` /
+    ``wx.requestPayment`` (appId, timeStamp, nonceStr, package, signType, paySign).
+    H5: ``h5_url`` (open it in the mobile browser). APP: ``app_params`` for the
+    open SDK's ``PayReq`` (appid, partnerid, prepayid, package, noncestr, timestamp, sign).
     """
 
     provider: str
@@ -82,6 +98,10 @@ class PaymentLaunch:
     code_url: str | None = None
     prepay_id: str | None = None
     jsapi_params: dict[str, str] | None = None
+    h5_url: str | None = None
+    app_params: dict[str, str] | None = None
+    order_string: str | None = None
+    qr_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

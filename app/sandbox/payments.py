@@ -25,6 +25,10 @@ Wire formats are the providers' own, verified against the SDKs.
 from __future__ import annotations
 
 import base64
+import gzip
+import hashlib
+import io
+import ipaddress
 import json
 import re
 import secrets
@@ -33,6 +37,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,9 +55,13 @@ from app.settings import AlipayConfig, WechatPayConfig
 
 __all__ = [
     "AlipayStub",
+    "BillLine",
     "KeyPair",
     "WechatPayStub",
+    "build_alipay_bill",
     "build_alipay_notification",
+    "build_wechat_bill",
+    "build_wechat_fundflow",
     "build_wechat_notification",
     "generate_keypair",
     "replace_form_fields",
@@ -196,6 +205,129 @@ class _StubServer:
         raise NotImplementedError
 
 
+# -- daily bills -----------------------------------------------------------------------
+
+# (kind "trade" | "refund", out_trade_no, amount in yuan as the provider writes it,
+# out_refund_no); a plain str is written as a line as it is (malformed-line tests).
+BillLine = tuple[str, str, str, str | None] | str
+
+_ALIPAY_BILL_HEADER = (
+    "支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,门店编号,门店名称,操作员,"
+    "终端号,对方账户,订单金额（元）,商家实收（元）,支付宝红包（元）,集分宝（元）,支付宝优惠（元）,"
+    "商家优惠（元）,券核销金额（元）,券名称,商家红包消费金额（元）,卡消费金额（元）,"
+    "退款批次号/请求号,服务费（元）,分润（元）,备注"
+)
+_WECHAT_BILL_HEADER = (
+    "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,"
+    "交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,"
+    "充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注"
+)
+
+
+def _digits(text: str, count: int) -> str:
+    """A stable stand-in for a provider's trade number."""
+    return str(int(hashlib.sha256(text.encode()).hexdigest(), 16))[:count].zfill(count)
+
+
+def build_alipay_bill(seller_id: str, bill_date: str, lines: list[BillLine]) -> bytes:
+    """A trade bill as Alipay serves it: a zip holding GBK CSVs (detail + summary)."""
+    day = bill_date.replace("-", "")
+    out = [
+        "#支付宝业务明细查询",
+        f"#账号：[{seller_id}0156]",
+        f"#起始日期：[{bill_date} 00:00:00]   终止日期：[{bill_date} 23:59:59]",
+        "#-----------------------------------------业务明细列表----------------------------------------",
+        _ALIPAY_BILL_HEADER,
+    ]
+    for line in lines:
+        if isinstance(line, str):
+            out.append(line)
+            continue
+        kind, out_trade_no, amount, out_refund_no = line
+        refund = kind == "refund"
+        fields = [""] * 25
+        fields[0] = "2026" + _digits(out_trade_no, 24)
+        fields[1], fields[2], fields[3] = out_trade_no, "退款" if refund else "交易", "VIP"
+        fields[4] = fields[5] = f"{bill_date} 10:00:00"
+        fields[11] = amount.lstrip("-") if not refund else ""
+        fields[12] = amount
+        fields[21] = out_refund_no or ""
+        out.append(",".join(fields))
+    out += [
+        "#-----------------------------------------业务明细列表结束------------------------------------",
+        "#交易合计：0笔，商家实收共0.00元，商家优惠共0.00元",
+        f"#导出时间：[{bill_date} 09:00:00]",
+    ]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(f"{seller_id}0156_{day}_业务明细.csv", "\r\n".join(out).encode("gbk"))
+        archive.writestr(f"{seller_id}0156_{day}_业务明细(汇总).csv", "#汇总\r\n".encode("gbk"))
+    return buffer.getvalue()
+
+
+_WECHAT_FUNDFLOW_HEADER = (
+    "记账时间,微信支付业务单号,资金流水单号,业务名称,业务类型,收支类型,收支金额（元）,"
+    "账户结余（元）,资金变更提交申请人,备注,业务凭证号"
+)
+
+
+def build_wechat_fundflow(lines: list[BillLine]) -> str:
+    """A fund-flow bill as WeChat Pay writes it: one entry per payment (收入) and
+    refund (支出), backticked fields, then the summary header and line."""
+    out = [_WECHAT_FUNDFLOW_HEADER]
+    for line in lines:
+        if isinstance(line, str):
+            out.append(line)
+            continue
+        kind, out_trade_no, amount, out_refund_no = line
+        refund = kind == "refund"
+        fields = [
+            "2026-12-03 10:00:00",
+            "42000" + _digits(out_trade_no, 23),
+            "1" + _digits(out_refund_no or out_trade_no, 19),
+            "退款" if refund else "交易",
+            "退款" if refund else "交易",
+            "支出" if refund else "收入",
+            amount.lstrip("-"),
+            "0.00",
+            "system",
+            "",
+            out_refund_no or out_trade_no,
+        ]
+        out.append(",".join("`" + f for f in fields))
+    out.append("资金流水总笔数,收入笔数,收入金额,支出笔数,支出金额")
+    out.append("`0,`0,`0.00,`0,`0.00")
+    return "\r\n".join(out) + "\r\n"
+
+
+def build_wechat_bill(
+    app_id: str, mch_id: str, lines: list[BillLine], currency: str = "CNY"
+) -> str:
+    """A trade bill (``bill_type=ALL``) as WeChat Pay writes it: every field behind a
+    backtick, then the summary header and line."""
+    out = [_WECHAT_BILL_HEADER]
+    for line in lines:
+        if isinstance(line, str):
+            out.append(line)
+            continue
+        kind, out_trade_no, amount, out_refund_no = line
+        refund = kind == "refund"
+        fields = [""] * 27
+        fields[0], fields[1], fields[2] = "2026-12-03 10:00:00", app_id, mch_id
+        fields[5] = "42000" + _digits(out_trade_no, 23)
+        fields[6], fields[8] = out_trade_no, "NATIVE"
+        fields[9], fields[11] = "REFUND" if refund else "SUCCESS", currency
+        fields[12] = fields[24] = "0.00" if refund else amount
+        fields[15], fields[16] = out_refund_no or "", amount if refund else "0.00"
+        fields[20], fields[22], fields[23] = "VIP", "0.00", "0.60%"
+        out.append(",".join("`" + f for f in fields))
+    out.append(
+        "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
+    )
+    out.append("`0,`0.00,`0.00,`0.00,`0.00,`0.00,`0.00")
+    return "\r\n".join(out) + "\r\n"
+
+
 # -- Alipay ----------------------------------------------------------------------------
 
 
@@ -231,7 +363,8 @@ def _now_beijing() -> str:
 
 
 class AlipayStub(_StubServer):
-    """Alipay's ``gateway.do`` for query / close / refund, plus notification building.
+    """Alipay's ``gateway.do`` for precreate / query / close / refund / refund query,
+    the cashier's check of page, wap and app-pay requests, and notification building.
 
     ``overrides[method] = {...}`` makes every call of ``method`` (e.g.
     ``"alipay.trade.query"``) answer that inner object instead; ``reply_keys``
@@ -256,6 +389,13 @@ class AlipayStub(_StubServer):
         self.overrides: dict[str, dict[str, Any]] = {}
         self.reply_keys: KeyPair | None = None
         self.raw_reply: tuple[int, bytes] | None = None
+        self.bills: dict[str, bytes] = {}
+
+    def publish_bill(self, bill_date: str, lines: list[BillLine]) -> bytes:
+        """Make the trade bill of ``bill_date`` (YYYY-MM-DD) downloadable."""
+        raw = build_alipay_bill(self.seller_id, bill_date, lines)
+        self.bills[bill_date] = raw
+        return raw
 
     @property
     def gateway_url(self) -> str:
@@ -312,6 +452,17 @@ class AlipayStub(_StubServer):
         return self.add_trade(
             biz["out_trade_no"], yuan_str_to_fen(biz["total_amount"]), subject=biz["subject"]
         )
+
+    def accept_order_string(self, order_string: str) -> dict[str, Any]:
+        """Play the Alipay app: check an app-pay order string's signature and open the trade.
+
+        The app SDK hands the string to Alipay as it is; the signature covers every
+        field but ``sign``, URL-decoded, exactly like a pay URL's.
+        """
+        params = dict(urllib.parse.parse_qsl(order_string, keep_blank_values=True))
+        if params.get("method") != "alipay.trade.app.pay":
+            raise AssertionError("not an app-pay order string")
+        return self.accept_pay_url("?" + order_string)
 
     def mark_paid(self, out_trade_no: str, status: str = "TRADE_SUCCESS") -> dict[str, Any]:
         with self._lock:
@@ -370,6 +521,8 @@ class AlipayStub(_StubServer):
     def _dispatch(
         self, method: str, path: str, headers: dict[str, str], body: str
     ) -> tuple[int, dict[str, str], bytes]:
+        if urllib.parse.urlsplit(path).path == "/bill/download":
+            return self._bill_file(path)
         query = urllib.parse.urlsplit(path).query or body
         params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
         signature = params.pop("sign", "")
@@ -401,8 +554,13 @@ class AlipayStub(_StubServer):
             "alipay.trade.query": self._query,
             "alipay.trade.close": self._close,
             "alipay.trade.refund": self._refund,
+            "alipay.trade.fastpay.refund.query": self._refund_query,
         }
         handler = handlers.get(api)
+        if api == "alipay.trade.precreate":
+            return self._precreate(biz)
+        if api == "alipay.data.dataservice.bill.downloadurl.query":
+            return self._bill_url(biz)
         if handler is None:
             return _alipay_fail("40004", "Business Failed", "isv.invalid-method", "不支持的接口")
         with self._lock:
@@ -410,6 +568,70 @@ class AlipayStub(_StubServer):
             if trade is None:
                 return _alipay_fail("40004", "Business Failed", "ACQ.TRADE_NOT_EXIST", "交易不存在")
             return handler(trade, biz)
+
+    def _precreate(self, biz: dict[str, Any]) -> dict[str, Any]:
+        """A QR trade: Alipay creates it now, the buyer scans ``qr_code`` later."""
+        out_trade_no = str(biz.get("out_trade_no") or "")
+        try:
+            amount = yuan_str_to_fen(str(biz.get("total_amount")))
+        except ValueError:
+            return _alipay_fail("40002", "Invalid Arguments", "isv.invalid-parameter", "金额错误")
+        if not out_trade_no or not biz.get("subject") or amount <= 0:
+            return _alipay_fail("40002", "Invalid Arguments", "isv.missing-parameter", "缺少参数")
+        with self._lock:
+            existing = self.trades.get(out_trade_no)
+            if existing is not None and existing["total_amount"] != fen_to_yuan_str(amount):
+                return _alipay_fail(
+                    "40004", "Business Failed", "ACQ.DUP_OUT_ORDER", "交易号重复且参数不一致"
+                )
+            if existing is None:
+                self.add_trade(out_trade_no, amount, subject=str(biz["subject"]))
+        return {
+            "code": "10000",
+            "msg": "Success",
+            "out_trade_no": out_trade_no,
+            "qr_code": f"https://qr.alipay.com/bax{secrets.token_hex(10)}",
+        }
+
+    def _bill_url(self, biz: dict[str, Any]) -> dict[str, Any]:
+        day = str(biz.get("bill_date") or "")
+        if biz.get("bill_type") not in ("trade", "signcustomer"):
+            return _alipay_fail(
+                "40002", "Invalid Arguments", "isv.invalid-parameter", "账单类型错误"
+            )
+        if day not in self.bills:
+            return _alipay_fail("40004", "Business Failed", "isp.bill_not_exist", "账单不存在")
+        token = secrets.token_hex(8)
+        url = f"{self.base_url}/bill/download?bill_date={day}&token={token}"
+        return {"code": "10000", "msg": "Success", "bill_download_url": url}
+
+    def _bill_file(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
+        raw = self.bills.get(query.get("bill_date", ""))
+        if raw is None:
+            return 404, {"Content-Type": "text/plain"}, b"not found"
+        return 200, {"Content-Type": "application/oct-stream"}, raw
+
+    def _refund_query(self, trade: dict[str, Any], biz: dict[str, Any]) -> dict[str, Any]:
+        reply: dict[str, Any] = {
+            "code": "10000",
+            "msg": "Success",
+            "trade_no": trade["trade_no"],
+            "out_trade_no": trade["out_trade_no"],
+        }
+        request_no = str(biz.get("out_request_no") or "")
+        refunds: dict[str, int] = trade["refunds"]
+        # Alipay answers an unknown request number with success and no refund fields.
+        if request_no in refunds:
+            reply.update(
+                {
+                    "out_request_no": request_no,
+                    "total_amount": trade["total_amount"],
+                    "refund_amount": fen_to_yuan_str(refunds[request_no]),
+                    "refund_status": "REFUND_SUCCESS",
+                }
+            )
+        return reply
 
     def _query(self, trade: dict[str, Any], biz: dict[str, Any]) -> dict[str, Any]:
         reply = {
@@ -528,13 +750,24 @@ def build_wechat_notification(
 
 _AUTH_FIELD = re.compile(r'(\w+)="([^"]*)"')
 _TRADE_PATH = re.compile(r"/v3/pay/transactions/out-trade-no/([^/?]+)(/close)?")
+_REFUND_PATH = re.compile(r"/v3/refund/domestic/refunds/([^/?]+)")
+# Which appids each pay endpoint accepts: the mini program pays through the JSAPI
+# endpoint under its own appid, the mobile app through /app under the open-platform one.
+_APPIDS_FOR = {
+    "native": ("app_id",),
+    "h5": ("app_id",),
+    "jsapi": ("app_id", "miniprogram_app_id"),
+    "app": ("mobile_app_id",),
+}
 
 
 class WechatPayStub(_StubServer):
-    """WeChat Pay v3 for native/jsapi pay, query, close and refund, plus notifications.
+    """WeChat Pay v3 for native / jsapi (also the mini program's) / h5 / app pay, query,
+    close, refund and refund query, plus notifications.
 
     ``overrides[(method, route)] = (status, body)`` forces a reply, where route
-    is ``"native"``, ``"jsapi"``, ``"query"``, ``"close"`` or ``"refund"``;
+    is ``"native"``, ``"jsapi"``, ``"h5"``, ``"app"``, ``"query"``, ``"close"``,
+    ``"refund"`` or ``"refund_query"``;
     ``reply_keys`` signs replies with another key; ``refund_status`` sets what
     new refunds report (``SUCCESS`` or ``PROCESSING``).
     """
@@ -545,6 +778,8 @@ class WechatPayStub(_StubServer):
         app_id: str = "wx8888888888888888",
         apiv3_key: str = "0123456789abcdef0123456789abcdef",
         *,
+        miniprogram_app_id: str = "wx7777777777777777",
+        mobile_app_id: str = "wx6666666666666666",
         public_key_id: str = "PUB_KEY_ID_0114232134912410000000000000",
         mch_cert_serial_no: str = "444F4864EA9B34415FAKE00000000000000000000",
         merchant_keys: KeyPair | None = None,
@@ -553,6 +788,8 @@ class WechatPayStub(_StubServer):
         super().__init__()
         self.mch_id = mch_id
         self.app_id = app_id
+        self.miniprogram_app_id = miniprogram_app_id
+        self.mobile_app_id = mobile_app_id
         self.apiv3_key = apiv3_key
         self.public_key_id = public_key_id
         self.mch_cert_serial_no = mch_cert_serial_no
@@ -563,12 +800,33 @@ class WechatPayStub(_StubServer):
         self.overrides: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         self.reply_keys: KeyPair | None = None
         self.refund_status = "SUCCESS"
+        self.bills: dict[str, str] = {}
+        self.fundflow_bills: dict[str, str] = {}
+        # Serve a bill file that does not match the hash the bill API announced.
+        self.corrupt_bill_download = False
+
+    def publish_bill(self, bill_date: str, lines: list[BillLine], currency: str = "CNY") -> str:
+        """Make the trade bill of ``bill_date`` (YYYY-MM-DD) downloadable."""
+        text = build_wechat_bill(self.app_id, self.mch_id, lines, currency)
+        self.bills[bill_date] = text
+        self.fundflow_bills[bill_date] = build_wechat_fundflow(
+            [line for line in lines if not isinstance(line, str)]
+        )
+        return text
+
+    def publish_fundflow_bill(self, bill_date: str, lines: list[BillLine]) -> str:
+        """Replace the fund-flow bill of ``bill_date`` (publish_bill makes a matching one)."""
+        text = build_wechat_fundflow(lines)
+        self.fundflow_bills[bill_date] = text
+        return text
 
     def config(self, **overrides: Any) -> WechatPayConfig:
         values: dict[str, Any] = {
             "enabled": True,
             "mch_id": self.mch_id,
             "app_id": self.app_id,
+            "miniprogram_app_id": self.miniprogram_app_id,
+            "mobile_app_id": self.mobile_app_id,
             "mch_private_key": SecretStr(self.merchant_keys.private_pem),
             "mch_cert_serial_no": self.mch_cert_serial_no,
             "apiv3_key": SecretStr(self.apiv3_key),
@@ -584,11 +842,15 @@ class WechatPayStub(_StubServer):
     # -- ledger ---------------------------------------------------------------------
 
     def add_trade(
-        self, out_trade_no: str, amount_fen: int, trade_type: str = "NATIVE"
+        self,
+        out_trade_no: str,
+        amount_fen: int,
+        trade_type: str = "NATIVE",
+        app_id: str | None = None,
     ) -> dict[str, Any]:
         with self._lock:
             trade: dict[str, Any] = {
-                "appid": self.app_id,
+                "appid": app_id or self.app_id,
                 "mchid": self.mch_id,
                 "out_trade_no": out_trade_no,
                 "trade_type": trade_type,
@@ -666,8 +928,39 @@ class WechatPayStub(_StubServer):
             return self._reply(401, {"code": "SIGN_ERROR", "message": "签名错误"})
         if (method, route) in self.overrides:
             return self._reply(*self.overrides[(method, route)])
+        if route == "bill_file":
+            return self._bill_file(path)
         with self._lock:
             return self._reply(*self._handle(method, route, path, params))
+
+    def _bill_file(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        # The file download is signed by the merchant like any call, but its reply is
+        # not signed (the SDK skips verification; the hash covers the file instead).
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
+        token = query.get("token", "")
+        files = self.fundflow_bills if token.startswith("fundflow-") else self.bills
+        text = files.get(token.removeprefix("fundflow-"))
+        if text is None:
+            return 404, {"Content-Type": "application/json"}, b'{"code":"NOT_FOUND"}'
+        if self.corrupt_bill_download:
+            text = text.replace("`0.00", "`9.99", 1)
+        return 200, {"Content-Type": "application/octet-stream"}, gzip.compress(text.encode())
+
+    def _bill(self, path: str, fundflow: bool = False) -> tuple[int, dict[str, Any]]:
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
+        day = query.get("bill_date", "")
+        files, prefix = (self.fundflow_bills, "fundflow-") if fundflow else (self.bills, "")
+        if query.get("bill_type", "ALL") not in ("ALL", "SUCCESS", "REFUND"):
+            return 400, {"code": "PARAM_ERROR", "message": "bill_type 不合法"}
+        if fundflow and query.get("account_type") not in ("BASIC", "OPERATION", "FEES"):
+            return 400, {"code": "PARAM_ERROR", "message": "account_type 不合法"}
+        if query.get("tar_type") not in (None, "GZIP") or day not in files:
+            return 400, {"code": "NO_STATEMENT_EXIST", "message": "账单文件不存在"}
+        return 200, {
+            "hash_type": "SHA1",
+            "hash_value": hashlib.sha1(files[day].encode()).hexdigest(),
+            "download_url": f"{self.base_url}/v3/billdownload/file?token={prefix}{day}",
+        }
 
     def _authorized(self, method: str, path: str, authorization: str, body: str) -> bool:
         scheme, _, rest = authorization.partition(" ")
@@ -683,10 +976,23 @@ class WechatPayStub(_StubServer):
     @staticmethod
     def _route(method: str, path: str) -> str:
         plain = path.split("?", 1)[0]
-        if plain in ("/v3/pay/transactions/native", "/v3/pay/transactions/jsapi"):
+        if plain.rsplit("/", 1)[0] == "/v3/pay/transactions" and plain.rsplit("/", 1)[1] in (
+            "native",
+            "jsapi",
+            "h5",
+            "app",
+        ):
             return plain.rsplit("/", 1)[1]
         if plain == "/v3/refund/domestic/refunds":
             return "refund"
+        if _REFUND_PATH.fullmatch(plain):
+            return "refund_query"
+        if plain == "/v3/bill/tradebill":
+            return "bill"
+        if plain == "/v3/bill/fundflowbill":
+            return "fundflow_bill"
+        if plain == "/v3/billdownload/file":
+            return "bill_file"
         match = _TRADE_PATH.fullmatch(plain)
         if match:
             return "close" if match.group(2) else "query"
@@ -703,10 +1009,18 @@ class WechatPayStub(_StubServer):
     def _handle(
         self, method: str, route: str, path: str, params: dict[str, Any]
     ) -> tuple[int, dict[str, Any] | None]:
-        if route in ("native", "jsapi"):
+        if route in _APPIDS_FOR:
             return self._pay(route, params)
         if route == "refund":
             return self._refund(params)
+        if route in ("bill", "fundflow_bill"):
+            return self._bill(path, fundflow=route == "fundflow_bill")
+        if route == "refund_query":
+            found = _REFUND_PATH.fullmatch(path.split("?", 1)[0])
+            refund = self.refunds.get(urllib.parse.unquote(found.group(1))) if found else None
+            if refund is None:
+                return 404, {"code": "RESOURCE_NOT_EXISTS", "message": "退款单不存在"}
+            return 200, _trade_view(refund)
         match = _TRADE_PATH.fullmatch(path.split("?", 1)[0])
         trade = self.trades.get(urllib.parse.unquote(match.group(1))) if match else None
         if trade is None:
@@ -719,10 +1033,13 @@ class WechatPayStub(_StubServer):
         return 204, None
 
     def _pay(self, route: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        if params.get("mchid") != self.mch_id or params.get("appid") != self.app_id:
+        app_ids = {getattr(self, name) for name in _APPIDS_FOR[route]}
+        if params.get("mchid") != self.mch_id or params.get("appid") not in app_ids:
             return 400, {"code": "PARAM_ERROR", "message": "appid 和 mch_id 不匹配"}
         if route == "jsapi" and not params.get("payer", {}).get("openid"):
             return 400, {"code": "PARAM_ERROR", "message": "缺少参数 payer.openid"}
+        if route == "h5" and not _valid_h5_scene(params.get("scene_info")):
+            return 400, {"code": "PARAM_ERROR", "message": "scene_info 不合法"}
         total = params.get("amount", {}).get("total")
         if isinstance(total, bool) or not isinstance(total, int) or total <= 0:
             return 400, {"code": "PARAM_ERROR", "message": "amount.total 不合法"}
@@ -733,10 +1050,40 @@ class WechatPayStub(_StubServer):
         ):
             return 400, {"code": "OUT_TRADE_NO_USED", "message": "商户订单号重复"}
         if existing is None:
-            self.add_trade(out_trade_no, total, route.upper())
+            trade_type = "MWEB" if route == "h5" else route.upper()
+            self.add_trade(out_trade_no, total, trade_type, str(params["appid"]))
         if route == "native":
             return 200, {"code_url": f"weixin://wxpay/bizpayurl?pr={secrets.token_urlsafe(8)}"}
-        return 200, {"prepay_id": f"wx{secrets.token_hex(16)}"}
+        prepay_id = f"wx{secrets.token_hex(16)}"
+        self.trades[out_trade_no]["prepay_id"] = prepay_id  # stub bookkeeping only
+        if route == "h5":
+            checkmweb = "https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb"
+            return 200, {"h5_url": f"{checkmweb}?prepay_id={prepay_id}&package={total}"}
+        return 200, {"prepay_id": prepay_id}
+
+    def check_client_params(self, params: dict[str, str]) -> str:
+        """Play the WeChat client: verify JSAPI / mini program (``paySign``) or APP
+        (``sign``) parameters with the merchant's public key; return the prepay id."""
+        if "paySign" in params:
+            package = params["package"]
+            fields = [params["appId"], params["timeStamp"], params["nonceStr"], package]
+            signature, prepay_id = params["paySign"], package.removeprefix("prepay_id=")
+        else:
+            prepay_id = params["prepayid"]
+            fields = [params["appid"], params["timestamp"], params["noncestr"], prepay_id]
+            signature = params["sign"]
+        if not self.merchant_keys.verify("\n".join(fields) + "\n", signature):
+            raise AssertionError("client pay parameters do not verify with the merchant key")
+        return prepay_id
+
+    def finish_refund(self, out_refund_no: str, status: str = "SUCCESS") -> dict[str, Any]:
+        """WeChat finishes a PROCESSING refund (``SUCCESS``, ``ABNORMAL`` or ``CLOSED``)."""
+        with self._lock:
+            refund = self.refunds[out_refund_no]
+            refund["status"] = status
+            if status == "SUCCESS":
+                refund["success_time"] = format_rfc3339(datetime.now(UTC))
+            return refund
 
     def _refund(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         out_refund_no = str(params.get("out_refund_no"))
@@ -778,5 +1125,19 @@ class WechatPayStub(_StubServer):
         return 200, refund
 
 
+def _valid_h5_scene(scene: Any) -> bool:
+    """H5 needs the payer's IP and ``h5_info.type`` (WeChat checks the IP at the cashier)."""
+    if not isinstance(scene, dict) or not isinstance(scene.get("h5_info"), dict):
+        return False
+    try:
+        ipaddress.ip_address(str(scene.get("payer_client_ip")))
+    except ValueError:
+        return False
+    return scene["h5_info"].get("type") in ("iOS", "Android", "Wap")
+
+
 def _trade_view(trade: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(trade))  # a deep copy, detached from the ledger
+    # A deep copy, detached from the ledger, without the stub's own bookkeeping.
+    view: dict[str, Any] = json.loads(json.dumps(trade))
+    view.pop("prepay_id", None)
+    return view

@@ -18,6 +18,7 @@ from app.catalog.status import MediaState, VideoStatus
 from app.commerce.routes.schemas import OrderStatusName, ProviderName
 from app.commerce.status import (
     AttemptStatus,
+    OrderKind,
     OrderStatus,
     RefundKind,
     RefundState,
@@ -41,6 +42,7 @@ CHECKED: dict[tuple[str, str], type[StrEnum]] = {
     ("videos", "status"): VideoStatus,
     ("videos", "media_status"): MediaState,
     ("orders", "status"): OrderStatus,
+    ("orders", "kind"): OrderKind,
     ("payment_attempts", "status"): AttemptStatus,
     ("refunds", "status"): RefundState,
     ("refunds", "kind"): RefundKind,

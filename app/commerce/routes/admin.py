@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import Field
 
@@ -144,6 +145,20 @@ async def refund_order(call: Call) -> RefundOut:
 
 
 @operation(
+    "POST",
+    "/api/admin/refunds/{id}/query",
+    summary="Ask the provider how a refund stands and settle it (processing -> succeeded)",
+    tag="admin",
+    response=RefundOut,
+    access="admin",
+    errors=(404, 502, 503),
+)
+async def query_refund(call: Call) -> RefundOut:
+    refund = await call.services.commerce.refunds.query(call.path_id())
+    return RefundOut.model_validate(refund)
+
+
+@operation(
     "GET",
     "/api/admin/revenue/daily",
     summary="Revenue per Beijing day of payment (gross, refunded, net fen)",
@@ -188,11 +203,65 @@ async def reconcile_now(call: Call) -> ReconcileOut:
     return ReconcileOut.model_validate(report.__dict__)
 
 
+class BillIn(Input):
+    provider: Literal["alipay", "wechat"]
+    bill_date: date = Field(alias="date", description="账单日期 (北京时间)")
+
+
+class BillFindingOut(Output):
+    kind: Literal["missing", "extra", "mismatch"]
+    row_type: Literal["trade", "refund"]
+    out_trade_no: str
+    out_refund_no: str | None
+    local_fen: int | None
+    bill_fen: int | None
+
+
+class BillReportOut(Output):
+    bill_id: int
+    provider: str
+    bill_date: date
+    rows: int
+    missing: int
+    extra: int
+    mismatch: int
+    findings: list[BillFindingOut]
+
+
+@operation(
+    "POST",
+    "/api/admin/payments/bills",
+    summary="Download a day's bill from a provider and reconcile it with the local books",
+    tag="admin",
+    body=BillIn,
+    response=BillReportOut,
+    access="admin",
+    errors=(404, 422, 502, 503),
+)
+async def reconcile_bill(call: Call) -> BillReportOut:
+    body: BillIn = call.body
+    report = await call.services.commerce.reconciler.reconcile_bill(
+        body.provider, body.bill_date, call.current_user.id
+    )
+    return BillReportOut(
+        bill_id=report.bill_id,
+        provider=report.provider,
+        bill_date=report.bill_date,
+        rows=report.rows,
+        missing=report.count("missing"),
+        extra=report.count("extra"),
+        mismatch=report.count("mismatch"),
+        findings=[BillFindingOut.model_validate(f.__dict__) for f in report.findings],
+    )
+
+
 OPERATIONS: list[Operation] = [
     admin_orders,
     admin_order,
     refund_order,
+    query_refund,
     revenue_daily,
     subscribers,
     reconcile_now,
+    reconcile_bill,
 ]

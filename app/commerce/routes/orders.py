@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from app.commerce.errors import PaymentsDisabled
 from app.commerce.orders import Checkout
@@ -16,6 +17,7 @@ from app.commerce.routes.schemas import (
     PageQuery,
     PayIn,
     PaymentOut,
+    TopupIn,
 )
 from app.web.operation import Call, Operation, operation
 from app.web.types import Output
@@ -50,6 +52,11 @@ def _checkout(checkout: Checkout) -> CheckoutOut:
     )
 
 
+def _pay_options(call: Call, body: PayIn) -> dict[str, Any]:
+    # WeChat H5 binds the payment to the buyer's IP (the app's client address).
+    return {**body.pay_options(), "payer_client_ip": call.client_ip}
+
+
 def _require_payments(call: Call) -> None:
     if not call.services.commerce.config.features.payments:
         raise PaymentsDisabled()
@@ -70,7 +77,31 @@ async def create_order(call: Call) -> CheckoutOut:
     _require_payments(call)
     body: OrderIn = call.body
     checkout = await call.services.commerce.orders.create(
-        call.current_user.id, body.plan_id, body.provider, body.method, **body.pay_options()
+        call.current_user.id, body.plan_id, body.provider, body.method, **_pay_options(call, body)
+    )
+    return _checkout(checkout)
+
+
+@operation(
+    "POST",
+    "/api/wallet/topups",
+    summary="Buy open API wallet credit (a top-up order) and start paying it",
+    tag="commerce",
+    body=TopupIn,
+    response=CheckoutOut,
+    status=201,
+    access="user",
+    errors=(403, 404, 422, 502, 503),
+)
+async def create_topup(call: Call) -> CheckoutOut:
+    _require_payments(call)
+    body: TopupIn = call.body
+    checkout = await call.services.commerce.orders.create_topup(
+        call.current_user.id,
+        body.amount_fen,
+        body.provider,
+        body.method,
+        **_pay_options(call, body),
     )
     return _checkout(checkout)
 
@@ -89,7 +120,7 @@ async def pay_order(call: Call) -> CheckoutOut:
     _require_payments(call)
     body: PayIn = call.body
     checkout = await call.services.commerce.orders.pay(
-        call.path_id(), call.current_user.id, body.provider, body.method, **body.pay_options()
+        call.path_id(), call.current_user.id, body.provider, body.method, **_pay_options(call, body)
     )
     return _checkout(checkout)
 
@@ -162,6 +193,7 @@ async def my_subscription(call: Call) -> SubscriptionOut:
 
 OPERATIONS: list[Operation] = [
     create_order,
+    create_topup,
     pay_order,
     cancel_order,
     my_orders,

@@ -16,7 +16,8 @@ from app.web.types import Input, Output, QueryInput, Text
 Fen = Annotated[StrictInt, Field(ge=1, le=10**12, description="金额, 单位: 分")]
 OrderStatusName = Literal["pending", "paid", "refunded", "closed", "expired"]
 ProviderName = PaymentProviderName  # checked against app.payments.factory.PAYMENT_PROVIDERS
-MethodName = Literal["page", "wap", "native", "jsapi"]
+# The pay types (app.payments.PaymentMethod); which provider offers which: docs/payments.md.
+MethodName = Literal["page", "wap", "native", "jsapi", "h5", "app", "miniprogram", "precreate"]
 
 
 class PageQuery(QueryInput):
@@ -47,7 +48,8 @@ class OrderOut(Output):
     id: int
     order_no: str
     user_id: int
-    plan_id: int
+    kind: Literal["plan", "topup"]
+    plan_id: int | None
     plan_name: str
     plan_level: int
     duration_days: int
@@ -97,7 +99,10 @@ class RefundOut(Output):
 
 
 class PaymentOut(Output):
-    """How to pay: ``pay_url`` (Alipay), ``code_url`` (WeChat QR) or ``jsapi_params``."""
+    """How to pay: ``pay_url`` (Alipay page/wap), ``order_string`` (Alipay app),
+    ``qr_code`` (Alipay precreate QR), ``code_url`` (WeChat native QR), ``h5_url``
+    (WeChat H5), ``jsapi_params`` (WeChat JSAPI / mini program) or ``app_params``
+    (WeChat APP)."""
 
     provider: str
     method: str
@@ -107,6 +112,10 @@ class PaymentOut(Output):
     code_url: str | None = None
     prepay_id: str | None = None
     jsapi_params: dict[str, str] | None = None
+    h5_url: str | None = None
+    app_params: dict[str, str] | None = None
+    order_string: str | None = None
+    qr_code: str | None = None
 
 
 class CheckoutOut(Output):
@@ -117,7 +126,9 @@ class CheckoutOut(Output):
 class PayIn(Input):
     provider: ProviderName
     method: MethodName
-    payer_openid: Text | None = Field(None, max_length=128, description="JSAPI: 用户 openid")
+    payer_openid: Text | None = Field(
+        None, max_length=128, description="JSAPI / 小程序: 用户在该 appid 下的 openid"
+    )
     return_url: Text | None = Field(None, max_length=512, description="支付宝: 支付后跳转地址")
 
     def pay_options(self) -> dict[str, Any]:
@@ -126,3 +137,7 @@ class PayIn(Input):
 
 class OrderIn(PayIn):
     plan_id: Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
+
+
+class TopupIn(PayIn):
+    amount_fen: Fen = Field(description="充值金额, 单位: 分 (上限见 payment.topup_max_fen)")

@@ -17,8 +17,10 @@ import json
 import re
 import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from dataclasses import replace
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 from alipay import AliPay
@@ -26,10 +28,12 @@ from alipay.exceptions import AliPayException, AliPayValidationError
 from alipay.utils import AliPayConfig as _SdkConfig
 from starlette.responses import PlainTextResponse, Response
 
+from app.payments.bills import Bill, parse_alipay_bill
 from app.payments.clock import beijing_now_str, format_beijing, parse_beijing
 from app.payments.errors import (
     PaymentNotifyInvalid,
     PaymentNotifyMismatch,
+    PaymentRefundUnknown,
     provider_error,
     provider_unavailable,
 )
@@ -54,6 +58,7 @@ __all__ = ["AlipayProvider"]
 NAME = "alipay"
 _OK = "10000"
 _NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
+_BILL_API = "alipay.data.dataservice.bill.downloadurl.query"
 _PAID = frozenset({"TRADE_SUCCESS", "TRADE_FINISHED"})
 _QUERY_STATUS = {
     "WAIT_BUYER_PAY": TradeStatus.PENDING,
@@ -83,10 +88,13 @@ class _AliPayClient(AliPay):
 
 
 class AlipayProvider(PaymentProvider):
-    """Alipay page pay / wap pay, query, close, refund and async notifications."""
+    """Alipay page / wap / app / precreate (QR) pay, query, close, refund, refund query
+    and async notifications."""
 
     name: ClassVar[str] = NAME
-    methods: ClassVar[frozenset[PaymentMethod]] = frozenset({PaymentMethod.PAGE, PaymentMethod.WAP})
+    methods: ClassVar[frozenset[PaymentMethod]] = frozenset(
+        {PaymentMethod.PAGE, PaymentMethod.WAP, PaymentMethod.APP, PaymentMethod.PRECREATE}
+    )
     # Alipay: at most 64 letters, digits and underscores.
     _out_trade_no_pattern = re.compile(r"[0-9A-Za-z_]{1,64}")
 
@@ -124,6 +132,7 @@ class AlipayProvider(PaymentProvider):
         method: PaymentMethod | str,
         *,
         payer_openid: str | None = None,
+        payer_client_ip: str | None = None,
         expire_at: datetime | None = None,
         return_url: str | None = None,
     ) -> PaymentLaunch:
@@ -134,6 +143,30 @@ class AlipayProvider(PaymentProvider):
         extra: dict[str, str] = {}
         if expire_at is not None:
             extra["time_expire"] = _expire(expire_at)
+        launch = PaymentLaunch(NAME, chosen, out_trade_no, amount_fen)
+        notify_url = self.config.notify_url or None
+        if chosen is PaymentMethod.PRECREATE:
+            # The only server call among the four: Alipay creates the trade now.
+            resp = await self._call(
+                self._client.api_alipay_trade_precreate,
+                subject=subject,
+                out_trade_no=out_trade_no,
+                total_amount=total,
+                notify_url=notify_url,
+                **extra,
+            )
+            _ensure_ok(resp)
+            return replace(launch, qr_code=_reply_qr(resp))
+        if chosen is PaymentMethod.APP:
+            order_string = await run_blocking(
+                self._client.api_alipay_trade_app_pay,
+                subject=subject,
+                out_trade_no=out_trade_no,
+                total_amount=total,
+                notify_url=notify_url,
+                **extra,
+            )
+            return replace(launch, order_string=order_string)
         api = (
             self._client.api_alipay_trade_page_pay
             if chosen is PaymentMethod.PAGE
@@ -145,16 +178,10 @@ class AlipayProvider(PaymentProvider):
             out_trade_no=out_trade_no,
             total_amount=total,
             return_url=return_url or self.config.return_url or None,
-            notify_url=self.config.notify_url or None,
+            notify_url=notify_url,
             **extra,
         )
-        return PaymentLaunch(
-            provider=NAME,
-            method=chosen,
-            out_trade_no=out_trade_no,
-            amount_fen=amount_fen,
-            pay_url=f"{self._client.gateway}?{query_string}",
-        )
+        return replace(launch, pay_url=f"{self._client.gateway}?{query_string}")
 
     async def query(self, out_trade_no: str) -> TradeState:
         self._check_out_trade_no(out_trade_no)
@@ -215,6 +242,51 @@ class AlipayProvider(PaymentProvider):
             raw=resp,
         )
 
+    async def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult:
+        self._check_out_trade_no(out_trade_no)
+        self._check_out_trade_no(out_refund_no, "out_refund_no")
+        resp = await self._call(
+            self._client.api_alipay_trade_fastpay_refund_query,
+            out_request_no=out_refund_no,
+            out_trade_no=out_trade_no,
+        )
+        if resp.get("sub_code") == _NOT_EXIST:
+            raise PaymentRefundUnknown(NAME, out_refund_no)
+        _ensure_ok(resp)
+        # An unknown request number still answers "10000", with no refund in it.
+        if resp.get("out_request_no") != out_refund_no or not resp.get("refund_amount"):
+            raise PaymentRefundUnknown(NAME, out_refund_no)
+        # refund_status is REFUND_SUCCESS once done; absent means not (yet) refunded.
+        done = resp.get("refund_status") == "REFUND_SUCCESS"
+        return RefundResult(
+            NAME,
+            out_trade_no,
+            out_refund_no,
+            _reply_amount(resp.get("refund_amount")) or 0,
+            RefundStatus.SUCCEEDED if done else RefundStatus.PROCESSING,
+            refund_id=resp.get("trade_no"),
+            raw=resp,
+        )
+
+    async def download_bill(self, bill_date: date) -> Bill:
+        """The day's trade bill (payments and refunds): ask for its URL, fetch the zip."""
+        resp = await self._call(
+            self._client.server_api,
+            api_name=_BILL_API,
+            biz_content={"bill_type": "trade", "bill_date": bill_date.isoformat()},
+        )
+        _ensure_ok(resp)
+        url = resp.get("bill_download_url")
+        if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            raise provider_error(NAME, "BAD_RESPONSE", "应答缺少 bill_download_url")
+        try:
+            raw = await run_blocking(_fetch, url, self.config.timeout_seconds)
+        except urllib.error.HTTPError as exc:
+            raise provider_error(NAME, f"HTTP_{exc.code}", "账单下载失败") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise provider_unavailable(NAME, type(exc).__name__) from exc
+        return parse_alipay_bill(raw, bill_date)
+
     async def _call(self, api: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
         try:
             resp = await run_blocking(api, **kwargs)
@@ -271,6 +343,13 @@ class AlipayProvider(PaymentProvider):
 # -- helpers ---------------------------------------------------------------------------
 
 
+def _fetch(url: str, timeout: float) -> bytes:  # float-ok: seconds, not money
+    # The bill URL is Alipay's file host (signed, short-lived); a plain GET.
+    with urllib.request.urlopen(url, timeout=timeout) as reply:
+        body: bytes = reply.read()
+        return body
+
+
 def _expire(moment: datetime) -> str:
     try:
         return format_beijing(moment)
@@ -300,6 +379,13 @@ def _sdk_error(exc: AliPayException) -> Exception:
     )
     sub_code = inner.get("sub_code")
     return provider_error(NAME, str(sub_code or code), str(inner.get("sub_msg") or ""))
+
+
+def _reply_qr(resp: Mapping[str, Any]) -> str:
+    value = resp.get("qr_code")
+    if not isinstance(value, str) or not value:
+        raise provider_error(NAME, "BAD_RESPONSE", "应答缺少 qr_code")
+    return value
 
 
 def _reply_amount(value: Any) -> int | None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from functools import partial
 from typing import ClassVar, TypeVar
 
 import anyio.to_thread
 from starlette.responses import Response
 
+from app.payments.bills import Bill
 from app.payments.models import (
     PaymentLaunch,
     PaymentMethod,
@@ -63,10 +64,14 @@ class PaymentProvider(ABC):
         method: PaymentMethod | str,
         *,
         payer_openid: str | None = None,
+        payer_client_ip: str | None = None,
         expire_at: datetime | None = None,
         return_url: str | None = None,
     ) -> PaymentLaunch:
-        """Start a payment. ``expire_at`` (aware) bounds when it may still be paid."""
+        """Start a payment. ``expire_at`` (aware) bounds when it may still be paid.
+
+        ``payer_openid``: WeChat JSAPI / mini program; ``payer_client_ip``: WeChat H5.
+        """
 
     @abstractmethod
     async def query(self, out_trade_no: str) -> TradeState:
@@ -92,6 +97,20 @@ class PaymentProvider(ABC):
         """Refund ``refund_fen`` of a paid trade. ``out_refund_no`` makes retries idempotent."""
 
     @abstractmethod
+    async def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult:
+        """Ask the provider how a refund stands now.
+
+        A refund the provider does not know raises ``PaymentRefundUnknown`` (404).
+        """
+
+    @abstractmethod
+    async def download_bill(self, bill_date: date) -> Bill:
+        """The provider's trade bill for ``bill_date`` (Beijing day): payments and refunds.
+
+        A file that cannot be parsed raises ``PaymentProviderError`` (``BILL_INVALID``).
+        """
+
+    @abstractmethod
     async def verify_notification(
         self, headers: Mapping[str, str], raw_body: bytes
     ) -> PaymentNotification:
@@ -107,13 +126,18 @@ class PaymentProvider(ABC):
 
     # -- shared argument checks ----------------------------------------------------
 
+    def enabled_methods(self) -> frozenset[PaymentMethod]:
+        """The methods this configured provider offers (some need extra config)."""
+        return self.methods
+
     def _check_method(self, method: PaymentMethod | str) -> PaymentMethod:
         try:
             chosen = PaymentMethod(method)
         except ValueError:
             chosen = None
-        if chosen is None or chosen not in self.methods:
-            allowed = ", ".join(sorted(self.methods))
+        enabled = self.enabled_methods()
+        if chosen is None or chosen not in enabled:
+            allowed = ", ".join(sorted(enabled))
             raise ValidationError(f"{self.name} 不支持的支付方式, 可选: {allowed}", field="method")
         return chosen
 

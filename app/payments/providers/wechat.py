@@ -13,13 +13,14 @@ and whenever it meets an unknown serial. Pitfalls handled here (verified, wechat
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -29,11 +30,18 @@ from starlette.responses import JSONResponse, Response
 from wechatpayv3 import WeChatPay, WeChatPayType
 from wechatpayv3.utils import rsa_verify
 
+from app.payments.bills import (
+    Bill,
+    parse_wechat_bill,
+    parse_wechat_fundflow,
+    unpack_wechat_bill,
+)
 from app.payments.clock import format_rfc3339, parse_rfc3339
 from app.payments.errors import (
     PaymentNotifyInvalid,
     PaymentNotifyMismatch,
     PaymentNotifyStale,
+    PaymentRefundUnknown,
     provider_error,
     provider_unavailable,
 )
@@ -80,6 +88,13 @@ _REFUND_STATUS = {
     "ABNORMAL": RefundStatus.FAILED,
     "CLOSED": RefundStatus.FAILED,
 }
+_PAY_TYPE = {
+    PaymentMethod.NATIVE: WeChatPayType.NATIVE,
+    PaymentMethod.JSAPI: WeChatPayType.JSAPI,
+    PaymentMethod.H5: WeChatPayType.H5,
+    PaymentMethod.APP: WeChatPayType.APP,
+    PaymentMethod.MINIPROGRAM: WeChatPayType.MINIPROG,
+}
 _REQUIRED_CONFIG = (
     "mch_id",
     "app_id",
@@ -98,11 +113,18 @@ def _config_value(config: WechatPayConfig, name: str) -> str:
 
 
 class WechatPayProvider(PaymentProvider):
-    """WeChat Pay v3: NATIVE and JSAPI, query, close, refund, notifications."""
+    """WeChat Pay v3: NATIVE, JSAPI, H5, APP and mini program; query, close, refund,
+    refund query, notifications."""
 
     name: ClassVar[str] = NAME
     methods: ClassVar[frozenset[PaymentMethod]] = frozenset(
-        {PaymentMethod.NATIVE, PaymentMethod.JSAPI}
+        {
+            PaymentMethod.NATIVE,
+            PaymentMethod.JSAPI,
+            PaymentMethod.H5,
+            PaymentMethod.APP,
+            PaymentMethod.MINIPROGRAM,
+        }
     )
     # WeChat: 6-32 of letters, digits, "_-|*".
     _out_trade_no_pattern = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
@@ -142,6 +164,20 @@ class WechatPayProvider(PaymentProvider):
 
     # -- paying ---------------------------------------------------------------------
 
+    def enabled_methods(self) -> frozenset[PaymentMethod]:
+        # The mini program and the mobile app pay under their own appids.
+        off = set()
+        if not self.config.miniprogram_app_id:
+            off.add(PaymentMethod.MINIPROGRAM)
+        if not self.config.mobile_app_id:
+            off.add(PaymentMethod.APP)
+        return self.methods - off
+
+    def app_ids(self) -> frozenset[str]:
+        """Every appid of ours a transaction may carry."""
+        ids = (self.config.app_id, self.config.miniprogram_app_id, self.config.mobile_app_id)
+        return frozenset(i for i in ids if i)
+
     async def create_payment(
         self,
         out_trade_no: str,
@@ -150,6 +186,7 @@ class WechatPayProvider(PaymentProvider):
         method: PaymentMethod | str,
         *,
         payer_openid: str | None = None,
+        payer_client_ip: str | None = None,
         expire_at: datetime | None = None,
         return_url: str | None = None,
     ) -> PaymentLaunch:
@@ -160,27 +197,53 @@ class WechatPayProvider(PaymentProvider):
             "description": subject,
             "out_trade_no": out_trade_no,
             "amount": {"total": require_fen(amount_fen), "currency": "CNY"},
-            "pay_type": WeChatPayType.NATIVE,
+            "pay_type": _PAY_TYPE[chosen],
+            "appid": self._app_id_for(chosen),
         }
         if expire_at is not None:
             kwargs["time_expire"] = _expire(expire_at)
-        if chosen is PaymentMethod.JSAPI:
+        if chosen in (PaymentMethod.JSAPI, PaymentMethod.MINIPROGRAM):
             self._check_text(payer_openid or "", "payer_openid", 128)
             kwargs["payer"] = {"openid": payer_openid}
-            kwargs["pay_type"] = WeChatPayType.JSAPI
+        if chosen is PaymentMethod.H5:
+            # WeChat checks the buyer's IP against the one that opens h5_url.
+            kwargs["scene_info"] = {
+                "payer_client_ip": _client_ip(payer_client_ip),
+                "h5_info": {"type": "Wap"},
+            }
         status, payload = await self._request(self._wx.pay, **kwargs)
         if status != 200:
             raise _refused(status, payload)
-        launch = PaymentLaunch(NAME, chosen, out_trade_no, amount_fen)
-        if chosen is PaymentMethod.NATIVE:
-            return replace(launch, code_url=_reply_str(payload, "code_url"))
-        prepay_id = _reply_str(payload, "prepay_id")
-        return replace(launch, prepay_id=prepay_id, jsapi_params=self.jsapi_params(prepay_id))
+        return self._launch(chosen, out_trade_no, amount_fen, payload)
 
-    def jsapi_params(self, prepay_id: str) -> dict[str, str]:
-        """Parameters for ``WeixinJSBridge.invoke('getBrandWCPayRequest', ...)``."""
+    def _app_id_for(self, method: PaymentMethod) -> str:
+        if method is PaymentMethod.MINIPROGRAM:
+            return self.config.miniprogram_app_id
+        if method is PaymentMethod.APP:
+            return self.config.mobile_app_id
+        return self.config.app_id
+
+    def _launch(
+        self, method: PaymentMethod, out_trade_no: str, amount_fen: int, payload: Mapping[str, Any]
+    ) -> PaymentLaunch:
+        launch = PaymentLaunch(NAME, method, out_trade_no, amount_fen)
+        if method is PaymentMethod.NATIVE:
+            return replace(launch, code_url=_reply_str(payload, "code_url"))
+        if method is PaymentMethod.H5:
+            return replace(launch, h5_url=_reply_str(payload, "h5_url"))
+        prepay_id = _reply_str(payload, "prepay_id")
+        if method is PaymentMethod.APP:
+            return replace(launch, prepay_id=prepay_id, app_params=self.app_params(prepay_id))
+        app_id = self._app_id_for(method)
+        return replace(
+            launch, prepay_id=prepay_id, jsapi_params=self.jsapi_params(prepay_id, app_id)
+        )
+
+    def jsapi_params(self, prepay_id: str, app_id: str | None = None) -> dict[str, str]:
+        """Parameters for ``WeixinJSBridge.invoke('getBrandWCPayRequest', ...)`` (JSAPI)
+        or ``wx.requestPayment`` (mini program, signed under its own appid)."""
         params = {
-            "appId": self.config.app_id,
+            "appId": app_id or self.config.app_id,
             "timeStamp": str(int(time.time())),
             "nonceStr": secrets.token_hex(16),
             "package": f"prepay_id={prepay_id}",
@@ -188,6 +251,23 @@ class WechatPayProvider(PaymentProvider):
         }
         fields = [params["appId"], params["timeStamp"], params["nonceStr"], params["package"]]
         params["paySign"] = str(self._wx.sign(fields))
+        return params
+
+    def app_params(self, prepay_id: str) -> dict[str, str]:
+        """Parameters for the open SDK's ``PayReq`` (APP payments).
+
+        WeChat's APP signature is RSA-SHA256 over ``appid\ntimestamp\nnoncestr\nprepayid\n``.
+        """
+        params = {
+            "appid": self.config.mobile_app_id,
+            "partnerid": self.config.mch_id,
+            "prepayid": prepay_id,
+            "package": "Sign=WXPay",
+            "noncestr": secrets.token_hex(16),
+            "timestamp": str(int(time.time())),
+        }
+        fields = [params["appid"], params["timestamp"], params["noncestr"], prepay_id]
+        params["sign"] = str(self._wx.sign(fields))
         return params
 
     async def query(self, out_trade_no: str) -> TradeState:
@@ -240,18 +320,52 @@ class WechatPayProvider(PaymentProvider):
         )
         if status != 200:
             raise _refused(status, payload)
-        refund_status = _REFUND_STATUS.get(str(payload.get("status")))
-        if refund_status is None:
-            raise provider_error(NAME, "BAD_RESPONSE", f"未知退款状态 {payload.get('status')}")
-        return RefundResult(
-            NAME,
-            out_trade_no,
-            out_refund_no,
-            refund_fen,
-            refund_status,
-            refund_id=payload.get("refund_id"),
-            raw=payload,
+        return _refund_result(out_trade_no, out_refund_no, payload, refund_fen)
+
+    async def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult:
+        self._check_out_trade_no(out_trade_no)
+        self._check_out_trade_no(out_refund_no, "out_refund_no")
+        status, payload = await self._request(self._wx.query_refund, out_refund_no=out_refund_no)
+        if status == 404 and payload.get("code") == "RESOURCE_NOT_EXISTS":
+            raise PaymentRefundUnknown(NAME, out_refund_no)
+        if status != 200:
+            raise _refused(status, payload)
+        if payload.get("out_trade_no") != out_trade_no:
+            raise provider_error(NAME, "BAD_RESPONSE", "退款查询应答的订单号不符")
+        return _refund_result(out_trade_no, out_refund_no, payload)
+
+    async def download_bill(self, bill_date: date) -> Bill:
+        """The day's trade bill (``bill_type=ALL``: payments and refunds), hash-checked."""
+        day = bill_date.isoformat()
+        raw, text = await self._bill_file(
+            self._wx.trade_bill, bill_date=day, bill_type="ALL", tar_type="GZIP"
         )
+        return parse_wechat_bill(text, bill_date, f"tradebill_{day}.csv.gz", raw)
+
+    async def download_fundflow_bill(self, bill_date: date) -> Bill:
+        """The day's fund-flow bill of the basic account, hash-checked, kept for audit."""
+        day = bill_date.isoformat()
+        raw, text = await self._bill_file(
+            self._wx.fundflow_bill, bill_date=day, account_type="BASIC", tar_type="GZIP"
+        )
+        return parse_wechat_fundflow(text, bill_date, f"fundflowbill_{day}.csv.gz", raw)
+
+    async def _bill_file(self, api: Callable[..., Any], **kwargs: Any) -> tuple[bytes, str]:
+        """Ask a bill API for its download URL and hash; download, unzip, check."""
+        status, payload = await self._request(api, **kwargs)
+        if status != 200:
+            raise _refused(status, payload)
+        url = _reply_str(payload, "download_url")
+        try:
+            status, raw = await run_blocking(self._wx.download_bill, url)
+        except requests.RequestException as exc:
+            raise provider_unavailable(NAME, type(exc).__name__) from exc
+        if status != 200 or not isinstance(raw, bytes):
+            raise provider_error(NAME, f"HTTP_{status}", "账单下载失败")
+        text = unpack_wechat_bill(
+            raw, str(payload.get("hash_type") or ""), str(payload.get("hash_value") or "")
+        )
+        return raw, text
 
     async def _request(self, api: Callable[..., Any], **kwargs: Any) -> tuple[int, dict[str, Any]]:
         try:
@@ -307,8 +421,9 @@ class WechatPayProvider(PaymentProvider):
     def _check_ours(self, resource: Mapping[str, Any]) -> None:
         if resource.get("mchid") != self.config.mch_id:
             raise PaymentNotifyMismatch(NAME, "mch_id", "微信支付通知的商户号不是本商户")
-        # Refund resources carry no appid; transaction resources always do.
-        if "appid" in resource and resource.get("appid") != self.config.app_id:
+        # Refund resources carry no appid; transaction resources always do (the
+        # mini program's and the mobile app's trades carry their own appids).
+        if "appid" in resource and resource.get("appid") not in self.app_ids():
             raise PaymentNotifyMismatch(NAME, "app_id", "微信支付通知的 appid 不是本应用")
 
     def success_reply(self) -> Response:
@@ -334,6 +449,13 @@ def _expire(moment: datetime) -> str:
         raise ValidationError("expire_at 必须带时区", field="expire_at") from exc
 
 
+def _client_ip(value: str | None) -> str:
+    try:
+        return str(ipaddress.ip_address((value or "").strip()))
+    except ValueError:
+        raise ValidationError("H5 支付需要用户的 IP 地址", field="payer_client_ip") from None
+
+
 def _parse_reply(status: int, body: Any) -> dict[str, Any]:
     if isinstance(body, bytes):
         body = body.decode("utf-8", errors="replace")
@@ -352,6 +474,26 @@ def _parse_reply(status: int, body: Any) -> dict[str, Any]:
 def _refused(status: int, payload: Mapping[str, Any]) -> Exception:
     code = str(payload.get("code") or f"HTTP_{status}")
     return provider_error(NAME, code, str(payload.get("message") or ""), raw=dict(payload))
+
+
+def _refund_result(
+    out_trade_no: str, out_refund_no: str, payload: Mapping[str, Any], refund_fen: int | None = None
+) -> RefundResult:
+    refund_status = _REFUND_STATUS.get(str(payload.get("status")))
+    if refund_status is None:
+        raise provider_error(NAME, "BAD_RESPONSE", f"未知退款状态 {payload.get('status')}")
+    if refund_fen is None:
+        amount = payload.get("amount")
+        refund_fen = _reply_fen(amount.get("refund") if isinstance(amount, dict) else None)
+    return RefundResult(
+        NAME,
+        out_trade_no,
+        out_refund_no,
+        refund_fen,
+        refund_status,
+        refund_id=payload.get("refund_id"),
+        raw=dict(payload),
+    )
 
 
 def _reply_str(payload: Mapping[str, Any], key: str) -> str:

@@ -87,6 +87,7 @@ def shop_config(
         # The background job starts with the app but never fires during the tests;
         # tests run passes themselves, deterministically.
         reconcile_interval_seconds=86400,
+        refund_query_interval_seconds=86400,
         alipay=shop_alipay.config(),
         wechat=shop_wechat.config(),
     )
