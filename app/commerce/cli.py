@@ -71,6 +71,7 @@ async def _settle_refunds() -> None:
     import luser_db
     from app.commerce.service import Commerce
     from app.lifespan import init_database
+    from app.settings import AppConfig
     from luser_config import load_config
 
     config = load_config(schema=AppConfig)
@@ -108,6 +109,7 @@ async def _reconcile_bill(provider: str, bill_date: date) -> None:
     import luser_db
     from app.commerce.service import Commerce
     from app.lifespan import init_database
+    from app.settings import AppConfig
     from luser_config import load_config
 
     config = load_config(schema=AppConfig)
