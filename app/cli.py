@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import os
+import shutil
 import signal
+import tempfile
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
 import click
 
+import luser_db
 from app.config_checks import check_production, uses_embedded
 from app.files import CONFIG_DIR, MIGRATIONS_DIR
 from app.settings import AppConfig
@@ -165,11 +169,14 @@ def serve(
     # unwind through the finally below rather than kill the process on the spot.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     embedded = uses_embedded(cfg)
+    n_workers = workers or cfg.server.workers
+    own_metrics_dir = _multiprocess_metrics(n_workers)
     try:
         if embedded:
             _start_embedded(cfg.database.embedded_data_dir)
         if not no_migrate:
             _migrate_first()
+        _check_budget(cfg, n_workers)
         if cfg.env == "development" and not no_seed:
             _seed_first()
         # The app loads its config again in the worker: it must know where it listens
@@ -182,7 +189,7 @@ def serve(
                 factory=True,
                 host=host or cfg.server.host,
                 port=port or cfg.server.port,
-                workers=workers or cfg.server.workers,
+                workers=n_workers,
                 log_level=cfg.server.log_level,
                 forwarded_allow_ips=forwarded_allow_ips,
             )
@@ -190,8 +197,29 @@ def serve(
     finally:
         if embedded:
             stop_embedded(cfg.database.embedded_data_dir)
+        if own_metrics_dir is not None:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
     if status:
         raise click.exceptions.Exit(status)
+
+
+def _multiprocess_metrics(workers: int) -> str | None:
+    """With several workers, a shared Prometheus directory (``PROMETHEUS_MULTIPROC_DIR``)
+    so that ``/metrics`` adds up every worker (app.open_api.metrics). An operator's own
+    directory is emptied of a previous run's files; else a temporary one is made (and
+    returned, to be removed at exit). Set before the workers start: they read it when
+    prometheus_client is imported."""
+    if workers < 2:
+        return None
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        os.makedirs(given, exist_ok=True)
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        return None
+    made = tempfile.mkdtemp(prefix="luser-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -227,6 +255,25 @@ def _checked_config() -> AppConfig:
     cfg = load_config(schema=AppConfig)
     check_production(cfg)
     return cfg
+
+
+def _check_budget(cfg: AppConfig, workers: int) -> None:
+    """Warn (never refuse) when the workers' connections cannot fit in the server."""
+    import asyncio
+
+    from app.connection_budget import check_connection_budget
+
+    async def check() -> None:
+        try:
+            await check_connection_budget(
+                workers, cfg.database.max_connections, pgbouncer=bool(cfg.database.pgbouncer)
+            )
+        except Exception as exc:  # the service's own start reports an unreachable database
+            logging.getLogger("luser.budget").warning("connection budget not checked: %r", exc)
+        finally:
+            await luser_db.close()
+
+    asyncio.run(check())
 
 
 @cli_errors

@@ -234,6 +234,8 @@ class OpenApiConfig(Section):
     log_flush_interval_seconds: float = Field(default=0.5, gt=0, le=60)
     log_writers: int = Field(default=3, ge=1, le=16)  # concurrent COPY connections
     log_retention_months: int = Field(default=6, ge=1, le=120)
+    # Usage rollups (router_log_usage) are small: kept longer than raw logs.
+    usage_retention_months: int = Field(default=13, ge=1, le=120)
     partitions_ahead_months: int = Field(default=2, ge=1, le=24)
     config_poll_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
     accessed_time_flush_seconds: float = Field(default=30.0, gt=0, le=3600)

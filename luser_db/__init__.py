@@ -9,7 +9,7 @@ docs/orm.md.
 from luser_common import Page
 
 from . import cache
-from ._connection import Connection, connection
+from ._connection import Connection, connection, direct_connection
 from ._listen import Listener, ListenStats, Notification, listen, listen_stats, notify
 from ._observe import QueryEvent, configure_sql_log, on_query
 from ._pgbouncer import SessionStateRefused
@@ -75,6 +75,7 @@ __all__ = [
     "configure_sql_log",
     "connection",
     "current_connection",
+    "direct_connection",
     "full_jitter",
     "generate_models",
     "get_pool",

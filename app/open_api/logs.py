@@ -18,12 +18,13 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import luser_db
 from app.open_api.metrics import OpenApiMetrics
 from app.open_api.models import RouterLog
+from app.open_api.partitions import ensure_partitions
 from luser_common import AppError, DatabaseUnavailable, ValidationError
 from luser_db import Db, QueryBuilder, full_jitter, sqlstate
 
@@ -35,6 +36,7 @@ __all__ = [
     "daily_usage",
     "log_query",
     "query_logs",
+    "usage_window",
 ]
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,12 @@ def _transient(exc: BaseException) -> bool:
     (CommitUncertain): its rows may be in, and a duplicate log row double-counts usage;
     crash recovery rebuilds the rows of charged calls that are missing."""
     return isinstance(exc, AppError) and exc.retryable
+
+
+def _no_partition(exc: BaseException) -> bool:
+    # router_logs has no CHECK constraint: a check violation is a row whose month
+    # has no partition yet (PostgreSQL: "no partition of relation ... found for row").
+    return sqlstate(exc) == "23514"
 
 
 def _refused_row(exc: BaseException) -> bool:
@@ -163,6 +171,7 @@ class LogWriter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
+            self._metrics.sample_queue()
             try:
                 await self.flush()
             except Exception:  # never let the writer die; rows already counted as failed
@@ -178,7 +187,7 @@ class LogWriter:
                 break
         return batch
 
-    async def _write(self, batch: list[LogRow]) -> None:
+    async def _write(self, batch: list[LogRow], *, first: bool = True) -> None:
         started = time.perf_counter()
         try:
             await luser_db.retry(
@@ -188,6 +197,9 @@ class LogWriter:
                 backoff=_backoff,
             )
         except Exception as exc:
+            if first and _no_partition(exc) and await self._add_partitions(batch):
+                await self._write(batch, first=False)  # once: the partitions exist now
+                return
             if _refused_row(exc) and not _transient(exc):
                 # A row the table refuses (a bad value) must not sink its batch-mates.
                 await self._write_one_by_one(batch, exc)
@@ -196,6 +208,16 @@ class LogWriter:
             return
         self._metrics.log_flush_seconds.observe(time.perf_counter() - started)
         self._written(len(batch))
+
+    async def _add_partitions(self, batch: list[LogRow]) -> bool:
+        """Create the partitions ``batch`` needs; whether they exist now."""
+        try:
+            created = await ensure_partitions(row.created_at for row in batch)
+        except Exception:
+            log.exception("request-log: could not create the partitions a batch needs")
+            return False
+        log.warning("request-log: partitions created on demand: %s", created)
+        return True
 
     def _retry_on(self, exc: BaseException) -> bool:
         if not _transient(exc):
@@ -289,6 +311,17 @@ async def query_logs(
     return [row.to_dict(*LISTED) for row in page.items], page.next_cursor
 
 
+USAGE_SLOT = timedelta(minutes=15)  # router_log_usage's bucket width (migration 0038)
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # the buckets' origin (date_bin's)
+
+
+def usage_window(since: datetime, until: datetime) -> tuple[datetime, datetime]:
+    """``[since, until)`` widened to whole 15-minute slots: what usage reports cover."""
+    lo = _EPOCH + (since - _EPOCH) // USAGE_SLOT * USAGE_SLOT
+    hi = _EPOCH + -((_EPOCH - until) // USAGE_SLOT) * USAGE_SLOT
+    return lo, hi
+
+
 async def daily_usage(
     user_id: int | None,
     since: datetime,
@@ -297,9 +330,15 @@ async def daily_usage(
     token_id: int | None = None,
     tz: str = "UTC",
 ) -> list[dict[str, Any]]:
-    """Per day and ability: calls, successful calls and cost (nano-units)."""
-    args: list[Any] = [since, until, tz]
-    where = "created_at >= $1 AND created_at < $2"
+    """Per day and ability: calls, successful calls and cost (nano-units).
+
+    Read from the router_log_usage rollup (one row per user, slot, token and
+    ability), so the cost grows with the days asked for, not with the calls made.
+    The window is widened to whole slots (``usage_window``); every time zone's
+    offset is a multiple of 15 minutes, so each slot lies in one local day."""
+    lo, hi = usage_window(since, until)
+    args: list[Any] = [lo, hi, tz]
+    where = "bucket >= $1 AND bucket < $2"
     if user_id is not None:
         args.append(user_id)
         where += f" AND user_id = ${len(args)}"
@@ -307,9 +346,8 @@ async def daily_usage(
         args.append(token_id)
         where += f" AND token_id = ${len(args)}"
     sql = (
-        "SELECT (created_at AT TIME ZONE $3)::date AS day, ability, count(*) AS calls, "
-        "count(*) FILTER (WHERE status_code < 400) AS succeeded, "
-        "coalesce(sum(cost), 0)::bigint AS cost "
-        f"FROM router_logs WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"
+        "SELECT (bucket AT TIME ZONE $3)::date AS day, ability, sum(calls)::bigint AS calls, "
+        "sum(succeeded)::bigint AS succeeded, sum(cost)::bigint AS cost "
+        f"FROM router_log_usage WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"
     )
     return [dict(r) for r in await Db.find(sql, *args)]

@@ -129,7 +129,7 @@ class OpenApi:
             poll_interval=config.config_poll_interval_seconds,
             on_token_change=self.tokens.on_notify,
             # Group memberships live in the token cache entries: drop them on any change.
-            on_config_change=self.tokens.clear,
+            on_config_change=self._config_changed,
             # Token/owner notifications missed while LISTEN was down: reload on demand.
             on_listen_gap=self.tokens.clear,
         )
@@ -153,7 +153,7 @@ class OpenApi:
     async def start(self) -> None:
         await self.router.start()
         try:
-            self.metrics.router_config_version.set(self.router.config.version)
+            self.metrics.track_config_version(lambda: self.router.config.version)
             await self.logs.start()
         except BaseException:
             await self.router.stop()
@@ -187,11 +187,18 @@ class OpenApi:
         await self.logs.stop()
         await self.router.stop()
         await self.upstreams.aclose()
+        self.metrics.process_exited()
+
+    def _config_changed(self) -> None:
+        # Whoever changed it (this node, another node, SQL): the version is the database's.
+        self.tokens.clear()
+        self.metrics.track_config_version(lambda: self.router.config.version)
 
     async def maintain(self) -> None:
         report = await maintain_partitions(
             ahead=self.config.partitions_ahead_months,
             retention_months=self.config.log_retention_months,
+            usage_retention_months=self.config.usage_retention_months,
         )
         if report.created or report.dropped:
             log.info(
@@ -211,9 +218,7 @@ class OpenApi:
 
     async def refresh_config(self) -> RouterConfig:
         """Reload routing now (management API changes apply on this node at once)."""
-        config = await self.router.refresh()
-        self.metrics.router_config_version.set(config.version)
-        return config
+        return await self.router.refresh()
 
     # -- the pipeline ----------------------------------------------------------------
 

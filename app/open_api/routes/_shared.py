@@ -71,7 +71,7 @@ async def _usage(
     token_id: int | None = None,
 ) -> dict[str, Any]:
     """Daily totals over ``window`` (from ``_window``, checked before anything is charged)."""
-    since, until = window
+    since, until = logs.usage_window(*window)  # what the rollup's slots cover
     rows = await logs.daily_usage(user_id, since, until, token_id=token_id, tz=query.tz)
     days = [{**r, "day": r["day"].isoformat()} for r in rows]
     return {"since": since, "until": until, "days": days}

@@ -223,36 +223,46 @@ async def test_daily_usage_totals(conn: asyncpg.Connection) -> None:
 async def test_partition_maintenance_creates_and_drops(conn: asyncpg.Connection) -> None:
     now = datetime.now(UTC)
     future = add_months(month_start(now), 30)
+    keep = {"usage_retention_months": 120}  # other tests' usage rows stay
     report = await maintain_partitions(
-        ahead=1, retention_months=120, now=datetime(future.year, future.month, 2, tzinfo=UTC)
+        ahead=1,
+        retention_months=120,
+        now=datetime(future.year, future.month, 2, tzinfo=UTC),
+        **keep,
     )
     assert f"router_logs_{future:%Y%m}" in report.created
     again = await maintain_partitions(
-        ahead=1, retention_months=120, now=datetime(future.year, future.month, 2, tzinfo=UTC)
+        ahead=1,
+        retention_months=120,
+        now=datetime(future.year, future.month, 2, tzinfo=UTC),
+        **keep,
     )
     assert again.created == []
-    # With a 1-month retention seen from 30 months ahead, today's partitions are expired.
+    # A row whose month has no partition: the writer creates it and writes again.
     later = add_months(future, 3)
     writer = LogWriter()
     writer.insert_log(_row(900_000_009, at=datetime(later.year, later.month, 5, tzinfo=UTC)))
-    await writer.flush()  # lands in the default partition (no partition yet for that month)
-    report = await maintain_partitions(
-        ahead=0, retention_months=240, now=datetime(later.year, later.month, 1, tzinfo=UTC)
-    )
-    assert report.created == [f"router_logs_{later:%Y%m}"]  # rows moved out of the default
+    await writer.flush()
+    assert writer.written == 1 and writer.failed == 0
     assert (
         await conn.fetchval(
             f"SELECT count(*) FROM router_logs_{later:%Y%m} WHERE user_id = 900000009"
         )
         == 1
     )
+    # With a 1-month retention seen from 30 months ahead, today's partitions are expired:
+    # detached and dropped; the ones inside the window are kept.
     report = await maintain_partitions(
-        ahead=0, retention_months=1, now=datetime(future.year, future.month, 1, tzinfo=UTC)
+        ahead=0, retention_months=1, now=datetime(future.year, future.month, 1, tzinfo=UTC), **keep
     )
     assert f"router_logs_{month_start(now):%Y%m}" in report.dropped
     assert f"router_logs_{future:%Y%m}" not in report.dropped
+    assert f"router_logs_{later:%Y%m}" not in report.dropped
+    gone = f"router_logs_{month_start(now):%Y%m}"
+    assert await conn.fetchval("SELECT to_regclass($1)", gone) is None
+    assert await conn.fetchval("SELECT to_regclass($1)", f"router_logs_{future:%Y%m}") is not None
     # Put back what the rest of the session needs.
-    await maintain_partitions(ahead=2, retention_months=240, now=now)
+    await maintain_partitions(ahead=2, retention_months=240, now=now, **keep)
 
 
 def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
