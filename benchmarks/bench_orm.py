@@ -171,6 +171,8 @@ class Bench:
         self.rounds = rounds
         self.raw: asyncpg.Pool | None = None
         self.ids: list[int] = []
+        self.watcher: asyncpg.Connection | None = None
+        self.notifies = 0  # the query cache's cross-process announcements seen so far
 
     # -- setup ----------------------------------------------------------------------
 
@@ -193,10 +195,19 @@ class Bench:
         )
         luser_db.init(self.dsn, min_size=10, max_size=10)
         await Db.query_int("select 1")  # open the luser pool outside the timings
+        # Count the query cache's NOTIFYs (luser_db's default config announces writes to
+        # other processes): they are part of what the luser side costs the server.
+        self.watcher = await asyncpg.connect(self.dsn)
+        await self.watcher.add_listener(luser_db.cache.CHANNEL, self._notified)
+
+    def _notified(self, *_: object) -> None:
+        self.notifies += 1
 
     async def close(self) -> None:
         assert self.raw is not None
         await self.raw.close()
+        if self.watcher is not None:
+            await self.watcher.close()
         await luser_db.close()
 
     async def reset_table(self, seed: int) -> None:
@@ -574,7 +585,10 @@ async def run(args: argparse.Namespace) -> list[Result]:
                 pass
             else:
                 await bench.reset_table(max(sizes.filter_fetch, sizes.get_by_pk, 10_000))
+            before = bench.notifies
             result = await getattr(bench, name)()
+            await Db.query_int("select 1")  # a round trip: NOTIFYs sent by now have arrived
+            result.notes["notifies"] = bench.notifies - before
             results.append(result)
             _print_row(result)
         if not args.only or "iterate" in args.only:
@@ -592,7 +606,8 @@ def _print_row(r: Result) -> None:
     rounds = " ".join(f"{a / b:.2f}" for a, b in zip(r.raw_times, r.orm_times, strict=True))
     print(
         f"{r.name:<15} {r.ops:>9,} ops  raw {raw_rate:>11,.0f}/s  luser {orm_rate:>11,.0f}/s"
-        f"  ratio {r.ratio:5.2f}  (per round: {rounds})",
+        f"  ratio {r.ratio:5.2f}  (per round: {rounds})"
+        + (f"  cache NOTIFYs: {r.notes['notifies']:,}" if r.notes.get("notifies") else ""),
         flush=True,
     )
 

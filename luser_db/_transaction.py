@@ -207,12 +207,17 @@ class transaction:
         lock_timeout: float | timedelta | None = None,
         using: str = PRIMARY,
     ) -> None:
-        _check_isolation(isolation)
+        if isolation is not None:
+            _check_isolation(isolation)
         self.isolation = isolation
         self.readonly = readonly
         self.deferrable = deferrable
         self.using = using
-        self._settings = _setting_options(synchronous_commit, statement_timeout, lock_timeout)
+        # Built around every unit of work: the usual block (no SET LOCAL) skips the call.
+        if synchronous_commit is None and statement_timeout is None and lock_timeout is None:
+            self._settings: tuple[tuple[str, str], ...] = ()
+        else:
+            self._settings = _setting_options(synchronous_commit, statement_timeout, lock_timeout)
 
     async def __aenter__(self) -> None:
         tx = current_tx(self.using)

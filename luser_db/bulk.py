@@ -82,13 +82,8 @@ def to_records(
     if shape == "dict":
         keys = tuple(rows[0])  # attribute or column names, as the rows spell them
         names = _checked_names(meta, keys)
-        first = rows[0].keys()
-        if any(row.keys() != first for row in rows):
-            raise ValidationError("批量写入的 dict 行必须有相同的键", field="rows")
         getter = itemgetter(*keys)
-        records: Sequence[Sequence[Any]] = (
-            [getter(r) for r in rows] if len(names) > 1 else [(getter(r),) for r in rows]
-        )
+        records: Sequence[Sequence[Any]] = _dict_records(rows, keys, getter)
     else:
         default = tuple(f.name for f in meta.field_list if not f.generated)
         names = _checked_names(meta, tuple(columns) if columns is not None else default)
@@ -97,6 +92,23 @@ def to_records(
             raise ValidationError(f"批量写入的 tuple 行必须都有 {width} 个值", field="rows")
         records = rows
     return _finish(meta, names, records, now)
+
+
+def _dict_records(rows: Sequence[Any], keys: tuple[str, ...], getter: Any) -> list[Any]:
+    """The rows' values in ``keys`` order; every row must have exactly those keys."""
+    if set(map(type, rows)) == {dict} and set(map(len, rows)) == {len(keys)}:
+        # Plain dicts of the same size: each has every key (the getter raises KeyError
+        # otherwise) and so no other, checked in C rather than per row in Python.
+        try:
+            values = list(map(getter, rows))
+        except KeyError:
+            values = None
+        if values is not None:
+            return values if len(keys) > 1 else [(v,) for v in values]
+    first = rows[0].keys()  # dict subclasses (a defaultdict invents missing keys)
+    if any(row.keys() != first for row in rows):
+        raise ValidationError("批量写入的 dict 行必须有相同的键", field="rows")
+    return [getter(r) for r in rows] if len(keys) > 1 else [(getter(r),) for r in rows]
 
 
 def _checked_names(meta: Metadata, names: tuple[str, ...]) -> tuple[str, ...]:

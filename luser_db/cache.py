@@ -64,6 +64,9 @@ log = logging.getLogger("luser_db.cache")
 CHANNEL = "luser_db_cache"
 MAX_KEY_BYTES = 250  # longer keys are replaced by their SHA-256 (memcached's limit, kept)
 MAX_TTL = 30 * 86400
+# After a cross-process NOTIFY, writes wait this long to be announced together (see
+# _queue_broadcast): other processes may serve a copy this much longer.
+NOTIFY_INTERVAL = 0.02
 RETRY_SECONDS = 1.0  # after a store failure, calls bypass it this long before trying again
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 T = TypeVar("T")
@@ -110,6 +113,10 @@ class _State:
         self.listeners: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = {}
         self.outgoing: set[str] = set()  # tables written, not yet announced to others
         self.sending: asyncio.Task[None] | None = None  # the one announcing them
+        # The end of the quiet interval after the last NOTIFY, and the timer that sends
+        # what was written during it, each with the event loop it belongs to.
+        self.quiet: tuple[asyncio.AbstractEventLoop, float] | None = None
+        self.timer: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
 
 
 _state = _State()
@@ -438,21 +445,46 @@ async def _announce(tables: set[str]) -> None:
 def _queue_broadcast(names: list[str]) -> None:
     """Tell the other processes, off the writer's path: a committed write must not pay
     a second round trip (the open API's one-statement charge would pay it on every
-    call). One NOTIFY at a time carries every table written meanwhile, so a burst of
-    writes sends a handful. This process's own entries were bumped already."""
+    call). This process's own entries were bumped already.
+
+    An isolated write is announced at once. After each NOTIFY comes a quiet interval
+    of :data:`NOTIFY_INTERVAL`: what is written during it goes out in one NOTIFY when
+    it ends, so a burst of single-row writes sends one NOTIFY per interval instead of
+    one per write (each cost this process a statement and the server a round trip,
+    about as much as the write itself)."""
     _state.outgoing.update(names)
     loop = asyncio.get_running_loop()
     task = _state.sending
-    if task is None or task.done() or task.get_loop() is not loop:
+    if task is not None and not task.done() and task.get_loop() is loop:
+        return  # the sender at work schedules the rest when it is done
+    timer = _state.timer
+    if timer is not None and timer[0] is loop:
+        return  # the pending timer sends them
+    quiet = _state.quiet
+    wait = quiet[1] - loop.time() if quiet is not None and quiet[0] is loop else 0.0
+    if wait > 0:
+        _state.timer = (loop, loop.call_later(wait, _start_sender, loop))
+    else:
+        _start_sender(loop)
+
+
+def _start_sender(loop: asyncio.AbstractEventLoop) -> None:
+    timer = _state.timer
+    if timer is not None and timer[0] is loop:
+        _state.timer = None
+    if _state.outgoing:
         # A fresh context: the sender joins no transaction and no caller's flags.
         _state.sending = loop.create_task(_send_outgoing(), context=contextvars.Context())
 
 
 async def _send_outgoing() -> None:
-    while _state.outgoing:
-        names = sorted(_state.outgoing)
-        _state.outgoing.clear()
-        await _broadcast(names)
+    names = sorted(_state.outgoing)
+    _state.outgoing.clear()
+    await _broadcast(names)
+    loop = asyncio.get_running_loop()
+    _state.quiet = (loop, loop.time() + NOTIFY_INTERVAL)
+    if _state.outgoing:  # written while this NOTIFY was on its way
+        _state.timer = (loop, loop.call_later(NOTIFY_INTERVAL, _start_sender, loop))
 
 
 async def _broadcast(names: list[str]) -> None:
@@ -497,9 +529,15 @@ async def close() -> None:
     """Stop this loop's listener and close store connections (``luser_db.close`` calls
     it, before the pools close)."""
     loop = asyncio.get_running_loop()
-    sending = _state.sending
-    if sending is not None and sending.get_loop() is loop and not sending.done():
-        await asyncio.wait({sending})  # announce what was written before the pools close
+    while True:  # announce what was written before the pools close, without waiting
+        timer = _state.timer
+        if timer is not None and timer[0] is loop:
+            timer[1].cancel()
+            _start_sender(loop)
+        sending = _state.sending
+        if sending is None or sending.get_loop() is not loop or sending.done():
+            break
+        await asyncio.wait({sending})
     task = _state.listeners.pop(loop, None)
     if task is not None:
         if not task.done():

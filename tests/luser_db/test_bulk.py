@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -74,6 +75,8 @@ async def test_batch_save_converts_enums_and_json_columnwise(orm_schema: str, db
     [
         [{"name": "a", "email": "a@x"}, ("b", "b@x", 1, None, None, None)],
         [{"name": "a", "email": "a@x"}, {"name": "b", "email": "b@x", "age": 3}],
+        [{"name": "a", "email": "a@x"}, {"name": "b", "age": 3}],  # same size, other keys
+        [{"name": "a", "email": "a@x"}, defaultdict(str, name="b", age=3)],  # invents "email"
         [("a", "a@x", 1, None, None, None), ("b", "b@x")],
         [User(name="a", email="a@x"), {"name": "b", "email": "b@x"}],
         [["a", "a@x"]],

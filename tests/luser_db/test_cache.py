@@ -3,6 +3,7 @@ commit/rollback, the off switch, bad input. Cross-process and Redis: test_cache_
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -267,3 +268,29 @@ async def test_writes_on_a_lent_connection_evict_also_after_a_manual_commit() ->
     async with transaction(), luser_db.connection() as conn:
         await conn.execute("insert into orm.users (name, email, age) values ('t', 't@e', 30)")
     assert sorted(u.name for u in await _adults().all()) == ["ann", "m", "t"]
+
+
+async def test_writes_in_the_quiet_interval_after_a_notify_go_out_in_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An isolated write is announced to other processes at once; the writes that follow
+    within NOTIFY_INTERVAL wait and share one NOTIFY (a long interval here, so only
+    close(), which flushes them, ends it)."""
+    monkeypatch.setattr(cache, "NOTIFY_INTERVAL", 3600.0)
+    cache.configure(notify=True)
+    got: asyncio.Queue[luser_db.Notification] = asyncio.Queue()
+    listener = await luser_db.listen(cache.CHANNEL, got.put_nowait)
+    try:
+        await _user("ann")
+        note = await asyncio.wait_for(got.get(), 10)
+        assert note.payload.split(" ", 1)[1] == "users"
+        await _user("bob")
+        await Counter(id=1, n=1).save()
+        await luser_db.notify(cache.CHANNEL, "marker")
+        note = await asyncio.wait_for(got.get(), 10)
+        assert note.payload == "marker"  # neither write was announced yet
+        await cache.close()
+        note = await asyncio.wait_for(got.get(), 10)
+        assert note.payload.split(" ", 1)[1] == "counters,users"
+    finally:
+        await listener.close()
