@@ -290,15 +290,31 @@ def _psql() -> str:
     return _pg_tool("psql")
 
 
-def _pg_tool(name: str) -> str:
-    """A PostgreSQL client program: the newest of the system's and the embedded wheel's.
+def _pg_tool(name: str, url: str | None = None) -> str:
+    """A PostgreSQL client program, the system's or the embedded wheel's.
 
-    Newest, because pg_dump refuses a server newer than itself but dumps older ones (the
-    embedded server is often newer than the distribution's client)."""
+    With ``url``, the oldest one at least as new as that server: pg_dump refuses a newer
+    server, and a newer pg_dump writes settings (``SET transaction_timeout``) an older
+    server rejects on restore. Without, the newest."""
     candidates = [found for found in (shutil.which(name), _bundled(name)) if found]
     if not candidates:
         raise ConfigError(f"找不到 {name}: 请安装 PostgreSQL 客户端")
+    if url is not None:
+        server = asyncio.run(_server_major(url))
+        fitting = [c for c in candidates if _major_version(c) >= server]
+        if fitting:
+            return min(fitting, key=_major_version)
     return max(candidates, key=_major_version)
+
+
+async def _server_major(url: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("show server_version_num")) // 10000
+    finally:
+        await conn.close()
 
 
 def _bundled(name: str) -> str | None:
@@ -330,7 +346,7 @@ def backup_cmd(path: Path, data_source: str | None, database_url: str | None) ->
     """Write the database to PATH with pg_dump (custom format: compressed, restorable
     table by table with pg_restore). Uses the data source's direct_url when set."""
     url = database_url or _direct_url(data_source)
-    code = subprocess.call([_pg_tool("pg_dump"), "--format=custom", f"--file={path}", url])
+    code = subprocess.call([_pg_tool("pg_dump", url), "--format=custom", f"--file={path}", url])
     if code:
         raise ExternalServiceError(f"pg_dump 失败 (退出码 {code})")
     click.echo(f"已备份到 {path}")
@@ -351,7 +367,8 @@ def restore_cmd(path: Path, yes: bool, data_source: str | None, database_url: st
             f"将用 {path} 覆盖 {_current_env()} 环境数据库中的同名对象, 继续吗?", abort=True
         )
     url = database_url or _direct_url(data_source)
-    args = [_pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction"]
+    args = [_pg_tool("pg_restore", url), "--clean", "--if-exists", "--no-owner"]
+    args.append("--single-transaction")
     code = subprocess.call([*args, f"--dbname={url}", str(path)])
     if code:
         raise ExternalServiceError(f"pg_restore 失败 (退出码 {code}), 数据库未改变")
