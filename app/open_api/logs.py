@@ -36,6 +36,7 @@ __all__ = [
     "daily_usage",
     "log_query",
     "query_logs",
+    "usage_query",
     "usage_window",
 ]
 
@@ -278,7 +279,7 @@ LISTED = (
     "client_ip",
     "created_at",
 )
-_ORDER = ("created_at desc", "id desc")  # newest first; the primary key, so unique
+_ORDER = ("created_at desc", "id desc")  # newest first; unique (id is one sequence)
 
 
 def log_query(flt: LogFilter) -> QueryBuilder[RouterLog]:
@@ -336,6 +337,20 @@ async def daily_usage(
     ability), so the cost grows with the days asked for, not with the calls made.
     The window is widened to whole slots (``usage_window``); every time zone's
     offset is a multiple of 15 minutes, so each slot lies in one local day."""
+    sql, args = usage_query(user_id, since, until, token_id=token_id, tz=tz)
+    return [dict(r) for r in await Db.find(sql, *args)]
+
+
+def usage_query(
+    user_id: int | None,
+    since: datetime,
+    until: datetime,
+    *,
+    token_id: int | None = None,
+    tz: str = "UTC",
+) -> tuple[str, list[Any]]:
+    """The SQL and arguments ``daily_usage`` runs (a partner's: one range of the
+    rollup's primary key, ``(user_id, bucket, ...)``)."""
     lo, hi = usage_window(since, until)
     args: list[Any] = [lo, hi, tz]
     where = "bucket >= $1 AND bucket < $2"
@@ -350,4 +365,4 @@ async def daily_usage(
         "sum(succeeded)::bigint AS succeeded, sum(cost)::bigint AS cost "
         f"FROM router_log_usage WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"
     )
-    return [dict(r) for r in await Db.find(sql, *args)]
+    return sql, args

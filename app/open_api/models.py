@@ -143,10 +143,12 @@ class WalletEntry(Model, table="wallet_ledger"):
 class RouterLog(Model, table="router_logs"):
     """One call's log row (written in COPY batches by ``logs.LogWriter``; read here)."""
 
-    created_at: datetime = _pk()  # (created_at, id): the partitioned table's key
+    # (user_id, created_at, id): the partitioned table's key, led by the Citus shard key
+    # (migration 0045, docs/operations.md).
+    user_id: int = _pk()
+    created_at: datetime = _pk()
     id: int = _pk()
     request_id: str = ""
-    user_id: int = 0
     token_id: int | None = None
     path: str = ""
     ability: str = ""
