@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from starlette.applications import Starlette
 
 from app.accounts.models import User
 from app.commerce.models import Order
+from app.open_api import manage, routing_config
 from app.sandbox.cashier import SandboxAlipay, SandboxWechat
 
 from .browser import Browser, LiveSite, screenshot_dir, start_chromium
@@ -245,6 +247,15 @@ async def test_operator_journey(
     await browser.screenshot("console-plans")
     await browser.get("/console/revenue")
     await browser.screenshot("console-revenue")
+    for path, shot in (
+        ("/console/bills", "console-bills"),
+        ("/console/open/channels", "console-open-channels"),
+        ("/console/open/prices", "console-open-prices"),
+        ("/console/open/tokens", "console-open-tokens"),
+        ("/console/open/usage", "console-open-usage"),
+    ):
+        await browser.get(path)
+        await browser.screenshot(shot)
 
     await browser.get("/console/orders?status=paid")
     await browser.screenshot("console-orders")
@@ -273,15 +284,38 @@ ACCESSIBILITY_PAGES = [
     "/console/plans",
     "/me/keys",
     "/console/revenue",
+    "/console/bills",
+    "/console/open/channels",
+    "/console/open/prices",
+    "/console/open/tokens",
+    "/console/open/usage",
 ]
 
 
+async def _fill_console_tables(app: Starlette, ali: SandboxAlipay, admin_id: int) -> int:
+    """A row in every open API table and a bill with findings; the bill's id."""
+    tag = uuid.uuid4().hex[:6]
+    open_api = app.state.services.open_api
+    await routing_config.save_channel({"name": f"通道 {tag}", "provider": "tencent"}, open_api.box)
+    await routing_config.set_price(f"video.a{tag}", 1_000_000, "无障碍")
+    await routing_config.save_group(f"g{tag}", "0.9", "分组")
+    await manage.create_token(admin_id, manage.TokenSpec(name="axe"), pepper=open_api.pepper)
+    day = date(2020, 1, 1)
+    ali.publish_bill(day.isoformat(), [("trade", f"PNOTOURS{tag}", "1.00", None)])
+    report = await app.state.services.commerce.reconciler.reconcile_bill("alipay", day, admin_id)
+    return int(report.bill_id)
+
+
 async def test_pages_pass_axe_wcag_aa(
-    browser: Browser, site_app: Starlette, site_admin: SiteAccount
+    browser: Browser,
+    site_app: Starlette,
+    site_admin: SiteAccount,
+    site_stubs: tuple[SandboxAlipay, SandboxWechat],
 ) -> None:
     """Labels, names, landmarks and colour contrast (WCAG 2.1 A/AA) on every page kind,
     as an admin so the console and the member pages are included."""
     video = await make_video(site_app, title="无障碍检查")
+    bill_id = await _fill_console_tables(site_app, site_stubs[0], site_admin.id)
     await browser.get("/")
     if "退出" in await browser.text():
         await browser.click("form[action='/logout'] button")
@@ -292,7 +326,12 @@ async def test_pages_pass_axe_wcag_aa(
     await browser.click("form[action='/login'] button[type=submit]")
     await browser.wait_until("return document.body.innerText.includes('运营后台')")
     found = {}
-    for path in [*ACCESSIBILITY_PAGES, f"/videos/{video.id}", f"/console/users/{site_admin.id}"]:
+    for path in [
+        *ACCESSIBILITY_PAGES,
+        f"/videos/{video.id}",
+        f"/console/users/{site_admin.id}",
+        f"/console/bills/{bill_id}",
+    ]:
         await browser.get(path)
         violations = await browser.accessibility_violations()
         if violations:
