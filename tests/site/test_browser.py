@@ -247,8 +247,10 @@ async def test_operator_journey(
     await browser.screenshot("console-plans")
     await browser.get("/console/revenue")
     await browser.screenshot("console-revenue")
+    bill_id = await _fill_console_tables(site_app, site_stubs[0], site_admin.id)
     for path, shot in (
         ("/console/bills", "console-bills"),
+        (f"/console/bills/{bill_id}", "console-bill"),
         ("/console/open/channels", "console-open-channels"),
         ("/console/open/prices", "console-open-prices"),
         ("/console/open/tokens", "console-open-tokens"),
