@@ -85,6 +85,8 @@ def routes() -> list[Route | Mount]:
         Route("/console/open/prices", console_open.prices, methods=["GET"]),
         Route("/console/open/prices", console_open.set_price, methods=["POST"]),
         Route("/console/open/groups", console_open.save_group, methods=["POST"]),
+        Route("/console/open/routes", console_open.save_route, methods=["POST"]),
+        Route("/console/open/routes/{id}/delete", console_open.delete_route, methods=["POST"]),
         Route("/console/open/tokens", console_open.tokens, methods=["GET"]),
         Route("/console/open/tokens", console_open.create_token, methods=["POST"]),
         Route("/console/open/tokens/{id}/{action}", console_open.token_action, methods=["POST"]),

@@ -117,6 +117,8 @@ async def _prices_page(
     context = {
         "prices": await routing_config.list_prices(),
         "groups": await routing_config.list_groups(),
+        "routes": await routing_config.list_abilities(),
+        "channels": await routing_config.list_channels(),
         "form": form or {},
         "error": error,
         "section": "open-prices",
@@ -160,6 +162,34 @@ async def save_group(request: Request) -> Response:
     except AppError as err:
         return await _prices_page(request, form, err)
     return back("/console/open/prices", f"分组 “{row['name']}” 已保存")
+
+
+@page(admin=True)
+async def save_route(request: Request) -> Response:
+    _require_open_api(request)
+    form = await read_form(request)
+    try:
+        data: dict[str, Any] = {
+            "group": form.get("route_group", "") or "default",
+            "ability": form.get("route_ability", ""),
+            "channel_id": form_int(form, "route_channel"),
+        }
+        if form.get("route_priority", "").strip():
+            data["priority"] = form_int(form, "route_priority")
+        body = validate(admin.AbilityIn, data)
+        await admin.admin_save_ability.handler(_call(request, body))
+    except AppError as err:
+        return await _prices_page(request, form, err)
+    return back("/console/open/prices", f"能力路由 {body.group} / {body.ability} 已保存")
+
+
+@page(admin=True)
+async def delete_route(request: Request) -> Response:
+    _require_open_api(request)
+    await read_form(request)
+    route_id = path_id(request)
+    await admin.admin_delete_ability.handler(_call(request))
+    return back("/console/open/prices", f"能力路由 #{route_id} 已删除")
 
 
 # -- tokens ----------------------------------------------------------------------------

@@ -12,7 +12,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from app.open_api.models import AbilityPrice, ApiToken, Channel, UserGroup
+from app.open_api import routing_config
+from app.open_api.models import AbilityPrice, AbilityRoute, ApiToken, Channel, UserGroup
 from app.sandbox.cashier import SandboxAlipay, SandboxWechat
 from luser_db import Db
 
@@ -150,6 +151,57 @@ async def test_prices_and_groups(browser_like: httpx.AsyncClient, site_admin: Si
     assert await AbilityPrice.query().count() == prices
     assert await UserGroup.query().count() == groups
     assert (await AbilityPrice.query().where("ability = ?", ability).first()).price == 2_000_000  # type: ignore[union-attr]
+
+
+async def test_ability_routes_saved_and_deleted(
+    browser_like: httpx.AsyncClient, site_app: Starlette, site_admin: SiteAccount
+) -> None:
+    open_api = site_app.state.services.open_api
+    tag = uuid.uuid4().hex[:6]
+    channel = await routing_config.save_channel(
+        {"name": f"r{tag}", "provider": "tencent"}, open_api.box
+    )
+    ability = f"video.r{tag}"
+    await routing_config.set_price(ability, 1000)
+    await log_in(browser_like, site_admin.account)
+    token = await csrf_of(browser_like, "/console/open/prices")
+    r = await browser_like.post(
+        "/console/open/routes",
+        data={
+            "csrf_token": token,
+            "route_ability": ability,
+            "route_channel": str(channel["id"]),
+            "route_priority": "5",
+        },
+    )
+    assert r.status_code == 303, r.text
+    route = await AbilityRoute.query().where("ability = ?", ability).first()
+    assert route is not None and route.group_name == "default" and route.priority == 5
+    assert f'id="route-{route.id}"' in (await browser_like.get("/console/open/prices")).text
+
+    before = await AbilityRoute.query().count()
+    ours = {"route_ability": ability, "route_channel": str(channel["id"])}
+    for data, status in (
+        ({"route_ability": ability, "route_channel": "abc"}, 422),
+        ({"route_ability": "no such!", "route_channel": str(channel["id"])}, 422),
+        ({"route_ability": f"video.none{tag}", "route_channel": str(channel["id"])}, 404),
+        ({"route_ability": ability, "route_channel": "999999999"}, 404),
+        ({**ours, "route_group": "nogroup"}, 404),
+        ({**ours, "route_priority": "x"}, 422),
+    ):
+        r = await browser_like.post("/console/open/routes", data={"csrf_token": token, **data})
+        assert r.status_code == status, (data, r.text)
+        assert 'role="alert"' in r.text
+    assert await AbilityRoute.query().count() == before
+
+    r = await browser_like.post(
+        f"/console/open/routes/{route.id}/delete", data={"csrf_token": token}
+    )
+    assert r.status_code == 303 and await AbilityRoute.find_by_id(route.id) is None
+    gone = await browser_like.post(
+        f"/console/open/routes/{route.id}/delete", data={"csrf_token": token}
+    )
+    assert gone.status_code == 404 and "能力路由不存在" in gone.text
 
 
 async def test_tokens_created_for_a_user_and_disabled(
@@ -290,6 +342,7 @@ async def test_bill_reconciliation_report(
         "/console/open/channels",
         "/console/open/prices",
         "/console/open/groups",
+        "/console/open/routes",
         "/console/open/tokens",
         "/console/bills",
         "/console/open/tokens/1/disable",
