@@ -18,7 +18,16 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app.site import checkout, console, console_catalog, console_revenue, keys, pages
+from app.site import (
+    checkout,
+    console,
+    console_bills,
+    console_catalog,
+    console_open,
+    console_revenue,
+    keys,
+    pages,
+)
 from app.site.render import PageError, error_page
 from app.site.session import load_user
 from luser_common import AppError, InternalServerError, NotFound
@@ -65,6 +74,23 @@ def routes() -> list[Route | Mount]:
         Route("/console/plans/{id}/toggle", console_catalog.toggle_plan, methods=["POST"]),
         Route("/console/revenue", console_revenue.revenue, methods=["GET"]),
         Route("/console/reconcile", console_revenue.reconcile, methods=["POST"]),
+        Route("/console/bills", console_bills.bills, methods=["GET"]),
+        Route("/console/bills", console_bills.reconcile, methods=["POST"]),
+        Route("/console/bills/{id}", console_bills.bill, methods=["GET"]),
+        Route("/console/open/channels", console_open.channels, methods=["GET"]),
+        Route("/console/open/channels", console_open.create_channel, methods=["POST"]),
+        Route(
+            "/console/open/channels/{id}/{action}", console_open.channel_action, methods=["POST"]
+        ),
+        Route("/console/open/prices", console_open.prices, methods=["GET"]),
+        Route("/console/open/prices", console_open.set_price, methods=["POST"]),
+        Route("/console/open/groups", console_open.save_group, methods=["POST"]),
+        Route("/console/open/routes", console_open.save_route, methods=["POST"]),
+        Route("/console/open/routes/{id}/delete", console_open.delete_route, methods=["POST"]),
+        Route("/console/open/tokens", console_open.tokens, methods=["GET"]),
+        Route("/console/open/tokens", console_open.create_token, methods=["POST"]),
+        Route("/console/open/tokens/{id}/{action}", console_open.token_action, methods=["POST"]),
+        Route("/console/open/usage", console_open.usage, methods=["GET"]),
         Mount("/site-static", StaticFiles(packages=[("app.site", "static")]), name="site-static"),
     ]
 

@@ -7,6 +7,7 @@ use (Alipay cashier page, WeChat native QR) and shows the result.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import Any
 
 import segno
@@ -27,10 +28,30 @@ from app.site.render import (
     render,
     validate,
 )
+from app.web.operation import Call
 from luser_common import ValidationError
 
-# The one method per channel a desktop or phone browser can complete by itself.
-BROWSER_METHODS = {"alipay": "page", "wechat": "native"}
+
+@dataclass(frozen=True)
+class PayOption:
+    provider: str
+    method: str
+    label: str
+
+
+# The pay types a desktop or phone browser can complete by itself, by form value
+# (the bare provider name is its default type, so old forms keep working).
+PAY_OPTIONS = {
+    "alipay": PayOption("alipay", "page", "支付宝 (网页收银台)"),
+    "alipay-qr": PayOption("alipay", "precreate", "支付宝 (扫码)"),
+    "wechat": PayOption("wechat", "native", "微信支付 (扫码)"),
+    "wechat-h5": PayOption("wechat", "h5", "微信支付 (手机浏览器)"),
+}
+
+
+def pay_options(channels: list[str]) -> dict[str, PayOption]:
+    """The options of the configured channels, for the forms."""
+    return {key: o for key, o in PAY_OPTIONS.items() if o.provider in channels}
 
 
 def _require_payments(request: Request) -> None:
@@ -44,20 +65,27 @@ async def plans(request: Request) -> Response:
     return render(
         request,
         "plans.html",
-        {"plans": await svc.plans.public(), "channels": svc.providers.names()},
+        {"plans": await svc.plans.public(), "options": pay_options(list(svc.providers.names()))},
     )
 
 
 def _pay_fields(form: dict[str, str]) -> dict[str, Any]:
-    provider = form.get("provider", "")
-    if provider not in BROWSER_METHODS:
+    option = PAY_OPTIONS.get(form.get("provider", ""))
+    if option is None:
         raise ValidationError("请选择支付方式", field="provider")
-    return {"provider": provider, "method": BROWSER_METHODS[provider]}
+    return {"provider": option.provider, "method": option.method}
+
+
+def _pay_options(request: Request, method: str) -> dict[str, Any]:
+    # WeChat checks that the browser opening h5_url is the one that ordered.
+    return {"payer_client_ip": Call(request).client_ip} if method == "h5" else {}
 
 
 def _launched(order: Order, launch: dict[str, Any]) -> Response:
     if launch.get("pay_url"):
         return redirect(str(launch["pay_url"]))  # the (sandbox) Alipay cashier
+    if launch.get("h5_url"):
+        return redirect(str(launch["h5_url"]))  # WeChat's mobile cashier
     return redirect(f"/orders/{order.id}")  # the QR code waits there
 
 
@@ -70,7 +98,11 @@ async def checkout(request: Request) -> Response:
         raise ValidationError("请选择套餐", field="plan_id")
     body = validate(OrderIn, {"plan_id": int(raw_plan), **_pay_fields(form)})
     result = await services(request).commerce.orders.create(
-        current_user(request).id, body.plan_id, body.provider, body.method
+        current_user(request).id,
+        body.plan_id,
+        body.provider,
+        body.method,
+        **_pay_options(request, body.method),
     )
     return _launched(result.order, result.launch)
 
@@ -81,7 +113,11 @@ async def pay_again(request: Request) -> Response:
     form = await read_form(request)
     body = validate(PayIn, _pay_fields(form))
     result = await services(request).commerce.orders.pay(
-        path_id(request), current_user(request).id, body.provider, body.method
+        path_id(request),
+        current_user(request).id,
+        body.provider,
+        body.method,
+        **_pay_options(request, body.method),
     )
     return _launched(result.order, result.launch)
 
@@ -96,17 +132,24 @@ async def _own_order(request: Request) -> tuple[Order, PaymentAttempt | None]:
 @page(login=True)
 async def order_page(request: Request) -> Response:
     order, attempt = await _own_order(request)
-    qr = bool(attempt and attempt.launch and attempt.launch.get("code_url"))
+    providers = services(request).commerce.providers
     return render(
         request,
         "order.html",
         {
             "order": order,
             "attempt": attempt,
-            "qr": qr,
-            "channels": services(request).commerce.providers.names(),
+            "qr": _qr_text(attempt) is not None,
+            "options": pay_options(list(providers.names())),
         },
     )
+
+
+def _qr_text(attempt: PaymentAttempt | None) -> str | None:
+    """What the buyer scans: WeChat native's ``code_url`` or Alipay precreate's ``qr_code``."""
+    launch = attempt.launch if attempt and attempt.launch else {}
+    text = launch.get("code_url") or launch.get("qr_code")
+    return str(text) if text else None
 
 
 @page(login=True)
@@ -118,11 +161,11 @@ async def order_status(request: Request) -> Response:
 @page(login=True)
 async def order_qr(request: Request) -> Response:
     order, attempt = await _own_order(request)
-    code_url = attempt.launch.get("code_url") if attempt and attempt.launch else None
-    if order.status != "pending" or not code_url:
-        raise OrderNotFound("该订单没有待扫码的微信支付")
+    text = _qr_text(attempt)
+    if order.status != "pending" or text is None:
+        raise OrderNotFound("该订单没有待扫码的支付")
     out = io.BytesIO()
-    segno.make(str(code_url), error="m").save(out, kind="png", scale=6, border=2)
+    segno.make(text, error="m").save(out, kind="png", scale=6, border=2)
     return Response(out.getvalue(), media_type="image/png", headers={"Cache-Control": "no-store"})
 
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -59,14 +60,15 @@ class _Server(uvicorn.Server):
 class LiveSite:
     """uvicorn serving an already started app (its lifespan is the fixture's)."""
 
-    def __init__(self, app: Starlette) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
+    def __init__(self, app: Starlette, sock: socket.socket) -> None:
+        config = uvicorn.Config(app, lifespan="off", log_level="warning")
         self.server = _Server(config)
+        self.sock = sock
         self.task: asyncio.Task[None] | None = None
         self.url = ""
 
     async def start(self) -> str:
-        self.task = asyncio.create_task(self.server.serve())
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
         deadline = time.monotonic() + 30
         while not self.server.started:  # a poll with a deadline: uvicorn offers no event
             if self.task.done() or time.monotonic() > deadline:
@@ -179,6 +181,22 @@ class Browser:
                 "Page.removeScriptToEvaluateOnNewDocument",
                 {"identifier": added["identifier"]},
             )
+
+    @contextlib.asynccontextmanager
+    async def other_tab(self) -> AsyncIterator[None]:
+        """Inside the block the browser works in a new tab (a phone scanning the QR code);
+        afterwards the tab is closed and the first one is back in front."""
+        first = self.driver.current_window_handle
+        await self._run(self.driver.switch_to.new_window, "tab")
+        try:
+            yield
+        finally:
+            await self._run(self.driver.close)
+            await self._run(self.driver.switch_to.window, first)
+
+    async def open_url(self, url: str) -> None:
+        """A page outside the site (the sandbox cashier or scan page)."""
+        await self._run(self.driver.get, url)
 
     async def tab_to(self, css: str, limit: int = 30) -> int:
         """Press Tab until ``css`` has the focus; how many presses it took."""

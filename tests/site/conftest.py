@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ from starlette.staticfiles import StaticFiles
 from app import create_app
 from app.container import LoginLimiter
 from app.files import MIGRATIONS_DIR
-from app.sandbox.payments import AlipayStub, WechatPayStub, generate_keypair
+from app.sandbox.cashier import SandboxAlipay, SandboxWechat
+from app.sandbox.payments import WechatPayStub
 from app.sandbox.vod import PROXY_ENV_VARS
 from app.settings import AppConfig, PaymentConfig
 from app.vod.base import SignedUrl
@@ -75,23 +77,40 @@ class ClipLookup:
 
 
 @pytest.fixture(scope="session")
-def site_stubs() -> Iterator[tuple[AlipayStub, WechatPayStub]]:
+def site_socket() -> Iterator[socket.socket]:
+    """The browser tests' server socket, bound first: the sandbox's notifications and
+    the cashier's way back need the site's address in the config."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    yield sock
+    sock.close()
+
+
+def site_url(sock: socket.socket) -> str:
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.fixture(scope="session")
+def site_stubs() -> Iterator[tuple[SandboxAlipay, SandboxWechat]]:
+    """The sandbox mode's payment stand-ins: Alipay's cashier page, WeChat's scan page."""
     saved = {name: os.environ.pop(name) for name in PROXY_ENV_VARS if name in os.environ}
-    keys = {name: generate_keypair() for name in ("app", "alipay", "merchant", "platform")}
-    with (
-        AlipayStub(app_keys=keys["app"], alipay_keys=keys["alipay"]) as ali,
-        WechatPayStub(merchant_keys=keys["merchant"], platform_keys=keys["platform"]) as wx,
-    ):
+    with SandboxAlipay() as ali, SandboxWechat() as wx:
         yield ali, wx
     os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")
-async def site_config(database_url: str, site_stubs: tuple[AlipayStub, WechatPayStub]) -> AppConfig:
+async def site_config(
+    database_url: str,
+    site_stubs: tuple[SandboxAlipay, SandboxWechat],
+    site_socket: socket.socket,
+) -> AppConfig:
     await Migrator(database_url, directory=MIGRATIONS).up()
     ali, wx = site_stubs
+    url = site_url(site_socket)
+    alipay = ali.sandbox_config(url).model_copy(update={"return_url": f"{url}/me/orders"})
     payment = PaymentConfig(
-        reconcile_interval_seconds=86400, alipay=ali.config(), wechat=wx.config()
+        reconcile_interval_seconds=86400, alipay=alipay, wechat=wx.sandbox_config(url)
     )
     return AppConfig.model_validate(
         {
@@ -214,16 +233,4 @@ async def pay_with_wechat(app: Starlette, wx: WechatPayStub, order_id: int) -> h
             "/api/payments/notify/wechat",
             content=body,
             headers={**headers, "Content-Type": "application/json"},
-        )
-
-
-async def pay_with_alipay(app: Starlette, ali: AlipayStub, pay_url: str) -> httpx.Response:
-    """The buyer pays on the sandbox cashier; Alipay notifies the service."""
-    trade = ali.accept_pay_url(pay_url)
-    ali.mark_paid(trade["out_trade_no"])
-    async with client_for(app) as client:
-        return await client.post(
-            "/api/payments/notify/alipay",
-            content=ali.notification(trade["out_trade_no"]),
-            headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
         )

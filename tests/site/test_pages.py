@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from app.accounts.models import User
 from app.catalog.models import Video
 from app.commerce.models import Order
-from app.sandbox.payments import AlipayStub, WechatPayStub
+from app.sandbox.cashier import SandboxAlipay, SandboxWechat
 from app.settings import FeaturesConfig
 from app.site.session import SALT, site_key
 from luser_db import Db
@@ -216,6 +216,42 @@ async def test_someone_elses_order_is_not_found(
             assert "订单不存在" in seen.text
 
 
+async def test_wechat_h5_checkout_redirects_to_h5_url(
+    browser_like: httpx.AsyncClient, site_app: Starlette
+) -> None:
+    plan = await make_plan(site_app)
+    await sign_up(browser_like)
+    token = await csrf_of(browser_like, "/plans")
+    data = {"csrf_token": token, "plan_id": str(plan.id), "provider": "wechat-h5"}
+    r = await browser_like.post("/checkout", data=data)
+    assert r.status_code == 303, r.text
+    orders = site_app.state.services.commerce.orders
+    order = await Order.query().order_by("id desc").first()
+    assert order is not None
+    (attempt,) = await orders.attempts(order.id)
+    assert attempt.method == "h5"
+    assert r.headers["location"] == attempt.launch["h5_url"]
+
+
+async def test_alipay_precreate_shows_a_qr_png(
+    browser_like: httpx.AsyncClient, site_app: Starlette
+) -> None:
+    plan = await make_plan(site_app)
+    await sign_up(browser_like)
+    token = await csrf_of(browser_like, "/plans")
+    data = {"csrf_token": token, "plan_id": str(plan.id), "provider": "alipay-qr"}
+    r = await browser_like.post("/checkout", data=data)
+    assert r.status_code == 303, r.text
+    order_path = r.headers["location"]
+    assert order_path.startswith("/orders/")
+    page = await browser_like.get(order_path)
+    assert "请用支付宝扫码支付" in page.text
+    png = await browser_like.get(order_path + "/qr.png")
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    attempts = await site_app.state.services.commerce.orders.attempts(int(order_path.split("/")[2]))
+    assert attempts[-1].method == "precreate" and attempts[-1].launch["qr_code"]
+
+
 async def test_bad_checkout_input_writes_no_order(
     browser_like: httpx.AsyncClient, site_app: Starlette
 ) -> None:
@@ -227,6 +263,8 @@ async def test_bad_checkout_input_writes_no_order(
         {"plan_id": "99999999", "provider": "wechat"},
         {"plan_id": "1", "provider": "paypal"},
         {"plan_id": "9" * 30, "provider": "alipay"},
+        {"plan_id": "1", "provider": "wechat-jsapi"},
+        {"plan_id": "1", "provider": "<script>alert(1)</script>"},
     ):
         r = await browser_like.post("/checkout", data={"csrf_token": token, **data})
         assert 400 <= r.status_code < 500, (data, r.text)
@@ -295,7 +333,7 @@ async def test_operator_publishes_disables_and_refunds(
     browser_like: httpx.AsyncClient,
     site_app: Starlette,
     site_admin: SiteAccount,
-    site_stubs: tuple[AlipayStub, WechatPayStub],
+    site_stubs: tuple[SandboxAlipay, SandboxWechat],
 ) -> None:
     # A subscriber buys a plan with WeChat Pay.
     plan = await make_plan(site_app, duration_days=30)
@@ -519,7 +557,7 @@ async def test_console_revenue_and_reconcile(
     browser_like: httpx.AsyncClient,
     site_app: Starlette,
     site_admin: SiteAccount,
-    site_stubs: tuple[AlipayStub, WechatPayStub],
+    site_stubs: tuple[SandboxAlipay, SandboxWechat],
 ) -> None:
     await log_in(browser_like, site_admin.account)
     before = await browser_like.get("/console/revenue")
@@ -549,7 +587,7 @@ async def test_console_user_detail(
     browser_like: httpx.AsyncClient,
     site_app: Starlette,
     site_admin: SiteAccount,
-    site_stubs: tuple[AlipayStub, WechatPayStub],
+    site_stubs: tuple[SandboxAlipay, SandboxWechat],
 ) -> None:
     plan = await make_plan(site_app, price_fen=990)
     buyer = await site_app.state.services.accounts.register(
