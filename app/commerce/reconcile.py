@@ -28,6 +28,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from app.commerce.models import Order, PaymentAttempt
 from app.commerce.notifications import Payments
@@ -39,7 +40,7 @@ from app.payments.bills import Bill, BillRow
 from app.payments.errors import provider_error
 from app.settings import PaymentConfig
 from luser_common import utc_now
-from luser_common.errors import AppError
+from luser_common.errors import AppError, NotFound
 from luser_common.tasks import every
 from luser_db import Db, transaction
 
@@ -59,6 +60,19 @@ class ReconcileReport:
     expired: int = 0
     refunds_retried: int = 0
     errors: int = 0
+
+
+_BILL_LISTED = (  # a stored bill report's columns, without its file and findings
+    "id",
+    "provider",
+    "bill_type",
+    "bill_date",
+    "row_count",
+    "missing",
+    "extra",
+    "mismatched",
+    "created_at",
+)
 
 
 @dataclass(frozen=True)
@@ -199,6 +213,32 @@ class Reconciler:
         return expired
 
     # -- daily bills -------------------------------------------------------------------
+
+    async def stored_bills(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest stored bill reports (without their files or findings)."""
+        rows = (
+            await Db.query("payment_bills")
+            .select(*_BILL_LISTED)
+            .order_by("id desc")
+            .limit(limit)
+            .all()
+        )
+        return [dict(r) for r in rows]
+
+    async def stored_bill(self, bill_id: int) -> dict[str, Any]:
+        """One stored bill report with its findings; NotFound if there is none."""
+        row = (
+            await Db.query("payment_bills")
+            .select(*_BILL_LISTED, "filename", "sha256", "findings")
+            .where("id = ?", bill_id)
+            .first()
+        )
+        if row is None:
+            raise NotFound("对账单不存在", details={"bill_id": bill_id})
+        bill = dict(row)
+        if isinstance(bill["findings"], str):  # jsonb read back as text without a codec
+            bill["findings"] = json.loads(bill["findings"])
+        return bill
 
     async def reconcile_bill(
         self, provider: str, bill_date: date, admin_id: int | None = None

@@ -2,15 +2,12 @@
 missing / extra / mismatched counts, one bill's findings, and reconciling a day's
 bill (the ``POST /api/admin/payments/bills`` handler).
 
-The commerce feature stores the bills (``payment_bills``) but offers no reader yet,
-so the two reads here are plain query-builder reads of that table.
+The bills are read through the commerce reconciler (``stored_bills`` / ``stored_bill``).
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,41 +16,9 @@ from app.commerce.routes.admin import BillIn, reconcile_bill
 from app.site.context import services
 from app.site.render import current_user, page, path_id, read_form, redirect, render, validate
 from app.web.operation import Call
-from luser_common import AppError, NotFound
-from luser_db import Db
+from luser_common import AppError
 
-LISTED = (
-    "id",
-    "provider",
-    "bill_type",
-    "bill_date",
-    "row_count",
-    "missing",
-    "extra",
-    "mismatched",
-    "created_at",
-)
 FINDING_NAMES = {"missing": "账单缺少", "extra": "账单多出", "mismatch": "金额不符"}
-
-
-async def stored_bills(limit: int = 100) -> list[dict[str, Any]]:
-    rows = await Db.query("payment_bills").select(*LISTED).order_by("id desc").limit(limit).all()
-    return [dict(r) for r in rows]
-
-
-async def stored_bill(bill_id: int) -> dict[str, Any]:
-    row = (
-        await Db.query("payment_bills")
-        .select(*LISTED, "filename", "sha256", "findings")
-        .where("id = ?", bill_id)
-        .first()
-    )
-    if row is None:
-        raise NotFound("对账单不存在")
-    bill = dict(row)
-    if isinstance(bill["findings"], str):  # jsonb read back as text without a codec
-        bill["findings"] = json.loads(bill["findings"])
-    return bill
 
 
 async def _bills_page(
@@ -61,7 +26,7 @@ async def _bills_page(
 ) -> Response:
     yesterday = (datetime.now(UTC) + timedelta(hours=8) - timedelta(days=1)).date()
     context = {
-        "bills": await stored_bills(),
+        "bills": await services(request).commerce.reconciler.stored_bills(),
         "channels": services(request).commerce.providers.names(),
         "form": form or {"date": yesterday.isoformat()},
         "error": error,
@@ -77,7 +42,7 @@ async def bills(request: Request) -> Response:
 
 @page(admin=True)
 async def bill(request: Request) -> Response:
-    found = await stored_bill(path_id(request))
+    found = await services(request).commerce.reconciler.stored_bill(path_id(request))
     context = {"bill": found, "finding_names": FINDING_NAMES, "section": "bills"}
     return render(request, "console/bill.html", context)
 
