@@ -30,7 +30,7 @@ from app.container import LoginLimiter
 from app.files import MIGRATIONS_DIR
 from app.sandbox.payments import AlipayStub, WechatPayStub, generate_keypair
 from app.sandbox.vod import PROXY_ENV_VARS
-from app.settings import AppConfig, PaymentConfig
+from app.settings import AppConfig, payment_config_model
 from app.vod.base import SignedUrl
 from luser_common import utc_now
 from luser_db.migrations import Migrator
@@ -90,7 +90,7 @@ def site_stubs() -> Iterator[tuple[AlipayStub, WechatPayStub]]:
 async def site_config(database_url: str, site_stubs: tuple[AlipayStub, WechatPayStub]) -> AppConfig:
     await Migrator(database_url, directory=MIGRATIONS).up()
     ali, wx = site_stubs
-    payment = PaymentConfig(
+    payment = payment_config_model()(
         reconcile_interval_seconds=86400, alipay=ali.config(), wechat=wx.config()
     )
     return AppConfig.model_validate(
