@@ -87,6 +87,11 @@ class TencentVodConfig(Section):
     play_url_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
     play_rlimit: int = Field(default=3, ge=0, le=9)
     upload_signature_ttl_seconds: int = Field(default=1800, ge=60, le=86400)
+    upload_url: str = Field(
+        default="",
+        description="where clients upload with the signature, handed out with it "
+        "('': Tencent's upload SDKs' own address; the sandbox sets its upload target)",
+    )
     procedure: str = Field(default="", description="task flow run after upload")
     callback_token: SecretStr = Field(
         default=SecretStr(""),
