@@ -57,9 +57,11 @@ def provider_problems(config: AppConfig) -> list[str]:
             f"vod.default_provider 不是已注册的视频点播服务: {config.vod.default_provider} "
             f"(可选: {', '.join(VOD_PROVIDERS)})"
         )
+    # Sections of unknown providers are refused by the schema itself (derived from the
+    # registries, unknown keys are errors); a section registered after the load is not.
     for section, known in (("vod", VOD_PROVIDERS), ("payment", PAYMENT_PROVIDERS)):
-        extra = getattr(config, section).model_extra or {}
-        problems += [f"{section}.{name} 不是已注册的服务商" for name in extra if name not in known]
+        loaded = type(getattr(config, section)).model_fields
+        problems += [f"{section}.{name} 未在加载配置前注册" for name in known if name not in loaded]
     if config.sandbox.enabled and config.server.workers > 1:
         problems.append("server.workers 在沙箱模式下必须为 1 (沙箱在服务进程内运行)")
     return problems

@@ -1,17 +1,28 @@
 """The service's configuration: luser_config's generic ``Settings`` plus the app's own
 sections (auth tokens, VOD, payments, the open API, feature flags).
 
-``AppConfig`` is registered with ``luser_config.use_schema`` when this module is
+The ``vod`` and ``payment`` sections derive from the provider registries
+(``app.vod.registry.VOD_PROVIDERS``, ``app.payments.factory.PAYMENT_PROVIDERS``): one
+typed field per registered provider, its config model as the type. :func:`app_schema`
+builds ``AppConfig`` with those sections from the registries as they are *now*, and is
+registered with ``luser_config.use_schema`` as a schema factory when this module is
 imported, so every load (``luser serve``, ``luser config show/docs``, hot reloads,
-``LUSER__VOD__...`` variables) validates, decrypts and documents these sections exactly
-like the generic ones. Read it typed with ``luser_config.get_config(AppConfig)``.
+``LUSER__VOD__<NAME>__...`` variables) validates, decrypts, redacts and documents every
+provider's section exactly like the generic ones.
+
+The order is: register providers, then load config. A provider registered after a
+config was loaded is missing from that config (its section falls back to the config
+model's defaults, :func:`app.vod.registry.vod_section`) until the next load.
+``AppConfig.model_validate`` validates ``vod``/``payment`` through the current derived
+models too. Read the config typed with ``luser_config.get_config(AppConfig)``.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, field_validator
 
 import luser_config
 from luser_config import Section, Settings
@@ -29,7 +40,13 @@ __all__ = [
     "TencentVodConfig",
     "VodConfig",
     "WechatPayConfig",
+    "app_schema",
+    "payment_config_model",
+    "vod_config_model",
 ]
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class JwtConfig(Section):
@@ -70,6 +87,11 @@ class TencentVodConfig(Section):
     play_url_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
     play_rlimit: int = Field(default=3, ge=0, le=9)
     upload_signature_ttl_seconds: int = Field(default=1800, ge=60, le=86400)
+    upload_url: str = Field(
+        default="",
+        description="where clients upload with the signature, handed out with it "
+        "('': Tencent's upload SDKs' own address; the sandbox sets its upload target)",
+    )
     procedure: str = Field(default="", description="task flow run after upload")
     callback_token: SecretStr = Field(
         default=SecretStr(""),
@@ -115,19 +137,10 @@ class AliyunVodConfig(Section):
 
 
 class VodConfig(Section):
-    # Sections of providers the app registers beyond the built-in ones arrive as extra
-    # keys; the provider registry validates names and sections (app.vod.registry,
-    # app.payments.factory).
-    model_config = ConfigDict(frozen=True, extra="allow")
-    extra_key_doc: ClassVar[tuple[str, str, str]] = (
-        "table",
-        "",
-        "the section of a further provider the app registers",
-    )
+    """The generic ``[vod]`` keys; :func:`vod_config_model` adds one typed field per
+    registered provider (``[vod.<name>]``)."""
 
     default_provider: str = Field(default="tencent", description="a registered VOD provider")
-    tencent: TencentVodConfig = Field(default_factory=TencentVodConfig)
-    aliyun: AliyunVodConfig = Field(default_factory=AliyunVodConfig)
     jobs_interval_seconds: float = Field(
         default=30,
         ge=0,
@@ -181,15 +194,8 @@ class WechatPayConfig(Section):
 
 
 class PaymentConfig(Section):
-    # Sections of providers the app registers beyond the built-in ones arrive as extra
-    # keys; the provider registry validates names and sections (app.vod.registry,
-    # app.payments.factory).
-    model_config = ConfigDict(frozen=True, extra="allow")
-    extra_key_doc: ClassVar[tuple[str, str, str]] = (
-        "table",
-        "",
-        "the section of a further provider the app registers",
-    )
+    """The generic ``[payment]`` keys; :func:`payment_config_model` adds one typed field
+    per registered provider (``[payment.<name>]``)."""
 
     order_expire_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
     reconcile_after_minutes: int = Field(default=5, ge=1, le=24 * 60)
@@ -200,8 +206,6 @@ class PaymentConfig(Section):
     refund_query_interval_seconds: int = Field(
         default=300, ge=5, le=86400, description="how often refunds left processing are queried"
     )
-    alipay: AlipayConfig = Field(default_factory=AlipayConfig)
-    wechat: WechatPayConfig = Field(default_factory=WechatPayConfig)
 
 
 class FeaturesConfig(BaseModel):
@@ -284,14 +288,119 @@ class SandboxConfig(Section):
     )
 
 
-@luser_config.use_schema
 class AppConfig(Settings):
-    """The service's whole configuration: the generic sections and the app's."""
+    """The service's whole configuration: the generic sections and the app's.
+
+    ``vod`` and ``payment`` hold instances of the registry-derived models
+    (:func:`vod_config_model`, :func:`payment_config_model`), subclasses of the
+    declared types.
+    """
 
     jwt: JwtConfig = Field(default_factory=JwtConfig)
-    vod: VodConfig = Field(default_factory=VodConfig)
-    payment: PaymentConfig = Field(default_factory=PaymentConfig)
+    vod: VodConfig = Field(default_factory=lambda: vod_config_model()())
+    payment: PaymentConfig = Field(default_factory=lambda: payment_config_model()())
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     open_api: OpenApiConfig = Field(default_factory=OpenApiConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+
+    @field_validator("vod", mode="before")
+    @classmethod
+    def _registered_vod(cls, value: Any) -> Any:
+        # Validate through the registry's section model (typed provider sections).
+        return _through(vod_config_model(), value)
+
+    @field_validator("payment", mode="before")
+    @classmethod
+    def _registered_payment(cls, value: Any) -> Any:
+        return _through(payment_config_model(), value)
+
+
+def _through(model: type[BaseModel], value: Any) -> Any:
+    if isinstance(value, model):
+        return value
+    if isinstance(value, BaseModel):
+        value = dict(value)
+    return model.model_validate(value)
+
+
+_built: dict[tuple[Any, ...], type[BaseModel]] = {}
+
+# The provider registries, by import path. They are imported when a schema is built,
+# not with this module: the registries import this module for the config models (so
+# there is no import cycle), and loading config needs no provider SDK (a library-only
+# install, without the ``service`` extra, still loads the service's config files).
+PROVIDER_REGISTRIES = {
+    "vod": "app.vod.registry:VOD_PROVIDERS",
+    "payment": "app.payments.factory:PAYMENT_PROVIDERS",
+}
+
+
+def _registry(port: str) -> Mapping[str, Any] | None:
+    """The registry of ``port``; None when its providers cannot be imported (no SDKs)."""
+    module, _, name = PROVIDER_REGISTRIES[port].partition(":")
+    try:
+        registry: Mapping[str, Any] = getattr(importlib.import_module(module), name)
+    except ImportError:
+        return None
+    return registry
+
+
+def _with_providers(base: type[Section], port: str, about: str) -> type[Any]:
+    """``base`` plus one field per registered provider: ``name: <its config model>``.
+
+    Without the registry (a library-only install) provider sections are kept untyped,
+    as luser_config keeps the tables of a schema it does not know."""
+    providers = _registry(port)
+    key = (base, None if providers is None else tuple((n, s.config) for n, s in providers.items()))
+    if key not in _built:
+        if providers is None:
+            untyped = {
+                "model_config": ConfigDict(frozen=True, extra="allow"),
+                "__module__": __name__,
+            }
+            _built[key] = type(base.__name__, (base,), untyped)
+        else:
+            fields: dict[str, Any] = {
+                name: (
+                    spec.config,
+                    Field(
+                        default_factory=spec.config,
+                        description=f"the {name} {about} provider's section",
+                    ),
+                )
+                for name, spec in providers.items()
+            }
+            _built[key] = create_model(base.__name__, __base__=base, __module__=__name__, **fields)
+    return _built[key]
+
+
+def vod_config_model() -> type[VodConfig]:
+    """``VodConfig`` with a ``[vod.<name>]`` field per registered VOD provider."""
+    model: type[VodConfig] = _with_providers(VodConfig, "vod", "VOD")
+    return model
+
+
+def payment_config_model() -> type[PaymentConfig]:
+    """``PaymentConfig`` with a ``[payment.<name>]`` field per registered payment provider."""
+    model: type[PaymentConfig] = _with_providers(PaymentConfig, "payment", "payment")
+    return model
+
+
+def app_schema() -> type[AppConfig]:
+    """``AppConfig`` whose ``vod`` and ``payment`` sections are the registry-derived
+    models: what luser_config loads, validates, decrypts, redacts and documents."""
+    key = (AppConfig, vod_config_model(), payment_config_model())
+    if key not in _built:
+        _built[key] = create_model(
+            "AppConfig",
+            __base__=AppConfig,
+            __module__=__name__,
+            vod=(key[1], Field(default_factory=key[1])),
+            payment=(key[2], Field(default_factory=key[2])),
+        )
+    schema: type[AppConfig] = _built[key]  # type: ignore[assignment]
+    return schema
+
+
+luser_config.use_schema(app_schema)

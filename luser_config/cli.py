@@ -20,7 +20,7 @@ from ._crypto import UNBOUND, KeyRing, generate_key
 from ._loader import Loader
 from ._paths import flatten
 from ._problems import REDACTED
-from ._registry import use_schema
+from ._registry import SchemaFactory, use_schema
 from ._rotate import rotate_key
 from .manager import ConfigBuilder
 from .schema import Settings
@@ -66,13 +66,15 @@ def _keyring(
     return ring
 
 
-def _import_schema(spec: str) -> type[Settings]:
+def _import_schema(spec: str) -> type[Settings] | SchemaFactory:
+    """A ``Settings`` subclass, or a schema factory (a function returning one)."""
     module_name, _, attr = spec.partition(":")
     try:
         found = getattr(importlib.import_module(module_name), attr or "Settings")
     except (ImportError, AttributeError) as exc:
         raise click.BadParameter(f"找不到配置模式 {spec!r}: {exc}", param_hint="--schema") from exc
-    if not (isinstance(found, type) and issubclass(found, Settings)):
+    built = found() if not isinstance(found, type) and callable(found) else found
+    if not (isinstance(built, type) and issubclass(built, Settings)):
         message = f"{spec!r} 不是 luser_config.Settings 的子类"
         raise click.BadParameter(message, param_hint="--schema")
     return found
@@ -84,8 +86,8 @@ def _import_schema(spec: str) -> type[Settings]:
     "schema_spec",
     default=None,
     metavar="MODULE:CLASS",
-    help="The application's Settings subclass (default: the registered schema; an "
-    "application's own CLI registers it).",
+    help="The application's Settings subclass, or a function returning it (default: the "
+    "registered schema; an application's own CLI registers it).",
 )
 def config_group(schema_spec: str | None) -> None:
     """Show, encrypt and rotate configuration."""

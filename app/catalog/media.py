@@ -61,6 +61,7 @@ def _grant(video_id: int, provider: str, creds: UploadCredentials) -> UploadGran
             ("signature", creds.signature),
             ("upload_address", creds.upload_address),
             ("upload_auth", creds.upload_auth),
+            ("upload_url", creds.upload_url),
         )
         if value
     }

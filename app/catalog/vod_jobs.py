@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from app.catalog.deletions import DeletionReport, MediaDeletions
 from app.catalog.media import Media, PullReport
-from app.settings import VodConfig
+from app.settings import TencentVodConfig, VodConfig
+from app.vod.registry import vod_section
 from luser_common import AppError
 from luser_common.tasks import every
 
@@ -43,7 +44,8 @@ class VodJobs:
 
     @property
     def pulls_events(self) -> bool:
-        return self.config.tencent.event_mode == "pull"
+        tencent = vod_section(self.config, "tencent")
+        return isinstance(tencent, TencentVodConfig) and tencent.event_mode == "pull"
 
     async def run_once(self) -> VodJobsReport:
         """One pass of each job; one failing does not stop the other."""

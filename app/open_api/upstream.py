@@ -19,6 +19,7 @@ from app.open_api.secretbox import SecretBox
 from app.settings import AliyunVodConfig, TencentVodConfig, VodConfig
 from app.vod.aliyun import AliyunVodProvider
 from app.vod.base import VodProvider
+from app.vod.registry import vod_section
 from app.vod.tencent import TencentVodProvider
 from luser_common import ConfigError
 
@@ -57,10 +58,10 @@ class ChannelClients:
         overrides = {**creds, **_endpoint(channel.base_url)}
         try:
             if channel.provider == "tencent":
-                base = self._vod.tencent.model_dump()
+                base = vod_section(self._vod, "tencent").model_dump()
                 return TencentVodProvider(TencentVodConfig.model_validate({**base, **overrides}))
             if channel.provider == "aliyun":
-                base = self._vod.aliyun.model_dump()
+                base = vod_section(self._vod, "aliyun").model_dump()
                 return AliyunVodProvider(AliyunVodConfig.model_validate({**base, **overrides}))
         except ValueError as exc:  # pydantic: unknown or invalid credential fields
             raise ConfigError(f"通道 {channel.name} 的凭证配置无效") from exc

@@ -2,7 +2,9 @@
 
 ``PAYMENT_PROVIDERS`` maps a provider name (an attempt's ``provider`` column, the
 notify route's ``{provider}``, a ``[payment.<name>]`` config section) to its
-:class:`ProviderSpec`. Adding a provider is one module plus one line here.
+:class:`ProviderSpec`. Adding a provider is one module plus one line here; the config
+section (``app.settings.payment_config_model``: one typed ``[payment.<name>]`` field per
+entry) derives from it. Register before the config is loaded.
 """
 
 from __future__ import annotations
@@ -58,15 +60,11 @@ PaymentProviderName = Annotated[
 
 
 def payment_section(config: PaymentConfig, name: str) -> BaseModel:
-    """The ``[payment.<name>]`` section as the provider's config model (typed fields
-    for the built-in providers, an extra key for ones added by the registry alone)."""
+    """The ``[payment.<name>]`` section as the provider's config model; its defaults when
+    ``config`` was loaded before ``name`` was registered."""
     spec = PAYMENT_PROVIDERS[name]
-    value: Any = getattr(config, name, None) or {}  # pydantic exposes extra keys too
-    if isinstance(value, spec.config):
-        return value
-    if isinstance(value, BaseModel):
-        value = value.model_dump()
-    return spec.config.model_validate(value)
+    value: Any = getattr(config, name, None)
+    return value if isinstance(value, spec.config) else spec.config()
 
 
 class PaymentProviders:

@@ -17,7 +17,7 @@ import anyio.to_thread
 from pydantic import BaseModel
 
 from app.payments.factory import PAYMENT_PROVIDERS
-from app.settings import AppConfig, PaymentConfig, VodConfig
+from app.settings import AppConfig, payment_config_model, vod_config_model
 from app.vod.registry import VOD_PROVIDERS
 
 __all__ = ["Sandbox", "StandIn", "load_stand_in", "service_url"]
@@ -77,8 +77,10 @@ class Sandbox:
             raise
         vod = {name: s.sandbox_config(url) for name, s in self.vod.items()}
         payment = {name: s.sandbox_config(url) for name, s in self.payment.items()}
-        vod_config = VodConfig.model_validate({**_fields(self.config.vod), **vod})
-        payment_config = PaymentConfig.model_validate({**_fields(self.config.payment), **payment})
+        vod_config = vod_config_model().model_validate({**dict(self.config.vod), **vod})
+        payment_config = payment_config_model().model_validate(
+            {**dict(self.config.payment), **payment}
+        )
         return self.config.model_copy(update={"vod": vod_config, "payment": payment_config})
 
     def _started(self, path: str) -> StandIn:
@@ -107,8 +109,3 @@ class Sandbox:
         tb: TracebackType | None,
     ) -> None:
         await anyio.to_thread.run_sync(self.stop)
-
-
-def _fields(section: BaseModel) -> dict[str, Any]:
-    """A section's values as given (typed fields and extra provider sections)."""
-    return {**dict(section), **(section.model_extra or {})}

@@ -70,6 +70,8 @@ class UploadCredentials:
     upload (``NewFileUpload`` event, linked back through ``source_context``).
     Aliyun: ``media_id`` (VideoId) up front, ``upload_address`` / ``upload_auth``
     (base64 JSON) for the OSS upload SDKs.
+    ``upload_url``: where the file goes when that is not the SDKs' fixed address (the
+    sandbox's upload target); None for the real providers.
     """
 
     provider: str
@@ -78,6 +80,7 @@ class UploadCredentials:
     signature: str | None = None
     upload_address: str | None = None
     upload_auth: str | None = None
+    upload_url: str | None = None
     request_id: str | None = None
 
 

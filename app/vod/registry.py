@@ -3,8 +3,10 @@
 ``VOD_PROVIDERS`` maps a provider name (a video's ``provider`` column, the callback
 route's ``{provider}``, a ``[vod.<name>]`` config section) to its :class:`ProviderSpec`:
 the provider class, its config model and its sandbox stand-in. Adding a provider is
-one module plus one line here; the name check, the config sections, the callback
-route and the sandbox all read this dict.
+one module plus one line here; the name check, the config sections
+(``app.settings.vod_config_model``: one typed ``[vod.<name>]`` field per entry), the
+callback route and the sandbox all read this dict. Register before the config is
+loaded: a load types the sections of the providers registered at that moment.
 """
 
 from __future__ import annotations
@@ -84,18 +86,11 @@ VodProviderName = Annotated[
 
 
 def vod_section(vod_config: VodConfig, name: str) -> BaseModel:
-    """The ``[vod.<name>]`` section as the provider's config model.
-
-    Built-in providers have typed fields on ``VodConfig``; a provider added by the
-    registry alone has its section as an extra key, validated here by its own model.
-    """
+    """The ``[vod.<name>]`` section as the provider's config model; its defaults when
+    ``vod_config`` was loaded before ``name`` was registered."""
     spec = VOD_PROVIDERS[check_vod_name(name)]
-    value: Any = getattr(vod_config, name, None) or {}  # pydantic exposes extra keys too
-    if isinstance(value, spec.config):
-        return value
-    if isinstance(value, BaseModel):
-        value = value.model_dump()
-    return spec.config.model_validate(value)
+    value: Any = getattr(vod_config, name, None)
+    return value if isinstance(value, spec.config) else spec.config()
 
 
 def provider_for(name: str, vod_config: VodConfig) -> VodProvider:

@@ -153,7 +153,10 @@ class TencentVodProvider(VodProvider):
             source_context=source_context,
         )
         return UploadCredentials(
-            provider=self.name, expires_at=c.utc(issued + ttl), signature=signature
+            provider=self.name,
+            expires_at=c.utc(issued + ttl),
+            signature=signature,
+            upload_url=cfg.upload_url or None,
         )
 
     async def media_info(self, media_id: str) -> MediaInfo:

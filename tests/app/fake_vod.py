@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from app.vod.base import (
     CallbackRejected,
@@ -28,7 +28,7 @@ class FakeVodConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     cdn: str = "https://cdn.fake.invalid"
-    callback_token: str = "fake-token"
+    callback_token: SecretStr = SecretStr("fake-token")
 
 
 class FakeVodProvider(VodProvider):
@@ -68,7 +68,7 @@ class FakeVodProvider(VodProvider):
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str] | None = None
     ) -> VodEvent | None:
         token = (query or {}).get("token", "")
-        if not hmac.compare_digest(token, self.config.callback_token):
+        if not hmac.compare_digest(token, self.config.callback_token.get_secret_value()):
             raise CallbackRejected("回调令牌无效")
         data: dict[str, Any] = json.loads(body)
         return VodEvent(
@@ -95,7 +95,9 @@ class FakeVodSandbox:
         FakeVodSandbox.running.remove(self)
 
     def sandbox_config(self, service_url: str) -> FakeVodConfig:
-        return FakeVodConfig(cdn=f"{service_url}/fake-cdn", callback_token="sandbox-token")
+        return FakeVodConfig(
+            cdn=f"{service_url}/fake-cdn", callback_token=SecretStr("sandbox-token")
+        )
 
 
 SPEC = ProviderSpec(FakeVodProvider, FakeVodConfig, f"{__name__}:FakeVodSandbox")

@@ -19,7 +19,7 @@ from app.sandbox.vod import (
     tencent_new_file_upload,
     tencent_procedure_finished,
 )
-from app.settings import VodConfig
+from app.settings import VodConfig, vod_config_model
 from app.vod import VodRegistry
 from luser_common import AppError
 from luser_db import Db
@@ -298,7 +298,7 @@ async def test_unreachable_or_unconfigured_provider_is_503(
     dead_config = dead.config()
     dead.stop()  # nothing listens on that port any more
     catalog = service_app.state.services.catalog
-    media = Media(catalog, VodRegistry(VodConfig(tencent=dead_config)))
+    media = Media(catalog, VodRegistry(vod_config_model()(tencent=dead_config)))
     with pytest.raises(AppError) as caught:
         await media.refresh(video["id"])
     assert caught.value.status_code == 503 and caught.value.code == "NETWORK_ERROR"

@@ -23,7 +23,7 @@ from app.catalog.media import Media
 from app.catalog.vod_jobs import VodJobs
 from app.cli import main
 from app.sandbox.vod import AliyunVodStub, TencentVodStub, tencent_new_file_upload
-from app.settings import AppConfig, VodConfig
+from app.settings import AppConfig, vod_config_model
 from app.vod import VodRegistry
 from app.vod.aliyun import AliyunVodProvider
 from app.vod.base import CallbackRejected
@@ -281,7 +281,7 @@ async def pull_media(
     service_app: Starlette, app_config: AppConfig, tencent: TencentVodStub
 ) -> AsyncIterator[Media]:
     tencent_config = app_config.vod.tencent.model_copy(update={"event_mode": "pull"})
-    registry = VodRegistry(VodConfig(tencent=tencent_config))
+    registry = VodRegistry(vod_config_model()(tencent=tencent_config))
     yield Media(service_app.state.services.catalog, registry)
     await registry.aclose()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import luser_config
+from luser_config import _registry
 
 from .example_settings import ExampleSettings
 
@@ -20,7 +21,7 @@ WriteFile = Callable[[str, str], Path]
 def example_schema() -> Iterator[type[ExampleSettings]]:
     """These tests load into a small application schema (``ExampleSettings``), the way
     an application registers its own; whatever was registered before comes back after."""
-    previous = luser_config.current_schema()
+    previous = _registry._factory  # the class or schema factory, as registered
     luser_config.use_schema(ExampleSettings)
     yield ExampleSettings
     luser_config.use_schema(previous)

@@ -77,7 +77,7 @@ def test_show_hides_sections_the_schema_does_not_know() -> None:
     assert "vod" in generic.stderr and "--schema" in generic.stderr
     named = run(
         "--schema",
-        "app.settings:AppConfig",
+        "app.settings:app_schema",
         "show",
         "--env",
         "test",
@@ -159,7 +159,7 @@ def test_docs_check_passes_on_the_repository() -> None:
     # its schema, and `python -m luser_config` takes it with --schema.
     result = run("docs", "--check", full=True)
     assert result.returncode == 0, result.stderr
-    named = run("--schema", "app.settings:AppConfig", "docs", "--check")
+    named = run("--schema", "app.settings:app_schema", "docs", "--check")
     assert named.returncode == 0, named.stderr
     generic_only = run("docs", "--check")
     assert generic_only.returncode == 1 and "已过期" in generic_only.stderr

@@ -169,3 +169,18 @@ def test_docs_list_app_sections_and_say_where_they_come_from() -> None:
     assert "| `partner.timeout_seconds` | float | `15` | > 0, ≤ 120 |  |" in table
     assert "| `features.<name>` | bool | `false` |  | any other flag |" in table
     assert render_keys() == table  # the registered schema is the default
+
+
+def test_a_schema_factory_is_asked_on_every_load(cfg_dir: Path, write: WriteFile) -> None:
+    # An application whose sections depend on what it registers at run time.
+    built: list[type[Settings]] = [Settings]
+    luser_config.use_schema(lambda: built[-1])
+    write("default.toml", "[partner]\ntimeout_seconds = 3\n")
+    assert type(load_config("test", cfg_dir)) is Settings
+    built.append(ExampleSettings)
+    cfg = load_config("test", cfg_dir)
+    assert isinstance(cfg, ExampleSettings) and cfg.partner.timeout_seconds == 3
+    assert luser_config.current_schema() is ExampleSettings
+    built.append(int)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        luser_config.current_schema()

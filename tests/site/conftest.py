@@ -32,7 +32,7 @@ from app.files import MIGRATIONS_DIR
 from app.sandbox.cashier import SandboxAlipay, SandboxWechat
 from app.sandbox.payments import WechatPayStub
 from app.sandbox.vod import PROXY_ENV_VARS
-from app.settings import AppConfig, PaymentConfig
+from app.settings import AppConfig, payment_config_model
 from app.vod.base import SignedUrl
 from luser_common import utc_now
 from luser_db.migrations import Migrator
@@ -109,7 +109,7 @@ async def site_config(
     ali, wx = site_stubs
     url = site_url(site_socket)
     alipay = ali.sandbox_config(url).model_copy(update={"return_url": f"{url}/me/orders"})
-    payment = PaymentConfig(
+    payment = payment_config_model()(
         reconcile_interval_seconds=86400, alipay=alipay, wechat=wx.sandbox_config(url)
     )
     return AppConfig.model_validate(

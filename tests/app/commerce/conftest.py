@@ -24,7 +24,7 @@ from app.commerce import Commerce, SubscriptionEntitlements
 from app.files import MIGRATIONS_DIR
 from app.sandbox.payments import AlipayStub, KeyPair, WechatPayStub, generate_keypair
 from app.sandbox.vod import TencentVodStub
-from app.settings import AppConfig, PaymentConfig
+from app.settings import AppConfig, payment_config_model
 from luser_db import Db
 from luser_db.migrations import Migrator
 
@@ -81,7 +81,7 @@ def shop_config(
     shop_wechat: WechatPayStub,
     tencent_stub: TencentVodStub,
 ) -> AppConfig:
-    payment = PaymentConfig(
+    payment = payment_config_model()(
         order_expire_minutes=30,
         reconcile_after_minutes=5,
         # The background job starts with the app but never fires during the tests;

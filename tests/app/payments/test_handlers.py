@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from app.payments import PaymentNotifyInvalid, PaymentProvider, build_providers
 from app.sandbox.payments import AlipayStub, KeyPair, WechatPayStub
-from app.settings import PaymentConfig
+from app.settings import PaymentConfig, payment_config_model
 from luser_common.errors import NotFound
 
 
@@ -35,7 +35,7 @@ def _app(providers: dict[str, PaymentProvider], seen: list[str]) -> Starlette:
 async def client_and_stubs(
     alipay_stub: AlipayStub, wechat_stub: WechatPayStub
 ) -> AsyncIterator[tuple[httpx.AsyncClient, list[str]]]:
-    config = PaymentConfig(alipay=alipay_stub.config(), wechat=wechat_stub.config())
+    config = payment_config_model()(alipay=alipay_stub.config(), wechat=wechat_stub.config())
     registry = build_providers(config)
     providers = {name: registry.get(name) for name in registry.names()}
     seen: list[str] = []
@@ -87,7 +87,7 @@ async def test_wechat_notify_over_http(
 
 
 def test_build_providers_only_enabled(alipay_stub: AlipayStub) -> None:
-    registry = build_providers(PaymentConfig(alipay=alipay_stub.config()))
+    registry = build_providers(payment_config_model()(alipay=alipay_stub.config()))
     assert registry.names() == ["alipay"] and "alipay" in registry
     with pytest.raises(NotFound):
         registry.get("wechat")

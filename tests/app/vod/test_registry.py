@@ -7,13 +7,13 @@ import inspect
 import pytest
 
 import app.vod
-from app.settings import VodConfig
+from app.settings import VodConfig, vod_config_model
 from app.vod import AliyunVodProvider, TencentVodProvider, VodProvider, VodRegistry, provider_for
 from luser_common import ValidationError
 
 
 def test_provider_for_builds_each_provider_from_its_section() -> None:
-    config = VodConfig.model_validate(
+    config = vod_config_model().model_validate(
         {"tencent": {"secret_id": "AKIDx"}, "aliyun": {"access_key_id": "LTAIx"}}
     )
     tencent = provider_for("tencent", config)
