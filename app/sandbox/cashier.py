@@ -17,17 +17,15 @@ from __future__ import annotations
 import html
 import json
 import secrets
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
+from app.sandbox.delivery import post
 from app.sandbox.payments import AlipayStub, WechatPayStub, _alipay_unsigned
 from app.settings import AlipayConfig, WechatPayConfig
 
-__all__ = ["NOTIFY_TIMEOUT_SECONDS", "SandboxAlipay", "SandboxWechat", "page"]
+__all__ = ["SandboxAlipay", "SandboxWechat", "page"]
 
-NOTIFY_TIMEOUT_SECONDS = 10
 PAGE_PAY_METHODS = ("alipay.trade.page.pay", "alipay.trade.wap.pay")
 HTML = {"Content-Type": "text/html; charset=utf-8"}
 
@@ -56,18 +54,6 @@ def _pay_form(action: str, fields: dict[str, str]) -> str:
         f'<form method="post" action="{html.escape(action)}">{hidden}'
         '<button type="submit" id="pay">支付</button></form>'
     )
-
-
-def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
-    """POST a notification as the provider would; (status, reply text), 0 if unreachable."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=NOTIFY_TIMEOUT_SECONDS) as response:
-            return int(response.status), response.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read().decode("utf-8", "replace")
-    except OSError as exc:
-        return 0, str(exc)
 
 
 def _outcome(delivered: bool, status: int, reply: str, return_url: str = "") -> Reply:
@@ -135,7 +121,7 @@ class SandboxAlipay(AlipayStub):
             checkout = self.checkouts.get(out_trade_no, {})
             notify_url, return_url = checkout.get("notify_url", ""), checkout.get("return_url", "")
         body = self.notification(out_trade_no)
-        status, reply = _post(
+        status, reply = post(
             notify_url or self.notify_url,
             body,
             {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
@@ -203,5 +189,5 @@ class SandboxWechat(WechatPayStub):
             self.mark_paid(out_trade_no)
             notify_url = self.checkouts.get(out_trade_no, {}).get("notify_url") or self.notify_url
         headers, body = self.notification(out_trade_no)
-        status, reply = _post(notify_url, body, {**headers, "Content-Type": "application/json"})
+        status, reply = post(notify_url, body, {**headers, "Content-Type": "application/json"})
         return _outcome(status in (200, 204), status, reply)

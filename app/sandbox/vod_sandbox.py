@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from app.sandbox.delivery import post
 from app.sandbox.media import DEMO_DURATION_SECONDS, DEMO_VIDEO_PATH, demo_video, serve_bytes
 from app.sandbox.vod import (
     AliyunVodStub,
@@ -39,7 +40,6 @@ from app.sandbox.vod_upload import (
     check_oss_put,
     check_tencent_signature,
     mp4_duration,
-    post,
 )
 from app.settings import AliyunVodConfig, TencentVodConfig
 from app.vod.signing import tencent_key_url

@@ -20,23 +20,18 @@ import hashlib
 import hmac
 import struct
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 
 __all__ = [
-    "NOTIFY_TIMEOUT_SECONDS",
     "UploadRefused",
     "check_oss_put",
     "check_tencent_signature",
     "mp4_duration",
     "oss_signature",
-    "post",
 ]
 
-NOTIFY_TIMEOUT_SECONDS = 10
 OSS_MAX_SKEW_SECONDS = 900
 
 
@@ -135,15 +130,3 @@ def mp4_duration(data: bytes) -> float:
     except (ValueError, IndexError, struct.error):
         raise UploadRefused(400, "InvalidFileType", "沙箱只接受 MP4 文件") from None
     return round(duration / timescale, 3) if timescale else 0.0
-
-
-def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
-    """POST a notification as the provider would; (status, reply text), 0 if unreachable."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=NOTIFY_TIMEOUT_SECONDS) as response:
-            return int(response.status), response.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read().decode("utf-8", "replace")
-    except OSError as exc:
-        return 0, str(exc)
