@@ -6,7 +6,7 @@ Each test names the behaviour it pins; the mutants it kills are listed in the do
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -43,6 +43,13 @@ pytestmark = pytest.mark.usefixtures("clean_tables")
 SECOND = "mutation_second"
 
 
+def mine(listener: Callable[[QueryEvent], None]) -> Callable[[QueryEvent], None]:
+    """``listener`` for this task's statements only: background jobs that earlier tests'
+    app fixtures started (the open API's config poll) run in other tasks meanwhile."""
+    task = asyncio.current_task()
+    return lambda event: listener(event) if asyncio.current_task() is task else None
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def second_source(orm_schema: str) -> AsyncIterator[str]:
     """A second data source on the same database: one connection, a short acquire timeout."""
@@ -65,7 +72,7 @@ async def test_transaction_steps_reach_on_query_by_name_and_source() -> None:
     def record(event: QueryEvent) -> None:
         events.append((event.sql, event.source))
 
-    remove = on_query(record)
+    remove = on_query(mine(record))
     try:
         async with transaction(statement_timeout=5):
             assert await Db.query_int("SELECT 41 + 1") == 42
@@ -527,7 +534,7 @@ async def test_an_error_inside_a_transaction_is_translated_watched_or_not() -> N
 
 async def test_copy_is_reported_with_its_table_and_forwards_options() -> None:
     events: list[tuple[str, str]] = []
-    remove = on_query(lambda event: events.append((event.sql, event.source)))
+    remove = on_query(mine(lambda event: events.append((event.sql, event.source))))
     try:
         async with luser_db.connection() as conn:
             status = await conn.copy_records_to_table(
