@@ -76,7 +76,8 @@ class SandboxAlipay(AlipayStub):
     def sandbox_config(self, service_url: str) -> AlipayConfig:
         """The ``[payment.alipay]`` section aimed at this stand-in."""
         self.notify_url = f"{service_url}/api/payments/notify/alipay"
-        return self.config(notify_url=self.notify_url, return_url="")
+        # The cashier's "返回商户" link leads the buyer back to their orders on the site.
+        return self.config(notify_url=self.notify_url, return_url=f"{service_url}/me/orders")
 
     def _dispatch(self, method: str, path: str, headers: dict[str, str], body: str) -> Reply:
         parts = urllib.parse.urlsplit(path)

@@ -221,7 +221,7 @@ class _StubBase:
                 self.end_headers()
                 self.wfile.write(reply.body)
 
-            do_GET = do_PUT = do_POST
+            do_GET = do_PUT = do_OPTIONS = do_POST  # OPTIONS: a browser's CORS preflight
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

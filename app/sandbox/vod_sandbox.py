@@ -48,6 +48,11 @@ __all__ = ["OSS_BUCKET", "TENCENT_UPLOAD_PATH", "SandboxAliyunVod", "SandboxTenc
 
 DEMO_COVER = "https://example.invalid/covers/sandbox.jpg"
 TENCENT_UPLOAD_PATH = "/vod/upload"
+UPLOAD_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST",
+    "Access-Control-Allow-Headers": "X-VOD-Signature, X-VOD-File-Name, Content-Type",
+}
 TENCENT_UPLOADED = "/vod/media/"  # where an uploaded file is served: <FileId>.mp4
 OSS_BUCKET = "sandbox-vod"
 UPLOAD_TTL_SECONDS = 3000  # what Aliyun documents for UploadAuth
@@ -100,8 +105,12 @@ class SandboxTencentVod(TencentVodStub):
         route = urllib.parse.urlsplit(path).path
         if method == "GET" and (route == DEMO_VIDEO_PATH or route.startswith(TENCENT_UPLOADED)):
             return self._serve_video(path, headers)
-        if method == "POST" and route == TENCENT_UPLOAD_PATH:
-            return self._upload(headers, body)
+        if route == TENCENT_UPLOAD_PATH and method in ("POST", "OPTIONS"):
+            # An operator's browser uploads from the service's origin: the signature, not
+            # the origin, is what authorises an upload, so any origin may send one.
+            reply = _Reply(204, b"") if method == "OPTIONS" else self._upload(headers, body)
+            reply.headers.update(UPLOAD_CORS)
+            return reply
         if headers.get("x-tc-action") == "DescribeMediaInfos":
             ids = json.loads(body or b"{}").get("FileIds") or []
             for media_id in (str(i) for i in ids):

@@ -25,6 +25,7 @@ from app.site import (
     console_catalog,
     console_open,
     console_revenue,
+    console_upload,
     keys,
     pages,
 )
@@ -60,6 +61,13 @@ def routes() -> list[Route | Mount]:
         Route("/console", console.videos, methods=["GET"]),
         Route("/console/videos", console.videos, methods=["GET"]),
         Route("/console/videos", console.create_video, methods=["POST"]),
+        Route("/console/videos/{id}/upload", console_upload.upload_page, methods=["GET"]),
+        Route("/console/videos/{id}/status", console_upload.video_status, methods=["GET"]),
+        Route(
+            "/console/videos/{id}/credentials",
+            console_upload.upload_credentials,
+            methods=["POST"],
+        ),
         Route("/console/videos/{id}/{action}", console.video_action, methods=["POST"]),
         Route("/console/users", console.users, methods=["GET"]),
         Route("/console/users/{id}", console.user_detail, methods=["GET"]),

@@ -81,7 +81,9 @@ async def create_video(request: Request) -> Response:
         video = await services(request).catalog.create_video(body.model_dump())
     except AppError as err:
         return await _videos_page(request, form, err)
-    return back("/console/videos", f"视频 #{video.id} “{video.title}” 已创建 (草稿)")
+    # A draft without media gets its file next, from the browser (console_upload).
+    where = "/console/videos" if video.media_id else f"/console/videos/{video.id}/upload"
+    return back(where, f"视频 #{video.id} “{video.title}” 已创建 (草稿)")
 
 
 def _number(form: dict[str, str], name: str) -> int:

@@ -129,6 +129,8 @@ def _journey(base: str, db_url: str, provider: str, method: str) -> tuple[int, s
         paid = _press_pay(browser, page_url)
         assert paid.status_code == 200, paid.text
         assert "支付成功" in paid.text
+        if provider == "alipay":  # the cashier leads back to the site's orders page
+            assert f'<a href="{base}/me/orders">返回商户</a>' in paid.text
 
         detail = api.get(f"/api/orders/{order['id']}", headers=auth).json()["data"]
         assert detail["status"] == "paid", detail

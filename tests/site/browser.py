@@ -128,6 +128,10 @@ class Browser:
         await self._run(element.clear)
         await self._run(element.send_keys, value)
 
+    async def choose_file(self, css: str, path: Path) -> None:
+        """Pick ``path`` in the file input ``css``, as the file dialog would."""
+        await self._run((await self.find(css)).send_keys, str(path.resolve()))
+
     async def click(self, css: str) -> None:
         await self._run((await self.find(css)).click)
 

@@ -108,9 +108,10 @@ async def site_config(
     await Migrator(database_url, directory=MIGRATIONS).up()
     ali, wx = site_stubs
     url = site_url(site_socket)
-    alipay = ali.sandbox_config(url).model_copy(update={"return_url": f"{url}/me/orders"})
     payment = payment_config_model()(
-        reconcile_interval_seconds=86400, alipay=alipay, wechat=wx.sandbox_config(url)
+        reconcile_interval_seconds=86400,
+        alipay=ali.sandbox_config(url),
+        wechat=wx.sandbox_config(url),
     )
     return AppConfig.model_validate(
         {

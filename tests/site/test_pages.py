@@ -549,8 +549,35 @@ async def test_console_creates_a_draft_with_a_script_title(
     video = await Video.query().where("title = ?", title).first()
     assert video is not None and video.status == "draft" and video.provider == "aliyun"
     assert video.preview_seconds == 5 and video.media_id is None
+    assert r.headers["location"].startswith(f"/console/videos/{video.id}/upload?msg=")
     listing = await browser_like.get("/console/videos", params={"q": title[-6:]})
     assert "&lt;script&gt;x()&lt;/script&gt;" in listing.text and "<script>x()" not in listing.text
+
+
+async def test_console_upload_endpoints_answer_json_and_check_csrf(
+    browser_like: httpx.AsyncClient, site_app: Starlette, site_admin: SiteAccount
+) -> None:
+    """The upload page's script gets JSON: the video's status, and for credentials the
+    admin API's error codes; a request without the CSRF token is refused."""
+    draft = await make_video(site_app, publish=False, media_id=None)
+    published = await make_video(site_app)
+    await log_in(browser_like, site_admin.account)
+    page = await browser_like.get(f"/console/videos/{draft.id}/upload")
+    assert page.status_code == 200 and 'id="upload-file"' in page.text
+    status = await browser_like.get(f"/console/videos/{draft.id}/status")
+    assert status.json() == {"status": "draft", "media_status": "none"}
+    token = await csrf_of(browser_like, f"/console/videos/{draft.id}/upload")
+    ask = "/console/videos/{}/credentials"
+    r = await browser_like.post(ask.format(draft.id), data={"file_name": "a.mp4"})
+    assert r.status_code == 403
+    r = await browser_like.post(ask.format(draft.id), data={"csrf_token": token, "file_name": ""})
+    assert r.status_code == 422 and r.json()["code"] == "VALIDATION_ERROR"
+    r = await browser_like.post(
+        ask.format(published.id), data={"csrf_token": token, "file_name": "a.mp4"}
+    )
+    assert r.status_code == 409 and r.json()["code"] == "INVALID_STATE", r.text
+    unchanged = await site_app.state.services.catalog.video(published.id)
+    assert unchanged.media_status == published.media_status
 
 
 async def test_console_revenue_and_reconcile(
