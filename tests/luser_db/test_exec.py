@@ -30,7 +30,11 @@ COLUMNS = ["name", "email", "age"]
 @contextmanager
 def recorded() -> Iterator[list[QueryEvent]]:
     events: list[QueryEvent] = []
-    remove = on_query(events.append)
+    # This task's statements only: app fixtures of earlier tests keep background jobs running.
+    task = asyncio.current_task()
+    remove = on_query(
+        lambda event: events.append(event) if asyncio.current_task() is task else None
+    )
     try:
         yield events
     finally:
