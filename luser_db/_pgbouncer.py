@@ -10,7 +10,10 @@ connection, shared with other clients. So:
   client's. Costs one extra round trip per call (Parse/Describe, then Bind/Execute).
 * ``"transaction_prepared"`` (PgBouncer >= 1.21 with ``max_prepared_statements`` > 0):
   PgBouncer tracks protocol-level prepared statements itself, so the cache stays on and
-  a call is one round trip, as when connected directly.
+  a call is one round trip, as when connected directly. An older PgBouncer passes the
+  names through to whichever server it picks, and calls then fail at random with
+  "prepared statement ... does not exist": :func:`check_prepared_statements_tracked`
+  refuses such a PgBouncer when the pool opens.
 
 In both modes a statement that would leave session state on the shared server (a plain
 ``SET``, ``LISTEN``, a session advisory lock, a temporary table ...) is refused before it
@@ -25,13 +28,20 @@ from __future__ import annotations
 import re
 import uuid
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
-from luser_common import DatabaseError
+from luser_common import ConfigError, DatabaseError
 
 from ._sql import split_statements
 
-__all__ = ["Mode", "SessionStateRefused", "leaves_session_state", "unique_name"]
+__all__ = [
+    "Mode",
+    "PreparedStatementsUntracked",
+    "SessionStateRefused",
+    "check_prepared_statements_tracked",
+    "leaves_session_state",
+    "unique_name",
+]
 
 Mode = Literal[False, "transaction", "transaction_prepared"]
 
@@ -41,6 +51,39 @@ class SessionStateRefused(DatabaseError):
 
     code = "SESSION_STATE_BEHIND_PGBOUNCER"
     default_message = "经 PgBouncer 事务池连接时不能设置会话级状态"
+
+
+class PreparedStatementsUntracked(ConfigError):
+    """``pgbouncer = "transaction_prepared"`` but PgBouncer does not track prepared statements."""
+
+    code = "PGBOUNCER_PREPARED_STATEMENTS_UNTRACKED"
+    default_message = "PgBouncer 未接管预备语句, 不能用 pgbouncer = 'transaction_prepared'"
+
+
+async def check_prepared_statements_tracked(conn: Any, source: str) -> None:
+    """Raise PreparedStatementsUntracked unless PgBouncer renames prepared statements.
+
+    PgBouncer >= 1.21 with ``max_prepared_statements`` > 0 keeps each client's statement
+    names to itself and prepares them on a server under its own (``PGBOUNCER_<n>``).
+    Older versions, or ``max_prepared_statements = 0``, pass the name through: it then
+    shows in the server's ``pg_prepared_statements``. Both statements run in one
+    transaction, so on one server connection. (The admin console's SHOW VERSION is for
+    admin users only; this needs nothing but the client's own rights.)
+    """
+    async with conn.transaction():
+        statement = await conn.prepare("select 1")
+        untouched = await conn.fetchval(
+            "select count(*) from pg_prepared_statements where name = $1", statement.get_name()
+        )
+    if untouched:
+        raise PreparedStatementsUntracked(
+            "pgbouncer = 'transaction_prepared' 需要 PgBouncer >= 1.21 且"
+            " max_prepared_statements > 0: 预备语句名原样到达了 PostgreSQL (PgBouncer 版本过旧,"
+            " max_prepared_statements = 0, 或并未经过 PgBouncer)。请升级 PgBouncer,"
+            " 或改用 pgbouncer = 'transaction'",
+            field="pgbouncer",
+            details={"data_source": source},
+        )
 
 
 def unique_name(prefix: str) -> str:

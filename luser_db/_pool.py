@@ -24,7 +24,13 @@ from luser_common import ConfigError
 from ._datasource import PRIMARY, data_source_config, database_config, resolve_url
 from ._json import RawJson, dumps_json, dumps_jsonb
 from ._observe import configure_sql_log, reset_sql_log
-from ._pgbouncer import Mode, SessionStateRefused, leaves_session_state, unique_name
+from ._pgbouncer import (
+    Mode,
+    SessionStateRefused,
+    check_prepared_statements_tracked,
+    leaves_session_state,
+    unique_name,
+)
 from ._sql import split_statements
 from .errors import DB_ERRORS, PoolClosed, unavailable
 
@@ -413,10 +419,26 @@ async def _open(name: str) -> asyncpg.Pool:
     except DB_ERRORS as exc:
         raise unavailable(exc) from exc
     assert pool is not None
+    if settings.pgbouncer == "transaction_prepared":
+        await _check_prepared_statements(pool, name)
     acquire_timeouts[name] = settings.acquire_timeout
     if name == PRIMARY:
         _apply_log_settings()
     return pool
+
+
+async def _check_prepared_statements(pool: asyncpg.Pool, name: str) -> None:
+    # Once per pool: a PgBouncer that does not track prepared statements would make
+    # every cached statement fail at random later, on whichever server it lands.
+    try:
+        async with pool.acquire() as conn:
+            await check_prepared_statements_tracked(conn, name)
+    except DB_ERRORS as exc:
+        pool.terminate()
+        raise unavailable(exc) from exc
+    except BaseException:
+        pool.terminate()
+        raise
 
 
 def _apply_log_settings() -> None:
