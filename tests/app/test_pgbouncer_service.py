@@ -1,7 +1,9 @@
 """The service behind a real PgBouncer (transaction pooling), LISTEN on ``direct_url``.
 
-Uses the PgBouncer runner of tests/luser_db/test_pgbouncer.py (skips, saying so,
-where the pgbouncer binary is absent).
+In both ``database.pgbouncer`` modes: ``"transaction"`` through the oldest PgBouncer
+found (Debian's 1.18), ``"transaction_prepared"`` through one >= 1.21 with
+``max_prepared_statements = 100`` (scripts/build-pgbouncer's 1.24.1). Uses the runner
+of tests/luser_db/pgbouncer.py; skips, saying so, where a binary is absent.
 """
 
 from __future__ import annotations
@@ -22,26 +24,48 @@ from app.settings import AppConfig
 from .conftest import PASSWORD, Levels, detached_pool, unique_email
 
 _spec = importlib.util.spec_from_file_location(
-    "luser_pgbouncer_runner", Path(__file__).parents[1] / "luser_db" / "test_pgbouncer.py"
+    "luser_pgbouncer_runner", Path(__file__).parents[1] / "luser_db" / "pgbouncer.py"
 )
 assert _spec is not None and _spec.loader is not None
 runner = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = runner  # its models resolve their annotations through it
+sys.modules[_spec.name] = runner  # its dataclasses resolve their annotations through it
 _spec.loader.exec_module(runner)
 
-pytestmark = pytest.mark.skipif(
-    runner.PGBOUNCER is None, reason="pgbouncer binary not installed (apt-get install -y pgbouncer)"
-)
+MODES = [
+    pytest.param(
+        "transaction",
+        runner.oldest(),
+        "",
+        marks=pytest.mark.skipif(
+            runner.oldest() is None, reason=f"no pgbouncer binary found ({runner.BUILD_HINT})"
+        ),
+    ),
+    pytest.param(
+        "transaction_prepared",
+        runner.with_prepared_statements(),
+        "max_prepared_statements = 100\n",
+        marks=pytest.mark.skipif(
+            runner.with_prepared_statements() is None,
+            reason=f"no pgbouncer >= 1.21 found ({runner.BUILD_HINT})",
+        ),
+    ),
+]
 
 
+@pytest.mark.parametrize(("mode", "binary", "extra"), MODES)
 async def test_the_service_works_through_pgbouncer(
-    app_config: AppConfig, levels: Levels, migrated_url: str
+    app_config: AppConfig,
+    levels: Levels,
+    migrated_url: str,
+    mode: str,
+    binary: object,
+    extra: str,
 ) -> None:
-    with runner.run_pgbouncer(migrated_url) as port:
+    with runner.run_pgbouncer(migrated_url, binary, extra=extra) as bouncer:
         database = app_config.database.model_copy(
             update={
-                "url": SecretStr(runner._with_port(migrated_url, port)),
-                "pgbouncer": "transaction",
+                "url": SecretStr(bouncer.url_for(migrated_url)),
+                "pgbouncer": mode,
                 "direct_url": SecretStr(migrated_url),
             }
         )
@@ -51,6 +75,8 @@ async def test_the_service_works_through_pgbouncer(
             async with app.router.lifespan_context(app):
                 transport = httpx.ASGITransport(app=app, client=("10.0.0.9", 1234))
                 async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
+                    r = await api.get("/ready")
+                    assert r.status_code == 200 and r.json()["data"]["database"] == "ok", r.text
                     email = unique_email()
                     body = {"email": email, "password": PASSWORD}
                     r = await api.post("/api/auth/register", json=body)

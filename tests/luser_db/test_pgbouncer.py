@@ -1,26 +1,21 @@
 """luser_db through a real PgBouncer in transaction pooling mode, and ``direct_url``.
 
-The fixture starts the system's ``pgbouncer`` (as ``nobody``: it refuses root) on a
-free port in front of this session's database, with a server pool of 2 so clients
-really share server connections, and stops it afterwards. Without the binary the
-tests skip, saying so (CI installs it in ``.ci/run``).
+The fixtures start a PgBouncer (tests/luser_db/pgbouncer.py; as ``nobody``: it refuses
+root) on a free port in front of this session's database, with a server pool of 2 so
+clients really share server connections, and stop it afterwards. ``"transaction"``
+mode runs on the oldest PgBouncer found (the system's 1.18: it must work with any),
+``"transaction_prepared"`` on one >= 1.21 (scripts/build-pgbouncer's 1.24.1) with
+``max_prepared_statements = 100``. Without the binary a test needs, it skips, saying
+so (CI has both: ``.ci/run``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import textwrap
-import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -34,121 +29,63 @@ from luser_common import Conflict
 from luser_db import Db, Field, Model, Notification, SessionStateRefused, transaction
 from luser_db.migrations import Migrator
 from luser_db.migrations.migrator import LOCK_KEY
-from luser_db.testing import server_address, via_local_port
+from luser_db.testing import via_local_port
 
-PGBOUNCER = shutil.which("pgbouncer") or next(
-    (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.path.exists(p)), None
+from . import pgbouncer
+from .pgbouncer import BUILD_HINT, Running, run_pgbouncer
+from .wire import WireCounter
+
+needs_pgbouncer = pytest.mark.skipif(
+    pgbouncer.oldest() is None, reason=f"no pgbouncer binary found ({BUILD_HINT})"
 )
-pytestmark = pytest.mark.skipif(
-    PGBOUNCER is None, reason="pgbouncer binary not installed (apt-get install -y pgbouncer)"
+needs_prepared = pytest.mark.skipif(
+    pgbouncer.with_prepared_statements() is None,
+    reason=f"no pgbouncer >= 1.21 found for transaction_prepared ({BUILD_HINT})",
 )
+needs_old = pytest.mark.skipif(
+    pgbouncer.without_prepared_statements() is None,
+    reason=f"no pgbouncer < 1.21 found to see transaction_prepared refused ({BUILD_HINT})",
+)
+pytestmark = needs_pgbouncer
 
-SERVER_POOL = 2  # server connections per database: small, so clients share them
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _with_port(url: str, port: int) -> str:
-    return via_local_port(url, port)
+PREPARED_EXTRA = "max_prepared_statements = 100\n"
 
 
-def _server_address(url: str) -> tuple[str, int, str]:
-    """(host or unix-socket folder, port, the system user PgBouncer runs as).
-
-    The embedded PostgreSQL listens on a socket in its data folder only (mode 0700):
-    PgBouncer then runs as the server's own user, the one that can reach it."""
-    host, port = server_address(url)
-    return host, port, Path(host).owner() if host.startswith("/") else "nobody"
-
-
-@contextmanager
-def run_pgbouncer(server_url: str, pool_size: int = SERVER_POOL, extra: str = "") -> Iterator[int]:
-    """A PgBouncer (transaction pooling, trust auth) in front of ``server_url``'s server;
-    yields its port. ``extra``: more ``[pgbouncer]`` settings. Also used by
-    benchmarks/bench_pgbouncer.py."""
-    assert PGBOUNCER is not None
-    server = urlsplit(server_url)
-    host, server_port, run_as = _server_address(server_url)
-    port = _free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="luser-pgbouncer-"))
-    user = server.username or "postgres"
-    (workdir / "users.txt").write_text(f'"{user}" ""\n')
-    (workdir / "pgbouncer.ini").write_text(
-        textwrap.dedent(f"""\
-        [databases]
-        * = host={host} port={server_port}
-        [pgbouncer]
-        listen_addr = 127.0.0.1
-        listen_port = {port}
-        unix_socket_dir =
-        auth_type = trust
-        auth_file = {workdir / "users.txt"}
-        admin_users = {user}
-        pool_mode = transaction
-        default_pool_size = {pool_size}
-        max_client_conn = 500
-        """)
-        + extra
-    )
-    os.chmod(workdir, 0o755)
-    command = [PGBOUNCER, str(workdir / "pgbouncer.ini")]
-    if os.geteuid() == 0:  # PgBouncer refuses to run as root
-        command = ["runuser", "-u", run_as, "--", *command]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        _wait_until_listening(port, proc)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def pgbouncer_version() -> tuple[int, ...]:
-    assert PGBOUNCER is not None
-    out = subprocess.run([PGBOUNCER, "--version"], capture_output=True, text=True).stdout
-    return tuple(int(x) for x in out.split()[1].split(".")[:2])
-
-
-def _wait_until_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            output = proc.stdout.read().decode() if proc.stdout else ""
-            raise RuntimeError(f"pgbouncer exited ({proc.returncode}): {output}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)  # polling a port with a deadline, not synchronising on time
-    raise RuntimeError("pgbouncer did not start listening within 15 s")
+@pytest.fixture(
+    scope="module",
+    params=["transaction", pytest.param("transaction_prepared", marks=needs_prepared)],
+)
+def mode(request: pytest.FixtureRequest) -> str:
+    """luser_db's ``pgbouncer`` setting; each picks the PgBouncer it is meant for."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
-def bouncer_url(database_url: str) -> Iterator[str]:
-    """This session's database, reached through PgBouncer."""
-    with run_pgbouncer(database_url) as port:
-        yield _with_port(database_url, port)
+def bouncer(database_url: str, mode: str) -> Iterator[Running]:
+    """A PgBouncer for ``mode``: the oldest found for ``"transaction"``, one >= 1.21 with
+    ``max_prepared_statements = 100`` for ``"transaction_prepared"``."""
+    if mode == "transaction_prepared":
+        binary, extra = pgbouncer.with_prepared_statements(), PREPARED_EXTRA
+    else:
+        binary, extra = pgbouncer.oldest(), ""
+    with run_pgbouncer(database_url, binary, extra=extra) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def bouncer_url(bouncer: Running, database_url: str) -> str:
+    """This session's database, reached through ``bouncer``."""
+    return bouncer.url_for(database_url)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def via_bouncer(bouncer_url: str, orm_schema: str, database_url: str) -> AsyncIterator[str]:
-    """The default data source through PgBouncer (transaction mode), direct_url direct."""
+async def via_bouncer(
+    bouncer_url: str, mode: str, orm_schema: str, database_url: str
+) -> AsyncIterator[str]:
+    """The default data source through PgBouncer in ``mode``, direct_url direct."""
     await luser_db.close()
     luser_db.reset()
-    luser_db.init(
-        bouncer_url, pgbouncer="transaction", direct_url=database_url, min_size=1, max_size=10
-    )
+    luser_db.init(bouncer_url, pgbouncer=mode, direct_url=database_url, min_size=1, max_size=10)
     try:
         yield bouncer_url
     finally:
@@ -221,8 +158,8 @@ import luser_db
 from luser_common import Conflict
 from luser_db import Db
 
-async def main(url, rounds):
-    luser_db.init(url, pgbouncer="transaction", min_size=1, max_size=32)
+async def main(url, rounds, mode):
+    luser_db.init(url, pgbouncer=mode, min_size=1, max_size=32)
     failures = []
     async def one():
         n = 0
@@ -239,11 +176,13 @@ async def main(url, rounds):
     await luser_db.close()
     print(json.dumps(failures))
 
-asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
 """
 
 
-async def test_32_concurrent_iterators_in_two_processes_never_fail(via_bouncer: str) -> None:
+async def test_32_concurrent_iterators_in_two_processes_never_fail(
+    via_bouncer: str, mode: str
+) -> None:
     await Db.execute("insert into orm.counters (id, n) select i, i from generate_series(1, 50) i")
     rounds = 4
     # Two processes, as two service workers: their cursors' prepared statements meet
@@ -255,6 +194,7 @@ async def test_32_concurrent_iterators_in_two_processes_never_fail(via_bouncer: 
             _ITERATE_WORKER,
             via_bouncer,
             str(rounds),
+            mode,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             cwd=str(Path(__file__).resolve().parents[2]),
@@ -402,7 +342,7 @@ async def test_migrations_run_through_pgbouncer(
 
 
 async def test_a_release_through_pgbouncer_sends_no_reset(
-    via_bouncer: str, database_url: str
+    via_bouncer: str, mode: str, database_url: str
 ) -> None:
     # asyncpg's reset (RESET ALL, pg_advisory_unlock_all() ...) would run on whichever
     # server PgBouncer picks -- maybe releasing another client's locks -- and cost a
@@ -411,7 +351,7 @@ async def test_a_release_through_pgbouncer_sends_no_reset(
     await luser_db.close()
     luser_db.init(
         via_bouncer,
-        pgbouncer="transaction",
+        pgbouncer=mode,
         min_size=1,
         max_size=3,
         server_settings={"application_name": "luser-no-reset"},
@@ -431,30 +371,30 @@ async def test_a_release_through_pgbouncer_sends_no_reset(
 
 
 async def test_config_keys_pgbouncer_and_direct_url(
-    bouncer_url: str, database_url: str, orm_schema: str, tmp_path: Path
+    bouncer_url: str, mode: str, database_url: str, orm_schema: str, tmp_path: Path
 ) -> None:
     import luser_config
 
     (tmp_path / "default.toml").write_text(
         f'[database]\nurl = "{bouncer_url}"\ndirect_url = "{database_url}"\n'
-        'pgbouncer = "transaction"\nmin_connections = 0\n'
+        f'pgbouncer = "{mode}"\nmin_connections = 0\n'
         f'[database.data_sources.old]\nurl = "{bouncer_url}"\npgbouncer = true\n'
-        f'[database.data_sources.new]\nurl = "{bouncer_url}"\npgbouncer = "transaction_prepared"\n'
     )
     await luser_db.close()
     luser_db.reset()
     await luser_config.init_config(env="test", config_dir=tmp_path)
     try:
         cfg = luser_config.get_config().database
-        assert cfg.pgbouncer == "transaction" and cfg.data_sources["old"].pgbouncer == "transaction"
+        assert cfg.pgbouncer == mode and cfg.data_sources["old"].pgbouncer == "transaction"
         assert await Db.query_int("select 1") == 1
         pool = await luser_db.get_pool()
         async with pool.acquire() as conn:
+            # >= 1.21 mode keeps asyncpg's statement cache (PgBouncer tracks the names).
+            cache = conn._con._stmt_cache.get_max_size()  # type: ignore[attr-defined]
+            assert cache == {"transaction": 0, "transaction_prepared": 100}[mode]
+        old = await luser_db.get_pool("old")
+        async with old.acquire() as conn:
             assert conn._con._stmt_cache.get_max_size() == 0  # type: ignore[attr-defined]
-        # >= 1.21 mode keeps asyncpg's statement cache (PgBouncer tracks the names).
-        new = await luser_db.get_pool("new")
-        async with new.acquire() as conn:
-            assert conn._con._stmt_cache.get_max_size() == 100  # type: ignore[attr-defined]
         # LISTEN and the Migrator go to direct_url: lock_timeout as a startup
         # parameter is accepted there (PgBouncer refuses it).
         got: asyncio.Queue[Notification] = asyncio.Queue()
@@ -487,7 +427,9 @@ def test_init_accepts_the_same_modes() -> None:
     assert luser_db._pool.settings_of("bouncer_modes").pgbouncer == "transaction"
 
 
-async def test_type_introspection_leaves_jit_alone(via_bouncer: str, database_url: str) -> None:
+async def test_type_introspection_leaves_jit_alone(
+    via_bouncer: str, mode: str, database_url: str
+) -> None:
     # asyncpg turns JIT off with a session set_config() around its type introspection and
     # back on in a later statement: through PgBouncer those land on different servers.
     # Busy clients make PgBouncer hand each statement to whichever server is free.
@@ -506,7 +448,7 @@ async def test_type_introspection_leaves_jit_alone(via_bouncer: str, database_ur
                 assert await Db.query_str("select 'calm'::orm.mood") == "calm"
                 await luser_db.close()
                 luser_db.reset()
-                luser_db.init(via_bouncer, pgbouncer="transaction", min_size=1, max_size=2)
+                luser_db.init(via_bouncer, pgbouncer=mode, min_size=1, max_size=2)
 
         *seen, _ = await asyncio.gather(*(busy(c) for c in others), introspect())
         after = await asyncio.gather(*(busy(c) for c in others))
@@ -537,10 +479,98 @@ async def test_migrator_from_config_behind_pgbouncer_without_direct_url(
 
 
 async def test_listen_behind_pgbouncer_without_direct_url_logs_an_error(
-    via_bouncer: str, caplog: pytest.LogCaptureFixture
+    via_bouncer: str, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    luser_db.init(via_bouncer, pgbouncer="transaction", min_size=1, max_size=2)  # no direct_url
+    luser_db.init(via_bouncer, pgbouncer=mode, min_size=1, max_size=2)  # no direct_url
     with caplog.at_level("ERROR", logger="luser_db.listen"):
         async with await luser_db.listen("luser_deaf", lambda note: None):
             pass
     assert any("direct_url" in r.getMessage() for r in caplog.records)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def counted(bouncer: Running, mode: str, database_url: str) -> AsyncIterator[WireCounter]:
+    """The default data source through a message-counting proxy in front of ``bouncer``."""
+    counter = WireCounter("127.0.0.1", bouncer.port)
+    port = await counter.start()
+    await luser_db.close()
+    luser_db.reset()
+    luser_db.init(via_local_port(database_url, port), pgbouncer=mode, min_size=1, max_size=2)
+    try:
+        yield counter
+    finally:
+        await luser_db.close()
+        luser_db.reset()
+        luser_db.init(database_url, min_size=1, max_size=10)
+        await counter.close()
+
+
+async def test_a_call_with_parameters_is_one_round_trip_only_with_transaction_prepared(
+    counted: WireCounter, bouncer: Running, mode: str, orm_schema: str, database_url: str
+) -> None:
+    # asyncpg waits for the server after each Sync and each Flush. With its statement
+    # cache a call is Bind/Execute/Sync: one round trip. Without (any PgBouncer in
+    # transaction pooling) each call first sends Parse/Describe/Flush: two.
+    sql = "select count(*) from orm.users where age > ?"
+    await Db.query_int(sql, 0)  # warm: pool open, statement prepared and cached
+    database = urlsplit(database_url).path.lstrip("/")
+    before = bouncer.stats(database)
+    counted.counts.clear()
+    calls = 40
+    for i in range(calls):
+        assert await Db.query_int(sql, 1000 + i) == 0
+    per_call = {"transaction": 2, "transaction_prepared": 1}[mode]
+    assert counted.round_trips == calls * per_call, counted.counts
+    after = bouncer.stats(database)
+    assert after["query_count"] - before["query_count"] == calls  # PgBouncer: one Sync each
+    if mode == "transaction":
+        assert counted.counts["P"] >= calls  # the statement is sent again on each call
+    else:
+        assert counted.counts["P"] == 0
+        # PgBouncer's side: only binds of the statement it already knows, prepared on
+        # each server it landed on by PgBouncer itself.
+        assert after["client_parse_count"] == before["client_parse_count"]
+        assert after["bind_count"] - before["bind_count"] == calls
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        pytest.param("pgbouncer < 1.21", marks=needs_old),
+        pytest.param("max_prepared_statements = 0", marks=needs_prepared),
+        "no pgbouncer at all",
+    ],
+)
+async def test_transaction_prepared_is_refused_where_names_reach_the_server(
+    setup: str, database_url: str
+) -> None:
+    # Without PgBouncer tracking them, asyncpg's cached statements would be prepared on
+    # one server and bound on another: "prepared statement ... does not exist", at
+    # random, later. luser_db refuses at pool start instead, naming the setting.
+    from luser_db._pgbouncer import PreparedStatementsUntracked
+
+    async def first_query(url: str) -> None:
+        await luser_db.close()
+        luser_db.reset()
+        luser_db.init(url, pgbouncer="transaction_prepared", min_size=1, max_size=2)
+        try:
+            with pytest.raises(PreparedStatementsUntracked) as info:
+                await Db.query_int("select 1")
+        finally:
+            await luser_db.close()
+            luser_db.reset()
+            luser_db.init(database_url, min_size=1, max_size=10)
+        error = info.value
+        assert error.code == "PGBOUNCER_PREPARED_STATEMENTS_UNTRACKED"
+        assert error.field == "pgbouncer" and "transaction_prepared" in error.message
+        assert "max_prepared_statements" in error.message
+
+    if setup == "no pgbouncer at all":
+        await first_query(database_url)
+        return
+    if setup == "pgbouncer < 1.21":
+        binary, extra = pgbouncer.without_prepared_statements(), ""
+    else:
+        binary, extra = pgbouncer.with_prepared_statements(), "max_prepared_statements = 0\n"
+    with run_pgbouncer(database_url, binary, extra=extra) as running:
+        await first_query(running.url_for(database_url))
