@@ -2,14 +2,15 @@
 
     python benchmarks/bench_pgbouncer.py --dsn postgresql://postgres@127.0.0.1:5432/test
 
-Starts its own PgBouncer (the system's ``pgbouncer``, as ``nobody`` when run as root)
+Starts its own PgBouncers (every version tests/luser_db/pgbouncer.py finds: the
+system's 1.18 and scripts/build-pgbouncer's 1.24.1; as ``nobody`` when run as root)
 in front of a scratch database it creates on ``--dsn``'s server, then times the same
 calls, one after another (latency, not throughput), for each setup:
 
 * ``direct``: luser_db's defaults (statement cache on);
-* ``pgbouncer=transaction``: through PgBouncer, any version (unnamed statements);
-* ``pgbouncer=transaction_prepared``: through PgBouncer >= 1.21 with
-  ``max_prepared_statements`` (skipped, and said so, with an older PgBouncer).
+* ``transaction <version>``: through each PgBouncer (unnamed statements);
+* ``transaction_prepared <version>``: through each PgBouncer >= 1.21, with
+  ``max_prepared_statements = 200`` (said so when none is found).
 
 Each setup runs ``--rounds`` rounds of ``--calls`` calls per workload, alternating the
 setups within a round; the median round is reported in microseconds per call.
@@ -24,13 +25,14 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "luser_db"))
 
-from test_pgbouncer import PGBOUNCER, pgbouncer_version, run_pgbouncer  # noqa: E402
+from pgbouncer import BUILD_HINT, binaries, run_pgbouncer  # noqa: E402
 
 import luser_db  # noqa: E402
 from luser_db import Db, transaction  # noqa: E402
@@ -101,26 +103,26 @@ def main() -> None:
     args = parser.parse_args()
     if not args.dsn:
         parser.error("--dsn (or LUSER_TEST_DATABASE_URL) is required")
-    if PGBOUNCER is None:
-        sys.exit("pgbouncer is not installed (apt-get install -y pgbouncer)")
-    version = pgbouncer_version()
-    prepared = version >= (1, 21)
+    if not binaries():
+        sys.exit(f"no pgbouncer found ({BUILD_HINT})")
+    if not any(b.tracks_prepared_statements for b in binaries()):
+        print(f"no PgBouncer >= 1.21: no transaction_prepared column ({BUILD_HINT})")
     url = create_test_database(args.dsn, prefix="luser_bench_pgb")
     try:
-        extra = "max_prepared_statements = 200\n" if prepared else ""
-        with run_pgbouncer(url, pool_size=4, extra=extra) as port:
-            bounced = url.replace(url.split("@", 1)[1].split("/", 1)[0], f"127.0.0.1:{port}")
-            setups: dict[str, dict[str, object]] = {
-                "direct": {"url": url},
-                "pgbouncer=transaction": {"url": bounced, "pgbouncer": "transaction"},
-            }
-            if prepared:
-                setups["pgbouncer=transaction_prepared"] = {
-                    "url": bounced,
-                    "pgbouncer": "transaction_prepared",
-                }
-            else:
-                print(f"PgBouncer {version[0]}.{version[1]}: transaction_prepared needs >= 1.21")
+        setups: dict[str, dict[str, object]] = {"direct": {"url": url}}
+        with ExitStack() as stack:
+            for binary in binaries():
+                version = ".".join(map(str, binary.version))
+                prepared = binary.tracks_prepared_statements
+                extra = "max_prepared_statements = 200\n" if prepared else ""
+                bouncer = stack.enter_context(run_pgbouncer(url, binary, pool_size=4, extra=extra))
+                bounced = bouncer.url_for(url)
+                setups[f"transaction {version}"] = {"url": bounced, "pgbouncer": "transaction"}
+                if prepared:
+                    setups[f"transaction_prepared {version}"] = {
+                        "url": bounced,
+                        "pgbouncer": "transaction_prepared",
+                    }
             asyncio.run(_prepare(url))
             asyncio.run(_run(setups, args.calls, args.rounds))
     finally:
