@@ -27,6 +27,8 @@ LOCK TABLE quota_deductions IN ACCESS EXCLUSIVE MODE;
 ALTER TABLE quota_deductions RENAME TO quota_deductions_unpartitioned;
 ALTER TABLE quota_deductions_unpartitioned
     RENAME CONSTRAINT quota_deductions_pkey TO quota_deductions_unpartitioned_pkey;
+ALTER TABLE quota_deductions_unpartitioned
+    RENAME CONSTRAINT quota_deductions_amount_check TO quota_deductions_unpartitioned_amount_check;
 ALTER INDEX quota_deductions_created_idx RENAME TO quota_deductions_unpartitioned_created_idx;
 
 CREATE TABLE quota_deductions (
@@ -147,6 +149,8 @@ LOCK TABLE quota_deductions IN ACCESS EXCLUSIVE MODE;
 ALTER TABLE quota_deductions RENAME TO quota_deductions_partitioned;
 ALTER TABLE quota_deductions_partitioned
     RENAME CONSTRAINT quota_deductions_pkey TO quota_deductions_partitioned_pkey;
+ALTER TABLE quota_deductions_partitioned
+    RENAME CONSTRAINT quota_deductions_amount_check TO quota_deductions_partitioned_amount_check;
 ALTER INDEX quota_deductions_created_idx RENAME TO quota_deductions_partitioned_created_idx;
 CREATE TABLE quota_deductions (
     request_id      text PRIMARY KEY,
