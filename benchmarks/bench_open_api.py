@@ -19,7 +19,9 @@ database:
    (every statement luser_db runs is counted by ``luser_db.testing.count_statements``;
    the catalog's lookup of the video, the same in both variants, is left out), and
    the gateway's steps alone;
-4. deductions/s: ``deduct_quota`` on one hot wallet vs spread over 1,000 wallets.
+4. deductions/s: ``deduct_quota`` on one hot wallet vs spread over 1,000 wallets, then
+   replays of the keys just charged (quota_deductions with 9 monthly partitions, as
+   at the default retention, when it is partitioned).
 """
 
 from __future__ import annotations
@@ -138,25 +140,57 @@ async def bench_deductions(pool: asyncpg.Pool, count: int, concurrency: int) -> 
     for user_id in ids:
         created = await manage.create_token(user_id, manage.TokenSpec(), pepper=PEPPER.encode())
         tokens[user_id] = created.token["id"]
+    months = await _retained_deduction_months(pool)
+    charged: list[tuple[int, str]] = []
 
-    async def run(pick: Callable[[], int]) -> float:
+    async def run(next_call: Callable[[], tuple[int, str]]) -> float:
         remaining = iter(range(count))
 
         async def worker() -> None:
             for _ in remaining:
-                user_id = pick()
-                await deduct_quota(user_id, tokens[user_id], 1_000, uuid.uuid4().hex)
+                user_id, request_id = next_call()
+                await deduct_quota(user_id, tokens[user_id], 1_000, request_id)
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return count / (time.perf_counter() - started)
 
-    hot = await run(lambda: ids[0])
-    spread = await run(lambda: random.choice(ids))
+    def fresh(user_id: int) -> tuple[int, str]:
+        charged.append((user_id, uuid.uuid4().hex))
+        return charged[-1]
+
+    hot = await run(lambda: fresh(ids[0]))
+    spread = await run(lambda: fresh(random.choice(ids)))
+    replays = iter(charged)
+    replayed = await run(lambda: next(replays))  # each key charged above, asked again
     print(
-        f"deductions     one hot wallet: {hot:>10,.0f} /s   ({count:,}, {concurrency} concurrent)"
+        f"deductions     one hot wallet: {hot:>10,.0f} /s   ({count:,}, {concurrency} concurrent, "
+        f"{months} partitions of quota_deductions)"
     )
     print(f"               1,000 wallets : {spread:>10,.0f} /s")
+    print(f"               replays       : {replayed:>10,.0f} /s")
+
+
+async def _retained_deduction_months(pool: asyncpg.Pool) -> int:
+    """Partitions as at the default retention (6 past months, this one, 2 ahead), so
+    the charge's lookup probes as many as in production; 1 when not partitioned."""
+    async with pool.acquire() as conn:
+        if not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_inherits "
+            "WHERE inhparent = 'quota_deductions'::regclass)"
+        ):
+            return 1
+        from app.open_api.partitions import DEDUCTIONS, add_months, ensure_partitions, month_start
+
+        this_month = month_start(datetime.now(UTC))
+        past = [add_months(this_month, -m) for m in range(1, 7)]
+        await ensure_partitions(
+            [datetime(m.year, m.month, 1, tzinfo=UTC) for m in past], table=DEDUCTIONS
+        )
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'quota_deductions'::regclass"
+        )
+    return count
 
 
 async def bench_hot_path(url: str, pool: asyncpg.Pool, seconds: float, concurrency: int) -> None:

@@ -1,9 +1,12 @@
-"""Monthly partitions of router_logs: create ahead, detach and drop after retention.
+"""Monthly partitions of router_logs and quota_deductions: create ahead, detach and
+drop after retention.
 
-Partitions are named ``router_logs_YYYYMM`` and cover ``[month, next month)`` (UTC).
+Partitions are named ``<table>_YYYYMM`` and cover ``[month, next month)`` (UTC).
 There is no DEFAULT partition (PostgreSQL refuses ``DETACH ... CONCURRENTLY`` while
 one exists): a row whose month has no partition makes the log writer call
-``ensure_partitions`` and write again.
+``ensure_partitions`` and write again, and a charge call ``ensure_current_partition``
+and charge again. Dropping a month of quota_deductions forgets its keys: a request
+id charged in it can be charged again, as when rows were deleted by date.
 
 The job must never stall readers behind it. Every DDL statement runs on a direct
 connection of its own (``luser_db.direct_connection``: outside any transaction,
@@ -29,8 +32,11 @@ from luser_common import utc_now
 from luser_db import full_jitter
 
 __all__ = [
+    "DEDUCTIONS",
+    "LOGS",
     "PartitionReport",
     "add_months",
+    "ensure_current_partition",
     "ensure_partitions",
     "maintain_partitions",
     "month_start",
@@ -39,14 +45,15 @@ __all__ = [
 _LOCK_KEY = 0x6F70656E6C6F6773  # "openlogs"
 LOCK_TIMEOUT = timedelta(seconds=2)
 ATTEMPTS = 10
-_PRUNE_BATCH = 5_000  # quota_deductions rows per DELETE: short transactions, no bloat spike
+LOGS = "router_logs"
+DEDUCTIONS = "quota_deductions"
+_TABLES = (LOGS, DEDUCTIONS)  # partitioned by month on created_at, same retention
 
 
 @dataclass(frozen=True, slots=True)
 class PartitionReport:
     created: list[str]
     dropped: list[str]
-    deductions_pruned: int
     usage_pruned: int = 0
 
 
@@ -59,8 +66,8 @@ def add_months(day: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
-def partition_name(month: date) -> str:
-    return f"router_logs_{month:%Y%m}"
+def partition_name(month: date, table: str = LOGS) -> str:
+    return f"{table}_{month:%Y%m}"
 
 
 def _midnight(day: date) -> datetime:
@@ -76,36 +83,53 @@ async def maintain_partitions(
     lock_timeout: timedelta = LOCK_TIMEOUT,
     attempts: int = ATTEMPTS,
 ) -> PartitionReport:
-    """Create this month's and ``ahead`` future partitions; detach and drop the ones
-    older than ``retention_months``; prune quota_deductions past the same cutoff and
+    """Create this month's and ``ahead`` future partitions of router_logs and
+    quota_deductions; detach and drop the ones older than ``retention_months``; prune
     usage rollups older than ``usage_retention_months``."""
     today = month_start(now or utc_now())
     cutoff = add_months(today, -retention_months)
+    created: list[str] = []
+    dropped: list[str] = []
     async with _ddl_session(lock_timeout) as ddl:
         months = [add_months(today, i) for i in range(ahead + 1)]
-        created = await _create_missing(ddl, months, attempts)
-        dropped: list[str] = []
-        for name, upper in await _partitions(ddl):
-            if upper is not None and upper <= cutoff:
-                await _retry(partial(_detach, ddl, name), attempts)
-                await _retry(partial(ddl.execute, f'DROP TABLE "{name}"'), attempts)
-                dropped.append(name)
-    pruned = await _prune_deductions(_midnight(cutoff))
+        for table in _TABLES:
+            created += await _create_missing(ddl, table, months, attempts)
+            dropped += await _drop_expired(ddl, table, cutoff, attempts)
     usage_cutoff = _midnight(add_months(today, -usage_retention_months))
     usage = await luser_db.Db.execute("DELETE FROM router_log_usage WHERE bucket < ?", usage_cutoff)
-    return PartitionReport(created, dropped, pruned, usage)
+    return PartitionReport(created, dropped, usage)
 
 
 async def ensure_partitions(
     moments: Iterable[datetime],
     *,
+    table: str = LOGS,
     lock_timeout: timedelta = LOCK_TIMEOUT,
     attempts: int = ATTEMPTS,
 ) -> list[str]:
     """Create the partitions the months of ``moments`` lack (the log writer's fallback)."""
     months = sorted({month_start(m.astimezone(UTC)) for m in moments})
     async with _ddl_session(lock_timeout) as ddl:
-        return await _create_missing(ddl, months, attempts)
+        return await _create_missing(ddl, _known(table), months, attempts)
+
+
+async def ensure_current_partition(
+    table: str, *, lock_timeout: timedelta = LOCK_TIMEOUT, attempts: int = ATTEMPTS
+) -> list[str]:
+    """Create ``table``'s partition for the database's current month (the charge's
+    fallback: its rows take ``created_at`` from the database clock, not ours)."""
+    async with _ddl_session(lock_timeout) as ddl:
+        now: datetime = await ddl.fetchval("SELECT now()")
+        return await _create_missing(
+            ddl, _known(table), [month_start(now.astimezone(UTC))], attempts
+        )
+
+
+def _known(table: str) -> str:
+    # Table names are interpolated into DDL: only the partitioned tables we manage.
+    if table not in _TABLES:
+        raise ValueError(f"not a monthly-partitioned table: {table!r}")
+    return table
 
 
 class _ddl_session:
@@ -135,15 +159,16 @@ async def _retry(step: Callable[[], Awaitable[object]], attempts: int) -> None:
     await luser_db.retry(step, attempts=attempts, backoff=full_jitter(0.05, 2.0))
 
 
-async def _partitions(conn: luser_db.Connection) -> list[tuple[str, date | None]]:
+async def _partitions(conn: luser_db.Connection, table: str) -> list[tuple[str, date | None]]:
     """Attached (or detach-pending) partitions and the month each one ends at."""
     rows = await conn.fetch(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = 'router_logs'::regclass ORDER BY 1"
+        "WHERE i.inhparent = $1::regclass ORDER BY 1",
+        table,
     )
     found: list[tuple[str, date | None]] = []
     for row in rows:
-        suffix = row["relname"].removeprefix("router_logs_")
+        suffix = row["relname"].removeprefix(f"{table}_")
         upper = None
         if len(suffix) == 6 and suffix.isdigit():
             upper = add_months(date(int(suffix[:4]), int(suffix[4:]), 1), 1)
@@ -152,55 +177,53 @@ async def _partitions(conn: luser_db.Connection) -> list[tuple[str, date | None]
 
 
 async def _create_missing(
-    conn: luser_db.Connection, months: list[date], attempts: int
+    conn: luser_db.Connection, table: str, months: list[date], attempts: int
 ) -> list[str]:
-    existing = {name for name, _ in await _partitions(conn)}
+    existing = {name for name, _ in await _partitions(conn, table)}
     created = []
     for lo in months:
-        name = partition_name(lo)
+        name = partition_name(lo, table)
         if name not in existing:
-            await _retry(partial(_create, conn, name, lo), attempts)
+            await _retry(partial(_create, conn, table, name, lo), attempts)
             created.append(name)
     return created
 
 
-async def _create(conn: luser_db.Connection, name: str, lo: date) -> None:
-    # name and bounds are built from dates here, never from input: safe to interpolate.
-    # IF NOT EXISTS: a try whose ATTACH timed out left the table behind.
+async def _drop_expired(
+    conn: luser_db.Connection, table: str, cutoff: date, attempts: int
+) -> list[str]:
+    dropped = []
+    for name, upper in await _partitions(conn, table):
+        if upper is not None and upper <= cutoff:
+            await _retry(partial(_detach, conn, table, name), attempts)
+            await _retry(partial(conn.execute, f'DROP TABLE "{name}"'), attempts)
+            dropped.append(name)
+    return dropped
+
+
+async def _create(conn: luser_db.Connection, table: str, name: str, lo: date) -> None:
+    # table is one of _TABLES, name and bounds are built from dates here, never from
+    # input: safe to interpolate. IF NOT EXISTS: a try whose ATTACH timed out left the
+    # table behind. CONSTRAINTS: ATTACH requires the parent's CHECKs on the table.
     hi = add_months(lo, 1)
-    await conn.execute(f'CREATE TABLE IF NOT EXISTS "{name}" (LIKE router_logs INCLUDING DEFAULTS)')
+    await conn.execute(
+        f'CREATE TABLE IF NOT EXISTS "{name}" '
+        f"(LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+    )
     bounds = f"FROM ('{lo} 00:00:00+00') TO ('{hi} 00:00:00+00')"
-    await conn.execute(f'ALTER TABLE router_logs ATTACH PARTITION "{name}" FOR VALUES {bounds}')
+    await conn.execute(f'ALTER TABLE {table} ATTACH PARTITION "{name}" FOR VALUES {bounds}')
 
 
-async def _detach(conn: luser_db.Connection, name: str) -> None:
+async def _detach(conn: luser_db.Connection, table: str, name: str) -> None:
     # A CONCURRENTLY detach interrupted in its second phase (a lock timeout while it
     # waited for older snapshots) leaves the partition "detach pending": FINALIZE ends it.
     pending = await conn.fetchval(
         "SELECT i.inhdetachpending FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = 'router_logs'::regclass AND c.relname = $1",
+        "WHERE i.inhparent = $1::regclass AND c.relname = $2",
+        table,
         name,
     )
     if pending is None:
         return  # already detached by an earlier try
     mode = "FINALIZE" if pending else "CONCURRENTLY"
-    await conn.execute(f'ALTER TABLE router_logs DETACH PARTITION "{name}" {mode}')
-
-
-async def _prune_deductions(before: datetime) -> int:
-    """Delete quota_deductions rows older than ``before``, a bounded batch at a time.
-
-    Not partitioned: its primary key (the request id) is what makes a charge
-    exactly-once, and a partitioned table can only enforce a key that includes the
-    partition column (see docs/operations.md)."""
-    total = 0
-    while True:
-        n = await luser_db.Db.execute(
-            "DELETE FROM quota_deductions WHERE request_id IN ("
-            "SELECT request_id FROM quota_deductions WHERE created_at < ? LIMIT ?)",
-            before,
-            _PRUNE_BATCH,
-        )
-        total += n
-        if n < _PRUNE_BATCH:
-            return total
+    await conn.execute(f'ALTER TABLE {table} DETACH PARTITION "{name}" {mode}')

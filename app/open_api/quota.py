@@ -1,23 +1,32 @@
 """Charging a call: wallet debit + token quota + idempotency record, all or nothing.
 
-One SQL statement (``_DEDUCT_SQL``), hence one implicit transaction and one round
-trip, made of three data-modifying CTEs pulled in a fixed order:
+One call of the PL/pgSQL function ``open_api_charge`` (migration 0046), hence one
+implicit transaction and one round trip. It runs, in order:
 
-1. ``INSERT INTO quota_deductions (request_id, attempt, fingerprint, ...) ON CONFLICT
-   DO NOTHING`` -- a second use of the same request_id blocks here until the first
-   attempt commits or rolls back, then inserts nothing;
-2. ``UPDATE users SET balance = balance - c WHERE id = u AND status = 'active' AND
-   balance >= c``;
-3. ``UPDATE api_tokens SET used_quota = used_quota + c WHERE id = t AND status =
-   'enabled' AND (not expired) AND (quota_limit < 0 OR used_quota + c <= quota_limit)``.
+1. ``pg_advisory_xact_lock(hashtextextended(request_id, 0))`` -- every attempt with
+   the same request_id waits here until the earlier one commits or rolls back;
+2. ``SELECT ... FROM quota_deductions WHERE request_id = ...`` over every monthly
+   partition, in a statement of its own: the function is VOLATILE, so under READ
+   COMMITTED this statement's snapshot is taken after the lock and sees the attempt
+   it waited for, in whichever month that one was charged. Found: the row comes
+   back as ``exists``, and nothing is written;
+3. otherwise ``INSERT INTO quota_deductions``, then ``UPDATE users SET balance =
+   balance - c WHERE id = u AND status = 'active' AND balance >= c``, then ``UPDATE
+   api_tokens SET used_quota = used_quota + c WHERE id = t AND status = 'enabled'
+   AND (not expired) AND (quota_limit < 0 OR used_quota + c <= quota_limit)``.
+
+The table is partitioned by month on ``created_at``, so its unique key is
+``(request_id, created_at)`` and cannot by itself stop a client's retry after a
+month boundary from being charged again: steps 1 and 2 do (docs/operations.md).
+A charge that meets a month without a partition creates it and charges again.
 
 Each UPDATE is a conditional single-row update: PostgreSQL re-checks the
 condition on the latest row version after waiting for its lock, so concurrent
 calls can never overdraw, and a disabled owner or key is refused by the charge
 itself whatever a node's cache believes. When either matches no row the
-statement raises (``open_api_refuse``: SQLSTATE LU402 wallet/owner, LU429
+function raises (``open_api_refuse``: SQLSTATE LU402 wallet/owner, LU429
 token), which rolls all three writes back: the wallet and the token always move
-together. Rows are locked only for the statement and its commit.
+together. Rows are locked only for the call and its commit.
 
 When the request_id is already there, the row says who put it there: the same
 ``attempt`` nonce means this very call committed before its reply was lost (a
@@ -34,7 +43,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -48,7 +57,8 @@ from app.open_api.errors import (
     OwnerDisabled,
     QuotaExceeded,
 )
-from luser_common import Conflict, ValidationError
+from app.open_api.partitions import DEDUCTIONS, ensure_current_partition
+from luser_common import ValidationError
 from luser_common.http import EnvelopeResponse
 from luser_db import CommitUncertain, Db, full_jitter, is_retryable, sqlstate, transaction
 
@@ -139,37 +149,33 @@ async def deduct_quota(
     )
 
 
-_DEDUCT_SQL = """
-WITH ins AS (
-    INSERT INTO quota_deductions
-        (request_id, user_id, token_id, amount, attempt, fingerprint, keyed, ability, path,
-         log_request_id)
-    VALUES ($1, $2, $3, $4, $6, $7, $8, $9, $10, $11)
-    ON CONFLICT (request_id) DO NOTHING RETURNING 1
-), wallet AS (
-    UPDATE users SET balance = balance - $4
-    WHERE id = $2 AND status = 'active' AND balance >= $4 AND EXISTS (SELECT 1 FROM ins)
-    RETURNING balance
-), token AS (
-    UPDATE api_tokens SET used_quota = used_quota + $4
-    WHERE id = $3 AND user_id = $2 AND status = 'enabled'
-      AND (expired_time IS NULL OR expired_time > now())
-      AND (quota_limit < 0 OR used_quota + $4 <= quota_limit) AND EXISTS (SELECT 1 FROM ins)
-    RETURNING used_quota
-)
-SELECT CASE
-           WHEN NOT EXISTS (SELECT 1 FROM ins) THEN 'exists'
-           WHEN NOT EXISTS (SELECT 1 FROM wallet) THEN open_api_refuse('LU402')
-           WHEN NOT EXISTS (SELECT 1 FROM token) THEN open_api_refuse('LU429')
-           ELSE 'charged'
-       END AS outcome,
-       set_config('synchronous_commit', $5, true) AS synchronous_commit,
-       (SELECT balance FROM wallet) AS balance,
-       (SELECT used_quota FROM token) AS used_quota
-"""
+# The charge, one call of open_api_charge() (migration 0046): one round trip, one
+# transaction. Replays get the existing row back from the same call.
+_CHARGE_SQL = "SELECT * FROM open_api_charge($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 
 
 async def _deduct_once(
+    user_id: int,
+    token_id: int,
+    amount: int,
+    request_id: str,
+    sync: str,
+    attempt: str,
+    call: CallRecord,
+) -> Deduction:
+    try:
+        return await _charge(user_id, token_id, amount, request_id, sync, attempt, call)
+    except Exception as exc:
+        # No partition for the database's current month (the amount is checked above,
+        # so the CHECK on it cannot be the violated one): create it, charge again.
+        if sqlstate(exc) != "23514":
+            raise
+        log.warning("open API %s: no deduction partition for this month", request_id)
+    await ensure_current_partition(DEDUCTIONS)
+    return await _charge(user_id, token_id, amount, request_id, sync, attempt, call)
+
+
+async def _charge(
     user_id: int,
     token_id: int,
     amount: int,
@@ -183,7 +189,7 @@ async def _deduct_once(
     async with luser_db.connection(stateless=True) as conn:  # set_config(..., true) is local
         try:
             row = await conn.fetchrow(
-                _DEDUCT_SQL,
+                _CHARGE_SQL,
                 request_id,
                 user_id,
                 token_id,
@@ -203,23 +209,16 @@ async def _deduct_once(
             if state == "LU429":
                 raise await _token_refusal(conn, token_id, user_id) from exc
             raise
-        assert row is not None
-        if row["outcome"] == "exists":
-            return await _existing(conn, user_id, token_id, amount, request_id, attempt, call)
+    assert row is not None
+    if row["outcome"] == "exists":
+        return _existing(row, user_id, token_id, amount, request_id, attempt, call)
     return Deduction(
         request_id, user_id, token_id, amount, False, row["balance"], row["used_quota"]
     )
 
 
-_EXISTING_SQL = """
-SELECT user_id, token_id, amount, attempt, fingerprint, outcome_status, outcome_code,
-       outcome_message, outcome_body
-FROM quota_deductions WHERE request_id = $1
-"""
-
-
-async def _existing(
-    conn: luser_db.Connection,
+def _existing(
+    row: Mapping[str, Any],
     user_id: int,
     token_id: int,
     amount: int,
@@ -228,10 +227,6 @@ async def _existing(
     call: CallRecord,
 ) -> Deduction:
     """The request_id was charged before: by this attempt, by a replayed one, or misused."""
-    # A new statement, a new snapshot: the row that made the insert back off is visible.
-    row = await conn.fetchrow(_EXISTING_SQL, request_id)
-    if row is None:  # pragma: no cover - the row existed a statement ago; pruned only when old
-        raise Conflict("扣费记录状态异常, 请重试", retryable=True)
     if row["attempt"] == attempt:
         # Our own commit, its reply lost on the way: the charge is ours, at its real cost.
         return Deduction(request_id, user_id, token_id, row["amount"], False)

@@ -202,7 +202,9 @@ class OpenApi:
         )
         if report.created or report.dropped:
             log.info(
-                "router_logs partitions: created %s, dropped %s", report.created, report.dropped
+                "log and deduction partitions: created %s, dropped %s",
+                report.created,
+                report.dropped,
             )
 
     async def recover(self) -> None:

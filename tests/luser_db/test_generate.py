@@ -308,22 +308,25 @@ async def _service_models(url: str, tmp_path: Path) -> list[type[Model]]:
     try:
         source = await generate_models(conn)
         # CHECK and foreign-key constraints belong to the service, not to the mapping
-        # under test: drop them so one sample row per table can be written on its own.
+        # under test: drop them so one sample row per table can be written on its own
+        # (a partition's inherited ones go with its parent's).
         await conn.execute(
             """
             DO $$ DECLARE r record; BEGIN
               FOR r IN SELECT conrelid::regclass AS t, conname FROM pg_constraint
                        WHERE contype IN ('c', 'f') AND connamespace = 'public'::regnamespace
+                         AND coninhcount = 0
               LOOP EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', r.t, r.conname);
               END LOOP; END $$
             """
         )
-        # router_logs has no DEFAULT partition (migration 0038): give the sample
-        # timestamp's month one, as the log writer would.
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS router_logs_202601 PARTITION OF router_logs"
-            " FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2026-02-01 00:00:00+00')"
-        )
+        # router_logs and quota_deductions have no DEFAULT partition (migrations 0044,
+        # 0046): give the sample timestamp's month one, as the log writer would.
+        for table in ("router_logs", "quota_deductions"):
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {table}_202601 PARTITION OF {table}"
+                " FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2026-02-01 00:00:00+00')"
+            )
     finally:
         await conn.close()
     module = _import(source, tmp_path / "service_models.py")
@@ -345,7 +348,11 @@ async def test_round_trip_over_the_service_schema(service_models: list[type[Mode
 
 async def test_round_trip_composite_key_tables(service_models: list[type[Model]]) -> None:
     composite = [m for m in service_models if _composite(m)]
-    assert sorted(m._meta.table for m in composite) == ["router_log_usage", "router_logs"]
+    assert sorted(m._meta.table for m in composite) == [
+        "quota_deductions",
+        "router_log_usage",
+        "router_logs",
+    ]
     if not hasattr(composite[0]._meta, "pk_fields"):
         pytest.skip(
             "router_logs is generated with both key columns as Field(primary_key=True); its"

@@ -135,15 +135,17 @@ async def test_hot_path_issues_no_sql_reads(env: Env, pool: asyncpg.Pool) -> Non
             r = await env.client.post("/open/v1/uploads", headers=_sk(key), json=body)
             assert r.status_code == 200, r.text
             assert (await _play(env, key)).status_code == 200
-    # The only reads are the catalog's lookup of the video each play serves (the
-    # resource itself); the open API (token, owner, route, price) reads nothing.
-    lookups = [s for s in counter.reads if s.startswith("select * from videos where id = $1")]
-    assert len(lookups) == 5 and lookups == counter.reads, counter.reads
-    # Per call exactly one write: the deduction. The log writer's COPY batches run in
+    # Per call exactly one statement of the open API: the charge, one call of
+    # open_api_charge() (a SELECT that writes). The log writer's COPY batches run in
     # the background on their own schedule.
-    calls = [s for s in counter.writes if not s.startswith("COPY")]
-    assert len(calls) == 10, calls
-    assert all("quota_deductions" in s for s in calls)
+    charges = [s for s in counter.statements if "open_api_charge(" in s]
+    assert len(charges) == 10, counter.statements
+    # The only other reads are the catalog's lookup of the video each play serves (the
+    # resource itself); the open API (token, owner, route, price) reads nothing.
+    reads = [s for s in counter.reads if s not in charges]
+    lookups = [s for s in reads if s.startswith("select * from videos where id = $1")]
+    assert len(lookups) == 5 and lookups == reads, reads
+    assert [s for s in counter.writes if not s.startswith("COPY")] == []
 
 
 async def test_failover_is_logged(
@@ -427,7 +429,7 @@ async def _deduction_waits_for_the_wallet(pool: asyncpg.Pool, deadline_s: float 
         while loop.time() < deadline:
             waiting = await conn.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                " AND query LIKE '%quota_deductions%'"
+                " AND query LIKE '%open_api_charge(%'"
             )
             if waiting:
                 return

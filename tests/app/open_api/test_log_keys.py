@@ -1,5 +1,6 @@
 """Issue 19 item 4: the log tables' keys are Citus-compatible (every primary and
-unique key includes the shard key, user_id), and the hot reads still use an index."""
+unique key includes the shard key: user_id, request_id for quota_deductions), and the
+hot reads still use an index."""
 
 from __future__ import annotations
 
@@ -44,6 +45,17 @@ async def test_every_unique_key_of_the_log_tables_includes_the_shard_key(
     keys = {r["table_name"]: r["columns"] for r in rows if r["index_name"].endswith("_pkey")}
     assert keys["router_logs"] == ["user_id", "created_at", "id"]
     assert keys["router_log_usage"] == ["user_id", "bucket", "token_id", "ability"]
+
+
+async def test_every_unique_key_of_quota_deductions_includes_the_request_id(
+    conn: asyncpg.Connection,
+) -> None:
+    rows = await conn.fetch(_UNIQUE_INDEXES, ["quota_deductions"])
+    # The parent and its monthly partitions (migration 0046).
+    assert any(r["table_name"].startswith("quota_deductions_") for r in rows)
+    assert [r["index_name"] for r in rows if "request_id" not in r["columns"]] == []
+    keys = {r["table_name"]: r["columns"] for r in rows if r["index_name"].endswith("_pkey")}
+    assert keys["quota_deductions"] == ["request_id", "created_at"]
 
 
 async def _plan(conn: asyncpg.Connection, sql: str, args: list[Any]) -> list[dict[str, Any]]:

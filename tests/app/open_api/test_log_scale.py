@@ -182,15 +182,17 @@ async def test_retention_reads_the_config(conn: asyncpg.Connection) -> None:
         now - timedelta(days=31 * 11),
         now - timedelta(days=31 * 8),
     )
+    old_at, recent_at = now - timedelta(days=31 * 30), now - timedelta(days=31 * 20)
+    await ensure_partitions([old_at, recent_at], table="quota_deductions")
     await conn.execute(
         "INSERT INTO quota_deductions (request_id, user_id, token_id, amount, created_at)"
         " SELECT 'old-' || g, 900100005, 1, 1, $1 FROM generate_series(1, 12000) g",
-        now - timedelta(days=31 * 30),
+        old_at,
     )
     await conn.execute(
         "INSERT INTO quota_deductions (request_id, user_id, token_id, amount, created_at)"
         " VALUES ('recent-900100005', 900100005, 1, 1, $1)",
-        now - timedelta(days=31 * 20),
+        recent_at,
     )
     service = OpenApi(OpenApiConfig(log_retention_months=24, usage_retention_months=10))
     await service.maintain()
@@ -201,7 +203,7 @@ async def test_retention_reads_the_config(conn: asyncpg.Connection) -> None:
     )
     assert [r["ability"] for r in usage] == ["b"]
     left = await conn.fetch("SELECT request_id FROM quota_deductions WHERE user_id = 900100005")
-    assert [r["request_id"] for r in left] == ["recent-900100005"]  # 12,000 old ones, batched
+    assert [r["request_id"] for r in left] == ["recent-900100005"]  # the old month dropped
     await maintain_partitions(ahead=2, retention_months=19, usage_retention_months=KEEP_USAGE)
 
 

@@ -192,13 +192,13 @@ async def test_a_reply_lost_after_commit_is_charged_logged_and_refunded_at_cost(
     try:
         async with _through_proxy(migrated_url) as proxy:
             for _ in range(5):
-                proxy.lose_reply(b"INSERT INTO quota_deductions")
+                proxy.lose_reply(b"open_api_charge(")
                 _data(await play(env, key))
             assert proxy.cuts == 5  # every charge committed, its reply lost, retried
             # Lost again, and then every channel fails: the retry's own charge is refunded.
             for stub in stubs:
                 stub.outage_status = 503
-            proxy.lose_reply(b"INSERT INTO quota_deductions")
+            proxy.lose_reply(b"open_api_charge(")
             assert _code(await play(env, key)) == (502, "UPSTREAM_FAILED")
             assert proxy.cuts == 6
     finally:
