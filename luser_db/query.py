@@ -676,21 +676,19 @@ class QueryBuilder(Generic[T]):
         if _exec.listeners:
             for listener in _exec.listeners:
                 listener(sql)
-        model = self._model
-        if model is None or not self._streams_plain_models():
-            async with self._cursor_connection() as conn:
-                async for rows in self._chunks(conn, sql, params, batch):
-                    for item in await self._loaded(rows):
-                        yield item  # one async yield per row, not two
-            return
         # Plain models are built one per row, as they are yielded, never a batch ahead:
         # the consumer has dropped the previous ones by the time the cyclic GC runs,
-        # which then finds nothing young to promote. A list of a whole batch built in
-        # one go was alive at every collection and kept triggering full collections
-        # (see _gc.py): a tenth of a million-row stream.
+        # which then finds nothing young to promote. A whole batch built in one go was
+        # alive at every collection and, promoted batch after batch, kept triggering
+        # full collections: about a tenth of a million-row stream.
+        model = self._model if self._streams_plain_models() else None
         new = object.__new__
         async with self._cursor_connection() as conn:
             async for rows in self._chunks(conn, sql, params, batch):
+                if model is None:  # includes, codecs, extra columns, a bare table
+                    for item in await self._loaded(rows):
+                        yield item  # one async yield per row, not two
+                    continue
                 for row in rows:
                     obj = new(model)
                     obj.__dict__.update(row.items())  # Model._from_rows' exact path, inlined
