@@ -10,7 +10,8 @@ under ``valgrind --tool=callgrind`` twice, with a small and a large operation co
 the difference of the two totals over the difference of the counts is the cost of
 one operation, start-up, seeding and warm-up cancelling out. The PostgreSQL server
 is another process and is not counted. ``filter_fetch`` counts one query of
-``--rows`` rows as one operation.
+``--rows`` rows as one operation; ``iterate`` and ``insert_bulk`` count one ROW as
+one operation (one stream, one COPY of that many rows); ``paginate`` one page.
 """
 
 from __future__ import annotations
@@ -32,9 +33,26 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import bench_orm  # noqa: E402
 
-WORKLOADS = ("insert_single", "filter_fetch", "transaction", "concurrent_get", "get_by_pk")
-COUNTS = {"filter_fetch": (2, 7), "concurrent_get": (64, 320)}
+WORKLOADS = (
+    "insert_single",
+    "insert_bulk",
+    "filter_fetch",
+    "paginate",
+    "transaction",
+    "concurrent_get",
+    "get_by_pk",
+    "iterate",
+)
+COUNTS = {
+    "filter_fetch": (2, 7),
+    "concurrent_get": (64, 320),
+    "paginate": (20, 120),  # pages of 50 within the 10,000 seeded rows
+    "insert_bulk": (2_000, 12_000),
+    "iterate": (2_000, 12_000),
+}
 DEFAULT_COUNTS = (50, 250)
+# Workloads whose operation is a row of one run (a COPY, a stream), not one run.
+PER_ROW = ("insert_bulk", "iterate")
 
 
 class _OneSide(bench_orm.Bench):
@@ -55,14 +73,24 @@ class _OneSide(bench_orm.Bench):
     async def measure(self, name: str, ops: int, raw_fn: Any, orm_fn: Any,
                       prepare: Any = None) -> bench_orm.Result:  # fmt: skip
         fn = raw_fn if self.side == "raw" else orm_fn
-        for _ in range(self.ops):
+        for _ in range(1 if name in PER_ROW else self.ops):
             await fn()
         return bench_orm.Result(name)
+
+    async def iterate_memory(self, model: Any, n: int) -> dict[str, Any]:
+        return {}  # tracemalloc's streams are not the workload
 
 
 async def drive(dsn: str, workload: str, side: str, ops: int, rows: int) -> None:
     sizes = bench_orm.Sizes(
-        insert_single=ops, get_by_pk=ops, filter_fetch=rows, transaction=ops, concurrent_get=ops
+        insert_single=ops,
+        insert_bulk=ops,
+        get_by_pk=ops,
+        filter_fetch=rows,
+        pages=ops,
+        transaction=ops,
+        concurrent_get=ops,
+        iterate=ops,
     )
     bench = _OneSide(dsn, sizes, side, ops)
     await bench.open()

@@ -22,7 +22,7 @@ from typing import Any, Union
 
 from luser_common import ValidationError
 
-from ._json import RawJson
+from ._json import RawJson, scan_json
 from ._sql import check_ident
 from .types import Codec, check_pg_type, codec_for
 
@@ -422,7 +422,10 @@ class JsonAccessor(FieldAccessor):
             value = self.field.initial()
             return None if value is MISSING else value
         if value.__class__ is RawJson:
-            value = data[self.name] = value.load()
+            try:  # RawJson.load() inlined: this runs once per row whose jsonb is read
+                value = data[self.name] = scan_json(value.decode(), 1)[0]
+            except StopIteration:
+                value.load()  # raises its ValueError
         return value
 
     def __set__(self, instance: Any, value: Any) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -675,11 +676,41 @@ class QueryBuilder(Generic[T]):
         if _exec.listeners:
             for listener in _exec.listeners:
                 listener(sql)
+        # Plain models are built one per row, as they are yielded, never a batch ahead:
+        # the consumer has dropped the previous ones by the time the cyclic GC runs,
+        # which then finds nothing young to promote. A whole batch built in one go was
+        # alive at every collection and, promoted batch after batch, kept triggering
+        # full collections: about a tenth of a million-row stream.
+        model = self._model if self._streams_plain_models() else None
+        new = object.__new__
+        async with self._cursor_connection() as conn:
+            async for rows in self._chunks(conn, sql, params, batch):
+                if model is None:  # includes, codecs, extra columns, a bare table
+                    for item in await self._loaded(rows):
+                        yield item  # one async yield per row, not two
+                    continue
+                for row in rows:
+                    obj = new(model)
+                    obj.__dict__.update(row.items())  # Model._from_rows' exact path, inlined
+                    yield obj  # type: ignore[misc]
+
+    def _streams_plain_models(self) -> bool:
+        """True when rows become models by a plain ``__dict__`` fill (``_build_exact``)."""
+        model = self._model
+        return (
+            model is not None
+            and self._fields_only
+            and not self._joins
+            and not self._include
+            and not model._meta.converters
+        )
+
+    @asynccontextmanager
+    async def _cursor_connection(self) -> AsyncIterator[Any]:
+        """The current transaction's connection, or a pooled one in a read-only transaction."""
         tx = current_tx(base_source(self._source))
         if tx is not None:
-            async for chunk in self._chunks(tx.connection(), sql, params, batch):
-                for item in chunk:
-                    yield item
+            yield tx.connection()
             return
         # Not via transaction(): an async generator may be finalised in another
         # context, where resetting the transaction ContextVar would fail.
@@ -688,20 +719,20 @@ class QueryBuilder(Generic[T]):
             xact = conn.transaction(readonly=True)
             await _exec.guard(conn, xact.start, "BEGIN READ ONLY", source)
             try:
-                async for chunk in self._chunks(conn, sql, params, batch):
-                    for item in chunk:  # one async yield per row, not two
-                        yield item
+                yield conn
             finally:
                 await _exec.guard(conn, xact.rollback, "ROLLBACK", source)
 
     async def _chunks(
         self, conn: Any, sql: str, params: list[Any], batch: int
-    ) -> AsyncIterator[list[T]]:
+    ) -> AsyncIterator[list[Any]]:
+        """The raw rows, ``batch`` per FETCH."""
         source = self._source
         cursor = await _exec.guard(conn, lambda: conn.cursor(sql, *params), sql, source)
         fetch = f"FETCH {batch}"
-        while rows := await _exec.guard(conn, lambda: cursor.fetch(batch), fetch, source):
-            yield await self._loaded(rows)
+        step = lambda: cursor.fetch(batch)  # noqa: E731  (one closure per stream, not per FETCH)
+        while rows := await _exec.guard(conn, step, fetch, source):
+            yield rows
 
     def __repr__(self) -> str:
         sql, params = self.to_sql()

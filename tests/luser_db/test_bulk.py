@@ -89,6 +89,19 @@ async def test_batch_save_bad_shapes_write_nothing(orm_schema: str, db_tx: Any, 
     assert info.value.status_code == 422
 
 
+async def test_batch_save_of_a_json_value_that_contains_itself_is_refused(
+    clean_tables: str,
+) -> None:
+    # Dict rows skip the model's JSON check; the encoder (luser_db/_json.py, no
+    # circular-reference markers) must still refuse the value, not overflow the stack.
+    loop: dict[str, Any] = {}
+    loop["self"] = loop
+    with pytest.raises(ValidationError) as info:
+        await User.batch_save([{"name": "a", "email": "a@x", "profile": loop}])
+    assert info.value.status_code == 422
+    assert await _users() == []
+
+
 async def test_batch_save_database_refusal_is_an_app_error(clean_tables: str) -> None:
     good = {"name": "a", "email": "a@x", "age": 1}
     with pytest.raises(AppError) as info:  # the driver cannot encode the value

@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Iterator
 from contextlib import aclosing, contextmanager
+from enum import Enum
+from typing import Any
 
 import pytest
 
 import luser_db
-from luser_db import Db, QueryEvent, on_query, transaction
+from luser_db import Db, Field, Model, QueryEvent, on_query, transaction
 
 pytestmark = pytest.mark.usefixtures("clean_tables")
+
+
+class Color(Enum):
+    RED = "red"
+
+
+class Kind(Model, table="orm.kinds"):
+    id: int = Field(primary_key=True)
+    color: Color | None = None
+    items: list[Any] | None = None
+
+
+class Items(Model, table="orm.kinds"):  # no field with a codec
+    id: int = Field(primary_key=True)
+    items: list[Any] | None = None
+
+
+class Counter(Model, table="orm.counters"):
+    id: int = Field(primary_key=True)
+    n: int = 0
 
 
 @contextmanager
@@ -78,3 +101,30 @@ async def test_iterate_inside_a_transaction_sees_its_uncommitted_rows() -> None:
         assert ids == list(range(1, 8))
         assert [e.rows for e in rounds] == [3, 3, 1, 0]
         assert luser_db.in_transaction()
+
+
+async def test_iterate_builds_each_model_as_it_is_yielded() -> None:
+    # Plain models are built one per row as the consumer asks for it, never a batch
+    # ahead: the previous one is gone once dropped, so the cyclic GC finds no young
+    # batch alive to promote (query.py, iterate).
+    await _fill(25)
+    alive: weakref.WeakSet[Counter] = weakref.WeakSet()
+    most = 0
+    async for counter in Counter.query().order_by("id").iterate(batch=10):
+        alive.add(counter)
+        most = max(most, len(alive))
+    assert most == 1
+    streamed = [(c.id, c.n, c.dirty_fields) async for c in Counter.query().iterate(batch=10)]
+    loaded = await Counter.query().all()
+    assert sorted(streamed) == [(c.id, c.n, frozenset()) for c in loaded]
+    assert len(streamed) == 25
+
+
+async def test_iterate_of_models_with_extra_columns_or_codecs_takes_the_general_path() -> None:
+    # Rows that are not exactly the declared fields, or fields with a codec, are built
+    # by Model._from_row: extra jsonb columns decoded, enum text turned into the enum.
+    await Kind.batch_save([{"color": Color.RED, "items": [1, "a"]}, {"color": None, "items": []}])
+    query = Items.query().select("id", "items as copy").order_by("id")
+    seen = [k.copy async for k in query.iterate(batch=1)]  # type: ignore[attr-defined]
+    assert seen == [[1, "a"], []]
+    assert [k.color async for k in Kind.query().order_by("id").iterate()] == [Color.RED, None]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 import uuid
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -12,6 +13,7 @@ import pytest
 
 from luser_common import DuplicateError, ValidationError
 from luser_db import Db, Field, Model, QueryBuilder, transaction
+from luser_db._json import dumps_json, dumps_jsonb
 from luser_db.testing import assert_queries
 
 pytestmark = pytest.mark.usefixtures("orm_schema", "db_tx")
@@ -398,6 +400,54 @@ async def test_jsonb_is_decoded_on_every_read_path() -> None:
     assert await again.upsert("email")  # the undecoded value goes back unchanged
     final = await User.find_by_id(u.id)
     assert final is not None and final.profile == doc and final.name == "renamed"
+
+
+# jsonb as PostgreSQL sends it back: escapes, non-ASCII, numbers beyond a float, nesting,
+# top-level scalars. luser_db decodes with json's bare C scanner (luser_db/_json.py).
+JSONB_TEXTS = [
+    '{"a": [1, 2.5, -0, 1e300, 12345678901234567890123], "s": "ü 中 \\n \\" \\\\ \\u0001"}',
+    '[[[{"deep": [null, false]}]]]',
+    "[]",
+    "{}",
+    '"text"',
+    "3.25",
+    "true",
+    "null",
+]
+
+
+def test_jsonb_is_encoded_byte_for_byte_like_json_dumps() -> None:
+    # luser_db/_json.py calls json's C encoder directly, built once.
+    values: list[Any] = [
+        {"a": [1, 2.5, None, True], "ü": '中\n"', "n": {"x": []}},
+        "text",
+        3,
+        -1.5e300,
+        None,
+        {1: date(2020, 1, 2)},  # keys as json writes them; unknown types through str()
+    ]
+    for value in values:
+        expected = json.dumps(value, ensure_ascii=False, default=str).encode()
+        assert dumps_json(value) == expected
+        assert dumps_jsonb(value) == b"\x01" + expected
+
+
+async def test_jsonb_decodes_like_json_loads_of_the_servers_text() -> None:
+    for n, text in enumerate(JSONB_TEXTS):
+        rec = await Db.find_first("select ?::jsonb as v, ?::jsonb::text as t", text, text)
+        assert rec is not None
+        expected = json.loads(rec.t)
+        assert rec.v == expected and type(rec.v) is type(expected), text
+        await Db.execute(
+            "insert into orm.users (name, email, profile) values ('j', ?, ?::jsonb)", f"{n}@j", text
+        )
+        user = await User.query().where(email=f"{n}@j").first()
+        assert user is not None
+        assert user.to_dict()["profile"] == expected, text
+        assert user.profile == expected and type(user.profile) is type(expected), text
+    streamed = [u.profile async for u in User.query().order_by("id").iterate(batch=3)]
+    texts = [await Db.query_value("select ?::jsonb::text", t) for t in JSONB_TEXTS]
+    assert streamed == [json.loads(t) for t in texts]
 
 
 async def test_field_reads_skip_the_descriptor_and_writes_are_still_checked() -> None:
