@@ -32,7 +32,14 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import bench_orm  # noqa: E402
 
-WORKLOADS = ("insert_single", "filter_fetch", "transaction", "concurrent_get", "get_by_pk")
+WORKLOADS = (
+    "insert_single",
+    "update_single",
+    "filter_fetch",
+    "transaction",
+    "concurrent_get",
+    "get_by_pk",
+)
 COUNTS = {"filter_fetch": (2, 7), "concurrent_get": (64, 320)}
 DEFAULT_COUNTS = (50, 250)
 
@@ -62,7 +69,12 @@ class _OneSide(bench_orm.Bench):
 
 async def drive(dsn: str, workload: str, side: str, ops: int, rows: int) -> None:
     sizes = bench_orm.Sizes(
-        insert_single=ops, get_by_pk=ops, filter_fetch=rows, transaction=ops, concurrent_get=ops
+        insert_single=ops,
+        update_single=ops,
+        get_by_pk=ops,
+        filter_fetch=rows,
+        transaction=ops,
+        concurrent_get=ops,
     )
     bench = _OneSide(dsn, sizes, side, ops)
     await bench.open()

@@ -538,20 +538,20 @@ class Model(metaclass=ModelMeta):
     @classmethod
     def query(cls: type[M]) -> QueryBuilder[M]:
         """A new, empty query builder over this model."""
-        return QueryBuilder(cls)
+        return QueryBuilder._of(cls)
 
     @classmethod
     def using(cls: type[M], source: str) -> QueryBuilder[M]:
         """A query on data source ``source``; ``using("primary")`` never reads a replica."""
-        return QueryBuilder(cls).using(source)
+        return QueryBuilder._of(cls).using(source)
 
     @classmethod
     def with_deleted(cls: type[M]) -> QueryBuilder[M]:
-        return QueryBuilder(cls).with_deleted()
+        return QueryBuilder._of(cls).with_deleted()
 
     @classmethod
     def only_deleted(cls: type[M]) -> QueryBuilder[M]:
-        return QueryBuilder(cls).only_deleted()
+        return QueryBuilder._of(cls).only_deleted()
 
     # -- batches ---------------------------------------------------------------------
 

@@ -104,6 +104,29 @@ class QueryBuilder(Generic[T]):
         self._deleted = "exclude"
         self._cache: tuple[str, float | None] | None = None
 
+    @classmethod
+    def _of(cls, model: type[Model]) -> QueryBuilder[Any]:
+        """``QueryBuilder(model)``, copied from a per-model blank: a query is started
+        per call (``User.query().where(id=x).first()``), and one dict copy costs less
+        than setting every attribute again."""
+        blank = _blanks.get(model)
+        if blank is None:
+            if len(_blanks) >= _BLANKS_MAX:
+                _blanks.clear()  # models made at run time (tests): a crude bound
+            blank = _blanks[model] = cls(model).__dict__.copy()
+        query = object.__new__(cls)
+        query.__dict__ = blank.copy()
+        return query
+
+    def _with(self, name: str, value: Any) -> Self:
+        """A copy with one attribute changed (``_clone`` for the per-call chains)."""
+        clone = object.__new__(type(self))
+        state = self.__dict__.copy()
+        state.pop("_memo", None)
+        state[name] = value
+        clone.__dict__ = state
+        return clone
+
     def _clone(self, **changes: Any) -> Self:
         # peewee's Node.clone: a shallow __dict__ copy. Safe because every clause
         # container is a tuple, rebound (never mutated) by the builder methods.
@@ -164,7 +187,13 @@ class QueryBuilder(Generic[T]):
 
         The lambda form groups the conditions it adds in parentheses.
         """
-        return self._clone(where=self._where + self._entry("AND", condition, params, eq))
+        if condition is None and not params and len(eq) == 1:
+            # where(id=x), the per-call lookup: _entry()'s general loop, made short.
+            for name, value in eq.items():
+                if value is not None:
+                    entry = ("AND", _equals(_column(self._meta, name)), (value,))
+                    return self._with("_where", (*self._where, entry))
+        return self._with("_where", self._where + self._entry("AND", condition, params, eq))
 
     def or_where(
         self,
@@ -280,10 +309,10 @@ class QueryBuilder(Generic[T]):
             raise ValidationError(f"未知的排序字段: {name[:64]}", field="order_by") from None
 
     def limit(self, n: int) -> Self:
-        return self._clone(limit=_non_negative(n, "limit"))
+        return self._with("_limit", _non_negative(n, "limit"))
 
     def offset(self, n: int) -> Self:
-        return self._clone(offset=_non_negative(n, "offset"))
+        return self._with("_offset", _non_negative(n, "offset"))
 
     def for_update(
         self, *, nowait: bool = False, skip_locked: bool = False, of: str | None = None
@@ -296,7 +325,7 @@ class QueryBuilder(Generic[T]):
             lock += " NOWAIT"
         elif skip_locked:
             lock += " SKIP LOCKED"
-        return self._clone(lock=lock)
+        return self._with("_lock", lock)
 
     def using(self, source: str) -> Self:
         """Run against data source ``source`` (``[database.data_sources.<name>]``);
@@ -766,6 +795,10 @@ def _parse_order(spec: str) -> tuple[tuple[str, str], ...]:
         )
     return tuple(items)
 
+
+# A fresh builder's attributes per model (see QueryBuilder._of).
+_blanks: dict[type[Any], dict[str, Any]] = {}
+_BLANKS_MAX = 1024
 
 # SQL text by builder shape (see QueryBuilder._by_shape).
 _shapes: dict[tuple[Any, ...], str] = {}
