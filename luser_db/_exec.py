@@ -11,7 +11,7 @@ costs one flag test.
 
 from __future__ import annotations
 
-from asyncio import get_running_loop
+from asyncio import current_task, get_running_loop
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -21,7 +21,7 @@ from ._context import current_txs
 from ._datasource import PRIMARY
 from ._pool import acquire, get_pool, pools, release, touches_session
 from ._replicas import inline_target, plain_sources, run_routed
-from .errors import DB_ERRORS, failure
+from .errors import DB_ERRORS, SharedConnectionError, failure
 
 __all__ = [
     "control",
@@ -177,7 +177,10 @@ async def _run(
     if txs is not None:
         tx = txs.get(source)
         if tx is not None and tx.active:
-            conn = tx.connection()
+            owner = tx.owner  # tx.connection(), inlined: the owner task's check
+            if (owner is not None and current_task() is not owner) or tx.busy:
+                raise SharedConnectionError()
+            conn = tx.conn
             tx.busy = True
             try:
                 if raw and touches_session(sql):

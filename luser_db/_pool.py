@@ -352,9 +352,17 @@ async def acquire(pool: asyncpg.Pool, source: str) -> Any:
                     conn = await pool.acquire()
             finally:
                 _waiting[source] -= 1
-        else:
+        elif IN_PLACE_POOL and not pool._closing:  # type: ignore[attr-defined]
             # A free connection is waiting: skip arming a timer (asyncpg bounds connecting
             # itself with connect_timeout); the timer would cost more than the acquire.
+            holder = _take_idle(pool)
+            try:
+                conn = await holder.acquire()
+            except BaseException:
+                _put_back(pool, holder)
+                raise
+            holder._timeout = None
+        else:
             conn = await pool.acquire()
     except DB_ERRORS as exc:
         raise unavailable(exc) from exc
@@ -475,7 +483,7 @@ async def release(pool: asyncpg.Pool, conn: Any) -> None:
         return
     pool._check_init()
     con._on_release()  # what Pool.release does before handing over to the holder
-    if IN_PLACE_RELEASE:
+    if IN_PLACE_POOL:
         _release_in_place(holder, con)
         return
     coro = holder.release(holder._timeout)
@@ -492,9 +500,10 @@ def _release_in_place(holder: Any, con: Any) -> None:
     approved, without its coroutines and its ``asyncio.timeout`` (a third of a
     statement's pool overhead): the same steps, none of which can suspend.
 
-    asyncpg internals, used only when :data:`IN_PLACE_RELEASE` found every one of
+    asyncpg internals, used only when :data:`IN_PLACE_POOL` found every one of
     them (tests/luser_db/test_pool.py fails when an asyncpg upgrade removes one);
-    otherwise :func:`release` drives asyncpg's own ``holder.release``.
+    otherwise :func:`release` drives asyncpg's own ``holder.release``. The same goes
+    for :func:`_take_idle` in :func:`acquire`.
     """
     holder._timeout = None
     con._listeners.clear()  # Connection._reset's steps: no ROLLBACK is due
@@ -504,18 +513,36 @@ def _release_in_place(holder: Any, con: Any) -> None:
     holder._setup_inactive_callback()
 
 
-def _has_release_internals() -> bool:
-    from asyncpg.pool import PoolConnectionHolder
+def _take_idle(pool: Any) -> Any:
+    """The idle holder ``Pool._acquire`` would take (the caller saw the queue non-empty):
+    ``pool.acquire()`` without its context object and two coroutines. The caller
+    awaits ``holder.acquire()`` and sets ``holder._timeout`` as asyncpg does."""
+    pool._check_init()
+    return pool._queue.get_nowait()
 
-    holder_parts = ("_release", "_setup_inactive_callback", "_timeout", "_generation", "_pool")
+
+def _put_back(pool: Any, holder: Any) -> None:
+    """What ``Pool._acquire`` does when ``holder.acquire()`` failed."""
+    pool._queue.put_nowait(holder)
+    pool._schedule_min_size_maintenance()
+
+
+def _has_pool_internals() -> bool:
+    from asyncpg.pool import Pool, PoolConnectionHolder
+
+    holder_parts = ("acquire", "_release", "_setup_inactive_callback", "_timeout", "_generation")
+    pool_parts = ("_queue", "_closing", "_check_init", "_schedule_min_size_maintenance", "_reset")
     connection_parts = ("_listeners", "_log_listeners", "_on_release", "_top_xact", "_protocol")
-    return all(hasattr(PoolConnectionHolder, n) for n in holder_parts) and all(
-        hasattr(asyncpg.Connection, n) for n in connection_parts
+    return (
+        all(hasattr(PoolConnectionHolder, n) for n in holder_parts)
+        and all(hasattr(Pool, n) for n in pool_parts)
+        and all(hasattr(asyncpg.Connection, n) for n in connection_parts)
     )
 
 
-# Whether release() may run asyncpg's holder release steps itself (see _release_in_place).
-IN_PLACE_RELEASE = _has_release_internals()
+# Whether acquire() and release() may run asyncpg's pool steps themselves (see
+# _take_idle and _release_in_place); otherwise they go through Pool.acquire/release.
+IN_PLACE_POOL = _has_pool_internals()
 
 
 def _releases_locally(con: Any, holder: Any) -> bool:

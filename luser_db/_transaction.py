@@ -30,6 +30,7 @@ from ._context import current_txs
 from ._datasource import PRIMARY
 from ._pool import acquire, get_pool, pools, release
 from ._retry import full_jitter, retry
+from .errors import SharedConnectionError
 
 __all__ = [
     "SharedConnectionError",
@@ -50,13 +51,6 @@ ISOLATION_LEVELS = ("read_committed", "repeatable_read", "serializable", "read_u
 
 # Kept under its old name for luser_db.testing, which swaps the transactions in and out.
 _current = current_txs
-
-
-class SharedConnectionError(InternalServerError):
-    """Another task tried to use a transaction's connection."""
-
-    code = "TRANSACTION_SHARED"
-    default_message = "事务连接不能被其他并发任务共享: 请在事务外创建任务, 或在任务内开启自己的事务"
 
 
 class _Level:
@@ -231,8 +225,9 @@ class transaction:
             self._settings = _setting_options(synchronous_commit, statement_timeout, lock_timeout)
 
     async def __aenter__(self) -> None:
-        tx = current_tx(self.using)
-        if tx is not None:
+        txs = current_txs.get()  # current_tx(), inlined
+        tx = None if txs is None else txs.get(self.using)
+        if tx is not None and tx.active:
             conn = tx.connection()
             self._token = None
             self._level = _Level()
@@ -265,7 +260,6 @@ class transaction:
             raise
         self._conn = (pool, conn)
         self._tx = tx = _Tx(conn, self.using, asyncio.current_task())
-        txs = current_txs.get()
         txs = {self.using: tx} if txs is None else {**txs, self.using: tx}
         self._token = current_txs.set(txs)
 
@@ -300,11 +294,13 @@ class transaction:
             await release(pool, conn)
         level = tx.levels[0]
         if exc_type is not None:
-            await _run_callbacks(level.on_rollback)
+            if level.on_rollback:
+                await _run_callbacks(level.on_rollback)
         else:
             if level.written and _exec.wrote is not None:
                 await _exec.wrote(level.written, self.using)  # no transaction now: at once
-            await _run_callbacks(level.on_commit)
+            if level.on_commit:
+                await _run_callbacks(level.on_commit)
         if cancelled is not None:
             raise cancelled
 

@@ -360,31 +360,24 @@ class Model(metaclass=ModelMeta):
         if meta.has_updated_at and "updated_at" not in dirty:
             data["updated_at"] = _now()
             dirty.add("updated_at")
-        # (names, sql) by the set of dirty fields: the field scan and the SQL are made
-        # once per set (frozenset() of a small set is one C call).
+        # ((name, to_db) per column, sql) by the set of dirty fields: the field scan and
+        # the SQL are made once per set (frozenset() of a small set is one C call).
         dirty_key = frozenset(dirty)
         plan = _update_plans.get((meta, dirty_key))
         if plan is None:
-            names = tuple(f.name for f in meta.field_list if f.name in dirty and not f.primary_key)
-            sql = meta.sql.get(("update", names))
-            if sql is None and names:
-                sql = meta.sql[("update", names)] = _update_sql(meta, names)
-            if len(_update_plans) >= 4096:
-                _update_plans.clear()
-            plan = _update_plans[(meta, dirty_key)] = (names, sql or "")
-        names, sql = plan
-        if not names:
+            plan = _update_plans[(meta, dirty_key)] = _update_plan(meta, dirty)
+        columns, sql = plan
+        if not columns:
             return False
-        fields = meta.fields
         values = []
-        for n in names:
-            value = data.get(n)
-            convert = fields[n].to_db
+        for name, convert in columns:
+            value = data.get(name)
             values.append(value if convert is None or value is None else convert(value))
         values += self._key_values()
-        count = await _exec.execute(sql, values, meta.source)
+        # _exec.execute() without its coroutine frame: the status tag is read here.
+        status = await _exec.run(_exec.OPS["execute"], sql, values, meta.source)
         data.pop("_dirty", None)
-        return count > 0
+        return _exec.rowcount(status) > 0
 
     async def _update_exprs(self, exprs: dict[str, Expr]) -> bool:
         meta = self._meta
@@ -641,7 +634,18 @@ async def _find_by_keys(cls: type[M], wanted: list[Any]) -> list[M]:
 
 # update()'s (field names, SQL) per model and set of dirty fields; a model has few such
 # sets in practice, and the bound only guards against pathological use.
-_update_plans: dict[tuple[Metadata, frozenset[str]], tuple[tuple[str, ...], str]] = {}
+_update_plans: dict[tuple[Metadata, frozenset[str]], tuple[tuple[tuple[str, Any], ...], str]] = {}
+
+
+def _update_plan(meta: Metadata, dirty: set[str]) -> tuple[tuple[tuple[str, Any], ...], str]:
+    """update()'s ((name, to_db) per column to set, SQL) for one set of dirty fields."""
+    names = tuple(f.name for f in meta.field_list if f.name in dirty and not f.primary_key)
+    sql = meta.sql.get(("update", names))
+    if sql is None and names:
+        sql = meta.sql[("update", names)] = _update_sql(meta, names)
+    if len(_update_plans) >= 4096:
+        _update_plans.clear()
+    return tuple((n, meta.fields[n].to_db) for n in names), sql or ""
 
 
 def _update_sql(meta: Metadata, names: tuple[str, ...]) -> str:

@@ -189,10 +189,10 @@ class QueryBuilder(Generic[T]):
         """
         if condition is None and not params and len(eq) == 1:
             # where(id=x), the per-call lookup: _entry()'s general loop, made short.
-            for name, value in eq.items():
-                if value is not None:
-                    entry = ("AND", _equals(_column(self._meta, name)), (value,))
-                    return self._with("_where", (*self._where, entry))
+            ((name, value),) = eq.items()
+            if value is not None:
+                entry = ("AND", _equals(_column(self._meta, name)), (value,))
+                return self._with("_where", (*self._where, entry))
         return self._with("_where", self._where + self._entry("AND", condition, params, eq))
 
     def or_where(

@@ -273,10 +273,10 @@ async def test_clean_release_needs_no_shield_task(
     assert await Db.query_str("show application_name") == ""
 
 
-def test_asyncpg_still_has_what_the_in_place_release_uses() -> None:
-    # _pool._release_in_place runs asyncpg's holder release steps itself; an asyncpg
+def test_asyncpg_still_has_what_the_in_place_pool_steps_use() -> None:
+    # _pool.acquire/_release_in_place run asyncpg's pool steps themselves; an asyncpg
     # without one of them must be noticed here, not by a slower fallback nobody sees.
-    assert pool_module.IN_PLACE_RELEASE
+    assert pool_module.IN_PLACE_POOL
 
 
 async def test_in_place_release_returns_the_connection_as_asyncpg_would(own_pool: str) -> None:
@@ -287,6 +287,8 @@ async def test_in_place_release_returns_the_connection_as_asyncpg_would(own_pool
     for n in range(3):
         async with transaction():
             assert await Db.query_int("select $1::int", n) == n
+            assert pool.get_idle_size() == 0 and holder._in_use is not None  # lent out
+            assert holder._inactive_callback is None  # idle timer off while lent out
         assert pool.get_idle_size() == 1  # back in the queue
         assert holder._in_use is None and holder._proxy is None  # the proxy detached
         assert holder._inactive_callback is not None  # the idle timer armed again
