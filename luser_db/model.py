@@ -366,14 +366,18 @@ class Model(metaclass=ModelMeta):
         plan = _update_plans.get((meta, dirty_key))
         if plan is None:
             plan = _update_plans[(meta, dirty_key)] = _update_plan(meta, dirty)
-        columns, sql = plan
+        columns, keys, sql = plan
         if not columns:
             return False
         values = []
         for name, convert in columns:
             value = data.get(name)
             values.append(value if convert is None or value is None else convert(value))
-        values += self._key_values()
+        for name, convert in keys:  # _key_values(), with the key's converters planned
+            value = data.get(name)
+            if value is None:
+                raise ValidationError(f"{name} 为空, 记录尚未保存", field=name)
+            values.append(value if convert is None else convert(value))
         # _exec.execute() without its coroutine frame: the status tag is read here.
         status = await _exec.run(_exec.OPS["execute"], sql, values, meta.source)
         data.pop("_dirty", None)
@@ -634,18 +638,22 @@ async def _find_by_keys(cls: type[M], wanted: list[Any]) -> list[M]:
 
 # update()'s (field names, SQL) per model and set of dirty fields; a model has few such
 # sets in practice, and the bound only guards against pathological use.
-_update_plans: dict[tuple[Metadata, frozenset[str]], tuple[tuple[tuple[str, Any], ...], str]] = {}
+_UpdatePlan = tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...], str]
+_update_plans: dict[tuple[Metadata, frozenset[str]], _UpdatePlan] = {}
 
 
-def _update_plan(meta: Metadata, dirty: set[str]) -> tuple[tuple[tuple[str, Any], ...], str]:
-    """update()'s ((name, to_db) per column to set, SQL) for one set of dirty fields."""
+def _update_plan(meta: Metadata, dirty: set[str]) -> _UpdatePlan:
+    """update()'s (name, to_db) per column to set and per key column, and its SQL,
+    for one set of dirty fields."""
     names = tuple(f.name for f in meta.field_list if f.name in dirty and not f.primary_key)
     sql = meta.sql.get(("update", names))
     if sql is None and names:
         sql = meta.sql[("update", names)] = _update_sql(meta, names)
     if len(_update_plans) >= 4096:
         _update_plans.clear()
-    return tuple((n, meta.fields[n].to_db) for n in names), sql or ""
+    columns = tuple((n, meta.fields[n].to_db) for n in names)
+    keys = tuple((f.name, f.to_db) for f in meta.require_key())
+    return columns, keys, sql or ""
 
 
 def _update_sql(meta: Metadata, names: tuple[str, ...]) -> str:

@@ -113,16 +113,31 @@ class QueryBuilder(Generic[T]):
         if blank is None:
             if len(_blanks) >= _BLANKS_MAX:
                 _blanks.clear()  # models made at run time (tests): a crude bound
-            blank = _blanks[model] = cls(model).__dict__.copy()
+            blank = cls(model).__dict__.copy()
+            blank["_steps"] = (model,)  # see _with
+            _blanks[model] = blank
         query = object.__new__(cls)
         query.__dict__ = blank.copy()
         return query
 
-    def _with(self, name: str, value: Any) -> Self:
-        """A copy with one attribute changed (``_clone`` for the per-call chains)."""
+    def _with(self, name: str, value: Any, step: tuple[Any, ...] | None = None) -> Self:
+        """A copy with one attribute changed (``_clone`` for the per-call chains).
+
+        ``step`` describes what the change does to the SQL text, values aside: a
+        builder started by ``_of`` and changed only by such steps carries them in
+        ``_steps``, a key for :meth:`_by_shape` that costs nothing to build. Any
+        change without a step (every ``_clone``) drops the chain, and the full
+        shape is computed instead.
+        """
         clone = object.__new__(type(self))
         state = self.__dict__.copy()
         state.pop("_memo", None)
+        if step is None:
+            state.pop("_steps", None)
+        else:
+            steps = state.get("_steps")
+            if steps is not None:
+                state["_steps"] = (steps, step)
         state[name] = value
         clone.__dict__ = state
         return clone
@@ -133,6 +148,7 @@ class QueryBuilder(Generic[T]):
         clone = object.__new__(type(self))
         state = self.__dict__.copy()
         state.pop("_memo", None)  # compiled SQL belongs to this builder, not its variants
+        state.pop("_steps", None)  # see _with
         for name, value in changes.items():
             state["_" + name] = value
         clone.__dict__ = state
@@ -191,8 +207,9 @@ class QueryBuilder(Generic[T]):
             # where(id=x), the per-call lookup: _entry()'s general loop, made short.
             ((name, value),) = eq.items()
             if value is not None:
-                entry = ("AND", _equals(_column(self._meta, name)), (value,))
-                return self._with("_where", (*self._where, entry))
+                column = _column(self._meta, name)
+                entry = ("AND", _equals(column), (value,))
+                return self._with("_where", (*self._where, entry), ("=", column))
         return self._with("_where", self._where + self._entry("AND", condition, params, eq))
 
     def or_where(
@@ -309,10 +326,10 @@ class QueryBuilder(Generic[T]):
             raise ValidationError(f"未知的排序字段: {name[:64]}", field="order_by") from None
 
     def limit(self, n: int) -> Self:
-        return self._with("_limit", _non_negative(n, "limit"))
+        return self._with("_limit", _non_negative(n, "limit"), ("limit",))
 
     def offset(self, n: int) -> Self:
-        return self._with("_offset", _non_negative(n, "offset"))
+        return self._with("_offset", _non_negative(n, "offset"), ("offset",))
 
     def for_update(
         self, *, nowait: bool = False, skip_locked: bool = False, of: str | None = None
@@ -325,7 +342,7 @@ class QueryBuilder(Generic[T]):
             lock += " NOWAIT"
         elif skip_locked:
             lock += " SKIP LOCKED"
-        return self._with("_lock", lock)
+        return self._with("_lock", lock, ("lock", lock))
 
     def using(self, source: str) -> Self:
         """Run against data source ``source`` (``[database.data_sources.<name>]``);
@@ -472,19 +489,24 @@ class QueryBuilder(Generic[T]):
         windowed = kind != "page"
         limited = kind == "first" or (windowed and self._limit is not None)
         offset = windowed and self._offset is not None
+        steps = self.__dict__.get("_steps")
         key = (
-            kind,
-            self._table,
-            self._meta,
-            self._select,
-            self._distinct,
-            _shape(self._where),
-            self._group,
-            self._order,
-            limited,
-            offset,
-            self._lock,
-            self._deleted,
+            (kind, steps, limited, offset)
+            if steps is not None
+            else (
+                kind,
+                self._table,
+                self._meta,
+                self._select,
+                self._distinct,
+                _shape(self._where),
+                self._group,
+                self._order,
+                limited,
+                offset,
+                self._lock,
+                self._deleted,
+            )
         )
         sql = _shapes.get(key)
         if sql is None:
