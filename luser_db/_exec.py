@@ -11,13 +11,13 @@ costs one flag test.
 
 from __future__ import annotations
 
-from asyncio import current_task, get_running_loop
+from asyncio import get_running_loop
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
 from . import _observe
-from ._context import current_txs
+from ._context import current_txs, running_task
 from ._datasource import PRIMARY
 from ._pool import acquire, get_pool, pools, release, touches_session
 from ._replicas import inline_target, plain_sources, run_routed
@@ -178,9 +178,9 @@ async def _run(
         tx = txs.get(source)
         if tx is not None and tx.active:
             owner = tx.owner  # tx.connection(), inlined: the owner task's check
-            if (owner is not None and current_task() is not owner) or tx.busy:
+            if (owner is not None and running_task(get_running_loop()) is not owner) or tx.busy:
                 raise SharedConnectionError()
-            conn = tx.conn
+            conn = tx.driver
             tx.busy = True
             try:
                 if raw and touches_session(sql):

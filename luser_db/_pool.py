@@ -34,6 +34,7 @@ __all__ = [
     "acquire",
     "close",
     "connect_dedicated",
+    "driver_connection",
     "get_pool",
     "init",
     "pool_stats",
@@ -511,6 +512,14 @@ def _release_in_place(holder: Any, con: Any) -> None:
     con._luser_managed = con._luser_dirty = False  # what _fast_reset would do
     holder._release()  # back into the pool's queue, the proxy detached
     holder._setup_inactive_callback()
+
+
+def driver_connection(conn: Any) -> Any:
+    """The asyncpg connection behind a pool's proxy (``conn`` itself if it is none):
+    the proxy forwards every method call through one more Python frame. Only for
+    code that knows the proxy is still lent out (an open transaction's)."""
+    con = getattr(conn, "_con", None)
+    return conn if con is None else con
 
 
 def _take_idle(pool: Any) -> Any:

@@ -26,9 +26,9 @@ from typing import Any, ParamSpec, TypeVar
 from luser_common import InternalServerError, ValidationError
 
 from . import _exec
-from ._context import current_txs
+from ._context import current_txs, running_task
 from ._datasource import PRIMARY
-from ._pool import acquire, get_pool, pools, release
+from ._pool import acquire, driver_connection, get_pool, pools, release
 from ._retry import full_jitter, retry
 from .errors import SharedConnectionError
 
@@ -68,10 +68,13 @@ class _Level:
 class _Tx:
     """The open transaction on one data source: its connection, owner task and levels."""
 
-    __slots__ = ("active", "busy", "conn", "levels", "owner", "source")
+    __slots__ = ("active", "busy", "conn", "driver", "levels", "owner", "source")
 
     def __init__(self, conn: Any, source: str, owner: asyncio.Task[Any] | None) -> None:
         self.conn = conn
+        # What the executor sends statements on: the driver's connection itself, not
+        # the pool's proxy (whose every method call is one more Python frame).
+        self.driver = driver_connection(conn)
         self.source = source
         self.owner = owner
         self.levels: list[_Level] = [_Level()]
@@ -82,7 +85,9 @@ class _Tx:
 
     def connection(self) -> Any:
         owner = self.owner
-        if (owner is not None and asyncio.current_task() is not owner) or self.busy:
+        if (
+            owner is not None and running_task(asyncio.get_running_loop()) is not owner
+        ) or self.busy:
             raise SharedConnectionError()
         return self.conn
 
@@ -228,7 +233,8 @@ class transaction:
         txs = current_txs.get()  # current_tx(), inlined
         tx = None if txs is None else txs.get(self.using)
         if tx is not None and tx.active:
-            conn = tx.connection()
+            tx.connection()  # the owner-task check
+            conn = tx.driver
             self._token = None
             self._level = _Level()
             # Named by depth: a sibling block reuses the name, and PostgreSQL's newest
@@ -250,16 +256,18 @@ class transaction:
         else:
             pool = await get_pool(self.using)
         conn = await acquire(pool, self.using)
+        loop = asyncio.get_running_loop()
+        tx = _Tx(conn, self.using, running_task(loop))
         try:
             begin = _begin_sql(self.isolation, self.readonly, self.deferrable)
-            await _exec.control(conn, begin, "BEGIN", self.using)
+            await _exec.control(tx.driver, begin, "BEGIN", self.using)
             if self._settings:
-                await self._apply_settings(conn)
+                await self._apply_settings(tx.driver)
         except BaseException:
             await pool.release(conn)  # mid-transaction: asyncpg's reset rolls it back
             raise
         self._conn = (pool, conn)
-        self._tx = tx = _Tx(conn, self.using, asyncio.current_task())
+        self._tx = tx
         txs = {self.using: tx} if txs is None else {**txs, self.using: tx}
         self._token = current_txs.set(txs)
 
@@ -278,10 +286,10 @@ class transaction:
         try:
             try:
                 if exc_type is not None:
-                    await _exec.control(conn, "ROLLBACK", "ROLLBACK", self.using)
+                    await _exec.control(tx.driver, "ROLLBACK", "ROLLBACK", self.using)
                 else:  # to its end even if the task is cancelled meanwhile (re-raised below)
                     cancelled = await _to_the_end(
-                        _exec.control(conn, "COMMIT", "COMMIT", self.using, in_tx=False)
+                        _exec.control(tx.driver, "COMMIT", "COMMIT", self.using, in_tx=False)
                     )
             except BaseException:
                 await _run_callbacks(tx.levels[0].on_rollback)
@@ -307,7 +315,7 @@ class transaction:
     async def _exit_savepoint(self, failed: bool) -> None:
         tx, level, name = self._tx, self._level, self._savepoint
         tx.levels.pop()
-        conn = tx.conn
+        conn = tx.driver
         if failed:
             sql = f"ROLLBACK TO SAVEPOINT {name}"
             await _exec.control(conn, sql, "ROLLBACK TO SAVEPOINT", self.using)

@@ -279,6 +279,19 @@ def test_asyncpg_still_has_what_the_in_place_pool_steps_use() -> None:
     assert pool_module.IN_PLACE_POOL
 
 
+async def test_transactions_send_on_the_driver_connection_behind_the_proxy(own_pool: str) -> None:
+    luser_db.init(own_pool, min_size=1, max_size=1)
+    pool = await luser_db.get_pool()
+    proxy = await pool.acquire()
+    try:
+        driver = pool_module.driver_connection(proxy)
+        assert driver is not proxy and isinstance(driver, asyncpg.Connection)
+        assert driver is proxy._con  # type: ignore[attr-defined]  # what asyncpg lends
+    finally:
+        await pool.release(proxy)
+    assert pool_module.driver_connection(driver) is driver  # no proxy: itself
+
+
 async def test_in_place_release_returns_the_connection_as_asyncpg_would(own_pool: str) -> None:
     luser_db.init(own_pool, min_size=0, max_size=1, max_inactive_connection_lifetime=300)
     assert await Db.query_int("select 1") == 1

@@ -294,3 +294,16 @@ async def test_transaction_variable_is_reset_on_every_path() -> None:
             pass
         seen.append(in_transaction())
     assert seen == [False, False, False]
+
+
+async def test_the_owner_check_asks_asyncio_for_the_running_task() -> None:
+    # _context.running_task is asyncio.current_task's own lookup without its Python
+    # frame on CPython 3.11 (the dict asyncio keeps), asyncio.current_task elsewhere.
+    import sys
+
+    from luser_db._context import running_task
+
+    loop = asyncio.get_running_loop()
+    assert running_task(loop) is asyncio.current_task()
+    if sys.version_info[:2] == (3, 11):
+        assert running_task == asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
