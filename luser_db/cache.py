@@ -418,7 +418,10 @@ async def _announce(tables: set[str]) -> None:
     _state.invalidations += 1
     names = sorted(tables)
     try:
-        await store.bump(names)
+        if store.__class__ is MemoryStore:
+            store.bump_now(names)
+        else:
+            await store.bump(names)
     except Exception as exc:
         _state.pending.update(names)  # bumped when the store is back, before any read
         _failed(exc)
