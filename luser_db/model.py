@@ -266,17 +266,24 @@ class Model(metaclass=ModelMeta):
             data["updated_at"] = now
         names: list[str] = []
         values: list[Any] = []
-        for f in meta.field_list:
-            value = data.get(f.name, MISSING)
+        plan = _insert_plans.get(meta)
+        if plan is None:
+            if len(_insert_plans) >= 4096:
+                _insert_plans.clear()
+            plan = _insert_plans[meta] = tuple(
+                (f.name, f.generated, f.nullable, f.to_db) for f in meta.field_list
+            )
+        for name, generated, nullable, to_db in plan:  # FieldInfo attributes, unpacked once
+            value = data.get(name, MISSING)
             if value is MISSING or value is None:
-                if f.generated:
+                if generated:
                     continue
-                if not f.nullable:
-                    raise ValidationError(f"{f.name} 不能为空", field=f.name)
+                if not nullable:
+                    raise ValidationError(f"{name} 不能为空", field=name)
                 if value is MISSING:
                     continue
-            names.append(f.name)
-            values.append(value if value is None or f.to_db is None else f.to_db(value))
+            names.append(name)
+            values.append(value if value is None or to_db is None else to_db(value))
         return tuple(names), values
 
     async def save(self) -> bool:
@@ -638,6 +645,10 @@ async def _find_by_keys(cls: type[M], wanted: list[Any]) -> list[M]:
 
 # update()'s (field names, SQL) per model and set of dirty fields; a model has few such
 # sets in practice, and the bound only guards against pathological use.
+# _insert_values()'s (name, generated, nullable, to_db) per field, per model (bounded
+# like _update_plans: models made at run time, in tests, come and go).
+_insert_plans: dict[Metadata, tuple[tuple[str, Any, Any, Any], ...]] = {}
+
 _UpdatePlan = tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...], str]
 _update_plans: dict[tuple[Metadata, frozenset[str]], _UpdatePlan] = {}
 
