@@ -36,6 +36,7 @@ import bench_orm  # noqa: E402
 WORKLOADS = (
     "insert_single",
     "insert_bulk",
+    "update_single",
     "filter_fetch",
     "paginate",
     "transaction",
@@ -85,6 +86,7 @@ async def drive(dsn: str, workload: str, side: str, ops: int, rows: int) -> None
     sizes = bench_orm.Sizes(
         insert_single=ops,
         insert_bulk=ops,
+        update_single=ops,
         get_by_pk=ops,
         filter_fetch=rows,
         pages=ops,

@@ -75,6 +75,10 @@ class MemoryStore:
             self.evictions += 1
 
     async def bump(self, tables: Sequence[str]) -> None:
+        self.bump_now(tables)
+
+    def bump_now(self, tables: Sequence[str]) -> None:
+        """``bump`` without a coroutine: a committed write announces on every call."""
         gens = self.generations
         for table in tables:
             gens[table] = gens.get(table, 0) + 1

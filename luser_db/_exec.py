@@ -12,18 +12,19 @@ costs one flag test.
 from __future__ import annotations
 
 from asyncio import get_running_loop
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
 from . import _observe
-from ._context import current_txs
+from ._context import current_txs, running_task
 from ._datasource import PRIMARY
 from ._pool import acquire, get_pool, pools, release, touches_session
 from ._replicas import inline_target, plain_sources, run_routed
-from .errors import DB_ERRORS, failure
+from .errors import DB_ERRORS, SharedConnectionError, failure
 
 __all__ = [
+    "control",
     "copy_records",
     "execute",
     "executemany",
@@ -47,7 +48,7 @@ internal: ContextVar[bool] = ContextVar("luser_db_internal", default=False)
 # Set by the query cache while it is enabled: the tables a statement writes, and what
 # to do once such a statement succeeded (evict now or at commit). None: no cost.
 written_tables: Callable[[str], frozenset[str]] | None = None
-wrote: Callable[[frozenset[str], str], Coroutine[Any, Any, None]] | None = None
+wrote: Callable[[Iterable[str], str], Coroutine[Any, Any, None]] | None = None
 
 Op = Callable[[Any, str, Sequence[Any]], Coroutine[Any, Any, Any]]
 
@@ -87,6 +88,34 @@ def guard(
     return send(conn, _StepOp(step), what, (), source, in_tx)
 
 
+def control(
+    conn: Any, sql: str, what: str, source: str = PRIMARY, in_tx: bool = True
+) -> Coroutine[Any, Any, Any]:
+    """A transaction-control statement (BEGIN, COMMIT, SAVEPOINT ...) sent as it is,
+    through the same door; listeners and logs see ``what`` (``"SAVEPOINT"``, not the
+    savepoint's name). ``in_tx=False`` for COMMIT, as for :func:`guard`."""
+    if not _watch.active and not _observe.sql_log_enabled():
+        return _control(conn, sql, in_tx)
+    return send(conn, _ControlOp(sql), what, (), source, in_tx)
+
+
+async def _control(conn: Any, sql: str, in_tx: bool) -> Any:
+    try:
+        return await conn.execute(sql)
+    except DB_ERRORS as exc:
+        raise failure(exc, sql, in_tx) from exc
+
+
+class _ControlOp:
+    __slots__ = ("sql",)
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+
+    def __call__(self, conn: Any, what: str, args: Sequence[Any]) -> Any:
+        return conn.execute(self.sql)
+
+
 async def _step(step: Callable[[], Any], what: str, in_tx: bool) -> Any:
     try:
         return await step()
@@ -108,36 +137,38 @@ def run(
     op: Op, sql: str, args: Sequence[Any], source: str = PRIMARY, raw: bool = False
 ) -> Coroutine[Any, Any, Any]:
     """Run ``op(conn, sql, args)`` in the current transaction or on a pooled connection."""
-    # A plain function: reads pay one flag test, only writes take the extra frame.
+    # A plain function handing back _run()'s coroutine: one frame per statement.
     if written_tables is not None:
         tables = written_tables(sql)
         if tables:
-            return _run_write(tables, op, sql, args, source, raw)
+            return _run(op, sql, args, source, raw, False, tables)
     return _run(op, sql, args, source, raw)
 
 
-async def _run_write(
-    tables: frozenset[str], op: Op, sql: str, args: Sequence[Any], source: str, raw: bool
-) -> Any:
-    result = await _run(op, sql, args, source, raw)
-    if wrote is not None:
-        await wrote(tables, source)
-    return result
-
-
 async def _run(
-    op: Op, sql: str, args: Sequence[Any], source: str, raw: bool, routed: bool = False
+    op: Op,
+    sql: str,
+    args: Sequence[Any],
+    source: str,
+    raw: bool,
+    routed: bool = False,
+    tables: frozenset[str] = frozenset(),
 ) -> Any:
     """Run ``op(conn, sql, args)`` in the current transaction or on a pooled connection.
 
     A source with read replicas (or pinned with ``"primary"``) is resolved by
     ``_replicas``: to its primary here, or through ``run_routed`` (a replica read, a
-    write that makes reads sticky), which calls back with ``routed``.
+    write that makes reads sticky), which calls back with ``routed``. ``tables``: what
+    the statement writes, for the query cache (noted on the transaction, which
+    announces them after its commit; outside one announced once the statement ran).
     """
     if not routed and source not in plain_sources:
         target = inline_target(source, sql)
         if target is None:
-            return await run_routed(_run, op, sql, args, source, raw)
+            result = await run_routed(_run, op, sql, args, source, raw)
+            if tables and wrote is not None:
+                await wrote(tables, source)
+            return result
         source = target
     if listeners and not internal.get():
         for listener in listeners:
@@ -146,20 +177,27 @@ async def _run(
     if txs is not None:
         tx = txs.get(source)
         if tx is not None and tx.active:
-            conn = tx.connection()
+            owner = tx.owner  # tx.connection(), inlined: the owner task's check
+            if (owner is not None and running_task(get_running_loop()) is not owner) or tx.busy:
+                raise SharedConnectionError()
+            conn = tx.driver
             tx.busy = True
             try:
                 if raw and touches_session(sql):
                     conn.mark_session_dirty(sql)  # e.g. a plain SET outlives the transaction
                 if _watch.active or _observe.sql_log_enabled():
-                    return await send(conn, op, sql, args, source, True)
-                # send()'s fast path, inlined: one coroutine frame less per statement.
-                try:
-                    return await op(conn, sql, args)
-                except DB_ERRORS as exc:
-                    raise failure(exc, sql, True) from exc
+                    result = await send(conn, op, sql, args, source, True)
+                else:
+                    # send()'s fast path, inlined: one coroutine frame less per statement.
+                    try:
+                        result = await op(conn, sql, args)
+                    except DB_ERRORS as exc:
+                        raise failure(exc, sql, True) from exc
             finally:
                 tx.busy = False
+            if tables:
+                tx.wrote(tables)
+            return result
     entry = pools.get(source)
     if entry is not None and entry[1] is get_running_loop():
         pool = entry[0]
@@ -170,15 +208,19 @@ async def _run(
         if raw and touches_session(sql):
             conn.mark_session_dirty(sql)
         if _watch.active or _observe.sql_log_enabled():
-            return await send(conn, op, sql, args, source, False)
-        try:
-            return await op(conn, sql, args)
-        except DB_ERRORS as exc:
-            raise failure(exc, sql, False) from exc
+            result = await send(conn, op, sql, args, source, False)
+        else:
+            try:
+                result = await op(conn, sql, args)
+            except DB_ERRORS as exc:
+                raise failure(exc, sql, False) from exc
     finally:
         # Shielded or run without a suspension point (see _pool.release), so a
         # cancelled task still returns the connection.
         await release(pool, conn)
+    if tables and wrote is not None:
+        await wrote(tables, source)
+    return result
 
 
 def _fetch(conn: Any, sql: str, args: Sequence[Any]) -> Coroutine[Any, Any, Any]:

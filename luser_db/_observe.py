@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from time import perf_counter
 from typing import Any
 
@@ -73,8 +73,9 @@ class _Watch:
 watch = _Watch()
 
 
-def sql_log_enabled() -> bool:
-    return sql_log.isEnabledFor(logging.DEBUG)
+# Whether luser_db.sql logs at DEBUG: the logger's own cached check, bound once (a
+# partial, not a def: the executor asks on every statement).
+sql_log_enabled: Callable[[], bool] = partial(sql_log.isEnabledFor, logging.DEBUG)
 
 
 def on_query(callback: Callable[[QueryEvent], Any]) -> Callable[[], None]:

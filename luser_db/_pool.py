@@ -40,6 +40,7 @@ __all__ = [
     "acquire",
     "close",
     "connect_dedicated",
+    "driver_connection",
     "get_pool",
     "init",
     "pool_stats",
@@ -358,9 +359,17 @@ async def acquire(pool: asyncpg.Pool, source: str) -> Any:
                     conn = await pool.acquire()
             finally:
                 _waiting[source] -= 1
-        else:
+        elif IN_PLACE_POOL and not pool._closing:  # type: ignore[attr-defined]
             # A free connection is waiting: skip arming a timer (asyncpg bounds connecting
             # itself with connect_timeout); the timer would cost more than the acquire.
+            holder = _take_idle(pool)
+            try:
+                conn = await holder.acquire()
+            except BaseException:
+                _put_back(pool, holder)
+                raise
+            holder._timeout = None
+        else:
             conn = await pool.acquire()
     except DB_ERRORS as exc:
         raise unavailable(exc) from exc
@@ -497,6 +506,9 @@ async def release(pool: asyncpg.Pool, conn: Any) -> None:
         return
     pool._check_init()
     con._on_release()  # what Pool.release does before handing over to the holder
+    if IN_PLACE_POOL:
+        _release_in_place(holder, con)
+        return
     coro = holder.release(holder._timeout)
     try:
         yielded = coro.send(None)
@@ -504,6 +516,64 @@ async def release(pool: asyncpg.Pool, conn: Any) -> None:
         return
     # Not expected (the checks above say nothing awaits); finish it shielded, as asyncpg does.
     await asyncio.shield(asyncio.ensure_future(_resume(coro, yielded)))
+
+
+def _release_in_place(holder: Any, con: Any) -> None:
+    """``PoolConnectionHolder.release`` for a connection :func:`_releases_locally`
+    approved, without its coroutines and its ``asyncio.timeout`` (a third of a
+    statement's pool overhead): the same steps, none of which can suspend.
+
+    asyncpg internals, used only when :data:`IN_PLACE_POOL` found every one of
+    them (tests/luser_db/test_pool.py fails when an asyncpg upgrade removes one);
+    otherwise :func:`release` drives asyncpg's own ``holder.release``. The same goes
+    for :func:`_take_idle` in :func:`acquire`.
+    """
+    holder._timeout = None
+    con._listeners.clear()  # Connection._reset's steps: no ROLLBACK is due
+    con._log_listeners.clear()
+    con._luser_managed = con._luser_dirty = False  # what _fast_reset would do
+    holder._release()  # back into the pool's queue, the proxy detached
+    holder._setup_inactive_callback()
+
+
+def driver_connection(conn: Any) -> Any:
+    """The asyncpg connection behind a pool's proxy (``conn`` itself if it is none):
+    the proxy forwards every method call through one more Python frame. Only for
+    code that knows the proxy is still lent out (an open transaction's)."""
+    con = getattr(conn, "_con", None)
+    return conn if con is None else con
+
+
+def _take_idle(pool: Any) -> Any:
+    """The idle holder ``Pool._acquire`` would take (the caller saw the queue non-empty):
+    ``pool.acquire()`` without its context object and two coroutines. The caller
+    awaits ``holder.acquire()`` and sets ``holder._timeout`` as asyncpg does."""
+    pool._check_init()
+    return pool._queue.get_nowait()
+
+
+def _put_back(pool: Any, holder: Any) -> None:
+    """What ``Pool._acquire`` does when ``holder.acquire()`` failed."""
+    pool._queue.put_nowait(holder)
+    pool._schedule_min_size_maintenance()
+
+
+def _has_pool_internals() -> bool:
+    from asyncpg.pool import Pool, PoolConnectionHolder
+
+    holder_parts = ("acquire", "_release", "_setup_inactive_callback", "_timeout", "_generation")
+    pool_parts = ("_queue", "_closing", "_check_init", "_schedule_min_size_maintenance", "_reset")
+    connection_parts = ("_listeners", "_log_listeners", "_on_release", "_top_xact", "_protocol")
+    return (
+        all(hasattr(PoolConnectionHolder, n) for n in holder_parts)
+        and all(hasattr(Pool, n) for n in pool_parts)
+        and all(hasattr(asyncpg.Connection, n) for n in connection_parts)
+    )
+
+
+# Whether acquire() and release() may run asyncpg's pool steps themselves (see
+# _take_idle and _release_in_place); otherwise they go through Pool.acquire/release.
+IN_PLACE_POOL = _has_pool_internals()
 
 
 def _releases_locally(con: Any, holder: Any) -> bool:

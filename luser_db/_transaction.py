@@ -1,8 +1,12 @@
 """Context-variable transactions: code inside ``async with transaction()`` joins it.
 
 One ContextVar maps data-source name → the open ``_Tx``. The outermost block
-acquires a pooled connection and starts ``conn.transaction()``; nested blocks
-open another ``conn.transaction()``, which asyncpg turns into a SAVEPOINT.
+acquires a pooled connection and sends BEGIN; nested blocks send SAVEPOINT. The
+statements go through the executor's door as plain ``execute`` calls: asyncpg's
+``Transaction`` object would add a Python object, two guard wrappers and state
+checks around each of them on every unit of work, and the connection's own
+transaction status (from the server's ReadyForQuery) is what the pool's release
+checks anyway.
 
 Tasks created inside a block inherit the context, so ``asyncio.gather`` would
 make them share one connection. ``_Tx.connection()`` checks the calling task
@@ -14,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
@@ -22,10 +26,11 @@ from typing import Any, ParamSpec, TypeVar
 from luser_common import InternalServerError, ValidationError
 
 from . import _exec
-from ._context import current_txs
+from ._context import current_txs, running_task
 from ._datasource import PRIMARY
-from ._pool import acquire, get_pool, pools, release
+from ._pool import acquire, driver_connection, get_pool, pools, release
 from ._retry import full_jitter, retry
+from .errors import SharedConnectionError
 
 __all__ = [
     "SharedConnectionError",
@@ -48,30 +53,28 @@ ISOLATION_LEVELS = ("read_committed", "repeatable_read", "serializable", "read_u
 _current = current_txs
 
 
-class SharedConnectionError(InternalServerError):
-    """Another task tried to use a transaction's connection."""
-
-    code = "TRANSACTION_SHARED"
-    default_message = "事务连接不能被其他并发任务共享: 请在事务外创建任务, 或在任务内开启自己的事务"
-
-
 class _Level:
-    """One block: the outermost transaction or a savepoint, with its callbacks."""
+    """One block: the outermost transaction or a savepoint, with its callbacks and the
+    tables its statements wrote (announced to the query cache after the commit)."""
 
-    __slots__ = ("on_commit", "on_rollback")
+    __slots__ = ("on_commit", "on_rollback", "written")
 
     def __init__(self) -> None:
         self.on_commit: list[Callback] = []
         self.on_rollback: list[Callback] = []
+        self.written: set[str] = set()
 
 
 class _Tx:
     """The open transaction on one data source: its connection, owner task and levels."""
 
-    __slots__ = ("active", "busy", "conn", "levels", "owner", "source")
+    __slots__ = ("active", "busy", "conn", "driver", "levels", "owner", "source")
 
     def __init__(self, conn: Any, source: str, owner: asyncio.Task[Any] | None) -> None:
         self.conn = conn
+        # What the executor sends statements on: the driver's connection itself, not
+        # the pool's proxy (whose every method call is one more Python frame).
+        self.driver = driver_connection(conn)
         self.source = source
         self.owner = owner
         self.levels: list[_Level] = [_Level()]
@@ -82,9 +85,16 @@ class _Tx:
 
     def connection(self) -> Any:
         owner = self.owner
-        if (owner is not None and asyncio.current_task() is not owner) or self.busy:
+        if (
+            owner is not None and running_task(asyncio.get_running_loop()) is not owner
+        ) or self.busy:
             raise SharedConnectionError()
         return self.conn
+
+    def wrote(self, tables: Iterable[str]) -> None:
+        """Note tables written in the current block: the query cache evicts what read
+        them once the transaction commits (dropped if the block rolls back)."""
+        self.levels[-1].written.update(tables)
 
 
 def current_tx(source: str = PRIMARY) -> _Tx | None:
@@ -186,10 +196,10 @@ class transaction:
     __slots__ = (
         "_conn",
         "_level",
+        "_savepoint",
         "_settings",
         "_token",
         "_tx",
-        "_xact",
         "deferrable",
         "isolation",
         "readonly",
@@ -220,15 +230,19 @@ class transaction:
             self._settings = _setting_options(synchronous_commit, statement_timeout, lock_timeout)
 
     async def __aenter__(self) -> None:
-        tx = current_tx(self.using)
-        if tx is not None:
-            conn = tx.connection()
+        txs = current_txs.get()  # current_tx(), inlined
+        tx = None if txs is None else txs.get(self.using)
+        if tx is not None and tx.active:
+            tx.connection()  # the owner-task check
+            conn = tx.driver
             self._token = None
             self._level = _Level()
+            # Named by depth: a sibling block reuses the name, and PostgreSQL's newest
+            # savepoint of that name is the one RELEASE / ROLLBACK TO then find.
+            self._savepoint = f"luser_savepoint_{len(tx.levels)}"
             tx.levels.append(self._level)
-            self._xact = conn.transaction()
             try:
-                await _exec.guard(conn, self._xact.start, "SAVEPOINT", self.using)
+                await _exec.control(conn, f"SAVEPOINT {self._savepoint}", "SAVEPOINT", self.using)
                 if self._settings:
                     await self._apply_settings(conn)
             except BaseException:
@@ -242,20 +256,19 @@ class transaction:
         else:
             pool = await get_pool(self.using)
         conn = await acquire(pool, self.using)
+        loop = asyncio.get_running_loop()
+        tx = _Tx(conn, self.using, running_task(loop))
         try:
-            self._xact = conn.transaction(
-                isolation=self.isolation, readonly=self.readonly, deferrable=self.deferrable
-            )
-            await _exec.guard(conn, self._xact.start, "BEGIN", self.using)
+            begin = _begin_sql(self.isolation, self.readonly, self.deferrable)
+            await _exec.control(tx.driver, begin, "BEGIN", self.using)
             if self._settings:
-                await self._apply_settings(conn)
+                await self._apply_settings(tx.driver)
         except BaseException:
-            await pool.release(conn)
+            await pool.release(conn)  # mid-transaction: asyncpg's reset rolls it back
             raise
         self._conn = (pool, conn)
-        self._tx = tx = _Tx(conn, self.using, asyncio.current_task())
-        txs = dict(current_txs.get() or {})
-        txs[self.using] = tx
+        self._tx = tx
+        txs = {self.using: tx} if txs is None else {**txs, self.using: tx}
         self._token = current_txs.set(txs)
 
     async def _apply_settings(self, conn: Any) -> None:
@@ -273,10 +286,10 @@ class transaction:
         try:
             try:
                 if exc_type is not None:
-                    await _exec.guard(conn, self._xact.rollback, "ROLLBACK", self.using)
+                    await _exec.control(tx.driver, "ROLLBACK", "ROLLBACK", self.using)
                 else:  # to its end even if the task is cancelled meanwhile (re-raised below)
                     cancelled = await _to_the_end(
-                        _exec.guard(conn, self._xact.commit, "COMMIT", self.using, in_tx=False)
+                        _exec.control(tx.driver, "COMMIT", "COMMIT", self.using, in_tx=False)
                     )
             except BaseException:
                 await _run_callbacks(tx.levels[0].on_rollback)
@@ -287,33 +300,57 @@ class transaction:
             # Shielded or free of suspension points (see _pool.release), so
             # cancellation still returns the connection.
             await release(pool, conn)
-        await _run_callbacks(tx.levels[0].on_rollback if exc_type else tx.levels[0].on_commit)
+        level = tx.levels[0]
+        if exc_type is not None:
+            if level.on_rollback:
+                await _run_callbacks(level.on_rollback)
+        else:
+            if level.written and _exec.wrote is not None:
+                await _exec.wrote(level.written, self.using)  # no transaction now: at once
+            if level.on_commit:
+                await _run_callbacks(level.on_commit)
         if cancelled is not None:
             raise cancelled
 
     async def _exit_savepoint(self, failed: bool) -> None:
-        tx, level = self._tx, self._level
+        tx, level, name = self._tx, self._level, self._savepoint
         tx.levels.pop()
-        conn = tx.conn
+        conn = tx.driver
         if failed:
-            await _exec.guard(conn, self._xact.rollback, "ROLLBACK TO SAVEPOINT", self.using)
+            sql = f"ROLLBACK TO SAVEPOINT {name}"
+            await _exec.control(conn, sql, "ROLLBACK TO SAVEPOINT", self.using)
             await _run_callbacks(level.on_rollback)
             return
-        await _exec.guard(conn, self._xact.commit, "RELEASE SAVEPOINT", self.using)
-        tx.levels[-1].on_commit.extend(level.on_commit)
-        tx.levels[-1].on_rollback.extend(level.on_rollback)
+        await _exec.control(conn, f"RELEASE SAVEPOINT {name}", "RELEASE SAVEPOINT", self.using)
+        outer = tx.levels[-1]
+        outer.on_commit.extend(level.on_commit)
+        outer.on_rollback.extend(level.on_rollback)
+        outer.written.update(level.written)
+
+
+@functools.lru_cache(maxsize=32)
+def _begin_sql(isolation: str | None, readonly: bool, deferrable: bool) -> str:
+    """BEGIN with the block's options, as asyncpg's Transaction.start spelled it."""
+    sql = "BEGIN"
+    if isolation is not None:
+        sql += " ISOLATION LEVEL " + isolation.replace("_", " ").upper()
+    if readonly:
+        sql += " READ ONLY"
+    if deferrable:
+        sql += " DEFERRABLE"
+    return sql
 
 
 async def _to_the_end(coro: Coroutine[Any, Any, Any]) -> BaseException | None:
     """Drive ``coro`` to completion inside the calling task, shielded from its cancellation.
 
     ``asyncio.shield`` would do, but it costs a Task (and two loop turns) on every
-    COMMIT. Here the task waits on a private future chained to each future ``coro``
-    waits on, so ``task.cancel()`` cancels only that private future: the driver's
-    own await is never interrupted. Returns the cancellation that arrived meanwhile.
+    COMMIT. Here the task waits on each future ``coro`` waits on through
+    :class:`_Uncancellable`, whose ``cancel()`` refuses: ``task.cancel()`` then only
+    marks the task, which gets its CancelledError once that future is done, here and
+    not inside ``coro``. Returns the cancellation that arrived meanwhile.
     """
     cancelled: BaseException | None = None
-    loop = asyncio.get_running_loop()
     while True:
         try:
             awaited = coro.send(None)
@@ -326,18 +363,55 @@ async def _to_the_end(coro: Coroutine[Any, Any, Any]) -> BaseException | None:
                 cancelled = exc
             continue
         awaited._asyncio_future_blocking = False
-        while not awaited.done():
-            relay = loop.create_future()
-            awaited.add_done_callback(functools.partial(_relay_done, relay))
-            try:
-                await relay
-            except asyncio.CancelledError as exc:
-                cancelled = exc
+        try:
+            await _Uncancellable(awaited)
+        except asyncio.CancelledError as exc:
+            cancelled = exc
 
 
-def _relay_done(relay: asyncio.Future[None], _done: Any) -> None:
-    if not relay.done():
-        relay.set_result(None)
+class _Uncancellable:
+    """A future-like view of ``future`` (asyncio's documented duck type: the
+    ``_asyncio_future_blocking`` flag, ``get_loop``, ``add_done_callback``, ``result``)
+    that a task can wait on but not cancel.
+
+    ``Task.cancel()`` calls the awaited object's ``cancel()``; when that returns False
+    the task only records the request and raises CancelledError at its next step,
+    which comes when ``future`` is done. So the wait costs no extra Task or loop turn
+    (asyncio.shield needs both), and the driver's future is never cancelled.
+    """
+
+    __slots__ = ("_asyncio_future_blocking", "_future", "_wake")
+
+    def __init__(self, future: Any) -> None:
+        self._future = future
+        self._asyncio_future_blocking = False
+        self._wake: Any = None
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        loop: asyncio.AbstractEventLoop = self._future.get_loop()
+        return loop
+
+    def add_done_callback(self, fn: Callable[[Any], Any], *, context: Any = None) -> None:
+        self._wake = fn
+        self._future.add_done_callback(self._done, context=context)
+
+    def _done(self, _future: Any) -> None:
+        self._wake(self)  # the task reads result() on this view: never the future's error
+
+    def cancel(self, msg: Any = None) -> bool:
+        return False
+
+    def done(self) -> bool:
+        done: bool = self._future.done()
+        return done
+
+    def result(self) -> None:
+        return None
+
+    def __await__(self) -> Generator[Any, None, None]:
+        if not self._future.done():
+            self._asyncio_future_blocking = True
+            yield self
 
 
 @asynccontextmanager

@@ -392,24 +392,8 @@ async def after_write(tables: Iterable[str], source: str = PRIMARY) -> None:
     if tx is None:
         await _announce(names)
         return
-    callbacks = tx.levels[-1].on_commit
-    last = callbacks[-1] if callbacks else None
-    if isinstance(last, _Announcement):
-        last.tables |= names  # one announcement per transaction, not per statement
-    else:
-        callbacks.append(_Announcement(names))
-
-
-class _Announcement:
-    """An on_commit callback: a rollback drops it with the transaction's other callbacks."""
-
-    __slots__ = ("tables",)
-
-    def __init__(self, tables: set[str]) -> None:
-        self.tables = tables
-
-    async def __call__(self) -> None:
-        await _announce(self.tables)
+    # One announcement per transaction, after its commit (a rollback drops it).
+    tx.wrote(names)
 
 
 async def invalidate(*tables: str, source: str = PRIMARY) -> None:
@@ -434,7 +418,10 @@ async def _announce(tables: set[str]) -> None:
     _state.invalidations += 1
     names = sorted(tables)
     try:
-        await store.bump(names)
+        if store.__class__ is MemoryStore:
+            store.bump_now(names)
+        else:
+            await store.bump(names)
     except Exception as exc:
         _state.pending.update(names)  # bumped when the store is back, before any read
         _failed(exc)

@@ -186,7 +186,9 @@ class DbSource:
 
         ``tables``: what it writes that the query cache cannot parse from the SQL (a
         function's or trigger's targets); their cached reads are evicted at commit."""
-        count = await _exec.execute(to_dollar(sql), params, self.source, True)
+        # _exec.execute() without its coroutine frame: the status tag is read here.
+        status = await _exec.run(_exec.OPS["execute"], to_dollar(sql), params, self.source, True)
+        count = _exec.rowcount(status)
         if tables:
             await cache.invalidate(*tables, source=self.source)
         return count

@@ -40,6 +40,7 @@ from luser_common import (
     DatabaseError,
     DatabaseUnavailable,
     DuplicateError,
+    InternalServerError,
     TimeoutError,
     ValidationError,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "CommitUncertain",
     "PoolClosed",
     "ReadOnlyError",
+    "SharedConnectionError",
     "failure",
     "is_retryable",
     "may_write",
@@ -56,6 +58,13 @@ __all__ = [
     "translate",
     "unavailable",
 ]
+
+
+class SharedConnectionError(InternalServerError):
+    """Another task tried to use a transaction's connection."""
+
+    code = "TRANSACTION_SHARED"
+    default_message = "事务连接不能被其他并发任务共享: 请在事务外创建任务, 或在任务内开启自己的事务"
 
 
 class CommitUncertain(DatabaseUnavailable):

@@ -266,17 +266,24 @@ class Model(metaclass=ModelMeta):
             data["updated_at"] = now
         names: list[str] = []
         values: list[Any] = []
-        for f in meta.field_list:
-            value = data.get(f.name, MISSING)
+        plan = _insert_plans.get(meta)
+        if plan is None:
+            if len(_insert_plans) >= 4096:
+                _insert_plans.clear()
+            plan = _insert_plans[meta] = tuple(
+                (f.name, f.generated, f.nullable, f.to_db) for f in meta.field_list
+            )
+        for name, generated, nullable, to_db in plan:  # FieldInfo attributes, unpacked once
+            value = data.get(name, MISSING)
             if value is MISSING or value is None:
-                if f.generated:
+                if generated:
                     continue
-                if not f.nullable:
-                    raise ValidationError(f"{f.name} 不能为空", field=f.name)
+                if not nullable:
+                    raise ValidationError(f"{name} 不能为空", field=name)
                 if value is MISSING:
                     continue
-            names.append(f.name)
-            values.append(value if value is None or f.to_db is None else f.to_db(value))
+            names.append(name)
+            values.append(value if value is None or to_db is None else to_db(value))
         return tuple(names), values
 
     async def save(self) -> bool:
@@ -360,31 +367,28 @@ class Model(metaclass=ModelMeta):
         if meta.has_updated_at and "updated_at" not in dirty:
             data["updated_at"] = _now()
             dirty.add("updated_at")
-        # (names, sql) by the set of dirty fields: the field scan and the SQL are made
-        # once per set (frozenset() of a small set is one C call).
+        # ((name, to_db) per column, sql) by the set of dirty fields: the field scan and
+        # the SQL are made once per set (frozenset() of a small set is one C call).
         dirty_key = frozenset(dirty)
         plan = _update_plans.get((meta, dirty_key))
         if plan is None:
-            names = tuple(f.name for f in meta.field_list if f.name in dirty and not f.primary_key)
-            sql = meta.sql.get(("update", names))
-            if sql is None and names:
-                sql = meta.sql[("update", names)] = _update_sql(meta, names)
-            if len(_update_plans) >= 4096:
-                _update_plans.clear()
-            plan = _update_plans[(meta, dirty_key)] = (names, sql or "")
-        names, sql = plan
-        if not names:
+            plan = _update_plans[(meta, dirty_key)] = _update_plan(meta, dirty)
+        columns, keys, sql = plan
+        if not columns:
             return False
-        fields = meta.fields
         values = []
-        for n in names:
-            value = data.get(n)
-            convert = fields[n].to_db
+        for name, convert in columns:
+            value = data.get(name)
             values.append(value if convert is None or value is None else convert(value))
-        values += self._key_values()
-        count = await _exec.execute(sql, values, meta.source)
+        for name, convert in keys:  # _key_values(), with the key's converters planned
+            value = data.get(name)
+            if value is None:
+                raise ValidationError(f"{name} 为空, 记录尚未保存", field=name)
+            values.append(value if convert is None else convert(value))
+        # _exec.execute() without its coroutine frame: the status tag is read here.
+        status = await _exec.run(_exec.OPS["execute"], sql, values, meta.source)
         data.pop("_dirty", None)
-        return count > 0
+        return _exec.rowcount(status) > 0
 
     async def _update_exprs(self, exprs: dict[str, Expr]) -> bool:
         meta = self._meta
@@ -538,20 +542,20 @@ class Model(metaclass=ModelMeta):
     @classmethod
     def query(cls: type[M]) -> QueryBuilder[M]:
         """A new, empty query builder over this model."""
-        return QueryBuilder(cls)
+        return QueryBuilder._of(cls)
 
     @classmethod
     def using(cls: type[M], source: str) -> QueryBuilder[M]:
         """A query on data source ``source``; ``using("primary")`` never reads a replica."""
-        return QueryBuilder(cls).using(source)
+        return QueryBuilder._of(cls).using(source)
 
     @classmethod
     def with_deleted(cls: type[M]) -> QueryBuilder[M]:
-        return QueryBuilder(cls).with_deleted()
+        return QueryBuilder._of(cls).with_deleted()
 
     @classmethod
     def only_deleted(cls: type[M]) -> QueryBuilder[M]:
-        return QueryBuilder(cls).only_deleted()
+        return QueryBuilder._of(cls).only_deleted()
 
     # -- batches ---------------------------------------------------------------------
 
@@ -641,7 +645,26 @@ async def _find_by_keys(cls: type[M], wanted: list[Any]) -> list[M]:
 
 # update()'s (field names, SQL) per model and set of dirty fields; a model has few such
 # sets in practice, and the bound only guards against pathological use.
-_update_plans: dict[tuple[Metadata, frozenset[str]], tuple[tuple[str, ...], str]] = {}
+# _insert_values()'s (name, generated, nullable, to_db) per field, per model (bounded
+# like _update_plans: models made at run time, in tests, come and go).
+_insert_plans: dict[Metadata, tuple[tuple[str, Any, Any, Any], ...]] = {}
+
+_UpdatePlan = tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...], str]
+_update_plans: dict[tuple[Metadata, frozenset[str]], _UpdatePlan] = {}
+
+
+def _update_plan(meta: Metadata, dirty: set[str]) -> _UpdatePlan:
+    """update()'s (name, to_db) per column to set and per key column, and its SQL,
+    for one set of dirty fields."""
+    names = tuple(f.name for f in meta.field_list if f.name in dirty and not f.primary_key)
+    sql = meta.sql.get(("update", names))
+    if sql is None and names:
+        sql = meta.sql[("update", names)] = _update_sql(meta, names)
+    if len(_update_plans) >= 4096:
+        _update_plans.clear()
+    columns = tuple((n, meta.fields[n].to_db) for n in names)
+    keys = tuple((f.name, f.to_db) for f in meta.require_key())
+    return columns, keys, sql or ""
 
 
 def _update_sql(meta: Metadata, names: tuple[str, ...]) -> str:

@@ -105,12 +105,51 @@ class QueryBuilder(Generic[T]):
         self._deleted = "exclude"
         self._cache: tuple[str, float | None] | None = None
 
+    @classmethod
+    def _of(cls, model: type[Model]) -> QueryBuilder[Any]:
+        """``QueryBuilder(model)``, copied from a per-model blank: a query is started
+        per call (``User.query().where(id=x).first()``), and one dict copy costs less
+        than setting every attribute again."""
+        blank = _blanks.get(model)
+        if blank is None:
+            if len(_blanks) >= _BLANKS_MAX:
+                _blanks.clear()  # models made at run time (tests): a crude bound
+            blank = cls(model).__dict__.copy()
+            blank["_steps"] = (model,)  # see _with
+            _blanks[model] = blank
+        query = object.__new__(cls)
+        query.__dict__ = blank.copy()
+        return query
+
+    def _with(self, name: str, value: Any, step: tuple[Any, ...] | None = None) -> Self:
+        """A copy with one attribute changed (``_clone`` for the per-call chains).
+
+        ``step`` describes what the change does to the SQL text, values aside: a
+        builder started by ``_of`` and changed only by such steps carries them in
+        ``_steps``, a key for :meth:`_by_shape` that costs nothing to build. Any
+        change without a step (every ``_clone``) drops the chain, and the full
+        shape is computed instead.
+        """
+        clone = object.__new__(type(self))
+        state = self.__dict__.copy()
+        state.pop("_memo", None)
+        if step is None:
+            state.pop("_steps", None)
+        else:
+            steps = state.get("_steps")
+            if steps is not None:
+                state["_steps"] = (steps, step)
+        state[name] = value
+        clone.__dict__ = state
+        return clone
+
     def _clone(self, **changes: Any) -> Self:
         # peewee's Node.clone: a shallow __dict__ copy. Safe because every clause
         # container is a tuple, rebound (never mutated) by the builder methods.
         clone = object.__new__(type(self))
         state = self.__dict__.copy()
         state.pop("_memo", None)  # compiled SQL belongs to this builder, not its variants
+        state.pop("_steps", None)  # see _with
         for name, value in changes.items():
             state["_" + name] = value
         clone.__dict__ = state
@@ -165,7 +204,14 @@ class QueryBuilder(Generic[T]):
 
         The lambda form groups the conditions it adds in parentheses.
         """
-        return self._clone(where=self._where + self._entry("AND", condition, params, eq))
+        if condition is None and not params and len(eq) == 1:
+            # where(id=x), the per-call lookup: _entry()'s general loop, made short.
+            ((name, value),) = eq.items()
+            if value is not None:
+                column = _column(self._meta, name)
+                entry = ("AND", _equals(column), (value,))
+                return self._with("_where", (*self._where, entry), ("=", column))
+        return self._with("_where", self._where + self._entry("AND", condition, params, eq))
 
     def or_where(
         self,
@@ -281,10 +327,10 @@ class QueryBuilder(Generic[T]):
             raise ValidationError(f"未知的排序字段: {name[:64]}", field="order_by") from None
 
     def limit(self, n: int) -> Self:
-        return self._clone(limit=_non_negative(n, "limit"))
+        return self._with("_limit", _non_negative(n, "limit"), ("limit",))
 
     def offset(self, n: int) -> Self:
-        return self._clone(offset=_non_negative(n, "offset"))
+        return self._with("_offset", _non_negative(n, "offset"), ("offset",))
 
     def for_update(
         self, *, nowait: bool = False, skip_locked: bool = False, of: str | None = None
@@ -297,7 +343,7 @@ class QueryBuilder(Generic[T]):
             lock += " NOWAIT"
         elif skip_locked:
             lock += " SKIP LOCKED"
-        return self._clone(lock=lock)
+        return self._with("_lock", lock, ("lock", lock))
 
     def using(self, source: str) -> Self:
         """Run against data source ``source`` (``[database.data_sources.<name>]``);
@@ -444,19 +490,24 @@ class QueryBuilder(Generic[T]):
         windowed = kind != "page"
         limited = kind == "first" or (windowed and self._limit is not None)
         offset = windowed and self._offset is not None
+        steps = self.__dict__.get("_steps")
         key = (
-            kind,
-            self._table,
-            self._meta,
-            self._select,
-            self._distinct,
-            _shape(self._where),
-            self._group,
-            self._order,
-            limited,
-            offset,
-            self._lock,
-            self._deleted,
+            (kind, steps, limited, offset)
+            if steps is not None
+            else (
+                kind,
+                self._table,
+                self._meta,
+                self._select,
+                self._distinct,
+                _shape(self._where),
+                self._group,
+                self._order,
+                limited,
+                offset,
+                self._lock,
+                self._deleted,
+            )
         )
         sql = _shapes.get(key)
         if sql is None:
@@ -797,6 +848,10 @@ def _parse_order(spec: str) -> tuple[tuple[str, str], ...]:
         )
     return tuple(items)
 
+
+# A fresh builder's attributes per model (see QueryBuilder._of).
+_blanks: dict[type[Any], dict[str, Any]] = {}
+_BLANKS_MAX = 1024
 
 # SQL text by builder shape (see QueryBuilder._by_shape).
 _shapes: dict[tuple[Any, ...], str] = {}

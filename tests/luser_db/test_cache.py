@@ -157,6 +157,29 @@ async def test_a_committed_transaction_evicts_at_commit_a_rolled_back_one_never(
     assert sorted(u.name for u in await _adults().all()) == ["ann", "bob"]
 
 
+async def test_a_savepoint_that_rolls_back_takes_its_writes_out_of_the_announcement() -> None:
+    await _user("ann")
+    await _adults().all()
+    await Counter(id=1, n=1).save()
+    before = cache.stats().invalidations
+    async with transaction():
+        with pytest.raises(RuntimeError):
+            async with transaction():
+                await _user("ghost")  # orm.users, rolled back with the savepoint
+                raise RuntimeError("roll back the savepoint")
+        async with transaction():
+            await Counter.query().where(id=1).update(n=2)  # released into the outer block
+    assert cache.stats().invalidations == before + 1
+    with assert_queries(0):
+        await _adults().all()  # orm.users was not announced: still cached
+    async with transaction():
+        async with transaction():
+            await _user("bob")  # released: announced at the outer commit
+        assert cache.stats().invalidations == before + 1
+    assert cache.stats().invalidations == before + 2
+    assert sorted(u.name for u in await _adults().all()) == ["ann", "bob"]
+
+
 async def test_other_tables_writes_do_not_evict() -> None:
     await _user("ann")
     await _adults().all()

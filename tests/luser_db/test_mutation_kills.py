@@ -221,6 +221,56 @@ async def test_to_the_end_gives_the_loop_a_turn_on_a_bare_yield() -> None:
     assert task.result() is None
 
 
+async def test_to_the_end_finishes_a_future_wait_that_the_task_cancel_hit() -> None:
+    # COMMIT's reply is a future the driver waits on: a cancelled task must neither
+    # cancel that future nor stop waiting for it, and must report the cancellation.
+    reply: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    seen: list[str] = []
+
+    async def work() -> None:
+        seen.append(await reply)
+
+    task = asyncio.create_task(_to_the_end(work()))
+    await _turns()
+    task.cancel()
+    task.cancel()  # twice: still one wait, one report
+    await _turns()
+    assert not task.done() and not reply.cancelled()
+    reply.set_result("COMMIT")
+    await _turns()
+    assert seen == ["COMMIT"]
+    assert isinstance(task.result(), asyncio.CancelledError)
+
+
+async def test_to_the_end_raises_the_awaited_failure_not_the_cancellation() -> None:
+    reply: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def work() -> None:
+        await reply
+
+    task = asyncio.create_task(_to_the_end(work()))
+    await _turns()
+    task.cancel()
+    reply.set_exception(ConnectionResetError("lost during COMMIT"))
+    with pytest.raises(ConnectionResetError):
+        await task
+
+
+async def test_to_the_end_without_a_cancellation_returns_none() -> None:
+    reply: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    out: list[int] = []
+
+    async def work() -> None:
+        out.append(await reply)
+        out.append(await asyncio.sleep(0, 7))
+
+    task = asyncio.create_task(_to_the_end(work()))
+    await _turns()
+    reply.set_result(1)
+    assert await task is None
+    assert out == [1, 7]
+
+
 async def test_to_the_end_returns_a_cancellation_that_hit_a_bare_yield() -> None:
     steps: list[int] = []
 

@@ -273,6 +273,46 @@ async def test_clean_release_needs_no_shield_task(
     assert await Db.query_str("show application_name") == ""
 
 
+def test_asyncpg_still_has_what_the_in_place_pool_steps_use() -> None:
+    # _pool.acquire/_release_in_place run asyncpg's pool steps themselves; an asyncpg
+    # without one of them must be noticed here, not by a slower fallback nobody sees.
+    assert pool_module.IN_PLACE_POOL
+
+
+async def test_transactions_send_on_the_driver_connection_behind_the_proxy(own_pool: str) -> None:
+    luser_db.init(own_pool, min_size=1, max_size=1)
+    pool = await luser_db.get_pool()
+    proxy = await pool.acquire()
+    try:
+        driver = pool_module.driver_connection(proxy)
+        assert driver is not proxy and isinstance(driver, asyncpg.Connection)
+        assert driver is proxy._con  # type: ignore[attr-defined]  # what asyncpg lends
+    finally:
+        await pool.release(proxy)
+    assert pool_module.driver_connection(driver) is driver  # no proxy: itself
+
+
+async def test_in_place_release_returns_the_connection_as_asyncpg_would(own_pool: str) -> None:
+    luser_db.init(own_pool, min_size=0, max_size=1, max_inactive_connection_lifetime=300)
+    assert await Db.query_int("select 1") == 1
+    pool = await luser_db.get_pool()
+    [holder] = pool._holders  # type: ignore[attr-defined]
+    for n in range(3):
+        async with transaction():
+            assert await Db.query_int("select $1::int", n) == n
+            assert pool.get_idle_size() == 0 and holder._in_use is not None  # lent out
+            assert holder._inactive_callback is None  # idle timer off while lent out
+        assert pool.get_idle_size() == 1  # back in the queue
+        assert holder._in_use is None and holder._proxy is None  # the proxy detached
+        assert holder._inactive_callback is not None  # the idle timer armed again
+        assert not holder._con._luser_managed and not holder._con._luser_dirty
+    conn = await pool.acquire()
+    try:
+        assert holder._inactive_callback is None  # disarmed while lent out
+    finally:
+        await pool.release(conn)
+
+
 async def test_init_while_a_pool_opens_keeps_no_pool_with_the_old_url(
     own_pool: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -75,6 +75,31 @@ async def test_savepoint_rollback_keeps_outer_work() -> None:
     assert sorted(await Counter.query().pluck("id")) == [1, 3]
 
 
+async def test_nested_savepoints_release_and_roll_back_by_depth() -> None:
+    # Savepoints are named by depth: siblings reuse a name, and each RELEASE / ROLLBACK
+    # TO must find its own block's savepoint, never an outer or an earlier one.
+    async with transaction():
+        await Counter(id=1).save()
+        async with transaction():  # depth 1, released
+            await Counter(id=2).save()
+            with pytest.raises(Boom):
+                async with transaction():  # depth 2, rolled back
+                    await Counter(id=3).save()
+                    async with transaction():  # depth 3, released into depth 2
+                        await Counter(id=4).save()
+                    raise Boom
+            async with transaction():  # depth 2 again (same name), released
+                await Counter(id=5).save()
+        with pytest.raises(Boom):
+            async with transaction():  # depth 1 again, rolled back with its inner work
+                await Counter(id=6).save()
+                async with transaction():
+                    await Counter(id=7).save()
+                raise Boom
+        await Counter(id=8).save()
+    assert sorted(await Counter.query().pluck("id")) == [1, 2, 5, 8]
+
+
 async def test_savepoint_recovers_from_a_database_error() -> None:
     async with transaction():
         await Counter(id=1).save()
@@ -122,6 +147,12 @@ async def test_isolation_readonly_deferrable() -> None:
         assert await Db.query_str("show transaction_read_only") == "on"
     async with transaction(isolation="repeatable_read"):
         assert await Db.query_str("show transaction_isolation") == "repeatable read"
+    async with transaction(isolation="read_uncommitted", readonly=True):
+        assert await Db.query_str("show transaction_isolation") == "read uncommitted"
+        assert await Db.query_str("show transaction_read_only") == "on"
+    async with transaction(isolation="read_committed", deferrable=True):
+        assert await Db.query_str("show transaction_isolation") == "read committed"
+        assert await Db.query_str("show transaction_deferrable") == "on"
     with pytest.raises(ValidationError):
         async with transaction(isolation="chaos"):
             pass
@@ -263,3 +294,16 @@ async def test_transaction_variable_is_reset_on_every_path() -> None:
             pass
         seen.append(in_transaction())
     assert seen == [False, False, False]
+
+
+async def test_the_owner_check_asks_asyncio_for_the_running_task() -> None:
+    # _context.running_task is asyncio.current_task's own lookup without its Python
+    # frame on CPython 3.11 (the dict asyncio keeps), asyncio.current_task elsewhere.
+    import sys
+
+    from luser_db._context import running_task
+
+    loop = asyncio.get_running_loop()
+    assert running_task(loop) is asyncio.current_task()
+    if sys.version_info[:2] == (3, 11):
+        assert running_task == asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
