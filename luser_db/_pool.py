@@ -267,6 +267,7 @@ async def close() -> None:
     for hook in close_hooks:
         await hook()
     _state.closed = True
+    _state.generation += 1  # a pool still opening now is discarded, not installed
     items = [*pools.values(), *((pool, loop) for (_, loop), pool in _state.parked.items())]
     pools.clear()
     _state.parked.clear()
@@ -305,7 +306,7 @@ async def get_pool(name: str = PRIMARY) -> asyncpg.Pool:
             if generation == _state.generation:
                 pools[name] = (pool, loop)
                 return pool
-            # init()/reset() ran while it opened (a background task's first query racing
+            # close(), init() or reset() ran while it opened (a background task's first query racing
             # a test that repoints the ORM): its URL may be the old one. Open again.
             _discard(pool, loop)
 

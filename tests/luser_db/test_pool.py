@@ -54,6 +54,33 @@ async def test_use_after_close_is_a_clear_503(own_pool: str) -> None:
     assert await Db.query_int("select 2") == 2
 
 
+async def test_a_pool_opening_during_close_is_not_installed(
+    own_pool: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A background query's first use races close(): the pool it was opening is
+    discarded, so later use still gets the clear 503 instead of a live pool."""
+    luser_db.init(own_pool)
+    opening, resume = asyncio.Event(), asyncio.Event()
+    real_open = pool_module._open
+
+    async def held_open(name: str) -> asyncpg.Pool:
+        pool = await real_open(name)  # a real pool to the real server
+        opening.set()
+        await resume.wait()
+        return pool
+
+    monkeypatch.setattr(pool_module, "_open", held_open)
+    first_use = asyncio.create_task(Db.query_int("select 1"))
+    await opening.wait()
+    await luser_db.close()
+    resume.set()
+    with pytest.raises(DatabaseUnavailable):
+        await first_use
+    assert pool_module.pools == {}
+    with pytest.raises(DatabaseUnavailable):
+        await Db.query_int("select 1")
+
+
 async def test_concurrent_first_use_creates_one_pool(own_pool: str) -> None:
     luser_db.init(own_pool, min_size=0, max_size=4)
     created: list[object] = []
