@@ -1,4 +1,4 @@
-"""Request logs at scale: usage reports at 10 M rows, the log writer with its rollup trigger.
+"""Request logs at scale: usage reports at 10 M rows, the log writer with its rollup.
 
     python benchmarks/bench_log_scale.py --dsn postgresql://postgres@127.0.0.1:5432/test
     python benchmarks/bench_log_scale.py --quick        # small counts, a sanity run
@@ -7,13 +7,18 @@ Creates a scratch database on the server named by ``--dsn`` (without it: the
 embedded PostgreSQL), applies the migrations, runs two workloads and drops the
 database:
 
-1. log writer rows/s through ``LogWriter`` (binary COPY batches), the rollup
-   trigger (``router_logs_roll_up``) disabled and enabled in alternating rounds of
-   the same run, the tables emptied between rounds;
+1. log writer rows/s through ``LogWriter`` (binary COPY batches) in alternating
+   rounds of the same run, the tables emptied between rounds: ``off``, the writer
+   without its rollup upsert (each batch a COPY into its month's partition);
+   ``on``, the real writer (the same COPY and the batch's usage upsert, in one
+   transaction); ``trigger``, the writer before migration 0047 (a COPY into the
+   parent, whose statement trigger ``router_logs_roll_up`` aggregates the batch's
+   transition table);
 2. usage at ``--rows`` router_logs rows (10 M): the rows are made by the server
    (``generate_series``) and streamed back in with ``COPY ... FROM STDIN`` (two
-   ``psql`` processes joined by a pipe) with the trigger on, so the rollup is built
-   the way the log writer builds it. 1,000 partners over ``--days`` days; one big
+   ``psql`` processes joined by a pipe) into ``router_logs``, whose trigger builds
+   the rollup (the same rows the writer's upsert makes: tests/app/open_api/
+   test_log_rollup.py). 1,000 partners over ``--days`` days; one big
    partner makes a fifth of the calls. Then ``daily_usage`` (the rollup) for the big
    partner's last 30 days against the same report aggregated from the raw rows, and
    the first page of that partner's logs. The two reports are checked to agree.
@@ -28,7 +33,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import luser_db  # noqa: E402
+from app.open_api import logs  # noqa: E402
 from app.open_api.logs import (  # noqa: E402
     LOG_COLUMNS,
     LogFilter,
@@ -74,9 +80,28 @@ def _row(user_id: int) -> LogRow:
     )
 
 
-async def _write(rows: int) -> float:
+async def _copy_into_parent(rows: Sequence[LogRow]) -> None:
+    await Db.copy_records("router_logs", rows, LOG_COLUMNS)  # fires the rollup trigger
+
+
+class _Writer(LogWriter):
+    """LogWriter with another way to store a batch (``LogWriter._store``)."""
+
+    def __init__(self, store: Callable[[Sequence[LogRow]], Awaitable[None]], **kw: Any) -> None:
+        super().__init__(**kw)
+        self._store = store  # type: ignore[method-assign]
+
+
+STORES: dict[str, Callable[[Sequence[LogRow]], Awaitable[None]]] = {
+    "off": logs._copy,  # the writer without its rollup upsert
+    "on": logs._store_batch,  # the real writer
+    "trigger": _copy_into_parent,  # the writer before migration 0047
+}
+
+
+async def _write(rows: int, mode: str) -> float:
     batch = [_row(i % 1000) for i in range(rows)]
-    writer = LogWriter(queue_size=rows + 1, batch_size=5_000, flush_interval=0.05)
+    writer = _Writer(STORES[mode], queue_size=rows + 1, batch_size=5_000, flush_interval=0.05)
     await writer.start()
     started = time.perf_counter()
     for row in batch:
@@ -86,25 +111,31 @@ async def _write(rows: int) -> float:
     return rows / (time.perf_counter() - started)
 
 
-async def bench_writer(rows: int, rounds: int) -> None:
-    rates: dict[str, list[float]] = {"off": [], "on": []}
+async def bench_writer(rows: int, rounds: int, modes: Sequence[str]) -> None:
+    rates: dict[str, list[float]] = {mode: [] for mode in modes}
     for _ in range(rounds):
-        for mode in ("off", "on"):
+        for mode in modes:
             await Db.execute("TRUNCATE router_logs, router_log_usage")
             await Db.execute("CHECKPOINT")
-            verb = "ENABLE" if mode == "on" else "DISABLE"
-            await Db.execute(f"ALTER TABLE router_logs {verb} TRIGGER router_logs_roll_up")
-            rates[mode].append(await _write(rows))
-    await Db.execute("ALTER TABLE router_logs ENABLE TRIGGER router_logs_roll_up")
+            rates[mode].append(await _write(rows, mode))
+            if mode != "off":  # what the round wrote is counted, once
+                usage = await Db.find("SELECT sum(calls)::bigint AS n FROM router_log_usage")
+                assert usage[0]["n"] == rows, (mode, usage, rows)
     await Db.execute("TRUNCATE router_logs, router_log_usage")
-    off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
-    for mode in ("off", "on"):
+    for mode in modes:
         each = " ".join(f"{r:,.0f}" for r in rates[mode])
         print(
-            f"log writer, trigger {mode:>3}: median {statistics.median(rates[mode]):>9,.0f} "
+            f"log writer, rollup {mode:>7}: median {statistics.median(rates[mode]):>9,.0f} "
             f"rows/s  (rounds: {each}; {rows:,} rows each)"
         )
-    print(f"  trigger on / off: {on / off:.2f}")
+    off = statistics.median(rates["off"])
+    for mode in modes:
+        if mode != "off":
+            print(f"  {mode} / off: {statistics.median(rates[mode]) / off:.2f}", end="")
+    per_round = [
+        f"{on / off:.2f}" for on, off in zip(rates.get("on", []), rates["off"], strict=False)
+    ]
+    print(f"  (on / off per round: {' '.join(per_round)})")
 
 
 def _generator_sql(lo: int, hi: int, total: int, start: datetime, span: timedelta) -> str:
@@ -217,7 +248,7 @@ async def main(args: argparse.Namespace) -> None:
         luser_db.init(url, min_size=2, max_size=8)
         print(f"machine load before: {os.getloadavg()}")
         if "writer" in args.phases:
-            await bench_writer(args.writer_rows, args.rounds)
+            await bench_writer(args.writer_rows, args.rounds, args.modes)
         if "usage" in args.phases:
             end = await load(url, args.rows, args.days, args.chunk, args.streams)
             await bench_usage(end, args.repeat, args.raw_repeat)
@@ -233,7 +264,14 @@ def _args() -> argparse.Namespace:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--phases", nargs="+", choices=("writer", "usage"), default=["writer", "usage"])
     p.add_argument("--writer-rows", type=int, default=300_000)
-    p.add_argument("--rounds", type=int, default=3, help="writer rounds per trigger mode")
+    p.add_argument("--rounds", type=int, default=3, help="writer rounds per mode")
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        choices=tuple(STORES),
+        default=list(STORES),
+        help="writer modes, alternating in each round ('off' is always measured)",
+    )
     p.add_argument("--rows", type=int, default=10_000_000)
     p.add_argument("--days", type=int, default=60)
     p.add_argument("--chunk", type=int, default=500_000, help="rows per COPY statement")
@@ -241,6 +279,8 @@ def _args() -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--raw-repeat", type=int, default=3)
     args = p.parse_args()
+    if "off" not in args.modes:
+        args.modes.insert(0, "off")
     if args.quick:
         args.writer_rows, args.rounds, args.rows, args.chunk = 20_000, 1, 200_000, 50_000
         args.repeat, args.raw_repeat = 3, 1
