@@ -3,9 +3,10 @@
 ``LogWriter.insert_log`` never waits: it puts the row on a bounded asyncio
 queue, or counts it as dropped when the queue is full (a full queue means the
 database is not keeping up; blocking callers would turn a logging problem into
-an outage). A background task drains the queue with binary ``COPY`` in batches
-of ``batch_size`` on ``writers`` connections at once: as soon as a batch is
-full, and at least every ``flush_interval`` seconds. Transient write failures
+an outage). A background task drains the queue with binary ``COPY``: up to
+``writers`` x ``batch_size`` rows at a time, split by user into ``writers``
+batches written at once on as many connections; as soon as a batch is full, and
+at least every ``flush_interval`` seconds. Transient write failures
 are retried with backoff (meanwhile the queue absorbs new rows, then overflows
 and counts drops). ``stop()`` writes every queued row before returning.
 
@@ -13,8 +14,9 @@ Each batch is one transaction: a ``COPY`` into each month's partition the batch
 touches, then the batch's usage groups, summed in Python, added to router_log_usage
 with one upsert (``app.open_api.rollup``). The rollup never counts a row the logs
 lack, or misses one. Copying into the partitions rather than the parent skips the
-parent's rollup trigger, whose transition table would cost the writer a third of
-its rate (docs/benchmarks.md "Logs at scale").
+parent's rollup trigger (kept for other inserts) and its transition table; batches
+written at once hold different users, so their upserts never wait for each other's
+row locks (docs/benchmarks.md "Logs at scale" measures the cost).
 """
 
 from __future__ import annotations
@@ -81,9 +83,10 @@ _backoff = full_jitter(base=0.05, cap=2.0)
 
 def _transient(exc: BaseException) -> bool:
     """Worth writing the same batch again: an unreachable database, an exhausted pool, a
-    serialization failure or deadlock. Not a COPY whose connection died mid-flight
-    (CommitUncertain): its rows may be in, and a duplicate log row double-counts usage;
-    crash recovery rebuilds the rows of charged calls that are missing."""
+    serialization failure or deadlock (a connection lost before COMMIT rolled the batch
+    back). Not a batch whose connection died during its COMMIT (CommitUncertain): its
+    rows may be in, and a duplicate log row double-counts usage; crash recovery
+    rebuilds the rows of charged calls that are missing."""
     return isinstance(exc, AppError) and exc.retryable
 
 
@@ -139,9 +142,10 @@ async def _copy(rows: Sequence[LogRow]) -> None:
 
 async def _store_batch(rows: Sequence[LogRow]) -> None:
     """Write ``rows`` and add them to the usage rollup, in one transaction."""
+    usage = usage_rows(rows)  # before BEGIN: the transaction stays as short as it can
     async with transaction():
         await _copy(rows)
-        await add_usage(usage_rows(rows))
+        await add_usage(usage)
 
 
 class LogWriter:
