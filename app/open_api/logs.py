@@ -4,9 +4,9 @@
 queue, or counts it as dropped when the queue is full (a full queue means the
 database is not keeping up; blocking callers would turn a logging problem into
 an outage). A background task drains the queue with binary ``COPY``: up to
-``writers`` x ``batch_size`` rows at a time, split by user into ``writers``
-batches written at once on as many connections; as soon as a batch is full, and
-at least every ``flush_interval`` seconds. Transient write failures
+``writers`` x ``batch_size`` rows at a time, split by user into as many batches
+as those rows fill (at most ``writers``), written at once on as many connections;
+as soon as a batch is full, and at least every ``flush_interval`` seconds. Transient write failures
 are retried with backoff (meanwhile the queue absorbs new rows, then overflows
 and counts drops). ``stop()`` writes every queued row before returning.
 
@@ -222,7 +222,8 @@ class LogWriter:
         async with self._flushing:
             while not self._queue.empty():
                 rows = self._take(self._batch_size * self._writers)
-                batches = _by_user(rows, self._writers)
+                parts = min(self._writers, -(-len(rows) // self._batch_size))
+                batches = _by_user(rows, parts)
                 await asyncio.gather(*(self._write(b) for b in batches if b))
 
     async def _run(self) -> None:
