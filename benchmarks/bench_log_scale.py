@@ -1,4 +1,5 @@
-"""Request logs at scale: usage reports at 10 M rows, the log writer with its rollup.
+"""Request logs at scale: the log writer with the rollup off its path, the rollup's
+catch-up, usage reports at 10 M rows.
 
     python benchmarks/bench_log_scale.py --dsn postgresql://postgres@127.0.0.1:5432/test
     python benchmarks/bench_log_scale.py --quick        # small counts, a sanity run
@@ -7,21 +8,23 @@ Creates a scratch database on the server named by ``--dsn`` (without it: the
 embedded PostgreSQL), applies the migrations, runs two workloads and drops the
 database:
 
-1. log writer rows/s through ``LogWriter`` (binary COPY batches) in alternating
-   rounds of the same run, the tables emptied between rounds: ``off``, the writer
-   without its rollup upsert (each batch a COPY into its month's partition);
-   ``on``, the real writer (the same COPY and the batch's usage upsert, in one
-   transaction); ``trigger``, the writer before migration 0047 (a COPY into the
-   parent, whose statement trigger ``router_logs_roll_up`` aggregates the batch's
-   transition table);
+1. log writer rows/s through ``LogWriter`` (binary COPY batches into router_logs)
+   in alternating rounds of the same run, the tables emptied between rounds, on
+   the schema of each mode: ``off``, no rollup maintained (router_logs before
+   migration 0044: no trigger, no index on id); ``on``, the schema of migration
+   0047 (the BRIN index on id the catch-up scans; nothing counted on insert; each
+   round is then caught up and checked to count every row once); ``btree``, a
+   btree on id instead of the BRIN (what 0047 did not choose); ``trigger``, 0044's
+   statement trigger (the rollup maintained in the writer's transaction).
 2. usage at ``--rows`` router_logs rows (10 M): the rows are made by the server
    (``generate_series``) and streamed back in with ``COPY ... FROM STDIN`` (two
-   ``psql`` processes joined by a pipe) into ``router_logs``, whose trigger builds
-   the rollup (the same rows the writer's upsert makes: tests/app/open_api/
-   test_log_rollup.py). 1,000 partners over ``--days`` days; one big
-   partner makes a fifth of the calls. Then ``daily_usage`` (the rollup) for the big
-   partner's last 30 days against the same report aggregated from the raw rows, and
-   the first page of that partner's logs. The two reports are checked to agree.
+   ``psql`` processes joined by a pipe), then counted by one catch-up (timed).
+   1,000 partners over ``--days`` days; one big partner makes a fifth of the
+   calls. Then ``daily_usage`` (a catch-up with nothing new, then the rollup) for
+   the big partner's last 30 days against the same report aggregated from the raw
+   rows (checked to agree), and the first page of that partner's logs. Last, the
+   catch-up of ``--catch-up-rows`` new rows each (written by the log writer) on top
+   of the loaded table.
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import luser_db  # noqa: E402
-from app.open_api import logs  # noqa: E402
 from app.open_api.logs import (  # noqa: E402
     LOG_COLUMNS,
     LogFilter,
@@ -52,6 +54,7 @@ from app.open_api.logs import (  # noqa: E402
     query_logs,
 )
 from app.open_api.partitions import add_months, ensure_partitions, month_start  # noqa: E402
+from app.open_api.rollup import catch_up  # noqa: E402
 from luser_db import Db  # noqa: E402
 from luser_db.migrations import Migrator  # noqa: E402
 from luser_db.testing import create_test_database, drop_test_database, server_url  # noqa: E402
@@ -80,34 +83,55 @@ def _row(user_id: int) -> LogRow:
     )
 
 
-async def _copy_into_parent(rows: Sequence[LogRow]) -> None:
-    await Db.copy_records("router_logs", rows, LOG_COLUMNS)  # fires the rollup trigger
+_TRIGGER_SQL = """
+CREATE FUNCTION router_logs_roll_up() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO router_log_usage AS u
+        (user_id, bucket, token_id, ability, calls, succeeded, cost)
+    SELECT user_id,
+           date_bin('15 minutes', created_at, timestamptz '2000-01-01 00:00:00+00'),
+           coalesce(token_id, 0), ability, count(*),
+           count(*) FILTER (WHERE status_code < 400), coalesce(sum(cost), 0)
+    FROM new_rows GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (user_id, bucket, token_id, ability) DO UPDATE
+    SET calls = u.calls + excluded.calls, succeeded = u.succeeded + excluded.succeeded,
+        cost = u.cost + excluded.cost;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER router_logs_roll_up AFTER INSERT ON router_logs
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION router_logs_roll_up()
+"""
 
-
-class _Writer(LogWriter):
-    """LogWriter with another way to store a batch (``LogWriter._store``)."""
-
-    def __init__(self, store: Callable[[Sequence[LogRow]], Awaitable[None]], **kw: Any) -> None:
-        super().__init__(**kw)
-        self._store = store  # type: ignore[method-assign]
-
-
-STORES: dict[str, Callable[[Sequence[LogRow]], Awaitable[None]]] = {
-    "off": logs._copy,  # the writer without its rollup upsert
-    "on": logs._store_batch,  # the real writer
-    "trigger": _copy_into_parent,  # the writer before migration 0047
+# What each mode adds to the bare table (``off``: before migration 0044).
+SCHEMAS: dict[str, str] = {
+    "off": "",
+    "on": "CREATE INDEX router_logs_id_brin ON router_logs USING brin (id)",  # 0047
+    "btree": "CREATE INDEX router_logs_id_btree ON router_logs (id)",
+    "trigger": _TRIGGER_SQL,  # 0044
 }
+_BARE = (
+    "DROP TRIGGER IF EXISTS router_logs_roll_up ON router_logs; "
+    "DROP FUNCTION IF EXISTS router_logs_roll_up(); "
+    "DROP INDEX IF EXISTS router_logs_id_brin; DROP INDEX IF EXISTS router_logs_id_btree"
+)
 
 
-async def _write(rows: int, mode: str) -> float:
+async def _schema(mode: str) -> None:
+    await Db.execute("TRUNCATE router_logs, router_log_usage")
+    await Db.execute(_BARE)
+    if SCHEMAS[mode]:
+        await Db.execute(SCHEMAS[mode])
+
+
+async def _write(rows: int) -> float:
     batch = [_row(i % 1000) for i in range(rows)]
-    writer = _Writer(STORES[mode], queue_size=rows + 1, batch_size=5_000, flush_interval=0.05)
+    writer = LogWriter(queue_size=rows + 1, batch_size=5_000, flush_interval=0.05)
     await writer.start()
     started = time.perf_counter()
     for row in batch:
         writer.insert_log(row)
     await writer.stop()
-    assert writer.written == rows, (writer.written, writer.failed, writer.dropped)
+    assert writer.written == rows, (writer.written, writer.failed)
     return rows / (time.perf_counter() - started)
 
 
@@ -115,27 +139,27 @@ async def bench_writer(rows: int, rounds: int, modes: Sequence[str]) -> None:
     rates: dict[str, list[float]] = {mode: [] for mode in modes}
     for _ in range(rounds):
         for mode in modes:
-            await Db.execute("TRUNCATE router_logs, router_log_usage")
+            await _schema(mode)
             await Db.execute("CHECKPOINT")
-            rates[mode].append(await _write(rows, mode))
-            if mode != "off":  # what the round wrote is counted, once
+            rates[mode].append(await _write(rows))
+            if mode == "on":
+                await catch_up()
+            if mode in ("on", "trigger"):  # what the round wrote is counted, once
                 usage = await Db.find("SELECT sum(calls)::bigint AS n FROM router_log_usage")
                 assert usage[0]["n"] == rows, (mode, usage, rows)
-    await Db.execute("TRUNCATE router_logs, router_log_usage")
-    for mode in modes:
-        each = " ".join(f"{r:,.0f}" for r in rates[mode])
-        print(
-            f"log writer, rollup {mode:>7}: median {statistics.median(rates[mode]):>9,.0f} "
-            f"rows/s  (rounds: {each}; {rows:,} rows each)"
-        )
+    await _schema("on")  # the migrated schema again, for the usage phase
     off = statistics.median(rates["off"])
     for mode in modes:
-        if mode != "off":
-            print(f"  {mode} / off: {statistics.median(rates[mode]) / off:.2f}", end="")
-    per_round = [
-        f"{on / off:.2f}" for on, off in zip(rates.get("on", []), rates["off"], strict=False)
-    ]
-    print(f"  (on / off per round: {' '.join(per_round)})")
+        each = " ".join(f"{r:,.0f}" for r in rates[mode])
+        median = statistics.median(rates[mode])
+        print(
+            f"log writer, {mode:>7}: median {median:>9,.0f} rows/s, {median / off:.2f} x off "
+            f"(rounds: {each}; {rows:,} rows each)"
+        )
+    if "on" in rates:
+        pairs = zip(rates["on"], rates["off"], strict=True)
+        per_round = " ".join(f"{on / o:.2f}" for on, o in pairs)
+        print(f"  on / off per round: {per_round}")
 
 
 def _generator_sql(lo: int, hi: int, total: int, start: datetime, span: timedelta) -> str:
@@ -179,14 +203,18 @@ async def load(url: str, total: int, days: int, chunk: int, streams: int) -> dat
 
     await asyncio.gather(*(stream() for _ in range(streams)))
     took = time.perf_counter() - began
+    counting = time.perf_counter()
+    await catch_up()
+    counted = time.perf_counter() - counting
     await Db.execute("VACUUM ANALYZE router_logs")
     await Db.execute("VACUUM ANALYZE router_log_usage")
     n_logs = await Db.find("SELECT count(*) AS n FROM router_logs")
     assert n_logs[0]["n"] == total, (n_logs, total)
     n_usage = await Db.find("SELECT count(*) AS n FROM router_log_usage")
     print(
-        f"loaded {total:,} rows in {took:.0f} s ({total / took:,.0f} rows/s, trigger on, "
-        f"{streams} COPY streams); router_log_usage: {n_usage[0]['n']:,} rows"
+        f"loaded {total:,} rows in {took:.0f} s ({total / took:,.0f} rows/s, "
+        f"{streams} COPY streams); one catch-up counted them in {counted:.1f} s; "
+        f"router_log_usage: {n_usage[0]['n']:,} rows"
     )
     return end
 
@@ -238,6 +266,19 @@ async def bench_usage(end: datetime, repeat: int, raw_repeat: int) -> None:
     print(f"log page, big partner, 50 newest: {_ms(page_t)}")
 
 
+async def bench_catch_up(sizes: Sequence[int], repeat: int) -> None:
+    """The catch-up of ``size`` rows the log writer just wrote, on top of the table."""
+    for size in sizes:
+        times = []
+        for _ in range(repeat):
+            await _write(size)
+            started = time.perf_counter()
+            added = await catch_up()
+            times.append((time.perf_counter() - started) * 1000)
+            assert added is not None and added > 0, added
+        print(f"catch-up of {size:>7,} new rows: {_ms(times)}")
+
+
 async def main(args: argparse.Namespace) -> None:
     base = args.dsn or server_url()
     url = await asyncio.to_thread(create_test_database, base, "luser_bench")
@@ -252,6 +293,7 @@ async def main(args: argparse.Namespace) -> None:
         if "usage" in args.phases:
             end = await load(url, args.rows, args.days, args.chunk, args.streams)
             await bench_usage(end, args.repeat, args.raw_repeat)
+            await bench_catch_up(args.catch_up_rows, args.repeat)
         print(f"machine load after: {os.getloadavg()}")
     finally:
         await luser_db.close()
@@ -268,10 +310,11 @@ def _args() -> argparse.Namespace:
     p.add_argument(
         "--modes",
         nargs="+",
-        choices=tuple(STORES),
-        default=list(STORES),
+        choices=tuple(SCHEMAS),
+        default=["off", "on", "btree", "trigger"],
         help="writer modes, alternating in each round ('off' is always measured)",
     )
+    p.add_argument("--catch-up-rows", type=int, nargs="+", default=[5_000, 50_000])
     p.add_argument("--rows", type=int, default=10_000_000)
     p.add_argument("--days", type=int, default=60)
     p.add_argument("--chunk", type=int, default=500_000, help="rows per COPY statement")

@@ -3,20 +3,11 @@
 ``LogWriter.insert_log`` never waits: it puts the row on a bounded asyncio
 queue, or counts it as dropped when the queue is full (a full queue means the
 database is not keeping up; blocking callers would turn a logging problem into
-an outage). A background task drains the queue with binary ``COPY``: up to
-``writers`` x ``batch_size`` rows at a time, split by user into as many batches
-as those rows fill (at most ``writers``), written at once on as many connections;
-as soon as a batch is full, and at least every ``flush_interval`` seconds. Transient write failures
+an outage). A background task drains the queue with binary ``COPY`` in batches
+of ``batch_size`` on ``writers`` connections at once: as soon as a batch is
+full, and at least every ``flush_interval`` seconds. Transient write failures
 are retried with backoff (meanwhile the queue absorbs new rows, then overflows
 and counts drops). ``stop()`` writes every queued row before returning.
-
-Each batch is one transaction: a ``COPY`` into each month's partition the batch
-touches, then the batch's usage groups, summed in Python, added to router_log_usage
-with one upsert (``app.open_api.rollup``). The rollup never counts a row the logs
-lack, or misses one. Copying into the partitions rather than the parent skips the
-parent's rollup trigger (kept for other inserts) and its transition table; batches
-written at once hold different users, so their upserts never wait for each other's
-row locks (docs/benchmarks.md "Logs at scale" measures the cost).
 """
 
 from __future__ import annotations
@@ -27,16 +18,16 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import luser_db
 from app.open_api.metrics import OpenApiMetrics
 from app.open_api.models import RouterLog
-from app.open_api.partitions import add_months, ensure_partitions, month_start, partition_name
-from app.open_api.rollup import EPOCH, USAGE_SLOT, add_usage, usage_rows
+from app.open_api.partitions import ensure_partitions
+from app.open_api.rollup import catch_up
 from luser_common import AppError, DatabaseUnavailable, ValidationError
-from luser_db import Db, QueryBuilder, full_jitter, sqlstate, transaction
+from luser_db import Db, QueryBuilder, full_jitter, sqlstate
 
 __all__ = [
     "LOG_COLUMNS",
@@ -83,18 +74,16 @@ _backoff = full_jitter(base=0.05, cap=2.0)
 
 def _transient(exc: BaseException) -> bool:
     """Worth writing the same batch again: an unreachable database, an exhausted pool, a
-    serialization failure or deadlock (a connection lost before COMMIT rolled the batch
-    back). Not a batch whose connection died during its COMMIT (CommitUncertain): its
-    rows may be in, and a duplicate log row double-counts usage; crash recovery
-    rebuilds the rows of charged calls that are missing."""
+    serialization failure or deadlock. Not a COPY whose connection died mid-flight
+    (CommitUncertain): its rows may be in, and a duplicate log row double-counts usage;
+    crash recovery rebuilds the rows of charged calls that are missing."""
     return isinstance(exc, AppError) and exc.retryable
 
 
 def _no_partition(exc: BaseException) -> bool:
-    # The COPY names a month's partition that does not exist yet (undefined_table); a
-    # plain INSERT into the parent fails with a check violation instead ("no partition
-    # of relation ... found for row": router_logs has no CHECK constraint of its own).
-    return sqlstate(exc) in ("42P01", "23514")
+    # router_logs has no CHECK constraint: a check violation is a row whose month
+    # has no partition yet (PostgreSQL: "no partition of relation ... found for row").
+    return sqlstate(exc) == "23514"
 
 
 def _refused_row(exc: BaseException) -> bool:
@@ -102,57 +91,12 @@ def _refused_row(exc: BaseException) -> bool:
     return sqlstate(exc) is not None and not isinstance(exc, DatabaseUnavailable)
 
 
-def _by_month(rows: Sequence[LogRow]) -> dict[date, list[LogRow]]:
-    """``rows`` by the month (UTC) whose partition holds them; a batch rarely spans two,
-    so the month is computed again only for a row outside the last row's."""
-    months: dict[date, list[LogRow]] = {}
-    part: list[LogRow] = []
-    lo = hi = datetime.max.replace(tzinfo=UTC)
-    for row in rows:
-        at = row.created_at
-        if at.tzinfo is None:  # local time, as asyncpg stores a naive datetime
-            at = at.astimezone(UTC)
-        if not lo <= at < hi:
-            month = month_start(at.astimezone(UTC))
-            part = months.setdefault(month, [])
-            lo = datetime(month.year, month.month, 1, tzinfo=UTC)
-            following = add_months(month, 1)
-            hi = datetime(following.year, following.month, 1, tzinfo=UTC)
-        part.append(row)
-    return months
-
-
-def _by_user(rows: list[LogRow], parts: int) -> list[list[LogRow]]:
-    """``rows`` in ``parts`` batches, each user's rows in one. Batches written at once
-    then add to disjoint rollup rows: none waits for another's row locks (and commit)."""
-    if parts == 1:
-        return [rows]
-    batches: list[list[LogRow]] = [[] for _ in range(parts)]
-    for row in rows:
-        batches[row.user_id % parts].append(row)
-    return batches
-
-
-async def _copy(rows: Sequence[LogRow]) -> None:
-    """COPY ``rows`` into their months' partitions. Not into the parent: that would fire
-    its rollup trigger, and the writer adds its rows to the rollup itself."""
-    for month, part in _by_month(rows).items():
-        await Db.copy_records(partition_name(month), part, LOG_COLUMNS)
-
-
-async def _store_batch(rows: Sequence[LogRow]) -> None:
-    """Write ``rows`` and add them to the usage rollup, in one transaction."""
-    usage = usage_rows(rows)  # before BEGIN: the transaction stays as short as it can
-    async with transaction():
-        await _copy(rows)
-        await add_usage(usage)
+async def _copy(rows: Sequence[LogRow]) -> int:
+    return await Db.copy_records("router_logs", rows, LOG_COLUMNS)
 
 
 class LogWriter:
-    """Bounded queue + background batch writer for router_logs and its usage rollup."""
-
-    # How a batch is written (a seam for benchmarks/bench_log_scale.py's rollup-off rounds).
-    _store = staticmethod(_store_batch)
+    """Bounded queue + background batch writer for router_logs."""
 
     def __init__(
         self,
@@ -221,9 +165,7 @@ class LogWriter:
         """Write everything queued now (batch by batch), including a batch in flight."""
         async with self._flushing:
             while not self._queue.empty():
-                rows = self._take(self._batch_size * self._writers)
-                parts = min(self._writers, -(-len(rows) // self._batch_size))
-                batches = _by_user(rows, parts)
+                batches = [self._take(self._batch_size) for _ in range(self._writers)]
                 await asyncio.gather(*(self._write(b) for b in batches if b))
 
     async def _run(self) -> None:
@@ -251,7 +193,7 @@ class LogWriter:
         started = time.perf_counter()
         try:
             await luser_db.retry(
-                lambda: self._store(batch),
+                lambda: _copy(batch),
                 attempts=self._max_retries + 1,
                 retry_on=self._retry_on,
                 backoff=_backoff,
@@ -290,7 +232,7 @@ class LogWriter:
         log.warning("request-log batch refused (%r); writing rows one by one", first)
         for row in batch:
             try:
-                await self._store([row])
+                await _copy([row])
             except AppError as exc:
                 self._give_up([row], "rejected", exc)
             else:
@@ -371,10 +313,14 @@ async def query_logs(
     return [row.to_dict(*LISTED) for row in page.items], page.next_cursor
 
 
+USAGE_SLOT = timedelta(minutes=15)  # router_log_usage's bucket width (migration 0038)
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # the buckets' origin (date_bin's)
+
+
 def usage_window(since: datetime, until: datetime) -> tuple[datetime, datetime]:
     """``[since, until)`` widened to whole 15-minute slots: what usage reports cover."""
-    lo = EPOCH + (since - EPOCH) // USAGE_SLOT * USAGE_SLOT
-    hi = EPOCH + -((EPOCH - until) // USAGE_SLOT) * USAGE_SLOT
+    lo = _EPOCH + (since - _EPOCH) // USAGE_SLOT * USAGE_SLOT
+    hi = _EPOCH + -((_EPOCH - until) // USAGE_SLOT) * USAGE_SLOT
     return lo, hi
 
 
@@ -389,11 +335,15 @@ async def daily_usage(
     """Per day and ability: calls, successful calls and cost (nano-units).
 
     Read from the router_log_usage rollup (one row per user, slot, token and
-    ability), so the cost grows with the days asked for, not with the calls made.
+    ability), caught up first (``app.open_api.rollup``): every call logged before the
+    report counts, and the cost grows with the days asked for and the calls since the
+    rollup job last ran, not with all the calls made.
     The window is widened to whole slots (``usage_window``); every time zone's
     offset is a multiple of 15 minutes, so each slot lies in one local day."""
+    await catch_up()  # count the calls logged since the job last ran
     sql, args = usage_query(user_id, since, until, token_id=token_id, tz=tz)
-    return [dict(r) for r in await Db.find(sql, *args)]
+    # The primary: a replica may not have the rows the catch-up just added yet.
+    return [dict(r) for r in await Db.use("primary").find(sql, *args)]
 
 
 def usage_query(

@@ -1,26 +1,32 @@
-"""The usage rollup stays the exact aggregate of the raw log rows, whoever writes them.
+"""The usage rollup, caught up by id off the write path, is the exact aggregate of the
+raw log rows, whoever wrote them (migration 0047).
 
-The log writer copies its batches into the month partitions (no trigger) and upserts
-the groups it summed in Python in the same transaction; crash recovery's INSERT into
-router_logs is counted by the trigger (migration 0047). Each test compares
-router_log_usage with the trigger's own GROUP BY over router_logs, for users of its own.
+The log writer only copies; ``catch_up`` (the rollup job, and every usage report)
+adds the rows past the last id it counted. Each test compares router_log_usage with
+migration 0044's GROUP BY over router_logs, for users of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import pytest
 
-from app.open_api.logs import LogRow, LogWriter
+from app.open_api import service as service_module
+from app.open_api.logs import LogRow, LogWriter, daily_usage
 from app.open_api.partitions import add_months, month_start
 from app.open_api.recovery import recover
-from app.open_api.rollup import slot_of
+from app.open_api.rollup import catch_up
+from app.open_api.service import OpenApi
+from app.settings import OpenApiConfig
 
-USERS = range(900_300_001, 900_300_006)
+USERS = range(900_300_001, 900_300_010)
 
 # Migration 0044's definition of the rollup (its trigger and its backfill).
 _FROM_RAW_SQL = """
@@ -73,22 +79,13 @@ async def _rollup_and_raw(
     return rollup, raw
 
 
-def test_slots_are_the_triggers_date_bin() -> None:
-    at = datetime(2026, 3, 1, 8, 29, 59, 999_999, tzinfo=UTC)
-    assert slot_of(at) == datetime(2026, 3, 1, 8, 15, tzinfo=UTC)
-    assert slot_of(at + timedelta(microseconds=1)) == datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
-    # Another zone: the same instant, the same UTC slot.
-    shanghai = at.astimezone(ZoneInfo("Asia/Shanghai"))
-    assert slot_of(shanghai) == datetime(2026, 3, 1, 8, 15, tzinfo=UTC)
-
-
 async def test_the_rollup_is_the_aggregate_of_mixed_writer_batches(
     conn: asyncpg.Connection,
 ) -> None:
     users = list(USERS[:4])
     noon = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     # Two writers (two service processes) of 4 concurrent batches of 20 each: every
-    # batch repeats keys, and the writers add to the same rollup rows at once.
+    # batch repeats keys, and the batches interleave their ids.
     writer, other = LogWriter(batch_size=20, writers=4), LogWriter(batch_size=20, writers=4)
     for i in range(160):
         at = noon + timedelta(minutes=7 * (i % 5))  # slots 12:00, 12:15 and 12:30
@@ -123,30 +120,14 @@ async def test_the_rollup_is_the_aggregate_of_mixed_writer_batches(
     ) == sum(1 for i in range(30) if i >= 15)
 
     rollup, raw = await _rollup_and_raw(conn, users)
+    assert rollup == []  # the writer only copies: nothing counted on the write path
+    assert await catch_up() >= len(raw)
+    rollup, raw = await _rollup_and_raw(conn, users)
     assert rollup == raw
     assert len(raw) > 30  # many keys, none of them trivially empty
     assert {r[3] for r in raw} == {"catalog.search", "vod.play"}
     assert {r[2] for r in raw} == {0, 1, 2}
     assert any(r[4] != r[5] for r in raw)  # failures counted apart
-
-
-async def test_a_batch_and_its_rollup_commit_together(conn: asyncpg.Connection) -> None:
-    # A call whose cost would overflow its key's rollup cost (bigint): the batch's upsert
-    # fails, and its COPY must go with it. Written again one by one, that row is refused
-    # whole (row and usage) and its batch-mate lands with its usage.
-    user = USERS[4]
-    at = datetime.now(UTC)
-    big = 2**62 + 2**61
-    writer = LogWriter(batch_size=10)
-    writer.insert_log(_row(user, at, cost=big))
-    await writer.flush()
-    writer.insert_log(_row(user, at, cost=big))
-    writer.insert_log(_row(user, at, ability="vod.play", cost=5))
-    await writer.flush()
-    assert (writer.written, writer.failed) == (2, 1)
-    rollup, raw = await _rollup_and_raw(conn, [user])
-    assert rollup == raw
-    assert [(r[3], r[4], r[6]) for r in raw] == [("catalog.search", 1, big), ("vod.play", 1, 5)]
 
 
 async def test_rows_crash_recovery_rebuilds_are_counted(conn: asyncpg.Connection) -> None:
@@ -169,8 +150,122 @@ async def test_rows_crash_recovery_rebuilds_are_counted(conn: asyncpg.Connection
     await writer.flush()
     report = await recover(older_than=timedelta(0))
     assert report.logs_rebuilt >= 3
+    await catch_up()
     rollup, raw = await _rollup_and_raw(conn, [user])
     assert rollup == raw
     # One key: 4 calls; the writer's cost 300, the rebuilt ones 300 + 300 + 0 (refunded).
     assert [(r[2], r[3], r[4], r[6]) for r in raw] == [(7, "vod.play", 4, 900)]
-    assert raw[0][1] == slot_of(at)
+    assert raw[0][1] == at.replace(minute=at.minute // 15 * 15, second=0, microsecond=0)
+
+
+async def _log_now(conn: asyncpg.Connection, user: int, cost: int) -> int:
+    """Insert one row for ``user`` on ``conn`` (in its transaction, if any); its id."""
+    row_id: int = await conn.fetchval(
+        "INSERT INTO router_logs (request_id, user_id, token_id, path, ability, status_code,"
+        " cost) VALUES ($1, $2, 1, '/p', 'vod.play', 200, $3) RETURNING id",
+        uuid.uuid4().hex,
+        user,
+        cost,
+    )
+    return row_id
+
+
+async def _counted(conn: asyncpg.Connection, user: int) -> tuple[int, int] | None:
+    row = await conn.fetchrow(
+        "SELECT sum(calls)::bigint, sum(cost)::bigint FROM router_log_usage WHERE user_id = $1",
+        user,
+    )
+    return None if row[0] is None else (row[0], row[1])
+
+
+async def test_a_writer_still_in_flight_is_never_skipped(pool: asyncpg.Pool) -> None:
+    # A row with a low id, not committed yet, while a later id is committed: the
+    # catch-up must not move past the low id without it.
+    user = USERS[5]
+    async with pool.acquire() as slow, pool.acquire() as fast, pool.acquire() as probe:
+        tx = slow.transaction()
+        await tx.start()
+        low = await _log_now(slow, user, 1)
+        high = await _log_now(fast, user, 10)
+        assert low < high
+        # It cannot wait for the slow writer that long: it counts nothing (not even the
+        # committed later row) and keeps its place.
+        assert await catch_up(lock_wait=timedelta(milliseconds=50)) is None
+        assert await _counted(probe, user) is None
+        # Given the time, it waits for the slow writer's commit, then counts both rows.
+        job = asyncio.create_task(catch_up(lock_wait=timedelta(seconds=30)))
+        end = time.monotonic() + 10
+        while not await probe.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted"
+            " AND relation = 'router_logs'::regclass AND mode = 'ShareRowExclusiveLock')"
+        ):  # a query per turn, no sleep: the catch-up is queued behind the slow writer
+            assert time.monotonic() < end, "the catch-up never waited for the writer"
+        assert not job.done()
+        await tx.commit()
+        assert await asyncio.wait_for(job, 10)
+        assert await _counted(probe, user) == (2, 11)
+
+
+async def test_catch_up_counts_each_row_once(conn: asyncpg.Connection) -> None:
+    user = USERS[6]
+    await _log_now(conn, user, 3)
+    await catch_up()
+    assert await catch_up() == 0  # nothing new: nothing added twice
+    await _log_now(conn, user, 4)
+    await asyncio.gather(catch_up(), catch_up())  # two runners: one waits for the other
+    assert await _counted(conn, user) == (2, 7)
+
+
+async def test_dropped_log_partitions_do_not_break_the_catch_up(conn: asyncpg.Connection) -> None:
+    # Rows not yet counted whose partition retention drops (months old: crash
+    # recovery's, say): gone with it, and the catch-up goes on past them.
+    user = USERS[7]
+    month = add_months(month_start(datetime.now(UTC)), -70)
+    writer = LogWriter()
+    writer.insert_log(_row(user, datetime(month.year, month.month, 2, tzinfo=UTC)))
+    await writer.flush()
+    name = f"router_logs_{month:%Y%m}"
+    await conn.execute(f"ALTER TABLE router_logs DETACH PARTITION {name}")
+    await conn.execute(f"DROP TABLE {name}")
+    await _log_now(conn, user, 6)
+    assert await catch_up() >= 1
+    assert await _counted(conn, user) == (1, 6)
+
+
+async def test_the_usage_report_counts_calls_the_job_has_not_reached(
+    conn: asyncpg.Connection,
+) -> None:
+    user = USERS[8]
+    await catch_up()
+    now = datetime.now(UTC)
+    writer = LogWriter()
+    for cost in (1, 2, 3):
+        writer.insert_log(_row(user, now, cost=cost))
+    await writer.flush()
+    usage = await daily_usage(user, now - timedelta(hours=1), now + timedelta(hours=1))
+    assert [(u["calls"], u["cost"]) for u in usage] == [(3, 6)]
+
+
+async def test_the_rollup_job_runs_every_configured_interval(
+    conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The service's periodic jobs, recorded instead of run: (seconds, job) by name.
+    jobs: dict[str, tuple[float, Any]] = {}
+
+    async def record(seconds: float, job: Any, *, name: str, first: float | None = None) -> None:
+        jobs[name] = (seconds, job)
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(service_module, "every", record)
+    api = OpenApi(OpenApiConfig(rollup_interval_seconds=7.5))
+    await api.start()
+    try:
+        await asyncio.sleep(0)  # let the recording tasks start (not a wait for a result)
+        seconds, tick = jobs["open-api-usage-rollup"]
+        assert seconds == 7.5
+        user = USERS[0] + 50
+        await _log_now(conn, user, 9)
+        await tick()
+        assert await _counted(conn, user) == (1, 9)
+    finally:
+        await api.stop()
