@@ -13,6 +13,8 @@
 -- id <= window_end was taken under one) by asking for a lock that conflicts with
 -- theirs and letting it go at once. The wait is bounded by lock_wait (partition DDL
 -- ahead in the queue): then it returns NULL and counts nothing; the next run does.
+-- This needs router_logs_id_seq's CACHE of 1 (its default): a session holding cached
+-- ids could insert one below window_end after the wait.
 --
 -- The BRIN index on id finds the rows past last_id without reading the table: new
 -- rows sit in the last pages of each partition (not yet summarised, so always read),
