@@ -206,14 +206,28 @@ async def test_a_writer_still_in_flight_is_never_skipped(pool: asyncpg.Pool) -> 
         assert await _counted(probe, user) == (2, 11)
 
 
-async def test_catch_up_counts_each_row_once(conn: asyncpg.Connection) -> None:
+async def test_catch_up_counts_each_row_once(pool: asyncpg.Pool) -> None:
     user = USERS[6]
-    await _log_now(conn, user, 3)
-    await catch_up()
-    assert await catch_up() == 0  # nothing new: nothing added twice
-    await _log_now(conn, user, 4)
-    await asyncio.gather(catch_up(), catch_up())  # two runners: one waits for the other
-    assert await _counted(conn, user) == (2, 7)
+    async with pool.acquire() as first, pool.acquire() as probe:
+        await _log_now(probe, user, 3)
+        await catch_up()
+        assert await catch_up() == 0  # nothing new: nothing added twice
+        await _log_now(probe, user, 4)
+        # Two runners at once: the second waits for the first's commit, then finds
+        # the row counted (without the state row's lock it would count it again).
+        tx = first.transaction()
+        await tx.start()
+        assert await first.fetchval("SELECT open_api_rollup_catch_up()") >= 1
+        second = asyncio.create_task(catch_up())
+        end = time.monotonic() + 10
+        while not await probe.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE '%open_api_rollup_catch_up%')"
+        ):  # a query per turn, no sleep: the second runner is blocked by the first
+            assert time.monotonic() < end, "the second runner never waited"
+        await tx.commit()
+        await asyncio.wait_for(second, 10)
+        assert await _counted(probe, user) == (2, 7)
 
 
 async def test_dropped_log_partitions_do_not_break_the_catch_up(conn: asyncpg.Connection) -> None:
