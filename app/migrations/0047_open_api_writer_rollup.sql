@@ -31,7 +31,7 @@ DROP FUNCTION router_logs_roll_up();
 CREATE INDEX router_logs_id_brin ON router_logs USING brin (id);
 
 CREATE TABLE router_log_rollup_state (
-    one     boolean PRIMARY KEY DEFAULT true CHECK (one),  -- a single row
+    id      integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),  -- a single row (as in 0035)
     last_id bigint NOT NULL  -- every router_logs row with id <= last_id is counted
 );
 INSERT INTO router_log_rollup_state (last_id)
