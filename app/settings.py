@@ -241,6 +241,11 @@ class OpenApiConfig(Section):
     # Usage rollups (router_log_usage) are small: kept longer than raw logs.
     usage_retention_months: int = Field(default=13, ge=1, le=120)
     partitions_ahead_months: int = Field(default=2, ge=1, le=24)
+    # The usage rollup job (app.open_api.rollup): reports catch up themselves, so this
+    # bounds how many rows a report may have to count, not how stale it is.
+    rollup_interval_seconds: float = Field(
+        default=5.0, gt=0, le=3600, description="how often router_log_usage catches up"
+    )
     config_poll_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
     accessed_time_flush_seconds: float = Field(default=30.0, gt=0, le=3600)
     deduction_retries: int = Field(default=5, ge=0, le=50)

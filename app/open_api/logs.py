@@ -25,6 +25,7 @@ import luser_db
 from app.open_api.metrics import OpenApiMetrics
 from app.open_api.models import RouterLog
 from app.open_api.partitions import ensure_partitions
+from app.open_api.rollup import catch_up
 from luser_common import AppError, DatabaseUnavailable, ValidationError
 from luser_db import Db, QueryBuilder, full_jitter, sqlstate
 
@@ -334,11 +335,15 @@ async def daily_usage(
     """Per day and ability: calls, successful calls and cost (nano-units).
 
     Read from the router_log_usage rollup (one row per user, slot, token and
-    ability), so the cost grows with the days asked for, not with the calls made.
+    ability), caught up first (``app.open_api.rollup``): every call logged before the
+    report counts, and the cost grows with the days asked for and the calls since the
+    rollup job last ran, not with all the calls made.
     The window is widened to whole slots (``usage_window``); every time zone's
     offset is a multiple of 15 minutes, so each slot lies in one local day."""
+    await catch_up()  # count the calls logged since the job last ran
     sql, args = usage_query(user_id, since, until, token_id=token_id, tz=tz)
-    return [dict(r) for r in await Db.find(sql, *args)]
+    # The primary: a replica may not have the rows the catch-up just added yet.
+    return [dict(r) for r in await Db.use("primary").find(sql, *args)]
 
 
 def usage_query(

@@ -48,6 +48,7 @@ from app.open_api.quota import (
     store_outcome,
 )
 from app.open_api.recovery import recover
+from app.open_api.rollup import catch_up
 from app.open_api.router import ChannelInfo, ConfigRefresher, RouterConfig
 from app.open_api.secretbox import SecretBox
 from app.open_api.tokens import AccessTracker, TokenInfo, TokenStore
@@ -172,6 +173,13 @@ class OpenApi:
             asyncio.create_task(
                 every(RECOVERY_JOB_SECONDS, self.recover, name="open-api-recovery", first=0)
             ),
+            asyncio.create_task(
+                every(
+                    self.config.rollup_interval_seconds,
+                    self.roll_up,
+                    name="open-api-usage-rollup",
+                )
+            ),
         ]
 
     async def stop(self) -> None:
@@ -217,6 +225,11 @@ class OpenApi:
                 report.interrupted,
                 report.logs_rebuilt,
             )
+
+    async def roll_up(self) -> None:
+        """Count the calls logged since the last run into the usage rollup."""
+        if await catch_up() is None:
+            log.warning("usage rollup: writers held router_logs too long; next run counts")
 
     async def refresh_config(self) -> RouterConfig:
         """Reload routing now (management API changes apply on this node at once)."""

@@ -68,6 +68,8 @@ async def env(
                 "token_pepper": PEPPER.decode(),
                 "log_flush_interval_seconds": 0.05,
                 "config_poll_interval_seconds": 3600,
+                # Usage reports must be exact without the rollup job: it never runs here.
+                "rollup_interval_seconds": 3600,
             },
         }
     )
