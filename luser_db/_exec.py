@@ -12,8 +12,9 @@ costs one flag test.
 from __future__ import annotations
 
 from asyncio import get_running_loop
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence
 from contextvars import ContextVar
+from functools import lru_cache
 from typing import Any
 
 from . import _observe
@@ -49,10 +50,17 @@ internal: ContextVar[bool] = ContextVar("luser_db_internal", default=False)
 # to do once such a statement succeeded (evict now or at commit). None: no cost.
 written_tables: Callable[[str], frozenset[str]] | None = None
 wrote: Callable[[Iterable[str], str], Coroutine[Any, Any, None]] | None = None
+# Set with ``wrote``: announce tables whose writes have committed (no transaction is
+# open on their source), skipping ``wrote``'s transaction lookup on the two paths that
+# know: a statement outside a transaction, and a transaction's COMMIT.
+committed: Callable[[Collection[str]], Coroutine[Any, Any, None]] | None = None
 
 Op = Callable[[Any, str, Sequence[Any]], Coroutine[Any, Any, Any]]
 
 _watch = _observe.watch
+# Whether luser_db.sql may log at DEBUG, answered from the logger's cache in C: the
+# hot paths below test it per statement, and send() (their slow path) asks for real.
+_log_maybe = _observe.sql_log_maybe_enabled
 
 
 async def send(conn: Any, op: Op, sql: str, args: Sequence[Any], source: str, in_tx: bool) -> Any:
@@ -83,7 +91,7 @@ def guard(
     """A driver step that is not a caller's statement (BEGIN, COMMIT, a cursor fetch),
     through the same door; ``what`` names it for listeners and logs. ``in_tx=False``
     for COMMIT: a connection lost during it leaves the outcome unknown."""
-    if not _watch.active and not _observe.sql_log_enabled():
+    if not _watch.active and not _log_maybe():
         return _step(step, what, in_tx)  # send()'s fast path, without its op wrapper
     return send(conn, _StepOp(step), what, (), source, in_tx)
 
@@ -94,7 +102,7 @@ def control(
     """A transaction-control statement (BEGIN, COMMIT, SAVEPOINT ...) sent as it is,
     through the same door; listeners and logs see ``what`` (``"SAVEPOINT"``, not the
     savepoint's name). ``in_tx=False`` for COMMIT, as for :func:`guard`."""
-    if not _watch.active and not _observe.sql_log_enabled():
+    if not _watch.active and not _log_maybe():
         return _control(conn, sql, in_tx)
     return send(conn, _ControlOp(sql), what, (), source, in_tx)
 
@@ -185,7 +193,7 @@ async def _run(
             try:
                 if raw and touches_session(sql):
                     conn.mark_session_dirty(sql)  # e.g. a plain SET outlives the transaction
-                if _watch.active or _observe.sql_log_enabled():
+                if _watch.active or _log_maybe():
                     result = await send(conn, op, sql, args, source, True)
                 else:
                     # send()'s fast path, inlined: one coroutine frame less per statement.
@@ -196,7 +204,7 @@ async def _run(
             finally:
                 tx.busy = False
             if tables:
-                tx.wrote(tables)
+                tx.levels[-1].written.update(tables)  # tx.wrote(), inlined
             return result
     entry = pools.get(source)
     if entry is not None and entry[1] is get_running_loop():
@@ -207,7 +215,7 @@ async def _run(
     try:
         if raw and touches_session(sql):
             conn.mark_session_dirty(sql)
-        if _watch.active or _observe.sql_log_enabled():
+        if _watch.active or _log_maybe():
             result = await send(conn, op, sql, args, source, False)
         else:
             try:
@@ -218,8 +226,8 @@ async def _run(
         # Shielded or run without a suspension point (see _pool.release), so a
         # cancelled task still returns the connection.
         await release(pool, conn)
-    if tables and wrote is not None:
-        await wrote(tables, source)
+    if tables and committed is not None:
+        await committed(tables)  # wrote(), knowing no transaction is open here
     return result
 
 
@@ -313,6 +321,7 @@ async def copy_records(
     return rowcount(status)
 
 
+@lru_cache(maxsize=256)  # a C call per statement for the few tags a program sees most
 def rowcount(status: str | None) -> int:
     """Rows affected, from a status tag such as ``UPDATE 3`` or ``INSERT 0 1``."""
     if not status:

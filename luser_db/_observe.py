@@ -27,6 +27,7 @@ __all__ = [
     "on_query",
     "report",
     "sql_log_enabled",
+    "sql_log_maybe_enabled",
     "statement_kind",
     "watch",
 ]
@@ -76,6 +77,25 @@ watch = _Watch()
 # Whether luser_db.sql logs at DEBUG: the logger's own cached check, bound once (a
 # partial, not a def: the executor asks on every statement).
 sql_log_enabled: Callable[[], bool] = partial(sql_log.isEnabledFor, logging.DEBUG)
+
+
+def _maybe_enabled(logger: logging.Logger, level: int) -> Callable[[], bool]:
+    """False only when ``logger`` already answered that ``level`` is off; True when it
+    may be on (not asked since the last change: ask :func:`sql_log_enabled`).
+
+    isEnabledFor is a Python frame (about 15 bytecodes) around a lookup in the logger's
+    ``_cache`` of answers, which logging empties in place on every level change and on
+    ``logging.disable``. Reading that dict from C costs no bytecode; the executor's hot
+    paths use it to pick their fast path, and the slow path asks the real question (and
+    fills the cache), so a stale or missing answer only costs time, never a log line."""
+    answers = getattr(logger, "_cache", None)
+    if not isinstance(answers, dict):  # another logging implementation: always ask
+        return lambda: True
+    return partial(answers.get, level, True)  # type: ignore[return-value]  # bool values
+
+
+# The executor's fast-path test: ``not sql_log_maybe_enabled()`` means DEBUG is off.
+sql_log_maybe_enabled: Callable[[], bool] = _maybe_enabled(sql_log, logging.DEBUG)
 
 
 def on_query(callback: Callable[[QueryEvent], Any]) -> Callable[[], None]:

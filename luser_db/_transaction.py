@@ -305,8 +305,8 @@ class transaction:
             if level.on_rollback:
                 await _run_callbacks(level.on_rollback)
         else:
-            if level.written and _exec.wrote is not None:
-                await _exec.wrote(level.written, self.using)  # no transaction now: at once
+            if level.written and _exec.committed is not None:
+                await _exec.committed(level.written)  # no transaction now: at once
             if level.on_commit:
                 await _run_callbacks(level.on_commit)
         if cancelled is not None:

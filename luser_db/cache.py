@@ -28,7 +28,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -189,6 +189,7 @@ def _apply(new: CacheSettings) -> CacheSettings:
     # The executor's hooks cost nothing while the cache is off.
     _exec.written_tables = write_tables if new.enabled else None
     _exec.wrote = after_write if new.enabled else None
+    _exec.committed = _announce if new.enabled else None
     return new
 
 
@@ -202,6 +203,7 @@ def _bootstrap(sql: str) -> frozenset[str]:
 def _install_bootstrap() -> None:
     _exec.written_tables = _bootstrap
     _exec.wrote = after_write
+    _exec.committed = _announce
 
 
 def reset() -> None:
@@ -410,8 +412,10 @@ async def clear() -> None:
         await store.clear()
 
 
-async def _announce(tables: set[str]) -> None:
-    s = settings()
+async def _announce(tables: Collection[str]) -> None:
+    """Evict what read ``tables`` now and tell the other processes: their writes
+    committed (also the executor's ``committed`` hook)."""
+    s = _state.settings or settings()
     store = _state.store
     if store is None or not s.enabled:
         return

@@ -568,7 +568,17 @@ class QueryBuilder(Generic[T]):
             return None
         if self._include:
             return (await self._loaded([row]))[0]
-        return self._rows([row])[0]  # _loaded() without its coroutine: nothing to include
+        return self._one(row)  # _loaded() without its coroutine: nothing to include
+
+    def _one(self, row: Any) -> Any:
+        """``_rows([row])[0]``: the per-call ``first()`` of a plain model (only declared
+        fields, no converters) skips the list and _from_rows's checks and loop."""
+        model = self._model
+        if model is None or not self._fields_only or self._joins or model._meta.converters:
+            return self._rows([row])[0]
+        obj = object.__new__(model)
+        obj.__dict__.update(row.items())  # _build_exact's step; cached rows are dicts
+        return obj
 
     async def count(self) -> int:
         sql, params = self._compiled("count", self._count_sql)

@@ -161,6 +161,8 @@ async def test_custom_types_round_trip_on_every_path() -> None:
     assert (stored["price"], stored["prices"]) == (1999, [1, 2])
     assert stored["address"] == {"city": "杭州", "street": "文三路"}
 
+    first = await Shop.query().where(id=shop.id).first()  # first()'s one-row path
+    assert first is not None and (first.price, first.address) == (Money(1999), home)
     found = await Shop.find_by_id(shop.id)
     assert found is not None
     assert (found.price, found.prices, found.address) == (

@@ -247,6 +247,17 @@ async def test_select_of_fields_loads_models_with_only_those_fields() -> None:
 
 
 @pytestmark_db
+async def test_first_loads_extra_columns_like_all() -> None:
+    # first() builds a plain model in place (_one); rows with extra columns must still
+    # take the full loader, which decodes an extra jsonb column (no field does it later).
+    await User(name="ann", email="ann@x.io", age=7, profile={"k": [1]}).save()
+    query = User.query().select("name").select_raw("profile AS raw_profile").where(age=7)
+    first = await query.first()
+    (listed,) = await query.all()
+    assert first is not None and first.raw_profile == listed.raw_profile == {"k": [1]}
+
+
+@pytestmark_db
 async def test_a_reused_builder_renders_its_sql_once(monkeypatch: pytest.MonkeyPatch) -> None:
     await _seed(25)
     base = User.query().where("age >= ?", 0).order_by("id")

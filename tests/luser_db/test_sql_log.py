@@ -49,6 +49,25 @@ async def test_nothing_is_logged_below_debug(caplog: pytest.LogCaptureFixture) -
     assert _sql_records(caplog, logging.DEBUG) == []
 
 
+async def test_turning_debug_on_after_statements_logs_the_next_ones(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The executor's fast-path test reads the logger's cached "DEBUG is off" answer:
+    # a level change must reach every path (BEGIN/COMMIT, in and out of a transaction).
+    caplog.set_level(logging.INFO, logger="luser_db.sql")
+    for _ in range(2):  # the second round runs with the "off" answer cached
+        async with luser_db.transaction():
+            await Db.execute("select 1")
+        await Db.execute("select 2")
+    assert _sql_records(caplog, logging.DEBUG) == []
+    caplog.set_level(logging.DEBUG, logger="luser_db.sql")
+    async with luser_db.transaction():
+        await Db.execute("select 1")
+    await Db.execute("select 2")
+    logged = [r.getMessage().rsplit("| ", 1)[-1] for r in _sql_records(caplog, logging.DEBUG)]
+    assert logged == ["BEGIN", "select 1", "COMMIT", "select 2"]
+
+
 async def test_slow_statements_are_warned_with_the_callers_location(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
