@@ -573,8 +573,8 @@ class QueryBuilder(Generic[T]):
     def _one(self, row: Any) -> Any:
         """``_rows([row])[0]``: the per-call ``first()`` of a plain model (only declared
         fields, no converters) skips the list and _from_rows's checks and loop."""
-        model = self._model
-        if model is None or not self._fields_only or self._joins or model._meta.converters:
+        model = self._plain_model()
+        if model is None:
             return self._rows([row])[0]
         obj = object.__new__(model)
         obj.__dict__.update(row.items())  # _build_exact's step; cached rows are dicts
@@ -742,7 +742,7 @@ class QueryBuilder(Generic[T]):
         # which then finds nothing young to promote. A whole batch built in one go was
         # alive at every collection and, promoted batch after batch, kept triggering
         # full collections: about a tenth of a million-row stream.
-        model = self._model if self._streams_plain_models() else None
+        model = self._plain_model()
         new = object.__new__
         async with self._cursor_connection() as conn:
             async for rows in self._chunks(conn, sql, params, batch):
@@ -755,16 +755,13 @@ class QueryBuilder(Generic[T]):
                     obj.__dict__.update(row.items())  # Model._from_rows' exact path, inlined
                     yield obj  # type: ignore[misc]
 
-    def _streams_plain_models(self) -> bool:
-        """True when rows become models by a plain ``__dict__`` fill (``_build_exact``)."""
+    def _plain_model(self) -> type[Model] | None:
+        """The model, when rows become models by a plain ``__dict__`` fill
+        (``_build_exact``): ``first()`` and ``iterate()`` then build them inline."""
         model = self._model
-        return (
-            model is not None
-            and self._fields_only
-            and not self._joins
-            and not self._include
-            and not model._meta.converters
-        )
+        if model is None or not self._fields_only or self._joins or self._include:
+            return None
+        return None if model._meta.converters else model
 
     @asynccontextmanager
     async def _cursor_connection(self) -> AsyncIterator[Any]:
